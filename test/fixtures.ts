@@ -1,0 +1,30 @@
+// Where the shared reference fixtures live, and how a test skips (or, under CI=true, fails) without them.
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join, resolve, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** Repository root: this file is compiled to dist/test/fixtures.js. */
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const fixturesRoot = resolve(repoRoot, "..", "shared", "fixtures");
+const present = existsSync(fixturesRoot);
+
+if (!present && process.env.CI === "true") {
+  throw new Error(`reference fixtures missing: ${fixturesRoot} (required under CI=true)`);
+}
+
+/** `skip` option for node:test: a message naming the folder when the fixtures are absent. */
+export const skipWithoutFixtures: string | false = present ? false : `reference fixtures not found at ${fixturesRoot}`;
+
+export function fixturePath(name: string, ...rest: string[]): string {
+  return join(fixturesRoot, name, ...rest);
+}
+
+/** Every fixture folder that carries a reference.json. */
+export function fixtureNames(): string[] {
+  if (!present) return [];
+  return readdirSync(fixturesRoot).filter((n) => existsSync(join(fixturesRoot, n, "reference.json"))).sort();
+}
+
+export function readReference<T = any>(name: string): T {
+  return JSON.parse(readFileSync(fixturePath(name, "reference.json"), "utf8")) as T;
+}
