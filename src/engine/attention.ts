@@ -1,0 +1,42 @@
+// Causal (optionally sliding-window) scaled dot-product attention with grouped-query heads, for one
+// sequence. The two big products go through the matmul backend, batched over heads.
+import type { MatmulBackend } from "./matmul.js";
+import { softmaxRows } from "./kernels.js";
+
+export interface AttentionShape {
+  tokens: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  scale: number;
+  /** Keys more than `window − 1` positions back are masked (Mistral's sliding window). */
+  window?: number;
+}
+
+/** out[T, heads·d] = softmax(q·kᵀ·scale + causal mask) · v, query head h reading kv head h / (heads/kvHeads). */
+export async function attention(backend: MatmulBackend, q: Float32Array, k: Float32Array, v: Float32Array, s: AttentionShape): Promise<Float32Array> {
+  const { tokens: T, heads, kvHeads, headDim: d } = s;
+  const group = heads / kvHeads;
+  // Head-major copies: qh[h, T, d]; kh, vh[h, T, d] with each kv head repeated for its query group.
+  const qh = new Float32Array(heads * T * d), kh = new Float32Array(heads * T * d), vh = new Float32Array(heads * T * d);
+  for (let h = 0; h < heads; h++) {
+    const kvh = Math.floor(h / group);
+    for (let t = 0; t < T; t++) {
+      const dst = (h * T + t) * d;
+      qh.set(q.subarray((t * heads + h) * d, (t * heads + h + 1) * d), dst);
+      kh.set(k.subarray((t * kvHeads + kvh) * d, (t * kvHeads + kvh + 1) * d), dst);
+      vh.set(v.subarray((t * kvHeads + kvh) * d, (t * kvHeads + kvh + 1) * d), dst);
+    }
+  }
+  // scores[h, i, j] = qh[h, i]·kh[h, j] · scale, then the masked softmax over j.
+  const scores = await backend.batched(qh, kh, heads, T, d, T, true);
+  for (let i = 0; i < scores.length; i++) scores[i] *= s.scale;
+  const first = (r: number) => (s.window ? Math.max(0, (r % T) - s.window + 1) : 0);
+  softmaxRows(scores, heads * T, T, first, (r) => r % T);
+  // ctx[h, i, :] = Σ_j p[h, i, j] · vh[h, j, :]
+  const ctx = await backend.batched(scores, vh, heads, T, T, d, false);
+  const out = new Float32Array(T * heads * d);
+  for (let h = 0; h < heads; h++)
+    for (let t = 0; t < T; t++) out.set(ctx.subarray((h * T + t) * d, (h * T + t + 1) * d), (t * heads + h) * d);
+  return out;
+}

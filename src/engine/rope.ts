@@ -1,0 +1,66 @@
+// Rotary position embeddings, rotate-half form: in each head, dims i and i + d/2 form a pair.
+// Tables follow transformers: inv_freq and cos/sin in float32.
+
+export interface RopeSpec {
+  theta: number;
+  /** Rotated dims per head (head_dim unless a partial rotary factor says less). */
+  dim: number;
+  /** Llama-3.1's frequency rescaling, or plain linear position scaling. */
+  scaling?: { type: "llama3"; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number } | { type: "linear"; factor: number };
+}
+
+/** inv_freq[i] = 1 / theta^(2i/d), then the rope_scaling rule. */
+export function inverseFrequencies(rope: RopeSpec): Float32Array {
+  const half = rope.dim / 2;
+  const inv = new Float32Array(half);
+  for (let i = 0; i < half; i++) inv[i] = 1 / Math.fround(Math.pow(rope.theta, Math.fround((2 * i) / rope.dim)));
+  const s = rope.scaling;
+  if (s?.type === "llama3") {
+    const lowWavelen = s.originalMaxPositions / s.lowFreqFactor;
+    const highWavelen = s.originalMaxPositions / s.highFreqFactor;
+    for (let i = 0; i < half; i++) {
+      const wavelen = (2 * Math.PI) / inv[i];
+      if (wavelen > lowWavelen) inv[i] = inv[i] / s.factor;
+      else if (wavelen >= highWavelen) {
+        const smooth = (s.originalMaxPositions / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+        inv[i] = (1 - smooth) * (inv[i] / s.factor) + smooth * inv[i];
+      }
+    }
+  }
+  return inv;
+}
+
+export interface RopeTable { cos: Float32Array; sin: Float32Array; half: number }
+
+/** cos/sin[pos, i] for positions 0..T−1. */
+export function ropeTable(rope: RopeSpec, tokens: number): RopeTable {
+  const inv = inverseFrequencies(rope);
+  const half = inv.length;
+  const posScale = rope.scaling?.type === "linear" ? 1 / rope.scaling.factor : 1;
+  const cos = new Float32Array(tokens * half), sin = new Float32Array(tokens * half);
+  for (let t = 0; t < tokens; t++) {
+    const pos = Math.fround(t * posScale);
+    for (let i = 0; i < half; i++) {
+      const angle = Math.fround(pos * inv[i]);
+      cos[t * half + i] = Math.cos(angle);
+      sin[t * half + i] = Math.sin(angle);
+    }
+  }
+  return { cos, sin, half };
+}
+
+/** Rotate x[T, heads·headDim] in place: (x1, x2) ← (x1·cos − x2·sin, x2·cos + x1·sin). */
+export function applyRope(x: Float32Array, tokens: number, heads: number, headDim: number, table: RopeTable): void {
+  const { cos, sin, half } = table;
+  for (let t = 0; t < tokens; t++) {
+    for (let h = 0; h < heads; h++) {
+      const o = (t * heads + h) * headDim;
+      for (let i = 0; i < half; i++) {
+        const c = cos[t * half + i], s = sin[t * half + i];
+        const x1 = x[o + i], x2 = x[o + i + half];
+        x[o + i] = Math.fround(x1 * c) - Math.fround(x2 * s);
+        x[o + i + half] = Math.fround(x2 * c) + Math.fround(x1 * s);
+      }
+    }
+  }
+}

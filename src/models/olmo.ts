@@ -1,0 +1,24 @@
+// OLMo "-hf" (allenai/OLMo-*-0724-hf): the Llama layer with LayerNorm that has no weight or bias
+// (eps 1e-5, also before the LM head) and q, k, v clamped to ±clip_qkv right after their projections.
+import type { Architecture } from "../engine/model.js";
+import { llama, llamaLikeSpec, llamaTensors } from "./llama.js";
+
+export const olmo: Architecture = {
+  ...llama,
+  modelTypes: ["olmo"],
+  config(c) {
+    const attn = c.bool("attention_bias", false);
+    return llamaLikeSpec(c, {
+      norm: "layernorm_no_affine",
+      normEps: 1e-5,
+      clipQkv: c.optNum("clip_qkv"),
+      biases: { qkv: attn, o: attn, mlp: false },
+    });
+  },
+  // No norm tensors at all: the norms are parameter-free.
+  tensors(spec) {
+    const t = llamaTensors(spec);
+    for (const name of [...t.keys()]) if (name.endsWith("layernorm.weight") || name === "model.norm.weight") t.delete(name);
+    return t;
+  },
+};
