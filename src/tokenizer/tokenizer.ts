@@ -1,0 +1,95 @@
+// Text ⇄ token ids for a Hugging Face model folder, via @huggingface/tokenizers (tokenizer.json + tokenizer_config.json).
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Tokenizer } from "@huggingface/tokenizers";
+import { UserError } from "../errors.js";
+
+export interface TextTokenizer {
+  /** Token ids for text, with BOS (and whatever the tokenizer's post-processor adds) as the model expects. */
+  encode(text: string): number[];
+  /** Text for ids; special tokens (BOS, EOS, …) are left out, so decode(encode(text)) gives text back. */
+  decode(ids: number[]): string;
+  /** Human-readable form of one token for tables (e.g. "▁Apple", "<s>", "\\n"; escape control chars). */
+  tokenText(id: number): string;
+}
+
+type Json = Record<string, unknown>;
+
+function readJsonObject(file: string): Json {
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new UserError(`cannot read tokenizer file: ${(e as Error).message}`, file);
+  }
+  if (!value || typeof value !== "object" || Array.isArray(value)) {
+    throw new UserError("expected a JSON object", file);
+  }
+  return value as Json;
+}
+
+/** `bos_token` in tokenizer_config.json is either a string or an AddedToken object {content: ...}. */
+function tokenContent(value: unknown): string | undefined {
+  if (typeof value === "string") return value;
+  if (value && typeof value === "object" && typeof (value as Json).content === "string") return (value as Json).content as string;
+  return undefined;
+}
+
+/** Control characters as escapes, so a token fits on one table row: "\n" → "\\n", "\x00" → "\\x00". */
+function escapeControl(s: string): string {
+  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => {
+    if (c === "\n") return "\\n";
+    if (c === "\r") return "\\r";
+    if (c === "\t") return "\\t";
+    return `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
+  });
+}
+
+/** Loads `tokenizer.json` (+ `tokenizer_config.json` when present) from a model folder; undefined without tokenizer.json. */
+export function loadTokenizer(folder: string): TextTokenizer | undefined {
+  const tokenizerFile = join(folder, "tokenizer.json");
+  if (!existsSync(tokenizerFile)) return undefined;
+  const configFile = join(folder, "tokenizer_config.json");
+  const tokenizerJson = readJsonObject(tokenizerFile);
+  const config = existsSync(configFile) ? readJsonObject(configFile) : {};
+
+  // The library insists that these keys exist (null is fine); older or hand-written files may leave some out.
+  const json: Json = { added_tokens: [], ...tokenizerJson };
+  for (const key of ["normalizer", "pre_tokenizer", "post_processor", "decoder"]) json[key] ??= null;
+  if (!json.model || typeof json.model !== "object") throw new UserError('no "model" section', tokenizerFile);
+
+  let tok: Tokenizer;
+  try {
+    tok = new Tokenizer(json, config);
+  } catch (e) {
+    throw new UserError(`cannot load tokenizer: ${(e as Error).message}`, tokenizerFile);
+  }
+
+  // The JS library adds BOS only through tokenizer.json's post_processor; Python's LlamaTokenizerFast also
+  // honours add_bos_token from tokenizer_config.json, so do the same here when the post-processor does not.
+  // (Decided once, on the empty text, so that a text starting with a literal "<s>" still gets its own BOS.)
+  let bosId: number | undefined;
+  if (config.add_bos_token === true) {
+    const bos = tokenContent(config.bos_token);
+    bosId = bos === undefined ? undefined : tok.token_to_id(bos);
+    if (bosId === undefined) {
+      throw new UserError(`add_bos_token is true but bos_token ${JSON.stringify(config.bos_token)} is not in the vocabulary`, configFile);
+    }
+    if (tok.encode("").ids[0] === bosId) bosId = undefined; // the post-processor adds it already
+  }
+
+  return {
+    encode(text: string): number[] {
+      const ids = tok.encode(text).ids;
+      return bosId === undefined ? ids : [bosId, ...ids];
+    },
+    decode(ids: number[]): string {
+      // The library throws on an empty array.
+      return ids.length === 0 ? "" : tok.decode(ids, { skip_special_tokens: true });
+    },
+    tokenText(id: number): string {
+      const token = tok.id_to_token(id);
+      return token === undefined ? `<id ${id}>` : escapeControl(token);
+    },
+  };
+}
