@@ -1,0 +1,98 @@
+// Writing safetensors checkpoints (the demo model, benchmarks, test fixtures of broken files).
+// Files are written to a temporary name in the same folder and renamed into place, so a reader never
+// sees half a file and an existing checkpoint is never partly overwritten.
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { toBf16Bits, toF16Bits, type FloatDtype } from "./dtype.js";
+
+export interface TensorToWrite {
+  name: string;
+  dtype: FloatDtype;
+  shape: number[];
+  /** float32 values (converted to dtype on write), or a function yielding rows in order to stream. */
+  data: Float32Array | (() => Iterable<Float32Array>);
+}
+
+const BYTES: Record<FloatDtype, number> = { F32: 4, F16: 2, BF16: 2 };
+
+/** Encode float32 values as `dtype` bytes. */
+export function encode(values: Float32Array, dtype: FloatDtype): Uint8Array {
+  if (dtype === "F32") return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
+  const out = new Uint16Array(values.length);
+  const conv = dtype === "BF16" ? toBf16Bits : toF16Bits;
+  for (let i = 0; i < values.length; i++) out[i] = conv(values[i]);
+  return new Uint8Array(out.buffer);
+}
+
+/** The header bytes (length prefix + JSON, space-padded to 8 bytes) for tensors in this order. */
+export function headerFor(tensors: Pick<TensorToWrite, "name" | "dtype" | "shape">[], metadata: Record<string, string> = { format: "pt" }): Uint8Array {
+  const header: Record<string, unknown> = { __metadata__: metadata };
+  let offset = 0;
+  for (const t of tensors) {
+    const bytes = t.shape.reduce((a, b) => a * b, 1) * BYTES[t.dtype];
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = JSON.stringify(header);
+  json += " ".repeat((8 - (json.length % 8)) % 8);
+  const body = new TextEncoder().encode(json);
+  const out = new Uint8Array(8 + body.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(body.length), true);
+  out.set(body, 8);
+  return out;
+}
+
+/** Write one safetensors file atomically. */
+export function writeSafetensors(path: string, tensors: TensorToWrite[], metadata?: Record<string, string>): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  const fd = openSync(tmp, "w");
+  try {
+    writeSync(fd, headerFor(tensors, metadata));
+    for (const t of tensors) {
+      const parts = typeof t.data === "function" ? t.data() : [t.data];
+      let written = 0;
+      for (const part of parts) {
+        writeSync(fd, encode(part, t.dtype));
+        written += part.length;
+      }
+      const expected = t.shape.reduce((a, b) => a * b, 1);
+      if (written !== expected) throw new Error(`tensor ${t.name}: wrote ${written} values, shape [${t.shape}] needs ${expected}`);
+    }
+    fsyncSync(fd);
+    closeSync(fd);
+    renameSync(tmp, path);
+  } catch (e) {
+    try { closeSync(fd); } catch { /* already closed */ }
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** Write a checkpoint folder: config.json plus one file, or `shards` files with an index. */
+export function writeCheckpoint(folder: string, config: Record<string, unknown>, tensors: TensorToWrite[], shards = 1, extraFiles: Record<string, string> = {}): void {
+  mkdirSync(folder, { recursive: true });
+  const atomicText = (name: string, text: string) => {
+    const tmp = join(folder, `${name}.${process.pid}.tmp`);
+    writeFileSync(tmp, text);
+    renameSync(tmp, join(folder, name));
+  };
+  if (shards <= 1) writeSafetensors(join(folder, "model.safetensors"), tensors);
+  else {
+    const per = Math.ceil(tensors.length / shards);
+    const weightMap: Record<string, string> = {};
+    let total = 0;
+    for (let s = 0; s < shards; s++) {
+      const file = `model-${String(s + 1).padStart(5, "0")}-of-${String(shards).padStart(5, "0")}.safetensors`;
+      const part = tensors.slice(s * per, (s + 1) * per);
+      writeSafetensors(join(folder, file), part);
+      for (const t of part) {
+        weightMap[t.name] = file;
+        total += t.shape.reduce((a, b) => a * b, 1) * BYTES[t.dtype];
+      }
+    }
+    atomicText("model.safetensors.index.json", JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
+  }
+  for (const [name, text] of Object.entries(extraFiles)) atomicText(name, text);
+  // config.json last: its presence marks a complete checkpoint.
+  atomicText("config.json", JSON.stringify(config, null, 2));
+}
