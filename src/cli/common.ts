@@ -1,0 +1,97 @@
+// What every command shares: turning the model argument into an open model (folder, Hugging Face cache
+// id, or --demo), and the token inputs (--prompt through the model's tokenizer, or --ids).
+import { UserError } from "../errors.js";
+import { Model } from "../engine/model.js";
+import { resolveModel, modelIdFromConfig } from "../checkpoint/resolve.js";
+import { loadTokenizer, type TextTokenizer } from "../tokenizer/tokenizer.js";
+import { ensureDemo } from "../demo/demo.js";
+
+export interface ModelOptions {
+  demo?: boolean;
+  download?: boolean;
+  modelId?: string;
+}
+
+export interface OpenedModel {
+  model: Model;
+  /** What the user named it (folder or id), for output. */
+  label: string;
+  /** Hugging Face model id when known (cache path, --model-id, or config.json's _name_or_path). */
+  modelId?: string;
+  tokenizer?: TextTokenizer;
+}
+
+export async function openModel(ref: string | undefined, o: ModelOptions): Promise<OpenedModel> {
+  if (o.demo && ref) throw new UserError(`give either a model or --demo, not both (got "${ref}")`);
+  if (!o.demo && !ref) throw new UserError("no model given: pass a checkpoint folder, a Hugging Face model id, or --demo");
+  const folder = o.demo ? await ensureDemo() : undefined;
+  const resolved = folder ? { folder, modelId: "superweight/demo" } : await resolveModel(ref!, { download: o.download, onProgress: downloadProgress() });
+  const model = Model.open(resolved.folder);
+  return {
+    model,
+    label: o.demo ? "demo" : ref!,
+    modelId: o.modelId ?? resolved.modelId ?? modelIdFromConfig(resolved.folder),
+    tokenizer: loadTokenizer(resolved.folder),
+  };
+}
+
+function downloadProgress() {
+  let last = "";
+  return (file: string, done: number, total: number) => {
+    if (!process.stderr.isTTY) {
+      if (file !== last) process.stderr.write(`downloading ${file}\n`), (last = file);
+      return;
+    }
+    process.stderr.write(`\rdownloading ${file} ${(done / 1e6).toFixed(0)}/${(total / 1e6).toFixed(0)} MB   `);
+    if (done >= total) process.stderr.write("\n");
+  };
+}
+
+/** "1,2,3" → [1, 2, 3]; anything else is an error naming the option. */
+export function parseIds(text: string, option = "--ids"): number[] {
+  const parts = text.split(/[\s,]+/).filter((p) => p.length);
+  if (!parts.length) throw new UserError(`${option} "${text}" holds no token ids`);
+  return parts.map((p) => {
+    const n = Number(p);
+    if (!/^\d+$/.test(p) || !Number.isSafeInteger(n)) throw new UserError(`${option}: "${p}" is not a token id (a non-negative integer)`);
+    return n;
+  });
+}
+
+export interface Input {
+  /** The prompt text, or the ids as text. */
+  label: string;
+  ids: number[];
+}
+
+/** The inputs from repeatable --prompt / --ids options (or a default prompt when neither is given). */
+export function inputs(opened: OpenedModel, prompts: string[], idLists: string[], defaultPrompt?: string): Input[] {
+  const out: Input[] = idLists.map((s) => ({ label: `ids ${s}`, ids: parseIds(s) }));
+  const texts = prompts.length || idLists.length ? prompts : defaultPrompt !== undefined ? [defaultPrompt] : [];
+  for (const text of texts) {
+    if (!opened.tokenizer)
+      throw new UserError(`${opened.model.folder} has no tokenizer.json, so --prompt cannot be tokenized: give token ids with --ids 1,2,3`);
+    const ids = opened.tokenizer.encode(text);
+    const onlyBos = ids.length === 1 && ids[0] === opened.model.spec.bosTokenId;
+    if (!ids.length || onlyBos) throw new UserError(`the prompt ${JSON.stringify(text)} tokenizes to no tokens${onlyBos ? " (only the BOS token)" : ""}`);
+    out.push({ label: text, ids });
+  }
+  if (!out.length) throw new UserError("nothing to run: give --prompt TEXT or --ids 1,2,3");
+  for (const input of out) {
+    const bad = input.ids.find((id) => id >= opened.model.spec.vocab);
+    if (bad !== undefined) throw new UserError(`token id ${bad} is outside the vocabulary of ${opened.model.folder} (0..${opened.model.spec.vocab - 1})`);
+  }
+  return out;
+}
+
+/** Collect a repeatable option's values. */
+export const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** Parse a number option, with its name in the error. */
+export function numberOption(name: string, check: (n: number) => boolean, must: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === "" || !Number.isFinite(n) || !check(n)) throw new UserError(`${name} ${value}: must be ${must}`);
+    return n;
+  };
+}

@@ -1,0 +1,68 @@
+// `superweight run`: one forward pass; per-token NLL of each next token, perplexity, top predictions.
+import { Command, Option } from "commander";
+import { forward } from "../engine/forward.js";
+import { nextTokenNll, perplexity, topK, mean } from "../eval/nll.js";
+import { formatTable } from "../report/table.js";
+import { progress } from "../report/progress.js";
+import { collect, inputs, numberOption, openModel, type OpenedModel } from "./common.js";
+
+interface RunOptions { prompt: string[]; ids: string[]; top: number; json?: boolean; demo?: boolean; download?: boolean }
+
+export function runCommand(): Command {
+  return new Command("run")
+    .description("run a checkpoint on a prompt: per-token NLL, perplexity and the top next-token predictions")
+    .argument("[model]", "checkpoint folder or Hugging Face model id (in the local cache)")
+    .option("--demo", "use the embedded demo model (built on first use, no download)")
+    .option("-p, --prompt <text>", "text to run through the model's tokenizer (repeatable)", collect, [])
+    .option("--ids <ids>", "token ids, e.g. 1,2,3 (repeatable)", collect, [])
+    .addOption(new Option("--top <k>", "how many next-token predictions to show").default(5).argParser(numberOption("--top", (n) => Number.isInteger(n) && n >= 1, "a positive integer")))
+    .option("--download", "download the model from the Hugging Face Hub when it is not in the local cache")
+    .option("--json", "print one JSON object")
+    .action(async (ref: string | undefined, o: RunOptions) => {
+      const opened = await openModel(ref, o);
+      try {
+        const all = [];
+        for (const input of inputs(opened, o.prompt, o.ids)) all.push(await runOne(opened, input.label, input.ids, o.top));
+        if (o.json) process.stdout.write(JSON.stringify(all.length === 1 ? all[0] : { runs: all }) + "\n");
+        else for (const r of all) process.stdout.write(render(opened, r) + "\n");
+      } finally {
+        opened.model.close();
+      }
+    });
+}
+
+async function runOne(opened: OpenedModel, label: string, ids: number[], k: number) {
+  const { model, tokenizer } = opened;
+  const V = model.spec.vocab;
+  const bar = progress("forward", model.spec.layers);
+  const t0 = performance.now();
+  const out = await forward(model, ids, { onLayer: (l) => bar.tick(`layer ${l}`) });
+  bar.stop();
+  const seconds = (performance.now() - t0) / 1000;
+  const nll = nextTokenNll(out.logits!, ids, V);
+  const text = (id: number) => tokenizer?.tokenText(id) ?? String(id);
+  return {
+    model: model.folder,
+    modelType: model.spec.modelType,
+    prompt: label,
+    ids,
+    tokens: ids.map(text),
+    nll,
+    meanNll: nll.length ? mean(nll) : null,
+    perplexity: nll.length ? perplexity(nll) : null,
+    top: topK(out.logits!, ids.length - 1, V, k).map((p) => ({ ...p, token: text(p.id) })),
+    seconds,
+  };
+}
+
+function render(opened: OpenedModel, r: Awaited<ReturnType<typeof runOne>>): string {
+  const s = opened.model.spec;
+  const lines = [`${opened.label}: ${s.modelType}, ${s.layers} layers, hidden ${s.hidden}, vocab ${s.vocab}; ${r.ids.length} tokens in ${r.seconds.toFixed(2)} s`, ""];
+  const rows = r.nll.map((v, i) => [String(i), JSON.stringify(r.tokens[i]), JSON.stringify(r.tokens[i + 1]), String(r.ids[i + 1]), v.toFixed(4)]);
+  lines.push(formatTable(["pos", "token", "next token", "next id", "NLL"], rows), "");
+  if (r.perplexity !== null) lines.push(`perplexity ${r.perplexity.toFixed(4)} (mean NLL ${r.meanNll!.toFixed(4)} over ${r.nll.length} predictions)`);
+  else lines.push("one token only: no next-token predictions to score");
+  lines.push("", `top ${r.top.length} next tokens after the last position:`);
+  lines.push(formatTable(["rank", "id", "token", "prob"], r.top.map((p, i) => [String(i + 1), String(p.id), JSON.stringify(p.token), p.prob.toFixed(4)])));
+  return lines.join("\n");
+}
