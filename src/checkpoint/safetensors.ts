@@ -81,7 +81,7 @@ function parseEntry(path: string, name: string, entry: unknown, dataStart: numbe
   const fail = (code: string, msg: string) => new CheckpointError(path, `tensor "${name}": ${msg}`, code);
   if (typeof entry !== "object" || entry === null) throw fail("INVALID_ENTRY", "header entry is not an object");
   const { dtype, shape, data_offsets: offsets } = entry as Record<string, unknown>;
-  if (typeof dtype !== "string" || !(dtype in DTYPE_BYTES)) throw fail("UNKNOWN_DTYPE", `unknown dtype ${JSON.stringify(dtype)}`);
+  if (typeof dtype !== "string" || !Object.hasOwn(DTYPE_BYTES, dtype)) throw fail("UNKNOWN_DTYPE", `unknown dtype ${JSON.stringify(dtype)}`);
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw fail("INVALID_SHAPE", `shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) || offsets[1] < offsets[0])
     throw fail("INVALID_OFFSETS", `data_offsets ${JSON.stringify(offsets)} are not [begin, end] with 0 <= begin <= end`);
@@ -141,6 +141,10 @@ export function closeFile(path: string): void {
  */
 export function readTensorRange(file: SafetensorsFile, t: TensorInfo, first: number, count: number, out?: Float32Array): Float32Array {
   if (!isSupportedDtype(t.dtype)) throw new CheckpointError(file.path, `tensor "${t.name}" has dtype ${t.dtype}; superweight reads F32, F16 and BF16`, "UNSUPPORTED_DTYPE");
+  const elements = t.shape.reduce((a, b) => a * b, 1);
+  if (!Number.isSafeInteger(first) || !Number.isSafeInteger(count) || first < 0 || count < 0 || first + count > elements)
+    throw new RangeError(`elements [${first}, ${first + count}) outside tensor "${t.name}" of ${elements} elements`);
+  if (out && out.length < count) throw new RangeError(`output buffer holds ${out.length} elements, ${count} requested from "${t.name}"`);
   const result = out ?? new Float32Array(count);
   const width = DTYPE_BYTES[t.dtype];
   const bytes = new Uint8Array(result.buffer, result.byteOffset, count * width);
