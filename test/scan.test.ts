@@ -177,4 +177,10 @@ test("classify: a canceller in the last layer and split tokens are outliers; a p
   assert.equal(classify({ ...base, ablation: { residual: [null, 290, 280, 270], meanNll: 1 } }, 4).class, "outlier");
   // Fades at once.
   assert.equal(classify({ ...base, residual: [1, 300, 10, 5] }, 4).class, "outlier");
+  // Cancelled at once by a later detected outlier: judged on the layers before the canceller.
+  const canceller = { ...base, layer: 2, column: 17, outputActivation: -290, residualBefore: 300, residual: [1, 300, 10, 5] };
+  const cancelled = classify({ ...base, residual: [1, 300, 10, 5] }, 4, [canceller]);
+  assert.equal(cancelled.class, "super");
+  assert.deepEqual(cancelled.evidence.cancelledBy, [2, 3, 17]);
+  assert.equal(classify(canceller, 4, [base]).class, "outlier");
 });

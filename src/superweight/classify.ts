@@ -28,6 +28,8 @@ export type NllEffect = "catastrophic" | "large" | "slight" | "negligible" | "un
 
 export interface Evidence {
   sameToken: boolean;
+  /** A later candidate that removes this activation, [layer, row, column]. */
+  cancelledBy: [number, number, number] | null;
   /** Residual at (token, row) entering and leaving the candidate's layer, and its size against the median. */
   residualBefore: number;
   residualAfter: number | null;
@@ -54,7 +56,12 @@ export interface Verdict {
   reasons: string[];
 }
 
-export function classify(c: Candidate, layers: number): Verdict {
+/**
+ * `others`: the other candidates of the same scan. A later one on the same (token, channel) whose
+ * output opposes the activation is a canceller (a late outlier): the activation is judged on the
+ * layers before it, since what a late layer removes says nothing about what this weight created.
+ */
+export function classify(c: Candidate, layers: number, others: readonly Candidate[] = []): Verdict {
   const after = c.residual[c.layer];
   const median = c.medianAbsResidual[c.layer];
   const sameToken = c.token === c.inputToken;
@@ -62,13 +69,18 @@ export function classify(c: Candidate, layers: number): Verdict {
   const creates = after !== null && Math.abs(after) > Math.abs(c.residualBefore) && Math.sign(after) === Math.sign(c.outputActivation)
     && activationToMedian! >= RULES.massiveToMedian;
 
+  const canceller = others
+    .filter((o) => o.layer > c.layer && o.token === c.token && o.row === c.row && after !== null && Math.sign(o.outputActivation) !== Math.sign(after))
+    .sort((a, b) => a.layer - b.layer)[0];
+  const end = canceller ? canceller.layer : layers;
   let persistsLayers = 0;
-  const laterLayers = layers - 1 - c.layer;
-  for (let l = c.layer + 1; l < layers; l++) {
+  const laterLayers = end - 1 - c.layer;
+  for (let l = c.layer + 1; l < end; l++) {
     const v = c.residual[l];
     if (after !== null && v !== null && Math.sign(v) === Math.sign(after) && Math.abs(v) >= RULES.persistFraction * Math.abs(after)) persistsLayers++;
   }
-  const persists = laterLayers > 0 && persistsLayers >= RULES.persistLayers * laterLayers;
+  // Cancelled right at the next layer: it still entered that layer intact.
+  const persists = canceller ? persistsLayers >= RULES.persistLayers * laterLayers : laterLayers > 0 && persistsLayers >= RULES.persistLayers * laterLayers;
 
   const shrinkAt = (l: number) => {
     const base = c.residual[l], zeroed = c.ablation.residual[l];
@@ -79,7 +91,7 @@ export function classify(c: Candidate, layers: number): Verdict {
 
   const nllChange = c.baseMeanNll !== null && c.ablation.meanNll !== null ? c.ablation.meanNll / c.baseMeanNll - 1 : null;
   const evidence: Evidence = {
-    sameToken, residualBefore: c.residualBefore, residualAfter: after, activationToMedian, creates,
+    sameToken, cancelledBy: canceller ? [canceller.layer, canceller.row, canceller.column] : null, residualBefore: c.residualBefore, residualAfter: after, activationToMedian, creates,
     persistsLayers, laterLayers, persists, shrink, shrinkAtLastLayer,
     meanNll: c.baseMeanNll, meanNllZeroed: c.ablation.meanNll, nllChange,
     nllEffect: nllEffect(c.baseMeanNll, c.ablation.meanNll),
@@ -94,8 +106,10 @@ export function classify(c: Candidate, layers: number): Verdict {
     else if (Math.sign(after) !== Math.sign(c.outputActivation)) reasons.push(`its output (${f(c.outputActivation)}) opposes the residual at channel ${c.row} (${f(after)})`);
     else reasons.push(`the residual at channel ${c.row} reaches only ${f(activationToMedian!)}× the median (< ${RULES.massiveToMedian}×): no massive activation`);
   } else if (sameToken) reasons.push(`creates a massive activation: residual channel ${c.row} at token ${c.token} goes ${f(c.residualBefore)} → ${f(after)} (${Math.round(activationToMedian!)}× the median)`);
-  if (laterLayers === 0) reasons.push("last layer: nothing after it carries an activation");
-  else if (after !== null && creates) reasons.push(persists ? `persists through ${persistsLayers} of ${laterLayers} later layers` : `fades: carried by only ${persistsLayers} of ${laterLayers} later layers`);
+  const until = canceller ? ` until layer ${canceller.layer} [${canceller.row}, ${canceller.column}] cancels it` : "";
+  if (laterLayers === 0 && !canceller) reasons.push("last layer: nothing after it carries an activation");
+  else if (after !== null && creates)
+    reasons.push(persists ? `persists through ${persistsLayers} of ${laterLayers} later layers${until}` : `fades: carried by only ${persistsLayers} of ${laterLayers} later layers${until}`);
   if (shrink !== null && creates && persists)
     reasons.push(shrink >= RULES.minShrink ? `zeroing it alone shrinks the activation by ${Math.round(100 * shrink)}%` : `zeroing it alone shrinks the activation by only ${Math.round(100 * shrink)}% (< ${100 * RULES.minShrink}%): others make it`);
   const isSuper = sameToken && creates && persists && shrink !== null && shrink >= RULES.minShrink;

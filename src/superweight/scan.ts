@@ -83,7 +83,7 @@ export async function scan(model: Model, inputs: ScanInput[], o: ScanOptions): P
   detections.forEach((d, p) => {
     for (const c of d.candidates) {
       const k = `${c.layer}:${c.row}:${c.column}`;
-      const verdict = classify(c, model.spec.layers);
+      const verdict = classify(c, model.spec.layers, d.candidates);
       const seen = merged.get(k);
       if (seen) {
         seen.prompts.push(p);
