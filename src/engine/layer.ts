@@ -122,10 +122,12 @@ export async function linear(state: RunState, x: Float32Array, rows: number, wei
   const blockRows = layout === "nk" ? Math.max(1, Math.floor(MAX_BLOCK_ELEMENTS / k)) : shape[0];
   const out = new Float32Array(rows * n);
   type Block = { r0: number; r1: number; w: Float32Array };
+  let slot = 0;
   const load = (r0: number): Block => {
     const r1 = Math.min(shape[0], r0 + blockRows);
     state.bytesRead += (r1 - r0) * shape[1] * bytesPerElement(model, weight);
-    return { r0, r1, w: model.readRows(weight, r0, r1) };
+    const size = (r1 - r0) * shape[1];
+    return { r0, r1, w: model.readRows(weight, r0, r1, blockBuffer(size, slot++ % 2).subarray(0, size)) };
   };
   let next: Block | undefined = load(0);
   while (next) {
@@ -148,6 +150,15 @@ export async function linear(state: RunState, x: Float32Array, rows: number, wei
     inputs.forEach((g, i) => scatter(out, products[i], g.variants, T, n, layout === "nk" ? block.r0 : 0, width));
   }
   return out;
+}
+
+// Two reusable block buffers (the one being multiplied and the next being read). Fresh memory is slow
+// to touch — each new large array costs page faults on every use — so blocks are read into these.
+const blockBuffers: (Float32Array | undefined)[] = [undefined, undefined];
+function blockBuffer(size: number, slot: number): Float32Array {
+  const b = blockBuffers[slot];
+  if (b && b.length >= size) return b;
+  return (blockBuffers[slot] = new Float32Array(Math.max(size, Math.min(MAX_BLOCK_ELEMENTS, 2 * (b?.length ?? 0)))));
 }
 
 function bytesPerElement(model: Model, weight: string): number {
