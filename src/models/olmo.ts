@@ -15,6 +15,8 @@ export const olmo: Architecture = {
       biases: { qkv: attn, o: attn, mlp: false },
     });
   },
+  // Parameter-free norms: stored norm weights (some exports write them) are never used, as in transformers.
+  sanitize: (name, spec) => (/(layernorm|^model\.norm)\.weight$/.test(name) ? null : llama.sanitize(name, spec)),
   // No norm tensors at all: the norms are parameter-free.
   tensors(spec) {
     const t = llamaTensors(spec);
