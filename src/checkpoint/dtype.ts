@@ -1,4 +1,5 @@
 // Storage dtypes and their exact conversion to float32 (little-endian hosts).
+import { widenBf16Simd } from "./widen-wasm.js";
 
 /** Every dtype the safetensors format defines, with its size in bytes (F4/F6 sub-byte types are not listed). */
 export const DTYPE_BYTES = {
@@ -38,6 +39,7 @@ export function widenInPlace(out: Float32Array, count: number, dtype: FloatDtype
   if (dtype === "F32") return;
   const raw = new Uint16Array(out.buffer, out.byteOffset, count);
   if (dtype === "BF16") {
+    if (widenBf16Simd(out, count)) return;
     const bits = new Uint32Array(out.buffer, out.byteOffset, count);
     for (let i = count - 1; i >= 0; i--) bits[i] = raw[i] << 16;
   } else {

@@ -9,9 +9,9 @@ import type { Hook, HookPoint, Variant, WeightEdit } from "./hooks.js";
 import { addBias, layerNorm, rmsNorm } from "./kernels.js";
 import { attention } from "./attention.js";
 import { applyRope, type RopeTable } from "./rope.js";
+import { blockBuffer, MAX_BLOCK_ELEMENTS } from "../checkpoint/widen-wasm.js";
+export { MAX_BLOCK_ELEMENTS };
 
-/** Largest block of a weight matrix widened to float32 at once (elements): 16M = 64 MB. */
-export const MAX_BLOCK_ELEMENTS = 16 * 1024 * 1024;
 
 export interface RunState {
   model: Model;
@@ -127,7 +127,7 @@ export async function linear(state: RunState, x: Float32Array, rows: number, wei
     const r1 = Math.min(shape[0], r0 + blockRows);
     state.bytesRead += (r1 - r0) * shape[1] * bytesPerElement(model, weight);
     const size = (r1 - r0) * shape[1];
-    return { r0, r1, w: model.readRows(weight, r0, r1, blockBuffer(size, slot++ % 2).subarray(0, size)) };
+    return { r0, r1, w: model.readRows(weight, r0, r1, blockBuffer(size, slot++ % 2)) };
   };
   let next: Block | undefined = load(0);
   while (next) {
@@ -150,15 +150,6 @@ export async function linear(state: RunState, x: Float32Array, rows: number, wei
     inputs.forEach((g, i) => scatter(out, products[i], g.variants, T, n, layout === "nk" ? block.r0 : 0, width));
   }
   return out;
-}
-
-// Two reusable block buffers (the one being multiplied and the next being read). Fresh memory is slow
-// to touch — each new large array costs page faults on every use — so blocks are read into these.
-const blockBuffers: (Float32Array | undefined)[] = [undefined, undefined];
-function blockBuffer(size: number, slot: number): Float32Array {
-  const b = blockBuffers[slot];
-  if (b && b.length >= size) return b;
-  return (blockBuffers[slot] = new Float32Array(Math.max(size, Math.min(MAX_BLOCK_ELEMENTS, 2 * (b?.length ?? 0)))));
 }
 
 function bytesPerElement(model: Model, weight: string): number {

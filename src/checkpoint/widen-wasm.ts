@@ -1,0 +1,48 @@
+// Reusable buffers for weight blocks, inside one WebAssembly memory so that bf16 → f32 widening runs
+// as SIMD in place (≈5 G elements/s here, against ≈0.8 in a JavaScript loop). The kernel's source is
+// widen.wat beside this file. Without WebAssembly SIMD everything falls back to plain arrays and loops.
+
+const WIDEN_WASM = "AGFzbQEAAAABBgFgAn9/AAIPAQNlbnYGbWVtb3J5AgABAwIBAAcOAQp3aWRlbl9iZjE2AAAKjQEBigECAX8BeyABIQICQANAIAIgAUF4cUYNASACQQFrIQIgACACQQJ0aiAAIAJBAXRqLwEAQRB0NgIADAALCwJAA0AgAkUNASACQQhrIQIgACACQQF0av0AAAAhAyAAIAJBAnRqIAP9qgFBEP2rAf0LABAgACACQQJ0aiAD/akBQRD9qwH9CwAADAALCws=";
+
+/** Largest block of a weight matrix widened at once (elements): 16M = 64 MB of float32. */
+export const MAX_BLOCK_ELEMENTS = 16 * 1024 * 1024;
+const SLOTS = 2;
+const PAGE = 65536;
+
+interface Arena { memory: WebAssembly.Memory; widen: (ptr: number, n: number) => void }
+let arena: Arena | null | undefined;
+
+function getArena(): Arena | null {
+  if (arena !== undefined) return arena;
+  try {
+    const bytes = Buffer.from(WIDEN_WASM, "base64");
+    // Both slots reserved up front: growing a memory detaches views that a pending product may hold.
+    // Pages are only backed by RAM once touched.
+    const memory = new WebAssembly.Memory({ initial: (SLOTS * MAX_BLOCK_ELEMENTS * 4) / PAGE });
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
+    arena = { memory, widen: instance.exports.widen_bf16 as Arena["widen"] };
+  } catch {
+    arena = null;
+  }
+  return arena;
+}
+
+const fallback: (Float32Array | undefined)[] = [];
+
+/** A float32 view of `size` elements in block slot 0 or 1 (reused: its contents are overwritten). */
+export function blockBuffer(size: number, slot: number): Float32Array {
+  if (size > MAX_BLOCK_ELEMENTS) throw new RangeError(`block of ${size} elements exceeds ${MAX_BLOCK_ELEMENTS}`);
+  const a = getArena();
+  if (a) return new Float32Array(a.memory.buffer, slot * MAX_BLOCK_ELEMENTS * 4, size);
+  const b = fallback[slot];
+  if (b && b.length >= size) return b.subarray(0, size);
+  return (fallback[slot] = new Float32Array(Math.max(size, Math.min(MAX_BLOCK_ELEMENTS, 2 * (b?.length ?? 0))))).subarray(0, size);
+}
+
+/** Widen `count` packed bf16 values at the start of `out` in place, if `out` lives in the arena. */
+export function widenBf16Simd(out: Float32Array, count: number): boolean {
+  const a = getArena();
+  if (!a || out.buffer !== a.memory.buffer) return false;
+  a.widen(out.byteOffset, count);
+  return true;
+}
