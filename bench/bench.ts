@@ -37,6 +37,7 @@ interface Outcome { name: string; wallS: number; result: Json; runs: number }
 const measurements: Measurement[] = [
   { name: "forward-16", args: ["forward", ckpt, "16"] },
   ...(quick ? [] : [{ name: "forward-512", args: ["forward", ckpt, "512"] }]),
+  { name: "scan-16", args: ["scan", ckpt, "16"] },
   { name: "gemm-16", args: ["gemm", "16", "4096", "11008"] },
   { name: "gemm-512", args: ["gemm", "512", "4096", "11008"] },
   { name: "io", args: ["io", ckpt] },
@@ -140,6 +141,18 @@ async function main(): Promise<void> {
       (r.bytesRead / r.forwardS / 1e9).toFixed(2), gb(r.maxRSSKB), r.minorPageFaults, s2(r.systemS),
     ])));
   out.push("\n(read = Model.readRows: file read + bf16→f32 widening; linear / attn = backend products; other = norms, rope, softmax, copies, hooks; gc = V8 GC pauses, inside the others;\n GB/s = weight bytes read / forward s; page faults = the process's minor faults, each a first touch of fresh memory)");
+
+  const scans = Object.values(ours).filter((o) => o.result.kind === "scan");
+  if (scans.length) {
+    out.push("\nThe scan (paper's rule iterated + one causal check per candidate), same ids as the forward pass\n");
+    out.push(table(["run", "wall s", "scan s", "forward runs", "layer passes", "weights read (passes)", "GB read", "GB/s", "peak RSS GB", "scan / forward-" + scans[0].result.tokens, "found"],
+      scans.map(({ name, wallS, result: r }) => {
+        const f = ours[`forward-${r.tokens}`]?.result;
+        return [name, s2(wallS), s2(r.scanS), r.forwardRuns, r.layerPasses.toFixed(2), r.weightPasses.toFixed(2), (r.bytesRead / 1e9).toFixed(2),
+          (r.bytesRead / r.scanS / 1e9).toFixed(2), gb(r.maxRSSKB), f ? s2(r.scanS / f.forwardS) : "-",
+          r.found.map((w: Json) => `[${w.layer}, ${w.row}, ${w.column}] ${w.class}`).join("; ")];
+      })));
+  }
 
   const gemm = Object.values(ours).filter((o) => o.result.kind === "gemm");
   const io = ours["io"]?.result;

@@ -5,6 +5,7 @@
 //   gemm <M> <K> <N>          the matmul backend alone on f32 weights
 //   io <ckpt>                 raw read, bf16→f32 widening, Model.readRows (into a reused / a fresh buffer),
 //                             and first-touch rate of fresh memory, on layer 0's big matrices
+//   scan <ckpt> <tokens>      the whole scan (iterations + causal checks) on the same ids as `forward`
 //   cli <script> <args…>      any CLI command (e.g. dist/src/cli/main.js scan <ckpt>), peak RSS at exit
 import { closeSync, openSync, readSync } from "node:fs";
 import { resolve } from "node:path";
@@ -16,6 +17,7 @@ import { getBackend, type MatmulBackend } from "../src/engine/matmul.js";
 import { MAX_BLOCK_ELEMENTS } from "../src/engine/layer.js";
 import { widenInPlace } from "../src/checkpoint/dtype.js";
 import { xorshift } from "./synthetic.js";
+import { scan } from "../src/superweight/scan.js";
 
 const now = () => performance.now() / 1000;
 const report = (result: Record<string, unknown>) => {
@@ -157,6 +159,20 @@ async function io(folder: string): Promise<void> {
   model.close();
 }
 
+async function scanOnce(folder: string, tokens: number): Promise<void> {
+  const t0 = now();
+  await getBackend();
+  const model = Model.open(folder);
+  const t1 = now();
+  const r = await scan(model, [{ label: "ids", ids: promptIds(tokens, model.spec.vocab) }], { threshold: 50, maxIterations: 10 });
+  report({
+    kind: "scan", tokens, initS: t1 - t0, scanS: r.seconds, forwardRuns: r.forwardRuns, layerPasses: r.layerPasses,
+    weightPasses: r.weightPasses, bytesRead: r.bytesRead,
+    found: r.superWeights.map((w) => ({ layer: w.layer, row: w.row, column: w.column, class: w.class, iteration: w.iteration })),
+  });
+  model.close();
+}
+
 async function cli(script: string, args: string[]): Promise<void> {
   process.argv = [process.argv[0], resolve(script), ...args];
   process.on("exit", (code) => report({ kind: "cli", exitCode: code }));
@@ -167,5 +183,6 @@ const [kind, ...args] = process.argv.slice(2);
 if (kind === "forward") await forwardOnce(args[0], Number(args[1]));
 else if (kind === "gemm") await gemm(Number(args[0]), Number(args[1]), Number(args[2]));
 else if (kind === "io") await io(args[0]);
+else if (kind === "scan") await scanOnce(args[0], Number(args[1]));
 else if (kind === "cli") await cli(args[0], args.slice(1));
 else throw new Error(`unknown measurement kind "${kind}"`);

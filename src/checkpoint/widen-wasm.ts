@@ -4,8 +4,12 @@
 
 const WIDEN_WASM = "AGFzbQEAAAABBgFgAn9/AAIPAQNlbnYGbWVtb3J5AgABAwIBAAcOAQp3aWRlbl9iZjE2AAAKjQEBigECAX8BeyABIQICQANAIAIgAUF4cUYNASACQQFrIQIgACACQQJ0aiAAIAJBAXRqLwEAQRB0NgIADAALCwJAA0AgAkUNASACQQhrIQIgACACQQF0av0AAAAhAyAAIAJBAnRqIAP9qgFBEP2rAf0LABAgACACQQJ0aiAD/akBQRD9qwH9CwAADAALCws=";
 
-/** Largest block of a weight matrix widened at once (elements): 16M = 64 MB of float32. */
-export const MAX_BLOCK_ELEMENTS = 16 * 1024 * 1024;
+/**
+ * Largest block of a weight matrix widened at once (elements): 4M = 16 MB of float32. Small enough that
+ * first touching the two slots is cheap (page faults cost ~3 ms/MB on some VMs), big enough that a block
+ * of a 7B model's matrix is ≥ 380 rows, so the GEMM runs at full speed.
+ */
+export const MAX_BLOCK_ELEMENTS = 4 * 1024 * 1024;
 const SLOTS = 2;
 const PAGE = 65536;
 
