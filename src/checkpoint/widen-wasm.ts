@@ -6,11 +6,10 @@ const WIDEN_WASM = "AGFzbQEAAAABBgFgAn9/AAIPAQNlbnYGbWVtb3J5AgABAwIBAAcOAQp3aWRl
 
 /**
  * Largest block of a weight matrix widened at once (elements): 4M = 16 MB of float32. Small enough that
- * first touching the two slots is cheap (page faults cost ~3 ms/MB on some VMs), big enough that a block
- * of a 7B model's matrix is ≥ 380 rows, so the GEMM runs at full speed.
+ * first touching the buffer is cheap (page faults cost ~3 ms/MB on some VMs), big enough that a block of
+ * a 7B model's matrix is ≥ 380 rows, so the GEMM runs at full speed.
  */
 export const MAX_BLOCK_ELEMENTS = 4 * 1024 * 1024;
-const SLOTS = 2;
 const PAGE = 65536;
 
 interface Arena { memory: WebAssembly.Memory; widen: (ptr: number, n: number) => void }
@@ -20,9 +19,8 @@ function getArena(): Arena | null {
   if (arena !== undefined) return arena;
   try {
     const bytes = Buffer.from(WIDEN_WASM, "base64");
-    // Both slots reserved up front: growing a memory detaches views that a pending product may hold.
-    // Pages are only backed by RAM once touched.
-    const memory = new WebAssembly.Memory({ initial: (SLOTS * MAX_BLOCK_ELEMENTS * 4) / PAGE });
+    // Reserved up front: growing a memory would detach the views handed out.
+    const memory = new WebAssembly.Memory({ initial: (MAX_BLOCK_ELEMENTS * 4) / PAGE });
     const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
     arena = { memory, widen: instance.exports.widen_bf16 as Arena["widen"] };
   } catch {
@@ -31,16 +29,15 @@ function getArena(): Arena | null {
   return arena;
 }
 
-const fallback: (Float32Array | undefined)[] = [];
+let fallback: Float32Array | undefined;
 
-/** A float32 view of `size` elements in block slot 0 or 1 (reused: its contents are overwritten). */
-export function blockBuffer(size: number, slot: number): Float32Array {
+/** A float32 view of `size` elements of the one block buffer (reused: each call overwrites the last). */
+export function blockBuffer(size: number): Float32Array {
   if (size > MAX_BLOCK_ELEMENTS) throw new RangeError(`block of ${size} elements exceeds ${MAX_BLOCK_ELEMENTS}`);
   const a = getArena();
-  if (a) return new Float32Array(a.memory.buffer, slot * MAX_BLOCK_ELEMENTS * 4, size);
-  const b = fallback[slot];
-  if (b && b.length >= size) return b.subarray(0, size);
-  return (fallback[slot] = new Float32Array(Math.max(size, Math.min(MAX_BLOCK_ELEMENTS, 2 * (b?.length ?? 0))))).subarray(0, size);
+  if (a) return new Float32Array(a.memory.buffer, 0, size);
+  if (!fallback || fallback.length < size) fallback = new Float32Array(MAX_BLOCK_ELEMENTS);
+  return fallback.subarray(0, size);
 }
 
 /** Widen `count` packed bf16 values at the start of `out` in place, if `out` lives in the arena. */

@@ -118,36 +118,23 @@ export async function linear(state: RunState, x: Float32Array, rows: number, wei
   });
   const inputs = [...groups.values()].map((g) => ({ ...g, x: g.variants.length === variants.length ? x : gatherRows(x, g.variants, T, k) }));
 
-  // Row blocks of the stored matrix: output columns [n0, n1) for "nk"; GPT-2's [in, out] is read whole.
-  const blockRows = layout === "nk" ? Math.max(1, Math.floor(MAX_BLOCK_ELEMENTS / k)) : shape[0];
+  // Row blocks of the stored matrix, each read into one reused buffer and widened in place:
+  //   "nk" [out, in]: rows [r0, r1) are output columns [r0, r1), written into place;
+  //   "kn" [in, out]: rows [r0, r1) are inputs [r0, r1), whose partial products are summed.
+  // (onnxruntime-node runs a product synchronously, so the next block is read once this one is done.)
   const out = new Float32Array(rows * n);
-  type Block = { r0: number; r1: number; w: Float32Array };
-  let slot = 0;
-  const load = (r0: number): Block => {
+  const blockRows = Math.max(1, Math.floor(MAX_BLOCK_ELEMENTS / shape[1]));
+  for (let r0 = 0; r0 < shape[0]; r0 += blockRows) {
     const r1 = Math.min(shape[0], r0 + blockRows);
+    const w = model.readRows(weight, r0, r1, blockBuffer((r1 - r0) * shape[1]));
     state.bytesRead += (r1 - r0) * shape[1] * bytesPerElement(model, weight);
-    const size = (r1 - r0) * shape[1];
-    return { r0, r1, w: model.readRows(weight, r0, r1, blockBuffer(size, slot++ % 2)) };
-  };
-  let next: Block | undefined = load(0);
-  while (next) {
-    const block: Block = next;
-    const width = layout === "nk" ? block.r1 - block.r0 : n;
-    const results: Promise<Float32Array>[] = [];
     for (const g of inputs) {
-      if (g.edits.length) {
-        // Edited products run one at a time, each with its edits applied to the shared block.
-        await Promise.all(results);
-        const saved = applyEdits(block.w, block.r0, block.r1, shape[1], g.edits);
-        results.push(backend.linear(g.x, g.variants.length * T, k, block.w, width, layout));
-        await results[results.length - 1];
-        restore(block.w, saved);
-      } else results.push(backend.linear(g.x, g.variants.length * T, k, block.w, width, layout));
+      const m = g.variants.length * T;
+      const saved = applyEdits(w, r0, r1, shape[1], g.edits);
+      if (layout === "nk") scatter(out, await backend.linear(g.x, m, k, w, r1 - r0, layout), g.variants, T, n, r0, r1 - r0);
+      else accumulate(out, await backend.linear(columns(g.x, m, k, r0, r1), m, r1 - r0, w, n, layout), g.variants, T, n);
+      restore(w, saved);
     }
-    // Read and widen the next block while the products of this one run.
-    next = block.r1 < shape[0] ? load(block.r1) : undefined;
-    const products = await Promise.all(results);
-    inputs.forEach((g, i) => scatter(out, products[i], g.variants, T, n, layout === "nk" ? block.r0 : 0, width));
   }
   return out;
 }
@@ -169,6 +156,22 @@ function scatter(out: Float32Array, part: Float32Array, variants: number[], T: n
       const src = (i * T + t) * width;
       out.set(part.subarray(src, src + width), (v * T + t) * n + c0);
     }
+  });
+}
+
+/** x[m, c0:c1] as its own [m, c1 − c0] array (the whole x when that is all of it). */
+function columns(x: Float32Array, m: number, k: number, c0: number, c1: number): Float32Array {
+  if (c0 === 0 && c1 === k) return x;
+  const out = new Float32Array(m * (c1 - c0));
+  for (let r = 0; r < m; r++) out.set(x.subarray(r * k + c0, r * k + c1), r * (c1 - c0));
+  return out;
+}
+
+/** out[variant rows, :] += part[i-th variant rows, :] */
+function accumulate(out: Float32Array, part: Float32Array, variants: number[], T: number, n: number): void {
+  variants.forEach((v, i) => {
+    const o = v * T * n, p = i * T * n;
+    for (let j = 0; j < T * n; j++) out[o + j] += part[p + j];
   });
 }
 
