@@ -17,26 +17,31 @@ export interface AttentionShape {
 export async function attention(backend: MatmulBackend, q: Float32Array, k: Float32Array, v: Float32Array, s: AttentionShape): Promise<Float32Array> {
   const { tokens: T, heads, kvHeads, headDim: d } = s;
   const group = heads / kvHeads;
-  // Head-major copies: qh[h, T, d]; kh, vh[h, T, d] with each kv head repeated for its query group.
-  const qh = new Float32Array(heads * T * d), kh = new Float32Array(heads * T * d), vh = new Float32Array(heads * T * d);
-  for (let h = 0; h < heads; h++) {
-    const kvh = Math.floor(h / group);
-    for (let t = 0; t < T; t++) {
-      const dst = (h * T + t) * d;
-      qh.set(q.subarray((t * heads + h) * d, (t * heads + h + 1) * d), dst);
-      kh.set(k.subarray((t * kvHeads + kvh) * d, (t * kvHeads + kvh + 1) * d), dst);
-      vh.set(v.subarray((t * kvHeads + kvh) * d, (t * kvHeads + kvh + 1) * d), dst);
-    }
-  }
-  // scores[h, i, j] = qh[h, i]·kh[h, j] · scale, then the masked softmax over j.
-  const scores = await backend.batched(qh, kh, heads, T, d, T, true);
-  for (let i = 0; i < scores.length; i++) scores[i] *= s.scale;
-  const first = (r: number) => (s.window ? Math.max(0, (r % T) - s.window + 1) : 0);
-  softmaxRows(scores, heads * T, T, first, (r) => r % T);
-  // ctx[h, i, :] = Σ_j p[h, i, j] · vh[h, j, :]
-  const ctx = await backend.batched(scores, vh, heads, T, T, d, false);
   const out = new Float32Array(T * heads * d);
-  for (let h = 0; h < heads; h++)
-    for (let t = 0; t < T; t++) out.set(ctx.subarray((h * T + t) * d, (h * T + t + 1) * d), (t * heads + h) * d);
+  // Heads in chunks whose score matrices stay ≤ 8 MB (fresh allocations beyond ~32 MB are page-faulted in anew).
+  const chunk = Math.max(1, Math.min(heads, Math.floor((2 * 1024 * 1024) / (T * T))));
+  for (let h0 = 0; h0 < heads; h0 += chunk) {
+    const hs = Math.min(chunk, heads - h0);
+    // Head-major copies: qh[h, T, d]; kh, vh[h, T, d] with each kv head repeated for its query group.
+    const qh = new Float32Array(hs * T * d), kh = new Float32Array(hs * T * d), vh = new Float32Array(hs * T * d);
+    for (let i = 0; i < hs; i++) {
+      const h = h0 + i, kvh = Math.floor(h / group);
+      for (let t = 0; t < T; t++) {
+        const dst = (i * T + t) * d;
+        qh.set(q.subarray((t * heads + h) * d, (t * heads + h + 1) * d), dst);
+        kh.set(k.subarray((t * kvHeads + kvh) * d, (t * kvHeads + kvh + 1) * d), dst);
+        vh.set(v.subarray((t * kvHeads + kvh) * d, (t * kvHeads + kvh + 1) * d), dst);
+      }
+    }
+    // scores[h, i, j] = qh[h, i]·kh[h, j] · scale, then the masked softmax over j.
+    const scores = await backend.batched(qh, kh, hs, T, d, T, true);
+    for (let i = 0; i < scores.length; i++) scores[i] *= s.scale;
+    const first = (r: number) => (s.window ? Math.max(0, (r % T) - s.window + 1) : 0);
+    softmaxRows(scores, hs * T, T, first, (r) => r % T);
+    // ctx[h, i, :] = Σ_j p[h, i, j] · vh[h, j, :]
+    const ctx = await backend.batched(scores, vh, hs, T, T, d, false);
+    for (let i = 0; i < hs; i++)
+      for (let t = 0; t < T; t++) out.set(ctx.subarray((i * T + t) * d, (i * T + t + 1) * d), (t * heads + h0 + i) * d);
+  }
   return out;
 }
