@@ -161,9 +161,9 @@ async function main(): Promise<void> {
     ...gemm.map(({ result: r }) => [`GEMM ${r.backend} M=${r.m} K=${r.k} N=${r.n} (f32)`, `${r.gflops.toFixed(1)} GFLOP/s`]),
     ...(io ? [
       ["raw read, page cache (readSync)", `${io.rawReadGBps.toFixed(2)} GB/s`],
-      ["bf16→f32 widening (widenInPlace)", `${io.widenGElemPerS.toFixed(2)} G elements/s`],
-      ["Model.readRows (read + widen), reused buffer", `${io.readRowsGElemPerS.toFixed(2)} G elements/s = ${io.readRowsGBps.toFixed(2)} GB/s of bf16`],
-      ["Model.readRows, fresh array per block", `${io.readRowsFreshGElemPerS.toFixed(2)} G elements/s`],
+      ["bf16→f32 widening in the block buffer (WASM SIMD)", `${io.widenGElemPerS.toFixed(2)} G elements/s`],
+      ["Model.readRows (read + widen) into the block buffer", `${io.readRowsGElemPerS.toFixed(2)} G elements/s = ${io.readRowsGBps.toFixed(2)} GB/s of bf16`],
+      ["Model.readRows, fresh array per block (JS widening)", `${io.readRowsFreshGElemPerS.toFixed(2)} G elements/s`],
       ["first touch of fresh memory (page faults)", `${io.touchFreshGBps.toFixed(2)} GB/s`],
     ] : []),
   ]));

@@ -14,7 +14,7 @@ import { PerformanceObserver } from "node:perf_hooks";
 import { Model } from "../src/engine/model.js";
 import { forward } from "../src/engine/forward.js";
 import { getBackend, type MatmulBackend } from "../src/engine/matmul.js";
-import { MAX_BLOCK_ELEMENTS } from "../src/engine/layer.js";
+import { blockBuffer, MAX_BLOCK_ELEMENTS } from "../src/checkpoint/widen-wasm.js";
 import { widenInPlace } from "../src/checkpoint/dtype.js";
 import { xorshift } from "./synthetic.js";
 import { scan } from "../src/superweight/scan.js";
@@ -128,14 +128,14 @@ async function io(folder: string): Promise<void> {
     return Array.from({ length: Math.ceil(rows / per) }, (_, i) => ({ name, cols, r0: i * per, r1: Math.min(rows, (i + 1) * per) }));
   });
   const elements = blocks.reduce((a, b) => a + (b.r1 - b.r0) * b.cols, 0);
-  const buf = new Float32Array(MAX_BLOCK_ELEMENTS);
+  const buf = blockBuffer(MAX_BLOCK_ELEMENTS); // the engine's own block buffer (WASM memory: SIMD widening)
   type What = "raw" | "widen" | "readRows" | "readRowsFresh" | "touchFresh";
   const pass = (what: What) => {
     const t0 = now();
     for (const b of blocks) {
       const count = (b.r1 - b.r0) * b.cols, out = buf.subarray(0, count);
       if (what === "readRows") model.readRows(b.name, b.r0, b.r1, out);
-      else if (what === "readRowsFresh") model.readRows(b.name, b.r0, b.r1); // a new array per block, as linear() does
+      else if (what === "readRowsFresh") model.readRows(b.name, b.r0, b.r1); // a new array per block (plain JS widening)
       else if (what === "touchFresh") new Float32Array(count).fill(1); // first touch of fresh memory (page faults)
       else if (what === "widen") widenInPlace(out, count, "BF16");
       else {

@@ -8,20 +8,10 @@ import type { HookEvent } from "../src/engine/hooks.js";
 import { nextTokenNll, perplexity } from "../src/eval/nll.js";
 import { jsBackend } from "../src/engine/matmul.js";
 import { fixtureNames, fixturePath, readReference, skipWithoutFixtures } from "./fixtures.js";
-
-/** max over elements of |a − b| / (abs + rel·|b|): ≤ 1 passes. */
-export function toleranceUsed(actual: ArrayLike<number>, expected: number[], abs = 1e-4, rel = 1e-4): number {
-  assert.equal(actual.length, expected.length, "length");
-  let worst = 0;
-  for (let i = 0; i < expected.length; i++) {
-    const r = Math.abs(actual[i] - expected[i]) / (abs + rel * Math.abs(expected[i]));
-    if (!(r <= worst)) worst = Number.isNaN(r) ? Infinity : r;
-  }
-  return worst;
-}
+import { toleranceUsed } from "./tolerance.js";
 
 /** Run a model and record per-layer down_proj input/output and output residual. */
-export async function runRecorded(model: Model, ids: number[], options: Parameters<typeof forward>[2] = {}) {
+async function runRecorded(model: Model, ids: number[], options: Parameters<typeof forward>[2] = {}) {
   const layers = model.spec.layers;
   const rec = { downIn: new Array<Float32Array>(layers), downOut: new Array<Float32Array>(layers), residual: new Array<Float32Array>(layers) };
   const hook = (e: HookEvent) => {

@@ -10,7 +10,7 @@ import { detect, medianAbs, largest } from "../src/superweight/detect.js";
 import { scan } from "../src/superweight/scan.js";
 import { classify } from "../src/superweight/classify.js";
 import { fixtureNames, fixturePath, readReference, skipWithoutFixtures } from "./fixtures.js";
-import { toleranceUsed } from "./forward.test.js";
+import { toleranceUsed } from "./tolerance.js";
 
 const close = (a: number, b: number, tol = 1e-4) => Math.abs(a - b) <= tol + tol * Math.abs(b);
 

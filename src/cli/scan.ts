@@ -3,6 +3,7 @@ import { Command, Option } from "commander";
 import { scan, DEFAULT_PROMPT, type ScanResult, type ScannedWeight } from "../superweight/scan.js";
 import { formatTable } from "../report/table.js";
 import { sparkline } from "../report/sparkline.js";
+import { progress, type Progress } from "../report/progress.js";
 import { collect, inputs, numberOption, openModel, type OpenedModel } from "./common.js";
 
 interface ScanOptions {
@@ -26,11 +27,19 @@ export function scanCommand(): Command {
       const opened = await openModel(ref, o);
       try {
         const list = inputs(opened, o.prompt, o.ids, DEFAULT_PROMPT);
-        const quiet = o.json && !process.stderr.isTTY;
+        const quiet = (o.json && !process.stderr.isTTY) || process.env.SUPERWEIGHT_PROGRESS === "0";
+        // A bar per sweep over the layers (on a terminal), and a line per pass.
+        const layers = opened.model.spec.layers;
+        let bar: Progress | undefined;
         const result = await scan(opened.model, list, {
           threshold: o.threshold, maxIterations: o.maxIterations, modelId: opened.modelId,
           tokenText: opened.tokenizer ? (id) => opened.tokenizer!.tokenText(id) : undefined,
-          onProgress: quiet || process.env.SUPERWEIGHT_PROGRESS === "0" ? undefined : (m) => process.stderr.write(`scan: ${m}\n`),
+          onProgress: quiet ? undefined : (m) => process.stderr.write(`scan: ${m}\n`),
+          onLayer: quiet ? undefined : (layer, from) => {
+            if (layer === from) bar = progress(`layers ${from}-${layers - 1}`, layers - from);
+            bar!.tick(`layer ${layer}`);
+            if (layer === layers - 1) bar!.stop();
+          },
         });
         process.stdout.write((o.json ? JSON.stringify(toJson(opened, result)) : render(opened, result)) + "\n");
       } finally {

@@ -10,7 +10,6 @@ import { addBias, layerNorm, rmsNorm } from "./kernels.js";
 import { attention } from "./attention.js";
 import { applyRope, type RopeTable } from "./rope.js";
 import { blockBuffer, MAX_BLOCK_ELEMENTS } from "../checkpoint/widen-wasm.js";
-export { MAX_BLOCK_ELEMENTS };
 
 
 export interface RunState {

@@ -71,6 +71,8 @@ export interface DetectOptions {
   /** Largest residual log kept for the evidence traces (floats); beyond it only the first tokens are kept. */
   residualLogBudget?: number;
   onProgress?: (message: string) => void;
+  /** After each layer of each sweep (progress bars): the layer, and the sweep's first layer. */
+  onLayer?: (layer: number, from: number) => void;
 }
 
 export interface Detection {
@@ -119,7 +121,7 @@ export async function detect(model: Model, ids: number[], o: DetectOptions): Pro
   // Pass 1: the full model, from the embeddings.
   let zeroed: WeightEdit[] = [];
   let pass = newLog(L);
-  let sweep = await runSweep(model, ids, 0, undefined, [{ edits: [] }], { detect: 0, log: pass, known, threshold: o.threshold, keptTokens }, [], stats);
+  let sweep = await runSweep(model, ids, 0, undefined, [{ edits: [] }], { detect: 0, log: pass, known, threshold: o.threshold, keptTokens }, [], stats, o.onLayer);
   pass.meanNll = sweep.meanNll[0];
   const fullMeanNll = pass.meanNll;
 
@@ -174,8 +176,9 @@ export async function detect(model: Model, ids: number[], o: DetectOptions): Pro
       next.downMedian.input[l] = pass.downMedian.input[l];
       next.downMedian.output[l] = pass.downMedian.output[l];
     }
-    sweep = await runSweep(model, ids, from, pass.entering.get(from)!, variants, { detect: 0, log: next, known, threshold: o.threshold, keptTokens }, traces, stats);
+    sweep = await runSweep(model, ids, from, pass.entering.get(from)!, variants, { detect: 0, log: next, known, threshold: o.threshold, keptTokens }, traces, stats, o.onLayer);
     newOnes.forEach((c, i) => (c.ablation.meanNll = sweep.meanNll[checks[i]]));
+    o.onProgress?.(`pass ${iteration + 1} and ${newOnes.length} causal check${newOnes.length > 1 ? "s" : ""} ran in one sweep from layer ${from} (${variants.length} variant${variants.length > 1 ? "s" : ""})`);
     next.meanNll = sweep.meanNll[0];
     zeroed = nextZeroed;
     pass = next;
@@ -225,6 +228,7 @@ async function runSweep(
   model: Model, ids: number[], from: number, start: Float32Array | undefined, variants: Variant[],
   d: { detect: number; log: PassLog; known: Set<string>; threshold: number; keptTokens: number },
   traces: Trace[], stats: { forwardRuns: number; layerEvals: number; layerSweeps: number; bytesRead: number },
+  onLayer?: (layer: number, from: number) => void,
 ): Promise<{ meanNll: (number | null)[] }> {
   const { spec } = model;
   const H = spec.hidden;
@@ -255,7 +259,7 @@ async function runSweep(
         break;
     }
   };
-  const out = await forward(model, ids, { fromLayer: from, start, variants, hooks: [hook] });
+  const out = await forward(model, ids, { fromLayer: from, start, variants, hooks: [hook], onLayer: onLayer && ((l) => onLayer(l, from)) });
   stats.forwardRuns += variants.length;
   stats.layerEvals += variants.length * (spec.layers - from);
   stats.layerSweeps += spec.layers - from;

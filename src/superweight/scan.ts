@@ -69,6 +69,7 @@ export interface ScanOptions {
   modelId?: string;
   tokenText?: (id: number) => string;
   onProgress?: (message: string) => void;
+  onLayer?: (layer: number, from: number) => void;
 }
 
 export async function scan(model: Model, inputs: ScanInput[], o: ScanOptions): Promise<ScanResult> {
@@ -76,7 +77,7 @@ export async function scan(model: Model, inputs: ScanInput[], o: ScanOptions): P
   const detections: Detection[] = [];
   for (const [i, input] of inputs.entries()) {
     o.onProgress?.(`prompt ${i + 1}/${inputs.length}`);
-    detections.push(await detect(model, input.ids, { threshold: o.threshold, maxIterations: o.maxIterations, onProgress: o.onProgress }));
+    detections.push(await detect(model, input.ids, { threshold: o.threshold, maxIterations: o.maxIterations, onProgress: o.onProgress, onLayer: o.onLayer }));
   }
 
   const merged = new Map<string, ScannedWeight>();
