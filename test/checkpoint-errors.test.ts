@@ -370,3 +370,13 @@ test("a folder that does not exist is a UserError naming it", () => {
   const file = join(tiny("a-file"), "config.json");
   assert.throws(() => Model.open(file), (e: unknown) => e instanceof UserError && e.message.includes(file));
 });
+
+test("Gemma's activation: hidden_activation wins, hidden_act alone is the legacy (wrong) field and is ignored", async () => {
+  const { ConfigReader } = await import("../src/models/spec.js");
+  const { gemma } = await import("../src/models/gemma.js");
+  const base = { model_type: "gemma", hidden_size: 8, intermediate_size: 16, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 4, vocab_size: 10 };
+  const act = (extra: object) => gemma.config(new ConfigReader({ ...base, ...extra }, "config.json")).act;
+  assert.equal(act({ hidden_act: "gelu" }), "gelu_tanh", "Gemma 1.0 config");
+  assert.equal(act({ hidden_act: "gelu", hidden_activation: "gelu_pytorch_tanh" }), "gelu_tanh", "Gemma 1.1 config");
+  assert.equal(act({ hidden_activation: "gelu" }), "gelu", "an explicit hidden_activation");
+});

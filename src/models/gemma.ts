@@ -10,7 +10,10 @@ export const gemma: Architecture = {
     const hidden = c.int("hidden_size");
     return llamaLikeSpec(c, {
       norm: "rms_plus_one",
-      act: c.activation(["hidden_activation", "hidden_act"], "gelu_pytorch_tanh"),
+      // Gemma is a tanh-GELU model. Its 1.0 configs say hidden_act "gelu" (wrongly) and 1.1 adds
+      // hidden_activation "gelu_pytorch_tanh" beside it; transformers' Gemma reads hidden_activation
+      // and, when it is absent, uses gelu_pytorch_tanh (huggingface/transformers#29402). So do we.
+      act: c.activation(["hidden_activation"], "gelu_pytorch_tanh"),
       embedScale: Math.fround(Math.sqrt(hidden)),
       tiedEmbeddings: c.bool("tie_word_embeddings", true),
     });
