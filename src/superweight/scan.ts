@@ -13,24 +13,12 @@ export interface ScanInput {
   ids: number[];
 }
 
-export interface ScannedWeight {
-  layer: number;
-  row: number;
-  column: number;
-  tensor: string;
-  /** Index into the stored tensor ([row, column]; GPT-2's Conv1D [in, out] stores it as [column, row]). */
-  index: [number, number];
-  value: number;
-  inputActivation: number;
-  outputActivation: number;
-  token: number;
-  inputToken: number;
+/** A candidate as the scan reports it: where and what it is, its class, and the evidence. */
+export interface ScannedWeight extends Pick<Candidate,
+  "layer" | "row" | "column" | "tensor" | "index" | "value" | "inputActivation" | "outputActivation" | "token" | "inputToken" | "iteration" | "inputToMedian" | "outputToMedian"> {
   /** The token's text when a tokenizer is known. */
   tokenText?: string;
-  iteration: number;
   class: WeightClass;
-  inputToMedian: number;
-  outputToMedian: number;
   evidence: Evidence & { residual: (number | null)[]; residualZeroed: (number | null)[]; medianAbsResidual: number[] };
   reasons: string[];
   nllNote: string;
