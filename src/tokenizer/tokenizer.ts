@@ -78,6 +78,9 @@ export function loadTokenizer(folder: string): TextTokenizer | undefined {
     if (tok.encode("").ids[0] === bosId) bosId = undefined; // the post-processor adds it already
   }
 
+  const byteLevel = (json.decoder as { type?: string } | null)?.type === "ByteLevel";
+  const special = new Set(((json.added_tokens ?? []) as { content: string; special?: boolean }[]).filter((t) => t.special).map((t) => t.content));
+
   return {
     encode(text: string): number[] {
       const ids = tok.encode(text).ids;
@@ -89,7 +92,14 @@ export function loadTokenizer(folder: string): TextTokenizer | undefined {
     },
     tokenText(id: number): string {
       const token = tok.id_to_token(id);
-      return token === undefined ? `<id ${id}>` : escapeControl(token);
+      if (token === undefined) return `<id ${id}>`;
+      // Byte-level vocabularies store bytes as stand-in characters ("Ġ" for a space): show the text,
+      // unless the token is a special one or only part of a UTF-8 character.
+      if (byteLevel && !special.has(token)) {
+        const text = tok.decode([id], { skip_special_tokens: false });
+        if (text.length && !text.includes("\ufffd")) return escapeControl(text);
+      }
+      return escapeControl(token);
     },
   };
 }
