@@ -15,6 +15,7 @@ export function inverseFrequencies(rope: RopeSpec): Float32Array {
   const inv = new Float32Array(half);
   for (let i = 0; i < half; i++) inv[i] = 1 / Math.fround(Math.pow(rope.theta, Math.fround((2 * i) / rope.dim)));
   const s = rope.scaling;
+  if (s?.type === "linear") for (let i = 0; i < half; i++) inv[i] = inv[i] / s.factor;
   if (s?.type === "llama3") {
     const lowWavelen = s.originalMaxPositions / s.lowFreqFactor;
     const highWavelen = s.originalMaxPositions / s.highFreqFactor;
@@ -36,12 +37,10 @@ export interface RopeTable { cos: Float32Array; sin: Float32Array; half: number 
 export function ropeTable(rope: RopeSpec, tokens: number): RopeTable {
   const inv = inverseFrequencies(rope);
   const half = inv.length;
-  const posScale = rope.scaling?.type === "linear" ? 1 / rope.scaling.factor : 1;
   const cos = new Float32Array(tokens * half), sin = new Float32Array(tokens * half);
   for (let t = 0; t < tokens; t++) {
-    const pos = Math.fround(t * posScale);
     for (let i = 0; i < half; i++) {
-      const angle = Math.fround(pos * inv[i]);
+      const angle = Math.fround(t * inv[i]);
       cos[t * half + i] = Math.cos(angle);
       sin[t * half + i] = Math.sin(angle);
     }
