@@ -58,7 +58,7 @@ export function renderDirectory(entries: readonly DirectoryEntry[], json = false
 
 export function directoryCommand(): Command {
   return new Command("directory")
-    .description("List published super-weight coordinates: the paper's (Table 1 and its code) and community reports")
+    .description("list published super-weight coordinates: the paper's (Table 1 and its code) and community reports")
     .argument("[model-id]", "Hugging Face model id or alias (case-insensitive; a trailing @revision is ignored)")
     .option("--json", 'print one JSON object { "models": [...] }')
     .action((modelId: string | undefined, opts: { json?: boolean }) => {

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { UserError } from "../errors.js";
 import { runCommand } from "./run.js";
@@ -7,6 +8,7 @@ import { directoryCommand } from "./directory.js";
 
 const program = new Command("superweight")
   .description("Find and use the super weights of large language models (Yu et al., arXiv 2411.07191).")
+  .version(JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")).version)
   .showHelpAfterError();
 program.addCommand(runCommand());
 program.addCommand(scanCommand());

@@ -89,7 +89,7 @@ function embed(model: Model, ids: readonly number[], state: RunState): Float32Ar
     if (!Number.isInteger(id) || id < 0 || id >= spec.vocab) throw new UserError(`token id ${id} is outside the vocabulary (0..${spec.vocab - 1})`);
     model.readRows(arch.embedding, id, id + 1, x.subarray(t * H, (t + 1) * H));
   });
-  state.bytesRead += ids.length * H * 2;
+  state.bytesRead += ids.length * H * (model.dtype(arch.embedding) === "F32" ? 4 : 2);
   if (spec.embedScale !== 1) for (let i = 0; i < x.length; i++) x[i] = Math.fround(x[i] * spec.embedScale);
   if (arch.positionEmbedding) {
     if (ids.length > spec.maxPositions) throw new UserError(`${ids.length} tokens exceed the model's ${spec.maxPositions} positions`);
