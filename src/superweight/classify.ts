@@ -128,7 +128,7 @@ export function nllEffect(base: number | null, zeroed: number | null): NllEffect
 
 export function describeNllEffect(e: Evidence): string {
   if (e.meanNll === null || e.meanNllZeroed === null) return "NLL effect not measured (one-token prompt)";
-  const pct = (100 * (e.nllChange ?? 0)).toFixed(1);
+  const pct = `${(e.nllChange ?? 0) >= 0 ? "+" : ""}${(100 * (e.nllChange ?? 0)).toFixed(1)}`;
   const ppl = `perplexity ${Math.exp(e.meanNll).toFixed(3)} → ${Math.exp(e.meanNllZeroed).toFixed(3)}`;
   switch (e.nllEffect) {
     case "catastrophic": return `zeroing it alone is catastrophic on this prompt: mean NLL ${pct}% (${ppl})`;
