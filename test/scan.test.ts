@@ -184,3 +184,13 @@ test("classify: a canceller in the last layer and split tokens are outliers; a p
   assert.deepEqual(cancelled.evidence.cancelledBy, [2, 3, 17]);
   assert.equal(classify(canceller, 4, [base]).class, "outlier");
 });
+
+test("a residual log budget of one token still traces token 0's super activation (long prompts)", { skip: skipWithoutFixtures }, async () => {
+  const ref = readReference("planted-llama-bf16");
+  const model = Model.open(fixturePath("planted-llama-bf16"));
+  const { layers, hidden } = model.spec;
+  const d = await detect(model, ref.input_ids, { threshold: 50, maxIterations: 10, residualLogBudget: layers * hidden });
+  model.close();
+  assert.deepEqual(d.candidates.map((c) => classify(c, layers, d.candidates).class), ["super", "super"]);
+  assert.ok(d.candidates[0].residual.every((v) => v !== null), "token 0 is kept");
+});

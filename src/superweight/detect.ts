@@ -110,7 +110,7 @@ export async function detect(model: Model, ids: number[], o: DetectOptions): Pro
   const t0 = performance.now();
   const { spec, arch } = model;
   const L = spec.layers, H = spec.hidden, T = ids.length;
-  const keptTokens = Math.max(1, Math.min(T, Math.floor((o.residualLogBudget ?? 32 * 1024 * 1024) / (L * H))));
+  const keptTokens = Math.max(1, Math.min(T, Math.floor((o.residualLogBudget ?? 16 * 1024 * 1024) / (L * H))));
   const stats = { forwardRuns: 0, layerEvals: 0, layerSweeps: 0, bytesRead: 0 };
 
   const zeroEdit = (c: { tensor: string; index: [number, number] }): WeightEdit => ({ tensor: c.tensor, row: c.index[0], column: c.index[1], value: 0 });
@@ -126,7 +126,7 @@ export async function detect(model: Model, ids: number[], o: DetectOptions): Pro
   const fullMeanNll = pass.meanNll;
 
   for (let iteration = 1; iteration <= o.maxIterations; iteration++) {
-    const found = newCandidates(pass.layers, o.threshold, known, arch.layout);
+    const found = newCandidates(pass.layers, o.threshold, known);
     iterations.push({ iteration, layers: pass.layers, found: found.map((f) => [f.layer, f.row, f.column]) });
     o.onProgress?.(`pass ${iteration}: ${found.length ? found.map((f) => `[${f.layer}, ${f.row}, ${f.column}]`).join(" ") : "nothing new"}`);
     if (!found.length) break;
@@ -204,7 +204,7 @@ function newLog(L: number): PassLog {
 }
 
 /** Layers where both spikes exceed the threshold and the coordinate is not yet known. */
-function newCandidates(layers: LayerSpikes[], threshold: number, known: Set<string>, _layout: string) {
+function newCandidates(layers: LayerSpikes[], threshold: number, known: Set<string>) {
   const out: { layer: number; row: number; column: number; token: number }[] = [];
   for (const s of layers) {
     if (s.downProjInput.max > threshold && s.downProjOutput.max > threshold) {
