@@ -75,13 +75,6 @@ export class Checkpoint {
     return readTensorRange(file, info, flatIndex, 1)[0];
   }
 
-  /** Total bytes of tensor data (what a full pass reads). */
-  totalBytes(): number {
-    let n = 0;
-    for (const { info } of this.entries.values()) n += info.byteLength;
-    return n;
-  }
-
   close(): void {
     for (const { file } of this.entries.values()) closeFile(file.path);
   }

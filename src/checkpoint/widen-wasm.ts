@@ -9,7 +9,15 @@ const WIDEN_WASM = "AGFzbQEAAAABBgFgAn9/AAIPAQNlbnYGbWVtb3J5AgABAwIBAAcOAQp3aWRl
  * first touching the buffer is cheap (page faults cost ~3 ms/MB on some VMs), big enough that a block of
  * a 7B model's matrix is ≥ 380 rows, so the GEMM runs at full speed.
  */
-export const MAX_BLOCK_ELEMENTS = 4 * 1024 * 1024;
+export const MAX_BLOCK_ELEMENTS = blockElements(process.env.SUPERWEIGHT_BLOCK_ELEMENTS);
+
+/** SUPERWEIGHT_BLOCK_ELEMENTS overrides the block size (tests use tiny blocks to exercise the splits). */
+function blockElements(env: string | undefined): number {
+  if (env === undefined) return 4 * 1024 * 1024;
+  const n = Number(env);
+  if (!Number.isInteger(n) || n < 1 || n > 256 * 1024 * 1024) throw new Error(`SUPERWEIGHT_BLOCK_ELEMENTS=${env}: must be an integer from 1 to 268435456`);
+  return n;
+}
 const PAGE = 65536;
 
 interface Arena { memory: WebAssembly.Memory; widen: (ptr: number, n: number) => void }
@@ -20,7 +28,7 @@ function getArena(): Arena | null {
   try {
     const bytes = Buffer.from(WIDEN_WASM, "base64");
     // Reserved up front: growing a memory would detach the views handed out.
-    const memory = new WebAssembly.Memory({ initial: (MAX_BLOCK_ELEMENTS * 4) / PAGE });
+    const memory = new WebAssembly.Memory({ initial: Math.ceil((MAX_BLOCK_ELEMENTS * 4) / PAGE) });
     const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
     arena = { memory, widen: instance.exports.widen_bf16 as Arena["widen"] };
   } catch {
