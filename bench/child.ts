@@ -12,9 +12,10 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { PerformanceObserver } from "node:perf_hooks";
 import { Model } from "../src/engine/model.js";
+import type { Checkpoint } from "../src/checkpoint/checkpoint.js";
 import { forward } from "../src/engine/forward.js";
 import { getBackend, type MatmulBackend } from "../src/engine/matmul.js";
-import { blockBuffer, MAX_BLOCK_ELEMENTS } from "../src/checkpoint/widen-wasm.js";
+import { blockBuffer, MAX_BLOCK_ELEMENTS } from "../src/checkpoint/block-buffer.js";
 import { widenInPlace } from "../src/checkpoint/dtype.js";
 import { xorshift } from "./synthetic.js";
 import { scan } from "../src/superweight/scan.js";
@@ -139,8 +140,8 @@ async function io(folder: string): Promise<void> {
       else if (what === "touchFresh") new Float32Array(count).fill(1); // first touch of fresh memory (page faults)
       else if (what === "widen") widenInPlace(out, count, "BF16");
       else {
-        const info = model.checkpoint.info(b.name);
-        const fd = openSync(model.checkpoint.fileOf(b.name), "r");
+        const info = (model.source as Checkpoint).header(b.name);
+        const fd = openSync(model.source.fileOf(b.name), "r");
         const bytes = new Uint8Array(buf.buffer, 0, count * 2);
         for (let done = 0; done < bytes.length;) done += readSync(fd, bytes, done, bytes.length - done, info.start + b.r0 * b.cols * 2 + done);
         closeSync(fd);
@@ -166,7 +167,7 @@ async function scanOnce(folder: string, tokens: number): Promise<void> {
   const t1 = now();
   const r = await scan(model, [{ label: "ids", ids: promptIds(tokens, model.spec.vocab) }], { threshold: 50, maxIterations: 10 });
   report({
-    kind: "scan", tokens, initS: t1 - t0, scanS: r.seconds, forwardRuns: r.forwardRuns, layerPasses: r.layerPasses,
+    kind: "scan", tokens, initS: t1 - t0, scanS: r.seconds, forwardRuns: r.forwardPasses, layerPasses: r.layerPasses,
     weightPasses: r.weightPasses, bytesRead: r.bytesRead,
     found: r.superWeights.map((w) => ({ layer: w.layer, row: w.row, column: w.column, class: w.class, iteration: w.iteration })),
   });

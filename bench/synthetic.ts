@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { headerFor } from "../src/checkpoint/writer.js";
 import { toBf16Bits } from "../src/checkpoint/dtype.js";
 import { Model } from "../src/engine/model.js";
+import type { Checkpoint } from "../src/checkpoint/checkpoint.js";
 import { forward } from "../src/engine/forward.js";
 
 export const SHAPE = { hidden: 4096, intermediate: 11008, heads: 32, vocab: 32000 };
@@ -208,8 +209,8 @@ async function plantSuperWeight(folder: string): Promise<PlantInfo> {
     }
     const p = `model.layers.${layer}.mlp.`;
     const patch = (name: string, element: number, data: Uint16Array) => {
-      const { start } = model.checkpoint.info(name);
-      const fd = openSync(model.checkpoint.fileOf(name), "r+");
+      const { start } = (model.source as Checkpoint).header(name);
+      const fd = openSync(model.source.fileOf(name), "r+");
       try {
         writeSync(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 0, data.byteLength, start + element * 2);
         fsyncSync(fd);

@@ -9,7 +9,8 @@ import { toleranceUsed } from "./tolerance.js";
 process.env.SUPERWEIGHT_BLOCK_ELEMENTS = "1000";
 const { Model } = await import("../src/engine/model.js");
 const { forward } = await import("../src/engine/forward.js");
-const { MAX_BLOCK_ELEMENTS } = await import("../src/checkpoint/widen-wasm.js");
+const { editWeights } = await import("../src/engine/variants.js");
+const { MAX_BLOCK_ELEMENTS } = await import("../src/checkpoint/block-buffer.js");
 
 test("the block size comes from SUPERWEIGHT_BLOCK_ELEMENTS", () => assert.equal(MAX_BLOCK_ELEMENTS, 1000));
 
@@ -26,8 +27,8 @@ for (const name of ["llama-f32", "gpt2-f32", "mistral-f16", "phi3-bf16"]) {
 test("planted-llama-f16: zeroed super weights (rows 3 and 61, in different blocks) match the reference", { skip: skipWithoutFixtures }, async () => {
   const ref = readReference("planted-llama-f16");
   const model = Model.open(fixturePath("planted-llama-f16"));
-  const edits = ref.withSuperWeightsZeroed.zeroed.map(([l, row, column]: number[]) => ({ tensor: model.arch.downProj(l), row, column, value: 0 }));
-  const out = await forward(model, ref.input_ids, { variants: [{ edits }] });
+  const edits = ref.withSuperWeightsZeroed.zeroed.map(([l, row, column]: number[]) => ({ tensor: `model.layers.${l}.mlp.down_proj.weight`, row, column, value: 0 }));
+  const out = await forward(model, ref.input_ids, { variants: [{ overrides: editWeights(model, edits) }] });
   model.close();
   assert.ok(toleranceUsed(out.logits!, ref.withSuperWeightsZeroed.logits.flat()) <= 1);
 });

@@ -149,7 +149,7 @@ test("a sharded checkpoint opens the same as a single file", () => {
   const model = Model.open(folder);
   try {
     SHAPES.forEach(([name, shape], i) => assert.deepEqual(model.read(name), tensor(name, shape, i).data, name));
-    assert.match(model.checkpoint.fileOf("lm_head.weight"), /model-00003-of-00003\.safetensors$/);
+    assert.match(model.source.fileOf("lm_head.weight"), /model-00003-of-00003\.safetensors$/);
   } finally {
     model.close();
   }

@@ -265,14 +265,14 @@ describe("superweight scan", () => {
     assert.equal(o.allPrompts, true);
   });
 
-  test("--model-id huggyllama/llama-7b flags the published coordinate as not found", { skip: skipWithoutFixtures }, () => {
+  test("--model-id huggyllama/llama-7b: a published coordinate outside the model's shapes cannot exist in it", { skip: skipWithoutFixtures }, () => {
     const args = ["scan", fixturePath("llama-f32"), "--ids", idsArg("llama-f32"), "--model-id", "huggyllama/llama-7b"];
     const out = cliJson(...args);
     assert.equal(out.modelId, "huggyllama/llama-7b");
     assert.ok(out.published, "published check present");
     assert.equal(out.published.modelId, "huggyllama/llama-7b");
-    assert.deepEqual(out.published.coordinates, [{ layer: 2, row: 3968, column: 7003, found: false }]);
-    assert.match(cliText(...args), /\[2, 3968, 7003\]\s+NOT FOUND/);
+    assert.deepEqual(out.published.coordinates, [{ layer: 2, row: 3968, column: 7003, found: false, fits: false }]);
+    assert.match(cliText(...args), /\[2, 3968, 7003\]\s+cannot exist in this model \(outside its shapes: wrong model id\?\)/);
   });
 });
 

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { Model } from "../src/engine/model.js";
 import { forward } from "../src/engine/forward.js";
 import type { HookEvent } from "../src/engine/hooks.js";
+import { editWeights } from "../src/engine/variants.js";
 import { fixturePath, readReference, skipWithoutFixtures } from "./fixtures.js";
 import { toleranceUsed } from "./tolerance.js";
 
@@ -31,8 +32,9 @@ test("restoring the super activation alone: a down_proj_output hook puts back wh
       for (let t = 0; t < e.tokens; t++) e.data[t * e.width + sw.row] += sw.value * input![t * model.spec.intermediate + sw.column];
     if (e.point === "layer_output" && e.layer === sw.layer) residualAfter.set("restored", e.data[sw.token * e.width + sw.row]);
   };
-  const zeroedOnly = await forward(model, ref.input_ids, { variants: [{ edits }] });
-  const restored = await forward(model, ref.input_ids, { variants: [{ edits }], hooks: [restore] });
+  const overrides = editWeights(model, edits);
+  const zeroedOnly = await forward(model, ref.input_ids, { variants: [{ overrides }] });
+  const restored = await forward(model, ref.input_ids, { variants: [{ overrides }], hooks: [restore] });
   model.close();
   // The full model's residual at (token 0, channel 11) after layer 1 comes back.
   const full = ref.superActivations[0].residualByLayer[sw.layer];

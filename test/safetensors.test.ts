@@ -299,7 +299,7 @@ test("an unsupported dtype (I64) is accepted in the header; reading it is UNSUPP
   ]);
   try {
     assert.equal(ckpt.info("position_ids").dtype, "I64");
-    assert.equal(ckpt.info("position_ids").byteLength, 16);
+    assert.equal(ckpt.info("position_ids").bytes, 16);
     const path = ckpt.fileOf("position_ids");
     throwsCheckpoint(() => ckpt.read("position_ids"), "UNSUPPORTED_DTYPE", path, '"position_ids"', "I64");
     throwsCheckpoint(() => ckpt.readRows("position_ids", 0, 1), "UNSUPPORTED_DTYPE", path, '"position_ids"');

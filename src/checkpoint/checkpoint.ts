@@ -4,12 +4,14 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { CheckpointError, UserError } from "../errors.js";
 import { closeFile, openSafetensors, readTensorRange, type SafetensorsFile, type TensorInfo } from "./safetensors.js";
+import { blockBuffer } from "./block-buffer.js";
+import { elementCount, rowSize, type RawConfig, type SourceTensor, type TensorSource } from "./source.js";
 
-export type RawConfig = Record<string, unknown>;
+export type { RawConfig } from "./source.js";
 
-export class Checkpoint {
+export class Checkpoint implements TensorSource {
   private constructor(
-    readonly folder: string,
+    readonly path: string,
     readonly config: RawConfig,
     private readonly entries: Map<string, { file: SafetensorsFile; info: TensorInfo }>,
   ) {}
@@ -22,12 +24,21 @@ export class Checkpoint {
       const file = openSafetensors(join(folder, name));
       for (const info of file.tensors.values()) {
         const seen = entries.get(info.name);
-        if (seen) throw new CheckpointError(file.path, `tensor "${info.name}" is also stored in ${seen.file.path}`, "DUPLICATE_TENSOR");
+        if (seen)
+          throw new CheckpointError(file.path, `tensor "${info.name}" is also stored in ${seen.file.path}`, "DUPLICATE_TENSOR");
         entries.set(info.name, { file, info });
       }
     }
     checkIndex(folder, entries);
     return new Checkpoint(folder, config, entries);
+  }
+
+  get folder(): string {
+    return this.path;
+  }
+
+  get configFile(): string {
+    return join(this.path, "config.json");
   }
 
   names(): string[] {
@@ -38,8 +49,13 @@ export class Checkpoint {
     return this.entries.has(name);
   }
 
-  /** Header facts of a tensor; throws naming the tensor and folder when it is absent. */
-  info(name: string): TensorInfo {
+  info(name: string): SourceTensor {
+    const { info } = this.entry(name);
+    return { name, shape: info.shape, dtype: info.dtype, bytes: info.byteLength };
+  }
+
+  /** The safetensors header entry (absolute data offset, byte length) of a tensor. */
+  header(name: string): TensorInfo {
     return this.entry(name).info;
   }
 
@@ -47,26 +63,19 @@ export class Checkpoint {
     return this.entry(name).file.path;
   }
 
-  /** Check a tensor exists with exactly this shape (what the config implies). */
-  expectShape(name: string, shape: readonly number[]): void {
-    const { file, info } = this.entry(name);
-    if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i]))
-      throw new CheckpointError(file.path, `tensor "${name}" has shape [${info.shape}] but config.json implies [${shape}]`, "WRONG_SHAPE");
-  }
-
-  /** Rows [r0, r1) of a tensor (a row = product of the trailing dims), as float32. */
   readRows(name: string, r0: number, r1: number, out?: Float32Array): Float32Array {
     const { file, info } = this.entry(name);
-    const rowSize = info.shape.slice(1).reduce((a, b) => a * b, 1);
+    const size = rowSize(info.shape);
     const rows = info.shape.length === 0 ? 1 : info.shape[0];
-    if (r0 < 0 || r1 > rows || r0 > r1) throw new RangeError(`rows [${r0}, ${r1}) outside "${name}" with ${rows} rows`);
-    return readTensorRange(file, info, r0 * rowSize, (r1 - r0) * rowSize, out);
+    if (!(r0 >= 0 && r1 <= rows && r0 <= r1)) throw new RangeError(`rows [${r0}, ${r1}) outside "${name}" with ${rows} rows`);
+    const count = (r1 - r0) * size;
+    return readTensorRange(file, info, r0 * size, count, out ?? blockBuffer(count));
   }
 
-  /** The whole tensor as float32. */
+  /** The whole tensor as float32, in a new array. */
   read(name: string): Float32Array {
     const { file, info } = this.entry(name);
-    return readTensorRange(file, info, 0, info.shape.reduce((a, b) => a * b, 1));
+    return readTensorRange(file, info, 0, elementCount(info.shape));
   }
 
   /** One element by flat index. */
@@ -81,7 +90,7 @@ export class Checkpoint {
 
   private entry(name: string) {
     const e = this.entries.get(name);
-    if (!e) throw new CheckpointError(this.folder, `tensor "${name}" is missing from the checkpoint`, "MISSING_TENSOR");
+    if (!e) throw new CheckpointError(this.path, `tensor "${name}" is missing from the checkpoint`, "MISSING_TENSOR");
     return e;
   }
 }
@@ -104,14 +113,18 @@ function safetensorsFiles(folder: string): string[] {
   const indexPath = join(folder, "model.safetensors.index.json");
   if (existsSync(indexPath)) {
     const files = [...new Set(Object.values(readIndex(indexPath)))].sort();
-    for (const f of files) if (!existsSync(join(folder, f))) throw new CheckpointError(indexPath, `names shard "${f}", which is missing from ${folder}`, "MISSING_SHARD");
+    for (const f of files)
+      if (!existsSync(join(folder, f))) throw new CheckpointError(indexPath, `names shard "${f}", which is missing from ${folder}`, "MISSING_SHARD");
     return files;
   }
   if (existsSync(join(folder, "model.safetensors"))) return ["model.safetensors"];
   const files = readdirSync(folder).filter((f) => f.endsWith(".safetensors")).sort();
   if (files.length === 0) {
     const other = readdirSync(folder).filter((f) => /\.(bin|pt|pth|gguf|ckpt)$/.test(f));
-    throw new CheckpointError(folder, `no .safetensors weights found${other.length ? ` (found ${other.join(", ")}: only safetensors is read; convert with transformers' save_pretrained(safe_serialization=True))` : ""}`, "NO_WEIGHTS");
+    const found = other.length
+      ? ` (found ${other.join(", ")}: only safetensors is read; convert with transformers' save_pretrained(safe_serialization=True))`
+      : "";
+    throw new CheckpointError(folder, `no .safetensors weights found${found}`, "NO_WEIGHTS");
   }
   return files;
 }
@@ -135,7 +148,8 @@ function checkIndex(folder: string, entries: Map<string, { file: SafetensorsFile
   if (!existsSync(indexPath)) return;
   for (const [name, fileName] of Object.entries(readIndex(indexPath))) {
     const e = entries.get(name);
-    if (!e) throw new CheckpointError(join(folder, fileName), `tensor "${name}" (listed in model.safetensors.index.json) is not in this shard`, "MISSING_TENSOR");
+    if (!e)
+      throw new CheckpointError(join(folder, fileName), `tensor "${name}" (listed in model.safetensors.index.json) is not in this shard`, "MISSING_TENSOR");
     if (e.file.path !== join(folder, fileName))
       throw new CheckpointError(indexPath, `says "${name}" is in ${fileName} but it is stored in ${e.file.path}`, "BAD_INDEX");
   }

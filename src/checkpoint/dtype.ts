@@ -1,5 +1,5 @@
 // Storage dtypes and their exact conversion to float32 (little-endian hosts).
-import { widenBf16Simd } from "./widen-wasm.js";
+import { widenBf16Simd } from "./block-buffer.js";
 
 /** Every dtype the safetensors format defines, with its size in bytes (F4/F6 sub-byte types are not listed). */
 export const DTYPE_BYTES = {

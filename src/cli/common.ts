@@ -70,7 +70,7 @@ export function inputs(opened: OpenedModel, prompts: string[], idLists: string[]
   const texts = prompts.length || idLists.length ? prompts : defaultPrompt !== undefined ? [defaultPrompt] : [];
   for (const text of texts) {
     if (!opened.tokenizer)
-      throw new UserError(`${opened.model.folder} has no tokenizer.json, so --prompt cannot be tokenized: give token ids with --ids 1,2,3`);
+      throw new UserError(`${opened.model.path} has no tokenizer.json, so --prompt cannot be tokenized: give token ids with --ids 1,2,3`);
     const ids = opened.tokenizer.encode(text);
     const onlyBos = ids.length === 1 && ids[0] === opened.model.spec.bosTokenId;
     if (!ids.length || onlyBos) throw new UserError(`the prompt ${JSON.stringify(text)} tokenizes to no tokens${onlyBos ? " (only the BOS token)" : ""}`);
@@ -79,9 +79,14 @@ export function inputs(opened: OpenedModel, prompts: string[], idLists: string[]
   if (!out.length) throw new UserError("nothing to run: give --prompt TEXT or --ids 1,2,3");
   for (const input of out) {
     const bad = input.ids.find((id) => id >= opened.model.spec.vocab);
-    if (bad !== undefined) throw new UserError(`token id ${bad} is outside the vocabulary of ${opened.model.folder} (0..${opened.model.spec.vocab - 1})`);
+    if (bad !== undefined) throw new UserError(`token id ${bad} is outside the vocabulary of ${opened.model.path} (0..${opened.model.spec.vocab - 1})`);
   }
   return out;
+}
+
+/** Progress is shown on stderr unless silenced, or --json output goes to a pipe without a terminal for it. */
+export function quietProgress(json?: boolean): boolean {
+  return (json === true && !process.stderr.isTTY) || process.env.SUPERWEIGHT_PROGRESS === "0";
 }
 
 /** Collect a repeatable option's values. */

@@ -1,7 +1,7 @@
 // `superweight run`: one forward pass; per-token NLL of each next token, perplexity, top predictions.
 import { Command, Option } from "commander";
 import { forward } from "../engine/forward.js";
-import { nextTokenNll, perplexity, topK, mean } from "../eval/nll.js";
+import { perplexity, mean } from "../eval/nll.js";
 import { formatTable } from "../report/table.js";
 import { progress } from "../report/progress.js";
 import { collect, inputs, numberOption, openModel, type OpenedModel } from "./common.js";
@@ -33,16 +33,18 @@ export function runCommand(): Command {
 
 async function runOne(opened: OpenedModel, label: string, ids: number[], k: number) {
   const { model, tokenizer } = opened;
-  const V = model.spec.vocab;
   const bar = progress("forward", model.spec.layers);
   const t0 = performance.now();
-  const out = await forward(model, ids, { onLayer: (l) => bar.tick(`layer ${l}`) });
+  // Only what is printed comes out of the head: each next token's NLL and the top k at the last position.
+  const T = ids.length;
+  const targets = ids.map((_, t) => (t + 1 < T ? ids[t + 1] : -1));
+  const out = await forward(model, ids, { head: { targets, top: { k, positions: [T - 1] } }, onLayer: (l) => bar.tick(`layer ${l}`) });
   bar.stop();
   const seconds = (performance.now() - t0) / 1000;
-  const nll = nextTokenNll(out.logits!, ids, V);
+  const nll = [...out.nll![0].subarray(0, T - 1)];
   const text = (id: number) => tokenizer?.tokenText(id) ?? String(id);
   return {
-    model: model.folder,
+    model: model.path,
     modelType: model.spec.modelType,
     prompt: label,
     ids,
@@ -50,14 +52,14 @@ async function runOne(opened: OpenedModel, label: string, ids: number[], k: numb
     nll,
     meanNll: nll.length ? mean(nll) : null,
     perplexity: nll.length ? perplexity(nll) : null,
-    top: topK(out.logits!, ids.length - 1, V, k).map((p) => ({ ...p, token: text(p.id) })),
+    top: out.top![0][0].map((p) => ({ ...p, token: text(p.id) })),
     seconds,
   };
 }
 
 function render(opened: OpenedModel, r: Awaited<ReturnType<typeof runOne>>): string {
   const s = opened.model.spec;
-  const lines = [`${opened.label}: ${s.modelType}, ${s.layers} layers, hidden ${s.hidden}, vocab ${s.vocab}; ${r.ids.length} tokens in ${r.seconds.toFixed(2)} s`, ""];
+  const lines = [`${opened.label}: ${s.modelType}, ${s.layers} layers, hidden ${s.hidden}, vocab ${s.vocab}; ${r.ids.length} token${r.ids.length === 1 ? "" : "s"} in ${r.seconds.toFixed(2)} s`, ""];
   const rows = r.nll.map((v, i) => [String(i), JSON.stringify(r.tokens[i]), JSON.stringify(r.tokens[i + 1]), String(r.ids[i + 1]), v.toFixed(4)]);
   lines.push(formatTable(["pos", "token", "next token", "next id", "NLL"], rows), "");
   if (r.perplexity !== null) lines.push(`perplexity ${r.perplexity.toFixed(4)} (mean NLL ${r.meanNll!.toFixed(4)} over ${r.nll.length} predictions)`);

@@ -14,16 +14,17 @@
 //      states of the model as built, super weight in place. Zero the super weight and the sink is gone:
 //      the later layers' attention mixes the other tokens' (large) values into every state, and the
 //      head, fitted without that, predicts badly (perplexity ×6–13 on ordinary sentences).
-// Everything is seeded; the numbers the build measures go through the engine's matmul backend.
+// Everything is seeded, and the build's own forward passes use the plain TypeScript products, so the demo's
+// bytes do not depend on the machine, the GEMM library or its thread count.
 import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeCheckpoint, type TensorToWrite } from "../checkpoint/writer.js";
 import { Model } from "../engine/model.js";
 import { forward } from "../engine/forward.js";
-import { getBackend } from "../engine/matmul.js";
+import { jsBackend } from "../engine/matmul.js";
 
-export const DEMO_VERSION = 2;
+export const DEMO_VERSION = 3;
 export const DEMO = {
   hidden: 128, intermediate: 344, layers: 4, heads: 4, vocab: 258, bos: 256, eos: 257,
   /** The planted super weight: model.layers.1.mlp.down_proj.weight[ROW, COLUMN]. */
@@ -204,11 +205,12 @@ const SINK = {
 async function fitHead(folder: string): Promise<Float32Array> {
   const { hidden: H, vocab: V } = DEMO;
   const model = Model.open(folder);
-  const backend = await getBackend();
+  // The plain TypeScript products: the same bytes on every machine, thread count and backend.
+  const backend = jsBackend;
   const feats: number[] = [], targets: number[] = [];
   for (const chunk of textChunks()) {
     const ids = [DEMO.bos, ...Buffer.from(chunk, "utf8")];
-    const out = await forward(model, ids, { logits: false, backend });
+    const out = await forward(model, ids, { head: false, backend });
     const x = out.residual;
     for (let t = 0; t + 1 < ids.length; t++) {
       let ss = 0;
@@ -262,6 +264,7 @@ async function mlpInputAtToken0(folder: string, layer: number): Promise<Float32A
   let x: Float32Array | undefined, attn: Float32Array | undefined;
   await forward(model, [DEMO.bos], {
     toLayer: layer + 1,
+    backend: jsBackend,
     hooks: [(e) => {
       if (e.layer !== layer) return;
       if (e.point === "layer_input") x = e.data.slice(0, model.spec.hidden);
@@ -276,7 +279,7 @@ async function mlpInputAtToken0(folder: string, layer: number): Promise<Float32A
 
 async function residualAtToken0(folder: string, layer: number, channel: number): Promise<number> {
   const model = Model.open(folder);
-  const out = await forward(model, [DEMO.bos], { toLayer: layer });
+  const out = await forward(model, [DEMO.bos], { toLayer: layer, backend: jsBackend });
   model.close();
   return out.residual[channel];
 }

@@ -11,6 +11,8 @@ export interface AttentionShape {
   scale: number;
   /** Keys more than `window − 1` positions back are masked (Mistral's sliding window). */
   window?: number;
+  /** Scores become cap·tanh(score / cap) before the mask (Gemma2). */
+  softcap?: number;
 }
 
 /** out[T, heads·d] = softmax(q·kᵀ·scale + causal mask) · v, query head h reading kv head h / (heads/kvHeads). */
@@ -36,6 +38,8 @@ export async function attention(backend: MatmulBackend, q: Float32Array, k: Floa
     // scores[h, i, j] = qh[h, i]·kh[h, j] · scale, then the masked softmax over j.
     const scores = await backend.batched(qh, kh, hs, T, d, T, true);
     for (let i = 0; i < scores.length; i++) scores[i] *= s.scale;
+    const cap = s.softcap;
+    if (cap !== undefined) for (let i = 0; i < scores.length; i++) scores[i] = Math.fround(Math.tanh(Math.fround(scores[i] / cap)) * cap);
     const first = (r: number) => (s.window ? Math.max(0, (r % T) - s.window + 1) : 0);
     softmaxRows(scores, hs * T, T, first, (r) => r % T);
     // ctx[h, i, :] = Σ_j p[h, i, j] · vh[h, j, :]

@@ -1,36 +1,38 @@
 // The forward pass, top to bottom: embeddings → each decoder layer, its weights loaded and released
 // → final norm → LM head. Optionally starts from a cached residual entering some layer, stops early,
-// and runs several weight-edited variants of the model in lockstep (see layer.ts).
+// and runs several variants of the model (weight overrides, own hooks) in lockstep.
 import { UserError } from "../errors.js";
 import type { Model } from "./model.js";
 import { getBackend, type MatmulBackend } from "./matmul.js";
-import type { Hook, Variant } from "./hooks.js";
-import { LayerRun, linear, runHooks, type RunState } from "./layer.js";
-import { ropeTable } from "./rope.js";
+import type { Hook } from "./hooks.js";
+import type { Variant } from "./variants.js";
+import { Pass } from "./pass.js";
+import { EngineOps } from "./ops.js";
+import { runHead, type HeadRequest, type HeadResult } from "./head.js";
+import { tensorRows } from "./linear.js";
 
 export interface ForwardOptions {
-  /** Weight-edited copies of the model to run side by side (default: one, unedited). */
+  /** Copies of the model to run side by side (default: one, unchanged). */
   variants?: readonly Variant[];
+  /** Hooks that see every variant's events. */
   hooks?: readonly Hook[];
   /** Start at this layer from `start`, the residual entering it ([T, hidden], or [variants·T, hidden]). */
   fromLayer?: number;
   start?: Float32Array;
-  /** Stop before this layer (default: all layers); logits are computed only after the last layer. */
+  /** Stop before this layer (default: all layers); the head runs only after the last layer. */
   toLayer?: number;
-  /** Compute logits (default true when running to the end). */
-  logits?: boolean;
+  /** What to compute from the head (default: every position's logits); false: no head. */
+  head?: HeadRequest | false;
   backend?: MatmulBackend;
   /** Called after each layer (progress). */
   onLayer?: (layer: number) => void;
 }
 
-export interface ForwardResult {
+export interface ForwardResult extends HeadResult {
   tokens: number;
   variants: number;
   /** The residual after the last layer run, [variants·T, hidden]. */
   residual: Float32Array;
-  /** [variants·T, vocab] when computed. */
-  logits?: Float32Array;
   /** Bytes of weights read from the checkpoint. */
   bytesRead: number;
 }
@@ -43,16 +45,12 @@ export async function forward(model: Model, ids: readonly number[], options: For
   const to = options.toLayer ?? spec.layers;
   if (T === 0) throw new UserError("no tokens to run");
   if (from < 0 || to > spec.layers || from > to) throw new RangeError(`layers [${from}, ${to}) outside 0..${spec.layers}`);
-  checkEdits(model, variants);
-  const state: RunState = {
-    model, variants, tokens: T, hooks: options.hooks ?? [], bytesRead: 0,
-    backend: options.backend ?? (await getBackend()),
-    rope: spec.rope ? ropeTable(spec.rope, T) : undefined,
-  };
+  const pass = new Pass(model, options.backend ?? (await getBackend()), T, variants, options.hooks ?? []);
+  prepareOverrides(pass);
 
   // x[variants·T, hidden]: the residual stream.
   let x: Float32Array;
-  if (from === 0 && !options.start) x = repeat(embed(model, ids, state), variants.length);
+  if (from === 0 && !options.start) x = repeat(embed(pass, ids), variants.length);
   else {
     if (!options.start) throw new Error("forward: fromLayer > 0 needs the residual entering that layer (start)");
     x = options.start.length === T * spec.hidden ? repeat(options.start, variants.length) : options.start.slice();
@@ -60,40 +58,39 @@ export async function forward(model: Model, ids: readonly number[], options: For
   }
 
   for (let layer = from; layer < to; layer++) {
-    const run = new LayerRun(state, layer, arch.layerPrefix(layer));
-    run.hook("layer_input", x, spec.hidden);
-    x = await arch.layer(run, x);
-    run.hook("layer_output", x, spec.hidden);
+    const ops = new EngineOps(pass, layer, arch.layerPrefix(layer));
+    pass.fire("layer_input", layer, x, spec.hidden);
+    x = await arch.layer(ops, x);
+    pass.fire("layer_output", layer, x, spec.hidden);
     options.onLayer?.(layer);
   }
 
-  const result: ForwardResult = { tokens: T, variants: variants.length, residual: x, bytesRead: state.bytesRead };
-  if (to === spec.layers && options.logits !== false) {
-    const head = new LayerRun(state, spec.layers, "");
-    const normed = head.norm(x, arch.finalNorm);
-    // The head (lm_head or the tied embedding) is [vocab, hidden] in every architecture.
-    const logits = await linear(state, normed, head.rows, arch.lmHead(spec), "nk");
-    runHooks(state, "logits", spec.layers, logits, spec.vocab);
-    result.logits = logits;
-    result.bytesRead = state.bytesRead;
+  const result: ForwardResult = { tokens: T, variants: variants.length, residual: x, bytesRead: 0 };
+  const head = options.head ?? { logits: true };
+  if (to === spec.layers && head) {
+    const normed = new EngineOps(pass, spec.layers, "").norm(x, arch.finalNorm);
+    Object.assign(result, await runHead(pass, normed, arch.lmHead(spec), head, spec.layers));
   }
+  result.bytesRead = pass.bytesRead;
   return result;
 }
 
 /** Token embeddings (+ learned positions, × the embedding scale), reading only the rows needed. */
-function embed(model: Model, ids: readonly number[], state: RunState): Float32Array {
+function embed(pass: Pass, ids: readonly number[]): Float32Array {
+  const { model } = pass;
   const { spec, arch } = model;
   const H = spec.hidden;
   const x = new Float32Array(ids.length * H);
+  const info = model.info(arch.embedding);
   ids.forEach((id, t) => {
     if (!Number.isInteger(id) || id < 0 || id >= spec.vocab) throw new UserError(`token id ${id} is outside the vocabulary (0..${spec.vocab - 1})`);
     model.readRows(arch.embedding, id, id + 1, x.subarray(t * H, (t + 1) * H));
   });
-  state.bytesRead += ids.length * H * (model.dtype(arch.embedding) === "F32" ? 4 : 2);
+  pass.bytesRead += (ids.length * info.bytes) / info.shape[0];
   if (spec.embedScale !== 1) for (let i = 0; i < x.length; i++) x[i] = Math.fround(x[i] * spec.embedScale);
   if (arch.positionEmbedding) {
     if (ids.length > spec.maxPositions) throw new UserError(`${ids.length} tokens exceed the model's ${spec.maxPositions} positions`);
-    const pos = model.readRows(arch.positionEmbedding, 0, ids.length);
+    const pos = model.readRows(arch.positionEmbedding, 0, ids.length, new Float32Array(ids.length * H));
     for (let i = 0; i < x.length; i++) x[i] += pos[i];
   }
   return x;
@@ -106,11 +103,15 @@ function repeat(x: Float32Array, times: number): Float32Array {
   return out;
 }
 
-function checkEdits(model: Model, variants: readonly Variant[]): void {
-  for (const v of variants)
-    for (const e of v.edits ?? []) {
-      if (!model.has(e.tensor)) throw new UserError(`cannot edit "${e.tensor}": no such tensor in ${model.folder}`);
-      const [r, c] = model.shape(e.tensor);
-      if (!(e.row >= 0 && e.row < r && e.column >= 0 && e.column < c)) throw new UserError(`cannot edit ${e.tensor}[${e.row}, ${e.column}]: outside its shape [${r}, ${c}]`);
+/** Check every override names a stored tensor, and give each `prepare` its one look at the tensor. */
+function prepareOverrides(pass: Pass): void {
+  const { model } = pass;
+  for (const v of pass.variants)
+    for (const o of v.overrides ?? []) {
+      if (!model.has(o.tensor)) throw new UserError(`cannot override "${o.tensor}": no such tensor in ${model.path}`);
+      if (o.prepare && !model.prepared.has(o)) {
+        o.prepare(tensorRows(pass, o.tensor));
+        model.prepared.add(o);
+      }
     }
 }

@@ -1,11 +1,17 @@
-// Named points of the forward pass where a hook sees a tensor and may change it in place.
+// Named points of the forward pass where a hook sees a tensor and may change it in place. The engine fires
+// every point itself, the same for every architecture:
 //
 //   layer_input       the residual entering layer L          [T, hidden]
 //   attn_output       the attention block's output (o_proj)  [T, hidden]
-//   down_proj_input   the input of mlp.down_proj (GPT-2: mlp.c_proj), act(gate)·up   [T, intermediate]
-//   down_proj_output  its output, before the residual add    [T, hidden]
+//   down_proj_input   the input of a down projection (mlp.down_proj; GPT-2: mlp.c_proj; an expert's w2 /
+//                     down_proj), act(gate)·up               [rows, its intermediate]
+//   down_proj_output  its output, before the residual add (and, for an expert, before its routing weight)
 //   layer_output      the residual leaving layer L           [T, hidden]
-//   logits            the final logits (layer = number of layers)   [T, vocab]
+//   logits            the final logits (layer = number of layers), when the caller asks for them   [T, vocab]
+//
+// A dense layer's down projection sees every token (rows = T). In a Mixture-of-Experts layer each expert fires
+// its own pair of events with only the tokens routed to it: `positions` says which, `routingWeights` with what
+// weight; an edited variant may route differently, so each variant's event carries its own rows.
 
 export type HookPoint = "layer_input" | "attn_output" | "down_proj_input" | "down_proj_output" | "layer_output" | "logits";
 export const HOOK_POINTS: readonly HookPoint[] = ["layer_input", "attn_output", "down_proj_input", "down_proj_output", "layer_output", "logits"];
@@ -17,21 +23,17 @@ export interface HookEvent {
   variant: number;
   /** Row-major [tokens, width]; writing into it changes what the model computes next. */
   data: Float32Array;
+  /** Rows in `data`. */
   tokens: number;
   width: number;
+  /** down_proj_*: the down projection's weight tensor. */
+  tensor?: string;
+  /** down_proj_*: the expert, in a Mixture-of-Experts layer (a shared expert is "shared"). */
+  expert?: number | "shared";
+  /** Token position of each row of `data`, when not all of 0..T−1 (an expert's routed tokens). */
+  positions?: readonly number[];
+  /** The routing weight of each row (an expert's tokens). */
+  routingWeights?: Float32Array;
 }
 
 export type Hook = (e: HookEvent) => void;
-
-/** One weight of a stored tensor set to a new value, by its stored index [row, column]. */
-export interface WeightEdit {
-  tensor: string;
-  row: number;
-  column: number;
-  value: number;
-}
-
-/** A variant of the model run in the same pass: same tokens, some weights edited. */
-export interface Variant {
-  edits?: readonly WeightEdit[];
-}

@@ -1,5 +1,6 @@
 // Elementwise kernels over Float32Array rows: norms, activations, RoPE, softmax. Output first, shapes in
 // comments. Sums are taken in float64 (JavaScript numbers) and every stored value is float32.
+import type { Activation } from "../models/spec.js";
 
 /** out[t,:] = x[t,:] · rsqrt(mean(x²) + eps) · (w or 1 + w)   x[rows, dim] */
 export function rmsNorm(out: Float32Array, x: Float32Array, w: Float32Array, rows: number, dim: number, eps: number, plusOne: boolean): void {
@@ -34,7 +35,6 @@ export function layerNorm(out: Float32Array, x: Float32Array, w: Float32Array | 
   }
 }
 
-export type Activation = "silu" | "gelu_tanh" | "gelu";
 
 /** x ← act(x) elementwise. */
 export function activate(x: Float32Array, act: Activation): void {

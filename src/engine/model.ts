@@ -1,114 +1,126 @@
-// A model = a validated checkpoint + its resolved spec + the architecture that knows how to run it.
-// Opening reads headers only; weights stay on disk until a layer needs them.
-import { join } from "node:path";
+// A model = a tensor source (a safetensors folder, a packed quantized checkpoint, a GGUF file) + its
+// resolved spec + the architecture that describes it. Opening reads headers only; weights stay on disk until
+// a layer needs them.
 import { Checkpoint } from "../checkpoint/checkpoint.js";
+import type { SourceTensor, TensorSource } from "../checkpoint/source.js";
 import { CheckpointError } from "../errors.js";
 import { ConfigReader, type ModelSpec } from "../models/spec.js";
+import type { Architecture } from "../models/architecture.js";
 import { architectureFor } from "../models/registry.js";
-import type { Layout } from "./matmul.js";
-import type { LayerRun } from "./layer.js";
-
-/** What one architecture family supplies (one short file each under src/models/). */
-export interface Architecture {
-  readonly modelTypes: readonly string[];
-  /** config.json → resolved spec. */
-  config(c: ConfigReader): ModelSpec;
-  /** Stored tensor name → canonical (transformers module) name, or null for a buffer to ignore. */
-  sanitize(stored: string, spec: ModelSpec): string | null;
-  /** Every tensor the spec implies, canonical name → shape. */
-  tensors(spec: ModelSpec): Map<string, number[]>;
-  /** How linear weights are stored: [out, in] ("nk") or GPT-2's Conv1D [in, out] ("kn"). */
-  readonly layout: Layout;
-  readonly embedding: string;
-  readonly positionEmbedding?: string;
-  /** Prefix of the final norm's weight/bias (without ".weight"). */
-  readonly finalNorm: string;
-  lmHead(spec: ModelSpec): string;
-  /** The tensor whose input/output the paper's rule watches (down_proj, GPT-2's mlp.c_proj). */
-  downProj(layer: number): string;
-  /** Prefix of layer L's tensors, e.g. "model.layers.3.". */
-  layerPrefix(layer: number): string;
-  /** One decoder layer: residual in, residual out ([variants·T, hidden]). */
-  layer(run: LayerRun, x: Float32Array): Promise<Float32Array>;
-}
+import type { WeightOverride } from "./variants.js";
 
 export class Model {
+  /** Overrides whose `prepare` has run (once per override object). */
+  readonly prepared = new WeakSet<WeightOverride>();
+
   private constructor(
-    readonly checkpoint: Checkpoint,
+    readonly source: TensorSource,
     readonly spec: ModelSpec,
     readonly arch: Architecture,
     /** canonical name → stored name */
     private readonly stored: Map<string, string>,
   ) {}
 
-  static open(folder: string): Model {
-    const checkpoint = Checkpoint.open(folder);
+  /** Open a checkpoint folder. */
+  static open(path: string): Model {
+    return Model.fromSource(Checkpoint.open(path));
+  }
+
+  /** A model over any tensor source; the architecture comes from `model_type` unless given. */
+  static fromSource(source: TensorSource, architecture?: Architecture): Model {
     try {
-      const configFile = join(folder, "config.json");
-      const modelType = checkpoint.config["model_type"];
-      const arch = architectureFor(modelType, configFile);
-      const spec = arch.config(new ConfigReader(checkpoint.config, configFile));
+      const arch = architecture ?? architectureFor(source.config["model_type"], source.configFile);
+      const spec = arch.config(new ConfigReader(source.config, source.configFile));
       const stored = new Map<string, string>();
-      for (const name of checkpoint.names()) {
+      for (const name of source.names()) {
         const canonical = arch.sanitize(name, spec);
         if (canonical !== null) stored.set(canonical, name);
       }
-      const expected = arch.tensors(spec);
-      for (const [name, shape] of expected) {
-        const s = stored.get(name);
-        if (s === undefined) throw new CheckpointError(folder, `tensor "${name}" is missing (model_type "${spec.modelType}" with this config.json needs it)`, "MISSING_TENSOR");
-        checkpoint.expectShape(s, shape);
-      }
-      const unexpected = [...stored.keys()].filter((n) => !expected.has(n));
-      if (unexpected.length)
-        throw new CheckpointError(checkpoint.fileOf(stored.get(unexpected[0])!), `unexpected tensor(s) for model_type "${spec.modelType}" with this config.json: ${unexpected.slice(0, 5).join(", ")}${unexpected.length > 5 ? ` and ${unexpected.length - 5} more` : ""}`, "UNEXPECTED_TENSOR");
-      return new Model(checkpoint, spec, arch, stored);
+      const model = new Model(source, spec, arch, stored);
+      model.checkTensors();
+      return model;
     } catch (e) {
-      checkpoint.close();
+      source.close();
       throw e;
     }
   }
 
-  get folder(): string {
-    return this.checkpoint.folder;
+  /** Every tensor the config implies is stored with that shape, and nothing else is. */
+  private checkTensors(): void {
+    const expected = this.arch.tensors(this.spec);
+    for (const [name, shape] of expected) {
+      if (!this.stored.has(name))
+        throw new CheckpointError(this.path, `tensor "${name}" is missing (model_type "${this.spec.modelType}" with this config needs it)`, "MISSING_TENSOR");
+      const info = this.info(name);
+      // A source may hold a 2-D weight transposed from how Hugging Face stores it (GGUF's GPT-2).
+      const want = shape.length === 2 && this.layout(name) !== this.hfLayout(name) ? [shape[1], shape[0]] : shape;
+      if (info.shape.length !== want.length || info.shape.some((d, i) => d !== want[i]))
+        throw new CheckpointError(this.source.fileOf(this.storedName(name)), `tensor "${name}" has shape [${info.shape}] but the config implies [${want}]`, "WRONG_SHAPE");
+    }
+    const unexpected = [...this.stored.keys()].filter((n) => !expected.has(n));
+    if (unexpected.length) {
+      const more = unexpected.length > 5 ? ` and ${unexpected.length - 5} more` : "";
+      throw new CheckpointError(this.source.fileOf(this.storedName(unexpected[0])), `unexpected tensor(s) for model_type "${this.spec.modelType}" with this config: ${unexpected.slice(0, 5).join(", ")}${more}`, "UNEXPECTED_TENSOR");
+    }
+  }
+
+  /** The checkpoint folder (or file) the model was opened from. */
+  get path(): string {
+    return this.source.path;
   }
 
   has(name: string): boolean {
     return this.stored.has(name);
   }
 
-  shape(name: string): number[] {
-    return this.checkpoint.info(this.storedName(name)).shape;
+  info(name: string): SourceTensor {
+    return this.source.info(this.storedName(name));
   }
 
-  /** Rows [r0, r1) of a tensor as float32. */
-  readRows(name: string, r0: number, r1: number, out?: Float32Array): Float32Array {
-    return this.checkpoint.readRows(this.storedName(name), r0, r1, out);
+  shape(name: string): number[] {
+    return this.info(name).shape;
   }
 
   dtype(name: string): string {
-    return this.checkpoint.info(this.storedName(name)).dtype;
+    return this.info(name).dtype;
   }
 
+  /** How a 2-D weight's rows read: [out, in] ("nk") or [in, out] ("kn"). */
+  layout(name: string): "nk" | "kn" {
+    return this.info(name).layout ?? this.hfLayout(name);
+  }
+
+  /** How Hugging Face stores a 2-D weight: the architecture's layout, but embeddings and the head are [vocab, hidden]. */
+  private hfLayout(name: string): "nk" | "kn" {
+    return name === this.arch.lmHead(this.spec) || name === this.arch.embedding ? "nk" : this.arch.layout;
+  }
+
+  /** Rows [r0, r1) of a tensor as float32 (into `out`, else a buffer the source owns until its next read). */
+  readRows(name: string, r0: number, r1: number, out?: Float32Array): Float32Array {
+    return this.source.readRows(this.storedName(name), r0, r1, out);
+  }
+
+  /** The whole tensor as float32, in a new array (small tensors: norms, biases). */
   read(name: string): Float32Array {
-    return this.checkpoint.read(this.storedName(name));
+    const shape = this.shape(name);
+    return this.readRows(name, 0, shape.length === 0 ? 1 : shape[0], new Float32Array(shape.reduce((a, b) => a * b, 1)));
   }
 
   /** One weight by its stored [row, column] index. */
   weight(name: string, row: number, column: number): number {
     const shape = this.shape(name);
-    if (shape.length !== 2 || row < 0 || column < 0 || row >= shape[0] || column >= shape[1])
+    if (shape.length !== 2 || !(row >= 0 && column >= 0 && row < shape[0] && column < shape[1]))
       throw new RangeError(`[${row}, ${column}] is outside ${name} of shape [${shape}]`);
-    return this.checkpoint.readElement(this.storedName(name), row * shape[1] + column);
+    return this.readRows(name, row, row + 1)[column];
   }
 
   close(): void {
-    this.checkpoint.close();
+    this.source.close();
   }
 
   private storedName(name: string): string {
     const s = this.stored.get(name);
-    if (s === undefined) throw new CheckpointError(this.folder, `tensor "${name}" is missing from the checkpoint`, "MISSING_TENSOR");
+    if (s === undefined) throw new CheckpointError(this.path, `tensor "${name}" is missing from the checkpoint`, "MISSING_TENSOR");
     return s;
   }
 }

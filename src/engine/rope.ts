@@ -1,13 +1,6 @@
 // Rotary position embeddings, rotate-half form: in each head, dims i and i + d/2 form a pair.
 // Tables follow transformers: inv_freq and cos/sin in float32.
-
-export interface RopeSpec {
-  theta: number;
-  /** Rotated dims per head (head_dim unless a partial rotary factor says less). */
-  dim: number;
-  /** Llama-3.1's frequency rescaling, or plain linear position scaling. */
-  scaling?: { type: "llama3"; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number } | { type: "linear"; factor: number };
-}
+import type { RopeSpec } from "../models/spec.js";
 
 /** inv_freq[i] = 1 / theta^(2i/d), then the rope_scaling rule. */
 export function inverseFrequencies(rope: RopeSpec): Float32Array {
@@ -16,6 +9,7 @@ export function inverseFrequencies(rope: RopeSpec): Float32Array {
   for (let i = 0; i < half; i++) inv[i] = 1 / Math.fround(Math.pow(rope.theta, Math.fround((2 * i) / rope.dim)));
   const s = rope.scaling;
   if (s?.type === "linear") for (let i = 0; i < half; i++) inv[i] = inv[i] / s.factor;
+  if (s?.type === "frequency_factors") for (let i = 0; i < half; i++) inv[i] = inv[i] / s.factors[i];
   if (s?.type === "llama3") {
     const lowWavelen = s.originalMaxPositions / s.lowFreqFactor;
     const highWavelen = s.originalMaxPositions / s.highFreqFactor;

@@ -1,10 +1,10 @@
 // Gemma (1): the Llama layer with GeGLU (tanh GELU), RMSNorm scaled by (1 + w), embeddings multiplied
 // by sqrt(hidden) (the factor itself a float32), an explicit head_dim, and a tied head.
-import type { Architecture } from "../engine/model.js";
-import { llama, llamaLikeSpec } from "./llama.js";
+import type { Architecture } from "./architecture.js";
+import { llamaLike, llamaLikeSpec } from "./builders.js";
 
 export const gemma: Architecture = {
-  ...llama,
+  ...llamaLike,
   modelTypes: ["gemma"],
   config(c) {
     const hidden = c.int("hidden_size");

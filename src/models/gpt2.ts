@@ -2,27 +2,13 @@
 // head. Conv1D weights are stored [in, out]: y = x·W + b. The MLP's c_proj plays down_proj's role.
 //   h   = x + attn.c_proj(attn(split(attn.c_attn(ln_1(x)))))
 //   out = h + mlp.c_proj(gelu(mlp.c_fc(ln_2(h))))
-import type { Architecture } from "../engine/model.js";
-import type { LayerRun } from "../engine/layer.js";
-import { activate, addInPlace } from "../engine/kernels.js";
+import type { Architecture } from "./architecture.js";
+import type { Activations, LayerOps } from "./ops.js";
 import type { ModelSpec } from "./spec.js";
-import { splitColumns } from "./phi3.js";
 
-async function gpt2Layer(run: LayerRun, x: Float32Array): Promise<Float32Array> {
-  const { hidden: H, intermediate: I } = run.spec;
-  const n1 = run.norm(x, "ln_1");
-  const [q, k, v] = splitColumns(await run.linear(n1, "attn.c_attn"), run.rows, [H, H, H]);
-  const attn = await run.linear(await run.attention(q, k, v), "attn.c_proj");
-  run.hook("attn_output", attn, H);
-  const h = x;
-  addInPlace(h, attn);
-  const inner = await run.linear(run.norm(h, "ln_2"), "mlp.c_fc");
-  activate(inner, run.spec.act);
-  run.hook("down_proj_input", inner, I);
-  const out = await run.linear(inner, "mlp.c_proj");
-  run.hook("down_proj_output", out, H);
-  addInPlace(h, out);
-  return h;
+async function gpt2Layer(ops: LayerOps, x: Activations): Promise<Activations> {
+  const h = ops.add(x, await ops.attention(ops.norm(x, "ln_1"), { proj: { qkv: "attn.c_attn" }, out: "attn.c_proj" }));
+  return ops.add(h, await ops.mlp(ops.norm(h, "ln_2"), { proj: { up: "mlp.c_fc" }, down: "mlp.c_proj" }));
 }
 
 export const gpt2: Architecture = {
@@ -30,7 +16,7 @@ export const gpt2: Architecture = {
   config(c): ModelSpec {
     const hidden = c.int("n_embd");
     const heads = c.int("n_head");
-    if (hidden % heads) c.fail("n_head", `(${heads}) must divide n_embd (${hidden})`);
+    if (heads === 0 || hidden % heads) c.fail("n_head", `(${heads}) must divide n_embd (${hidden})`);
     const d = hidden / heads;
     const scaled = c.bool("scale_attn_weights", true);
     const byLayer = c.bool("scale_attn_by_inverse_layer_idx", false);
@@ -43,10 +29,12 @@ export const gpt2: Architecture = {
       norm: "layernorm",
       normEps: c.num("layer_norm_epsilon", 1e-5),
       act: c.activation(["activation_function"], "gelu_new"),
+      rope: () => undefined,
       maxPositions: c.int("n_positions", 1024),
       tiedEmbeddings: true,
       embedScale: 1,
       attnScale: (layer) => (scaled ? 1 / Math.sqrt(d) : 1) / (byLayer ? layer + 1 : 1),
+      slidingWindow: () => undefined,
       bosTokenId: c.has("bos_token_id") ? c.int("bos_token_id") : undefined,
       biases: { qkv: true, o: true, mlp: true },
     };
@@ -65,7 +53,8 @@ export const gpt2: Architecture = {
     for (let l = 0; l < spec.layers; l++) {
       const p = `transformer.h.${l}.`;
       const shapes: [string, number[]][] = [
-        ["ln_1", [H]], ["ln_2", [H]], ["attn.c_attn", [H, 3 * H]], ["attn.c_proj", [H, H]], ["mlp.c_fc", [H, I]], ["mlp.c_proj", [I, H]],
+        ["ln_1", [H]], ["ln_2", [H]], ["attn.c_attn", [H, 3 * H]], ["attn.c_proj", [H, H]],
+        ["mlp.c_fc", [H, I]], ["mlp.c_proj", [I, H]],
       ];
       for (const [name, shape] of shapes) {
         t.set(`${p}${name}.weight`, shape);
@@ -79,7 +68,7 @@ export const gpt2: Architecture = {
   positionEmbedding: "transformer.wpe.weight",
   finalNorm: "transformer.ln_f",
   lmHead: () => "transformer.wte.weight",
-  downProj: (l) => `transformer.h.${l}.mlp.c_proj.weight`,
+  downProjections: (_spec, l) => [{ tensor: `transformer.h.${l}.mlp.c_proj.weight` }],
   layerPrefix: (l) => `transformer.h.${l}.`,
   layer: gpt2Layer,
 };

@@ -1,6 +1,6 @@
 // model_type → architecture. One entry per family; aliases share a file (mistral, qwen2 → llama).
 import { CheckpointError } from "../errors.js";
-import type { Architecture } from "../engine/model.js";
+import type { Architecture } from "./architecture.js";
 import { llama } from "./llama.js";
 import { olmo } from "./olmo.js";
 import { phi3 } from "./phi3.js";
@@ -14,6 +14,8 @@ export function supportedModelTypes(): string[] {
 }
 
 export function architectureFor(modelType: unknown, configFile: string): Architecture {
+  if (modelType === undefined || modelType === null)
+    throw new CheckpointError(configFile, `has no "model_type"; supported: ${supportedModelTypes().join(", ")}`, "UNSUPPORTED_MODEL_TYPE");
   const arch = ARCHITECTURES.find((a) => a.modelTypes.includes(modelType as string));
   if (!arch)
     throw new CheckpointError(configFile, `model_type ${JSON.stringify(modelType)} is not supported; supported: ${supportedModelTypes().join(", ")}`, "UNSUPPORTED_MODEL_TYPE");

@@ -1,11 +1,38 @@
 // A model's resolved configuration: every default decided once, from config.json, so that the forward
 // pass never guesses. Readers here fail with the field's name when a value is missing or wrong.
 import { CheckpointError } from "../errors.js";
-import type { RawConfig } from "../checkpoint/checkpoint.js";
-import type { Activation } from "../engine/kernels.js";
-import type { RopeSpec } from "../engine/rope.js";
+
+/** config.json as parsed (or rebuilt from a file's metadata). */
+export type RawConfig = Record<string, unknown>;
 
 export type NormKind = "rms" | "rms_plus_one" | "layernorm" | "layernorm_no_affine";
+export type Activation = "silu" | "gelu_tanh" | "gelu";
+
+/** Rotary position embeddings: rotate-half pairs (i, i + dim/2) in each head. */
+export interface RopeSpec {
+  theta: number;
+  /** Rotated dims per head (head_dim unless a partial rotary factor says less). */
+  dim: number;
+  /** Llama-3.1's frequency rescaling, plain linear position scaling, or per-frequency divisors (GGUF's rope_freqs). */
+  scaling?:
+    | { type: "llama3"; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number }
+    | { type: "linear"; factor: number }
+    | { type: "frequency_factors"; factors: readonly number[] };
+}
+
+/** A sparse Mixture-of-Experts block: a router over `count` experts, the `topK` best per token. */
+export interface ExpertsSpec {
+  count: number;
+  topK: number;
+  /** Divide the k routing probabilities by their sum (Mixtral always; others by norm_topk_prob). */
+  renormalize: boolean;
+  /** Each expert's inner width. */
+  intermediate: number;
+  /** A shared expert on every token, with a sigmoid gate (Qwen2-MoE): its inner width. */
+  sharedIntermediate?: number;
+  /** Whether layer l has the sparse block (else a dense MLP of width `ModelSpec.intermediate`). */
+  sparse(layer: number): boolean;
+}
 
 export interface ModelSpec {
   readonly modelType: string;
@@ -19,19 +46,24 @@ export interface ModelSpec {
   readonly norm: NormKind;
   readonly normEps: number;
   readonly act: Activation;
-  /** RoPE, or undefined for learned absolute positions (GPT-2). */
-  readonly rope?: RopeSpec;
+  /** RoPE of layer l, or undefined for learned absolute positions (GPT-2). */
+  readonly rope: (layer: number) => RopeSpec | undefined;
   readonly maxPositions: number;
   readonly tiedEmbeddings: boolean;
   /** Multiplier applied to the embeddings (Gemma: sqrt(hidden) in float32). */
   readonly embedScale: number;
-  /** Attention logits scale (1/sqrt(head_dim), GPT-2 options aside). */
+  /** Attention logits scale of layer l (1/sqrt(head_dim), GPT-2 and Gemma2 options aside). */
   readonly attnScale: (layer: number) => number;
-  readonly slidingWindow?: number;
+  /** Keys more than `window − 1` positions back are masked in layer l (undefined: full causal attention). */
+  readonly slidingWindow: (layer: number) => number | undefined;
+  /** cap·tanh(x / cap) on attention scores and on the final logits (Gemma2). */
+  readonly attnSoftcap?: number;
+  readonly finalSoftcap?: number;
   readonly clipQkv?: number;
   readonly bosTokenId?: number;
   /** Which linear layers carry a bias (tensors expected in the checkpoint). */
   readonly biases: { readonly qkv: boolean; readonly o: boolean; readonly mlp: boolean };
+  readonly experts?: ExpertsSpec;
 }
 
 /** Typed access to config.json fields; errors name the file and the field. */
@@ -93,15 +125,14 @@ export class ConfigReader {
     return act;
   }
 
-  /** RoPE parameters: rope_theta and rope_scaling (none, "default", "linear" or "llama3"). */
-  rope(dim: number): RopeSpec {
-    const theta = this.num("rope_theta", 10000);
-    const s = this.raw["rope_scaling"] as Record<string, unknown> | null | undefined;
+  /** RoPE parameters: rope_theta and rope_scaling (none, "default", "linear", "llama3" or "frequency_factors"). */
+  rope(dim: number, theta = this.num("rope_theta", 10000), scalingField = "rope_scaling"): RopeSpec {
+    const s = this.raw[scalingField] as Record<string, unknown> | null | undefined;
     if (s === undefined || s === null) return { theta, dim };
-    if (typeof s !== "object") this.fail("rope_scaling", "must be an object or null");
+    if (typeof s !== "object") this.fail(scalingField, "must be an object or null");
     const type = (s.rope_type ?? s.type) as string | undefined;
     const num = (k: string): number => {
-      if (typeof s[k] !== "number") this.fail(`rope_scaling.${k}`, `is missing or not a number (rope_type "${type}")`);
+      if (typeof s[k] !== "number") this.fail(`${scalingField}.${k}`, `is missing or not a number (rope_type "${type}")`);
       return s[k] as number;
     };
     if (type === "default") return { theta, dim };
@@ -114,6 +145,12 @@ export class ConfigReader {
           highFreqFactor: num("high_freq_factor"), originalMaxPositions: num("original_max_position_embeddings"),
         },
       };
-    this.fail("rope_scaling", `has rope_type ${JSON.stringify(type)}; supported: default, linear, llama3`);
+    if (type === "frequency_factors") {
+      const f = s.factors;
+      if (!Array.isArray(f) || f.length !== dim / 2 || !f.every((x) => typeof x === "number" && x > 0))
+        this.fail(`${scalingField}.factors`, `must be ${dim / 2} positive numbers`);
+      return { theta, dim, scaling: { type: "frequency_factors", factors: f as number[] } };
+    }
+    this.fail(scalingField, `has rope_type ${JSON.stringify(type)}; supported: default, linear, llama3`);
   }
 }

@@ -1,9 +1,10 @@
 // The paper's detection rule (§3.2), iterated, with the measurements that tell a super weight from a
 // late outlier.
 //
-// For one prompt: in every layer take the largest |down_proj input| at (token t, channel c) and the
-// largest |down_proj output| at (token t', channel r). Where both exceed the threshold,
-// down_proj.weight[r, c] is a candidate. Zero the candidates and run again until nothing new appears.
+// For one prompt: for every down projection (a dense layer's mlp.down_proj; in a Mixture-of-Experts layer,
+// each expert's, over the tokens routed to it) take the largest |input| at (token t, channel c) and the
+// largest |output| at (token t', channel r). Where both exceed the threshold, weight[r, c] is a candidate.
+// Zero the candidates and run again until nothing new appears.
 //
 // Work is shared, never redone: after pass k finds candidates in layers ≥ L, ONE sweep from layer L —
 // starting from the residual entering L cached during pass k — runs, in lockstep, pass k+1 (every
@@ -11,8 +12,8 @@
 // pass k's model). Each sweep reads every weight once, whatever the number of variants.
 import type { Model } from "../engine/model.js";
 import { forward } from "../engine/forward.js";
-import type { HookEvent, Variant, WeightEdit } from "../engine/hooks.js";
-import { mean, nextTokenNll } from "../eval/nll.js";
+import type { HookEvent } from "../engine/hooks.js";
+import { editWeights, type Variant, type WeightEdit } from "../engine/variants.js";
 
 export interface SpikeAt {
   /** max |x| */
@@ -23,14 +24,32 @@ export interface SpikeAt {
   channel: number;
 }
 
-export interface LayerSpikes {
-  layer: number;
+/** The spikes of one down projection in one pass. */
+export interface DownProjSpikes {
   downProjInput: SpikeAt;
   downProjOutput: SpikeAt;
 }
 
+/** One expert's spikes over the tokens routed to it (a sparse layer). */
+export interface ExpertSpikes extends DownProjSpikes {
+  expert: number | "shared";
+  tensor: string;
+  /** How many tokens were routed to it. */
+  tokens: number;
+}
+
+/** A layer's spikes; in a sparse layer the largest over its experts, with each expert's in `experts`. */
+export interface LayerSpikes extends DownProjSpikes {
+  layer: number;
+  experts?: ExpertSpikes[];
+}
+
+export type Expert = number | "shared";
+
 export interface Candidate {
   layer: number;
+  /** The expert whose down projection holds it (Mixture-of-Experts models). */
+  expert?: Expert;
   /** Output channel (row of down_proj.weight [out, in]). */
   row: number;
   /** Input channel (column). */
@@ -46,7 +65,9 @@ export interface Candidate {
   inputToken: number;
   inputActivation: number;
   outputActivation: number;
-  /** Spike / median |activation| of that layer's down_proj input (output). */
+  /** The routing weight the output spike's token gave this expert. */
+  routingWeight?: number;
+  /** Spike / median |activation| of that down projection's input (output). */
   inputToMedian: number;
   outputToMedian: number;
   /** Residual channel `row` at `token` after every layer, in the model as this candidate's pass saw it
@@ -80,10 +101,10 @@ export interface Detection {
   threshold: number;
   candidates: Candidate[];
   /** Per pass: the layer maxima as that pass saw the model, and the coordinates it found. */
-  iterations: { iteration: number; layers: LayerSpikes[]; found: [number, number, number][] }[];
+  iterations: { iteration: number; layers: LayerSpikes[]; found: Coordinate[] }[];
   /** Mean NLL of the prompt: full model, and with every candidate zeroed. */
   meanNll: number | null;
-  withCandidatesZeroed: { zeroed: [number, number, number][]; meanNll: number | null };
+  withCandidatesZeroed: { zeroed: Coordinate[]; meanNll: number | null };
   /** Forward runs (a variant of a sweep counts as one), layer·variant evaluations / layers, weight sweeps. */
   forwardRuns: number;
   layerPasses: number;
@@ -92,15 +113,43 @@ export interface Detection {
   seconds: number;
 }
 
-const key = (l: number, r: number, c: number) => `${l}:${r}:${c}`;
+/** [layer, row, column], or [layer, expert, row, column] for an expert's weight. */
+export type Coordinate = [number, number, number] | [number, Expert, number, number];
+
+export function coordinate(c: { layer: number; expert?: Expert; row: number; column: number }): Coordinate {
+  return c.expert === undefined ? [c.layer, c.row, c.column] : [c.layer, c.expert, c.row, c.column];
+}
+
+const key = (c: { layer: number; expert?: Expert; row: number; column: number }) => coordinate(c).join(":");
+
+/**
+ * The paper's rule on one down projection's spikes: both above the threshold makes weight[row, column] a
+ * candidate (row = the output spike's channel, column = the input spike's). The one place the rule lives.
+ */
+export function spikeCandidate(s: DownProjSpikes, threshold: number): { row: number; column: number; token: number } | undefined {
+  if (!(s.downProjInput.max > threshold && s.downProjOutput.max > threshold)) return undefined;
+  return { row: s.downProjOutput.channel, column: s.downProjInput.channel, token: s.downProjOutput.token };
+}
+
+/** One down projection as a pass saw it: spikes, medians, and the routing weight of each row. */
+interface ProjectionLog extends DownProjSpikes {
+  layer: number;
+  tensor: string;
+  expert?: Expert;
+  rows: number;
+  inputMedian: number;
+  outputMedian: number;
+  /** Routing weight by token position (experts). */
+  routing?: Map<number, number>;
+}
 
 /** What one sweep records for the variant that carries the detection pass. */
 interface PassLog {
-  layers: LayerSpikes[];
+  /** Every down projection that fired, in order. */
+  projections: ProjectionLog[];
   /** Residual after each layer, [T_kept, H] per layer (T_kept ≤ T under the log budget). */
   residual: (Float32Array | undefined)[];
   medianAbsResidual: number[];
-  downMedian: { input: number[]; output: number[] };
   /** Residual entering each layer where a new candidate was found (the next sweep starts there). */
   entering: Map<number, Float32Array>;
   meanNll: number | null;
@@ -108,77 +157,80 @@ interface PassLog {
 
 export async function detect(model: Model, ids: number[], o: DetectOptions): Promise<Detection> {
   const t0 = performance.now();
-  const { spec, arch } = model;
+  const { spec } = model;
   const L = spec.layers, H = spec.hidden, T = ids.length;
   const keptTokens = Math.max(1, Math.min(T, Math.floor((o.residualLogBudget ?? 16 * 1024 * 1024) / (L * H))));
   const stats = { forwardRuns: 0, layerEvals: 0, layerSweeps: 0, bytesRead: 0 };
 
-  const zeroEdit = (c: { tensor: string; index: [number, number] }): WeightEdit => ({ tensor: c.tensor, row: c.index[0], column: c.index[1], value: 0 });
+  const zeroEdit = (c: Candidate): WeightEdit => ({ tensor: c.tensor, row: c.index[0], column: c.index[1], value: 0 });
   const candidates: Candidate[] = [];
   const iterations: Detection["iterations"] = [];
   const known = new Set<string>();
+  const rule = { known, threshold: o.threshold, keptTokens };
 
   // Pass 1: the full model, from the embeddings.
   let zeroed: WeightEdit[] = [];
   let pass = newLog(L);
-  let sweep = await runSweep(model, ids, 0, undefined, [{ edits: [] }], { detect: 0, log: pass, known, threshold: o.threshold, keptTokens }, [], stats, o.onLayer);
+  let sweep = await runSweep(model, ids, 0, undefined, [{}], pass, rule, [], stats, o.onLayer);
   pass.meanNll = sweep.meanNll[0];
   const fullMeanNll = pass.meanNll;
 
   for (let iteration = 1; iteration <= o.maxIterations; iteration++) {
-    const found = newCandidates(pass.layers, o.threshold, known);
-    iterations.push({ iteration, layers: pass.layers, found: found.map((f) => [f.layer, f.row, f.column]) });
-    o.onProgress?.(`pass ${iteration}: ${found.length ? found.map((f) => `[${f.layer}, ${f.row}, ${f.column}]`).join(" ") : "nothing new"}`);
+    const found = newCandidates(pass, o.threshold, known);
+    iterations.push({ iteration, layers: layerSpikes(pass, L), found: found.map((f) => coordinate(f)) });
+    const names = found.map((f) => `[${coordinate(f).join(", ")}]`).join(" ");
+    o.onProgress?.(`pass ${iteration}: ${found.length ? names : "nothing new"}`);
     if (!found.length) break;
 
     const newOnes: Candidate[] = found.map((f) => {
-      const tensor = arch.downProj(f.layer);
-      const index: [number, number] = arch.layout === "nk" ? [f.row, f.column] : [f.column, f.row];
-      const spikes = pass.layers[f.layer];
+      const index: [number, number] = model.layout(f.tensor) === "nk" ? [f.row, f.column] : [f.column, f.row];
+      const p = f.log;
       const residual = pass.residual.map((r) => (r && f.token < keptTokens ? r[f.token * H + f.row] : null));
       const entering = pass.entering.get(f.layer)!;
       return {
-        layer: f.layer, row: f.row, column: f.column, tensor, index,
-        value: model.weight(tensor, index[0], index[1]),
+        layer: f.layer, ...(f.expert !== undefined ? { expert: f.expert } : {}), row: f.row, column: f.column,
+        tensor: f.tensor, index,
+        value: model.weight(f.tensor, index[0], index[1]),
         iteration,
-        token: spikes.downProjOutput.token, inputToken: spikes.downProjInput.token,
-        inputActivation: spikes.downProjInput.value, outputActivation: spikes.downProjOutput.value,
-        inputToMedian: spikes.downProjInput.max / pass.downMedian.input[f.layer],
-        outputToMedian: spikes.downProjOutput.max / pass.downMedian.output[f.layer],
+        token: p.downProjOutput.token, inputToken: p.downProjInput.token,
+        inputActivation: p.downProjInput.value, outputActivation: p.downProjOutput.value,
+        ...(p.routing ? { routingWeight: p.routing.get(p.downProjOutput.token) } : {}),
+        inputToMedian: p.downProjInput.max / p.inputMedian,
+        outputToMedian: p.downProjOutput.max / p.outputMedian,
         residual, medianAbsResidual: pass.medianAbsResidual.slice(),
         residualBefore: entering[f.token * H + f.row],
         ablation: { residual: new Array(L).fill(null), meanNll: null },
         baseMeanNll: pass.meanNll,
       };
     });
-    for (const c of newOnes) known.add(key(c.layer, c.row, c.column));
+    for (const c of newOnes) known.add(key(c));
     candidates.push(...newOnes);
 
     // One sweep from the first layer that changes: the next pass, plus a causal check per new candidate
     // (deduplicated: with a single new candidate, its check *is* the next pass).
     const from = Math.min(...newOnes.map((c) => c.layer));
     const nextZeroed = [...zeroed, ...newOnes.map(zeroEdit)];
-    const variants: Variant[] = [{ edits: nextZeroed }];
+    const variantEdits: WeightEdit[][] = [nextZeroed];
     const checks = newOnes.map((c) => {
       const edits = [...zeroed, zeroEdit(c)];
-      const same = variants.findIndex((v) => sameEdits(v.edits!, edits));
+      const same = variantEdits.findIndex((v) => sameEdits(v, edits));
       if (same >= 0) return same;
-      variants.push({ edits });
-      return variants.length - 1;
+      variantEdits.push(edits);
+      return variantEdits.length - 1;
     });
+    const variants: Variant[] = variantEdits.map((edits) => ({ overrides: editWeights(model, edits) }));
     const traces = newOnes.map((c, i) => ({ variant: checks[i], layer: c.layer, token: c.token, channel: c.row, out: c.ablation.residual }));
     const next = newLog(L);
-    // Layers before `from` are unchanged: carry their maxima and residuals over.
+    // Layers before `from` are unchanged: carry their spikes and residuals over.
+    next.projections = pass.projections.filter((p) => p.layer < from);
     for (let l = 0; l < from; l++) {
-      next.layers[l] = pass.layers[l];
       next.residual[l] = pass.residual[l];
       next.medianAbsResidual[l] = pass.medianAbsResidual[l];
-      next.downMedian.input[l] = pass.downMedian.input[l];
-      next.downMedian.output[l] = pass.downMedian.output[l];
     }
-    sweep = await runSweep(model, ids, from, pass.entering.get(from)!, variants, { detect: 0, log: next, known, threshold: o.threshold, keptTokens }, traces, stats, o.onLayer);
+    sweep = await runSweep(model, ids, from, pass.entering.get(from)!, variants, next, rule, traces, stats, o.onLayer);
     newOnes.forEach((c, i) => (c.ablation.meanNll = sweep.meanNll[checks[i]]));
-    o.onProgress?.(`pass ${iteration + 1} and ${newOnes.length} causal check${newOnes.length > 1 ? "s" : ""} ran in one sweep from layer ${from} (${variants.length} variant${variants.length > 1 ? "s" : ""})`);
+    const checksText = `${newOnes.length} causal check${newOnes.length > 1 ? "s" : ""}`;
+    o.onProgress?.(`pass ${iteration + 1} and ${checksText} ran in one sweep from layer ${from} (${variants.length} variant${variants.length > 1 ? "s" : ""})`);
     next.meanNll = sweep.meanNll[0];
     zeroed = nextZeroed;
     pass = next;
@@ -187,7 +239,7 @@ export async function detect(model: Model, ids: number[], o: DetectOptions): Pro
   return {
     ids, threshold: o.threshold, candidates, iterations,
     meanNll: fullMeanNll,
-    withCandidatesZeroed: { zeroed: candidates.map((c) => [c.layer, c.row, c.column]), meanNll: pass.meanNll },
+    withCandidatesZeroed: { zeroed: candidates.map((c) => coordinate(c)), meanNll: pass.meanNll },
     forwardRuns: stats.forwardRuns,
     layerPasses: stats.layerEvals / L,
     weightPasses: stats.layerSweeps / L,
@@ -197,20 +249,36 @@ export async function detect(model: Model, ids: number[], o: DetectOptions): Pro
 }
 
 function newLog(L: number): PassLog {
-  return {
-    layers: new Array(L), residual: new Array(L).fill(undefined), medianAbsResidual: new Array(L).fill(NaN),
-    downMedian: { input: new Array(L).fill(NaN), output: new Array(L).fill(NaN) }, entering: new Map(), meanNll: null,
-  };
+  return { projections: [], residual: new Array(L).fill(undefined), medianAbsResidual: new Array(L).fill(NaN), entering: new Map(), meanNll: null };
 }
 
-/** Layers where both spikes exceed the threshold and the coordinate is not yet known. */
-function newCandidates(layers: LayerSpikes[], threshold: number, known: Set<string>) {
-  const out: { layer: number; row: number; column: number; token: number }[] = [];
-  for (const s of layers) {
-    if (s.downProjInput.max > threshold && s.downProjOutput.max > threshold) {
-      const c = { layer: s.layer, row: s.downProjOutput.channel, column: s.downProjInput.channel, token: s.downProjOutput.token };
-      if (!known.has(key(c.layer, c.row, c.column))) out.push(c);
+/** Per layer: a dense layer's spikes, or a sparse layer's largest over its experts with each expert's listed. */
+function layerSpikes(log: PassLog, L: number): LayerSpikes[] {
+  const out: LayerSpikes[] = [];
+  for (let layer = 0; layer < L; layer++) {
+    const ps = log.projections.filter((p) => p.layer === layer);
+    if (!ps.length) continue;
+    if (ps.length === 1 && ps[0].expert === undefined) {
+      out.push({ layer, downProjInput: ps[0].downProjInput, downProjOutput: ps[0].downProjOutput });
+      continue;
     }
+    const top = (side: "downProjInput" | "downProjOutput") => ps.reduce((a, b) => (b[side].max > a[side].max ? b : a))[side];
+    out.push({
+      layer, downProjInput: top("downProjInput"), downProjOutput: top("downProjOutput"),
+      experts: ps.map((p) => ({ expert: p.expert!, tensor: p.tensor, tokens: p.rows, downProjInput: p.downProjInput, downProjOutput: p.downProjOutput })),
+    });
+  }
+  return out;
+}
+
+/** Down projections where the rule fires on a coordinate not yet known. */
+function newCandidates(log: PassLog, threshold: number, known: Set<string>) {
+  const out: { layer: number; expert?: Expert; row: number; column: number; token: number; tensor: string; log: ProjectionLog }[] = [];
+  for (const p of log.projections) {
+    const hit = spikeCandidate(p, threshold);
+    if (!hit) continue;
+    const c = { layer: p.layer, ...(p.expert !== undefined ? { expert: p.expert } : {}), ...hit, tensor: p.tensor, log: p };
+    if (!known.has(key(c))) out.push(c);
   }
   return out;
 }
@@ -223,50 +291,58 @@ function sameEdits(a: readonly WeightEdit[], b: readonly WeightEdit[]): boolean 
 
 interface Trace { variant: number; layer: number; token: number; channel: number; out: (number | null)[] }
 
-/** Run variants from `from` to the end; the detect variant fills `log`, traces record (token, channel). */
+/** Run variants from `from` to the end; variant 0 carries the detection pass and fills `log`; traces record (token, channel). */
 async function runSweep(
-  model: Model, ids: number[], from: number, start: Float32Array | undefined, variants: Variant[],
-  d: { detect: number; log: PassLog; known: Set<string>; threshold: number; keptTokens: number },
+  model: Model, ids: number[], from: number, start: Float32Array | undefined, variants: Variant[], log: PassLog,
+  rule: { known: Set<string>; threshold: number; keptTokens: number },
   traces: Trace[], stats: { forwardRuns: number; layerEvals: number; layerSweeps: number; bytesRead: number },
   onLayer?: (layer: number, from: number) => void,
 ): Promise<{ meanNll: (number | null)[] }> {
   const { spec } = model;
   const H = spec.hidden;
   let entering: Float32Array | undefined;
-  let inputSpike: SpikeAt | undefined;
+  const inputs = new Map<string, { spike: SpikeAt; median: number }>();
   const hook = (e: HookEvent) => {
     if (e.point === "layer_output") for (const t of traces) if (t.variant === e.variant && e.layer >= t.layer) t.out[e.layer] = e.data[t.token * H + t.channel];
-    if (e.variant !== d.detect) return;
+    if (e.variant !== 0) return;
+    const at = (token: number) => (e.positions ? e.positions[token] : token);
     switch (e.point) {
       case "layer_input":
         entering = e.data.slice();
         break;
-      case "down_proj_input":
-        inputSpike = largest(e.data, e.width);
-        d.log.downMedian.input[e.layer] = medianAbs(e.data);
+      case "down_proj_input": {
+        const s = largest(e.data, e.width);
+        inputs.set(e.tensor!, { spike: { ...s, token: at(s.token) }, median: medianAbs(e.data) });
         break;
+      }
       case "down_proj_output": {
-        const out = largest(e.data, e.width);
-        d.log.layers[e.layer] = { layer: e.layer, downProjInput: inputSpike!, downProjOutput: out };
-        d.log.downMedian.output[e.layer] = medianAbs(e.data);
-        const isNew = inputSpike!.max > d.threshold && out.max > d.threshold && !d.known.has(key(e.layer, out.channel, inputSpike!.channel));
-        if (isNew) d.log.entering.set(e.layer, entering!);
+        const s = largest(e.data, e.width);
+        const input = inputs.get(e.tensor!)!;
+        const p: ProjectionLog = {
+          layer: e.layer, tensor: e.tensor!, ...(e.expert !== undefined ? { expert: e.expert } : {}), rows: e.tokens,
+          downProjInput: input.spike, downProjOutput: { ...s, token: at(s.token) },
+          inputMedian: input.median, outputMedian: medianAbs(e.data),
+          ...(e.routingWeights ? { routing: new Map(e.positions!.map((t, i) => [t, e.routingWeights![i]])) } : {}),
+        };
+        log.projections.push(p);
+        const hit = spikeCandidate(p, rule.threshold);
+        if (hit && !rule.known.has(key({ layer: p.layer, expert: p.expert, ...hit }))) log.entering.set(e.layer, entering!);
         break;
       }
       case "layer_output":
-        d.log.residual[e.layer] = e.data.slice(0, d.keptTokens * H);
-        d.log.medianAbsResidual[e.layer] = medianAbs(e.data);
+        log.residual[e.layer] = e.data.slice(0, rule.keptTokens * H);
+        log.medianAbsResidual[e.layer] = medianAbs(e.data);
         break;
     }
   };
-  const out = await forward(model, ids, { fromLayer: from, start, variants, hooks: [hook], onLayer: onLayer && ((l) => onLayer(l, from)) });
+  const T = ids.length;
+  const targets = ids.map((_, t) => (t + 1 < T ? ids[t + 1] : -1));
+  const out = await forward(model, ids, { fromLayer: from, start, variants, hooks: [hook], head: { targets }, onLayer: onLayer && ((l) => onLayer(l, from)) });
   stats.forwardRuns += variants.length;
   stats.layerEvals += variants.length * (spec.layers - from);
   stats.layerSweeps += spec.layers - from;
   stats.bytesRead += out.bytesRead;
-  const V = spec.vocab, T = ids.length;
-  const meanNll = variants.map((_, v) =>
-    T > 1 ? mean(nextTokenNll(out.logits!.subarray(v * T * V, (v + 1) * T * V), ids, V)) : null);
+  const meanNll = out.nll!.map((nll) => (T > 1 ? nll.subarray(0, T - 1).reduce((a, b) => a + b, 0) / (T - 1) : null));
   return { meanNll };
 }
 

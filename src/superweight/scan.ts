@@ -1,66 +1,99 @@
 // A scan: the iterated rule on one or more prompts, each candidate classified, the prompts' results
 // merged (a super weight is input-independent, so we say which candidates every prompt finds), and
-// the published coordinates of a known model checked against what was found.
+// the published coordinates of a known model checked against what was found. The result is a typed,
+// versioned report; src/report/ renders it.
 import type { Model } from "../engine/model.js";
-import { detect, type Candidate, type Detection, type LayerSpikes } from "./detect.js";
+import { detect, type Candidate, type Coordinate, type Detection, type LayerSpikes } from "./detect.js";
 import { classify, describeNllEffect, type Evidence, type WeightClass } from "./classify.js";
 import { lookupPublished } from "./directory.js";
 
 export const DEFAULT_PROMPT = "Apple Inc. is a worldwide tech company.";
+export const SCAN_REPORT_VERSION = 1;
 
 export interface ScanInput {
   label: string;
   ids: number[];
 }
 
-/** A candidate as the scan reports it: where and what it is, its class, and the evidence. */
+export type ScanEvidence = Evidence & { residual: (number | null)[]; residualZeroed: (number | null)[]; medianAbsResidual: number[] };
+
+/** What one prompt said about a candidate. */
+export interface PromptVerdict {
+  prompt: number;
+  class: WeightClass;
+  evidence: ScanEvidence;
+  reasons: string[];
+  nllNote: string;
+  iteration: number;
+  token: number;
+  inputToken: number;
+  inputActivation: number;
+  outputActivation: number;
+}
+
+/** A candidate as the scan reports it: where and what it is, its class, and the evidence. The top-level
+ * evidence is that of the first prompt on which it is `super` (else the first prompt that found it). */
 export interface ScannedWeight extends Pick<Candidate,
-  "layer" | "row" | "column" | "tensor" | "index" | "value" | "inputActivation" | "outputActivation" | "token" | "inputToken" | "iteration" | "inputToMedian" | "outputToMedian"> {
+  "layer" | "expert" | "row" | "column" | "tensor" | "index" | "value" | "inputActivation" | "outputActivation" | "token"
+  | "inputToken" | "iteration" | "inputToMedian" | "outputToMedian" | "routingWeight"> {
   /** The token's text when a tokenizer is known. */
   tokenText?: string;
   class: WeightClass;
-  evidence: Evidence & { residual: (number | null)[]; residualZeroed: (number | null)[]; medianAbsResidual: number[] };
+  evidence: ScanEvidence;
   reasons: string[];
   nllNote: string;
   /** Indices of the prompts on which the rule found it, and whether that is every prompt. */
   prompts: number[];
   allPrompts: boolean;
-  /** Its class on each prompt that found it. */
+  /** Its class on each prompt that found it, and that prompt's evidence. */
   classes: WeightClass[];
+  perPrompt: PromptVerdict[];
 }
 
 export interface PublishedCheck {
   modelId: string;
   source: string;
-  coordinates: { layer: number; row: number; column: number; found: boolean; class?: WeightClass }[];
+  coordinates: { layer: number; row: number; column: number; found: boolean; class?: WeightClass; fits: boolean }[];
 }
 
-export interface ScanResult {
+export interface ScanReport {
+  version: typeof SCAN_REPORT_VERSION;
+  /** The checkpoint's path, how the user named it, and its Hugging Face id when known. */
+  model: string;
+  label: string;
+  modelId: string | null;
+  modelType: string;
+  shape: { layers: number; hidden: number; intermediate: number; experts?: number };
+  /** How [row, column] map to the stored tensor. */
+  coordinates: string;
+  storedTransposed: boolean;
+  prompts: { label: string; ids: number[]; meanNll: number | null; meanNllCandidatesZeroed: number | null; iterations: number }[];
   threshold: number;
   maxIterations: number;
-  prompts: { label: string; ids: number[]; meanNll: number | null; meanNllCandidatesZeroed: number | null; iterations: number }[];
-  superWeights: ScannedWeight[];
-  /** Per layer, the spikes of the unedited model on the first prompt. */
-  layers: LayerSpikes[];
-  detections: Detection[];
-  published?: PublishedCheck;
-  forwardRuns: number;
+  forwardPasses: number;
   layerPasses: number;
   weightPasses: number;
   bytesRead: number;
   seconds: number;
+  superWeights: ScannedWeight[];
+  /** Per layer, the spikes of the unchanged model on the first prompt. */
+  layers: LayerSpikes[];
+  /** Per prompt, per pass: the layer maxima and what the pass found. */
+  iterations: Detection["iterations"][];
+  published: PublishedCheck | null;
 }
 
 export interface ScanOptions {
   threshold: number;
   maxIterations: number;
+  label?: string;
   modelId?: string;
   tokenText?: (id: number) => string;
   onProgress?: (message: string) => void;
   onLayer?: (layer: number, from: number) => void;
 }
 
-export async function scan(model: Model, inputs: ScanInput[], o: ScanOptions): Promise<ScanResult> {
+export async function scan(model: Model, inputs: ScanInput[], o: ScanOptions): Promise<ScanReport> {
   const t0 = performance.now();
   const detections: Detection[] = [];
   for (const [i, input] of inputs.entries()) {
@@ -71,66 +104,100 @@ export async function scan(model: Model, inputs: ScanInput[], o: ScanOptions): P
   const merged = new Map<string, ScannedWeight>();
   detections.forEach((d, p) => {
     for (const c of d.candidates) {
-      const k = `${c.layer}:${c.row}:${c.column}`;
+      const k = [c.layer, c.expert ?? "", c.row, c.column].join(":");
       const verdict = classify(c, model.spec.layers, d.candidates);
+      const said = promptVerdict(c, verdict, p);
       const seen = merged.get(k);
-      if (seen) {
-        seen.prompts.push(p);
-        seen.classes.push(verdict.class);
-        if (verdict.class === "super") seen.class = "super";
+      if (!seen) {
+        merged.set(k, toScanned(c, said, o.tokenText?.(inputs[p].ids[c.token])));
         continue;
       }
-      merged.set(k, toScanned(c, verdict, p, o.tokenText?.(inputs[p].ids[c.token])));
+      seen.prompts.push(p);
+      seen.classes.push(said.class);
+      seen.perPrompt.push(said);
+      if (said.class === "super" && seen.class !== "super") {
+        const { class: cls, evidence, reasons, nllNote, iteration, token, inputToken, inputActivation, outputActivation } = said;
+        Object.assign(seen, { class: cls, evidence, reasons, nllNote, iteration, token, inputToken, inputActivation, outputActivation });
+        seen.tokenText = o.tokenText?.(inputs[p].ids[c.token]);
+      }
     }
   });
   for (const w of merged.values()) w.allPrompts = w.prompts.length === inputs.length;
 
   const superWeights = [...merged.values()].sort((a, b) => a.iteration - b.iteration || a.layer - b.layer || a.row - b.row);
+  const transposed = model.layout(model.arch.downProjections(model.spec, 0)[0].tensor) === "kn";
+  const sum = (f: (d: Detection) => number) => detections.reduce((s, d) => s + f(d), 0);
   return {
-    threshold: o.threshold,
-    maxIterations: o.maxIterations,
+    version: SCAN_REPORT_VERSION,
+    model: model.path,
+    label: o.label ?? model.path,
+    modelId: o.modelId ?? null,
+    modelType: model.spec.modelType,
+    shape: {
+      layers: model.spec.layers, hidden: model.spec.hidden, intermediate: model.spec.intermediate,
+      ...(model.spec.experts ? { experts: model.spec.experts.count } : {}),
+    },
+    coordinates: transposed
+      ? "row = output channel, column = input channel; Conv1D stored [in, out], so the weight is tensor[column, row] (see index)"
+      : "row = output channel, column = input channel; weight[row, column]",
+    storedTransposed: transposed,
     prompts: inputs.map((input, i) => ({
       label: input.label, ids: input.ids,
       meanNll: detections[i].meanNll, meanNllCandidatesZeroed: detections[i].withCandidatesZeroed.meanNll,
       iterations: detections[i].iterations.length,
     })),
+    threshold: o.threshold,
+    maxIterations: o.maxIterations,
+    forwardPasses: sum((d) => d.forwardRuns),
+    layerPasses: sum((d) => d.layerPasses),
+    weightPasses: sum((d) => d.weightPasses),
+    bytesRead: sum((d) => d.bytesRead),
+    seconds: (performance.now() - t0) / 1000,
     superWeights,
     layers: detections[0].iterations[0].layers,
-    detections,
-    published: o.modelId ? checkPublished(o.modelId, superWeights) : undefined,
-    forwardRuns: sum(detections.map((d) => d.forwardRuns)),
-    layerPasses: sum(detections.map((d) => d.layerPasses)),
-    weightPasses: sum(detections.map((d) => d.weightPasses)),
-    bytesRead: sum(detections.map((d) => d.bytesRead)),
-    seconds: (performance.now() - t0) / 1000,
+    iterations: detections.map((d) => d.iterations),
+    published: o.modelId ? checkPublished(model, o.modelId, superWeights) : null,
   };
 }
 
-function toScanned(c: Candidate, v: ReturnType<typeof classify>, prompt: number, tokenText?: string): ScannedWeight {
+function promptVerdict(c: Candidate, v: ReturnType<typeof classify>, prompt: number): PromptVerdict {
   return {
-    layer: c.layer, row: c.row, column: c.column, tensor: c.tensor, index: c.index, value: c.value,
-    inputActivation: c.inputActivation, outputActivation: c.outputActivation,
-    token: c.token, inputToken: c.inputToken, ...(tokenText !== undefined ? { tokenText } : {}),
-    iteration: c.iteration, class: v.class,
-    inputToMedian: c.inputToMedian, outputToMedian: c.outputToMedian,
+    prompt, class: v.class,
     evidence: { ...v.evidence, residual: c.residual, residualZeroed: c.ablation.residual, medianAbsResidual: c.medianAbsResidual },
-    reasons: v.reasons,
-    nllNote: describeNllEffect(v.evidence),
-    prompts: [prompt], allPrompts: false, classes: [v.class],
+    reasons: v.reasons, nllNote: describeNllEffect(v.evidence),
+    iteration: c.iteration, token: c.token, inputToken: c.inputToken,
+    inputActivation: c.inputActivation, outputActivation: c.outputActivation,
   };
 }
 
-function checkPublished(modelId: string, found: ScannedWeight[]): PublishedCheck | undefined {
+function toScanned(c: Candidate, said: PromptVerdict, tokenText?: string): ScannedWeight {
+  return {
+    layer: c.layer, ...(c.expert !== undefined ? { expert: c.expert } : {}), row: c.row, column: c.column,
+    tensor: c.tensor, index: c.index, value: c.value,
+    inputActivation: c.inputActivation, outputActivation: c.outputActivation,
+    ...(c.routingWeight !== undefined ? { routingWeight: c.routingWeight } : {}),
+    token: c.token, inputToken: c.inputToken, ...(tokenText !== undefined ? { tokenText } : {}),
+    iteration: c.iteration, class: said.class,
+    inputToMedian: c.inputToMedian, outputToMedian: c.outputToMedian,
+    evidence: said.evidence, reasons: said.reasons, nllNote: said.nllNote,
+    prompts: [said.prompt], allPrompts: false, classes: [said.class], perPrompt: [said],
+  };
+}
+
+/** Each published coordinate: found by this scan, and whether it can exist in this model's shapes at all. */
+function checkPublished(model: Model, modelId: string, found: ScannedWeight[]): PublishedCheck | null {
   const entry = lookupPublished(modelId);
-  if (!entry) return undefined;
+  if (!entry) return null;
+  const { layers, hidden, intermediate } = model.spec;
   return {
     modelId: entry.modelId,
     source: entry.source,
     coordinates: entry.coordinates.map((p) => {
       const hit = found.find((w) => w.layer === p.layer && w.row === p.row && w.column === p.column);
-      return { layer: p.layer, row: p.row, column: p.column, found: !!hit, ...(hit ? { class: hit.class } : {}) };
+      const fits = p.layer < layers && p.row < hidden && p.column < intermediate;
+      return { layer: p.layer, row: p.row, column: p.column, found: !!hit, ...(hit ? { class: hit.class } : {}), fits };
     }),
   };
 }
 
-const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+export type { Coordinate };

@@ -1,0 +1,57 @@
+// The state of one forward pass: the model, the variants run side by side, the hooks, and what it read.
+import type { RopeSpec } from "../models/spec.js";
+import type { Model } from "./model.js";
+import type { MatmulBackend } from "./matmul.js";
+import type { Hook, HookEvent, HookPoint } from "./hooks.js";
+import type { Variant } from "./variants.js";
+import { ropeTable, type RopeTable } from "./rope.js";
+
+export class Pass {
+  /** Bytes of weights read so far (for throughput figures). */
+  bytesRead = 0;
+  private readonly ropes = new Map<RopeSpec, RopeTable>();
+
+  constructor(
+    readonly model: Model,
+    readonly backend: MatmulBackend,
+    /** Tokens per variant. */
+    readonly tokens: number,
+    readonly variants: readonly Variant[],
+    readonly hooks: readonly Hook[],
+  ) {}
+
+  /** Rows of the residual stream: every variant's tokens, variant after variant. */
+  get rows(): number {
+    return this.variants.length * this.tokens;
+  }
+
+  /** Each variant's row count when all see every token. */
+  get uniform(): number[] {
+    return this.variants.map(() => this.tokens);
+  }
+
+  /** cos/sin tables for a RoPE spec, built once per pass. */
+  rope(spec: RopeSpec): RopeTable {
+    let t = this.ropes.get(spec);
+    if (!t) this.ropes.set(spec, (t = ropeTable(spec, this.tokens)));
+    return t;
+  }
+
+  /**
+   * Let the hooks see (and change) `data` [Σ counts, width] at `point`, one variant at a time: the pass's
+   * hooks, then that variant's own. `counts[v]` rows belong to variant v (default: T each).
+   */
+  fire(point: HookPoint, layer: number, data: Float32Array, width: number, extra: Partial<HookEvent> = {}, counts: readonly number[] = this.uniform,
+    perVariant?: (v: number) => Partial<HookEvent>): void {
+    let row = 0;
+    this.variants.forEach((variant, v) => {
+      const hooks = variant.hooks?.length ? [...this.hooks, ...variant.hooks] : this.hooks;
+      const n = counts[v];
+      if (hooks.length && n > 0) {
+        const event: HookEvent = { point, layer, variant: v, data: data.subarray(row * width, (row + n) * width), tokens: n, width, ...extra, ...perVariant?.(v) };
+        for (const hook of hooks) hook(event);
+      }
+      row += n;
+    });
+  }
+}
