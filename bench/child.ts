@@ -48,7 +48,7 @@ async function forwardOnce(folder: string, tokens: number): Promise<void> {
     const s = now();
     const w = readRows(name, r0, r1, out);
     readS += now() - s;
-    readBytes += w.length * (model.dtype(name) === "F32" ? 4 : 2);
+    readBytes += ((r1 - r0) * model.info(name).bytes) / model.shape(name)[0];
     return w;
   };
   const timed = { linearS: 0, linearCalls: 0, attentionS: 0, attentionCalls: 0 };

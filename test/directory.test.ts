@@ -58,7 +58,7 @@ test("Llama-7B: [2, 3968, 7003] of model.layers.2.mlp.down_proj.weight, stored [
   const [w] = entry("huggyllama/llama-7b").coordinates;
   assert.deepEqual([w.layer, w.row, w.column], [2, 3968, 7003]);
   assert.equal(w.tensor, "model.layers.2.mlp.down_proj.weight");
-  assert.equal(w.layout, "out_in");
+  assert.equal(w.layout, "nk");
   assert.deepEqual(w.index, [3968, 7003]);
 });
 
@@ -67,7 +67,7 @@ test("every coordinate names its layer's tensor, indexes it by its layout, and f
     for (const w of e.coordinates) {
       const where = `${e.modelId} ${w.tensor}`;
       assert.ok(w.tensor.includes(`.${w.layer}.`), where);
-      assert.deepEqual(w.index, w.layout === "out_in" ? [w.row, w.column] : [w.column, w.row], where);
+      assert.deepEqual(w.index, w.layout === "nk" ? [w.row, w.column] : [w.column, w.row], where);
       assert.ok(w.layer >= 0 && w.layer < e.dims.layers, where);
       assert.ok(w.row >= 0 && w.row < e.dims.hidden, `${where}: row ${w.row} ≥ hidden ${e.dims.hidden}`);
       assert.ok(w.column >= 0 && w.column < e.dims.intermediate, `${where}: column ${w.column}`);
@@ -81,7 +81,7 @@ test("GPT-2: Conv1D c_proj is [in, out], so input 666 → output 447 is weight[6
   assert.equal(e.modelType, "gpt2");
   const [w] = e.coordinates;
   assert.equal(w.tensor, "h.2.mlp.c_proj.weight");
-  assert.equal(w.layout, "in_out");
+  assert.equal(w.layout, "kn");
   assert.equal(w.layer, 2);
   assert.equal(w.row, 447); // output channel, < 768
   assert.equal(w.column, 666); // input channel, < 3072

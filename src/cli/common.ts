@@ -5,6 +5,7 @@ import { Model } from "../engine/model.js";
 import { resolveModel, modelIdFromConfig } from "../checkpoint/resolve.js";
 import { loadTokenizer, type TextTokenizer } from "../tokenizer/tokenizer.js";
 import { ensureDemo } from "../demo/demo.js";
+import { getBackend } from "../engine/matmul.js";
 
 export interface ModelOptions {
   demo?: boolean;
@@ -27,6 +28,8 @@ export async function openModel(ref: string | undefined, o: ModelOptions): Promi
   const folder = o.demo ? await ensureDemo() : undefined;
   const resolved = folder ? { folder, modelId: "superweight/demo" } : await resolveModel(ref!, { download: o.download, onProgress: downloadProgress() });
   const model = Model.open(resolved.folder);
+  const backend = await getBackend();
+  if (backend.fallbackReason) process.stderr.write(`superweight: warning: ${backend.fallbackReason}; using the plain TypeScript products (much slower)\n`);
   return {
     model,
     label: o.demo ? "demo" : ref!,

@@ -8,7 +8,8 @@
 // Every coordinate names the stored tensor and its index in that tensor, so nobody has to guess.
 
 /** How a projection's weight is stored: nn.Linear is [out, in]; GPT-2's Conv1D is [in, out]. */
-export type WeightLayout = "out_in" | "in_out";
+/** How the tensor stores it: [out, in] ("nk", nn.Linear) or [in, out] ("kn", GPT-2's Conv1D), as the engine says. */
+export type WeightLayout = "nk" | "kn";
 
 export type Provenance = "paper" | "community";
 
@@ -23,7 +24,7 @@ export interface PublishedSuperWeight {
   tensor: string;
   /** Storage order of `tensor`. */
   layout: WeightLayout;
-  /** Index into `tensor` as stored: [row, column] for "out_in", [column, row] for "in_out". */
+  /** Index into `tensor` as stored: [row, column] for "nk", [column, row] for "kn". */
   index: readonly [number, number];
   source: Provenance;
   /** Activation sizes seen at this weight (down-projection input at `column`, output at `row`), where reported. */
@@ -48,7 +49,7 @@ export interface DirectoryEntry {
 }
 
 const PAPER = "Yu et al. 2024, The Super Weight in Large Language Models, arXiv 2411.07191";
-const COMMUNITY = "community report, not in the paper (see docs/design.md)";
+const COMMUNITY = "community report, not in the paper: reported publicly by users of the paper's code; confirm it with `superweight scan`";
 
 type Extra = Pick<PublishedSuperWeight, "activation" | "note">;
 
@@ -59,7 +60,7 @@ function downProj(source: Provenance, layer: number, row: number, column: number
     row,
     column,
     tensor: `model.layers.${layer}.mlp.down_proj.weight`,
-    layout: "out_in",
+    layout: "nk",
     index: [row, column],
     source,
     ...extra,
@@ -253,7 +254,7 @@ const ENTRIES: DirectoryEntry[] = [
         row: 447,
         column: 666,
         tensor: "h.2.mlp.c_proj.weight",
-        layout: "in_out",
+        layout: "kn",
         index: [666, 447],
         source: "community",
         note: "Conv1D [in, out]: stored at weight[666, 447]; zeroing it: perplexity unchanged",
