@@ -3,7 +3,6 @@
 // carry the same key share one product, so each weight is read once for every variant of the pass.
 import { UserError } from "../errors.js";
 import type { Hook } from "./hooks.js";
-import type { Model } from "./model.js";
 
 /** Rows of a stored tensor, read block by block (for an override's look at the whole tensor). */
 export interface TensorRows {
@@ -45,8 +44,15 @@ export interface WeightEdit {
   value: number;
 }
 
+/** What editWeights checks edits against (a Model). */
+export interface TensorShapes {
+  readonly path: string;
+  has(name: string): boolean;
+  shape(name: string): number[];
+}
+
 /** Set single weights (zero, scale or replace them): one override per tensor, keyed by its edits. */
-export function editWeights(model: Model, edits: readonly WeightEdit[]): WeightOverride[] {
+export function editWeights(model: TensorShapes, edits: readonly WeightEdit[]): WeightOverride[] {
   const byTensor = new Map<string, WeightEdit[]>();
   for (const e of edits) {
     if (!model.has(e.tensor)) throw new UserError(`cannot edit "${e.tensor}": no such tensor in ${model.path}`);
