@@ -35,10 +35,15 @@ interface CliResult {
 
 /** Run the bin with `args`; never throws on a non-zero exit, returns what came out. */
 function cli(...args: string[]): CliResult {
+  return cliEnv({}, ...args);
+}
+
+/** The same, with some environment variables changed. */
+function cliEnv(extra: NodeJS.ProcessEnv, ...args: string[]): CliResult {
   assert.ok(existsSync(bin), `the CLI is not built: ${bin} (run npx tsc -p tsconfig.json)`);
   try {
     const stdout = execFileSync(process.execPath, [bin, ...args], {
-      env: childEnv, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 300_000, maxBuffer: 256 * 1024 * 1024,
+      env: { ...childEnv, ...extra }, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 300_000, maxBuffer: 256 * 1024 * 1024,
     });
     return { status: 0, stdout, stderr: "" };
   } catch (e) {
@@ -299,6 +304,19 @@ describe("--demo", () => {
     assert.ok(ow, `${outlierKey} found; got ${[...byKey.keys()].join(", ")}`);
     assert.equal(ow.class, "outlier");
     assert.equal(out.layers.length, DEMO.layers);
+  });
+
+  test("scan --demo prints the same table on 1 and 2 GEMM threads and with the plain TypeScript backend", () => {
+    const runs = [{ SUPERWEIGHT_THREADS: "1" }, { SUPERWEIGHT_THREADS: "2" }, { SUPERWEIGHT_BACKEND: "js" }].map((env) => {
+      const r = cliEnv(env, "scan", "--demo");
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout.replace(/ in \d+\.\d+ s\n$/, "\n"); // all but the timing
+    });
+    assert.equal(runs[1], runs[0]);
+    assert.equal(runs[2], runs[0]);
+    // Regression pins (the README quotes this output): the demo's own numbers, not reference values.
+    for (const pinned of ["419.9 @0", "NLL +83.5%", "perplexity 17.008 → 181.400", "mean NLL 2.8337 → 5.2007", "(424× the median)", "act +567%"])
+      assert.ok(runs[0].includes(pinned), `"${pinned}" in:\n${runs[0]}`);
   });
 
   test("run --demo --prompt Hello", () => {

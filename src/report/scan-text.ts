@@ -5,7 +5,7 @@ import { sparkline } from "./sparkline.js";
 
 const short = (label: string) => JSON.stringify(label.length > 60 ? `${label.slice(0, 57)}...` : label);
 const num = (x: number, digits = 1) => (Math.abs(x) >= 1000 ? x.toFixed(0) : x.toFixed(digits));
-const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : word.endsWith("s") ? "es" : "s"}`;
 const where = (w: ScannedWeight) => `layer ${w.layer}${w.expert !== undefined ? ` expert ${w.expert}` : ""} [${w.row}, ${w.column}]`;
 
 export function renderScan(r: ScanReport): string {
