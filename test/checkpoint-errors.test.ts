@@ -279,7 +279,7 @@ test("a model.safetensors that is not safetensors at all (a Git LFS pointer) is 
   const folder = tiny("lfs-pointer");
   const path = join(folder, "model.safetensors");
   writeFileSync(path, "version https://git-lfs.github.com/spec/v1\noid sha256:0000\nsize 1234\n");
-  refuses(folder, "HEADER_TOO_LARGE", path);
+  refuses(folder, "LFS_POINTER", path, "git lfs pull");
 });
 
 // ---- sharded checkpoints ----

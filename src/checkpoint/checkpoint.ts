@@ -1,10 +1,11 @@
 // A Hugging Face checkpoint folder: config.json plus one safetensors file or a sharded set with its
 // index. Opening validates every header; tensor data is read later, lazily, by offset.
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { CheckpointError, UserError } from "../errors.js";
 import { closeFile, openSafetensors, readTensorRange, type SafetensorsFile, type TensorInfo } from "./safetensors.js";
 import { blockBuffer } from "./block-buffer.js";
+import { exists, inside, readJsonObject } from "./files.js";
 import { elementCount, rowSize, type RawConfig, type SourceTensor, type TensorSource } from "./source.js";
 
 export type { RawConfig } from "./source.js";
@@ -14,14 +15,17 @@ export class Checkpoint implements TensorSource {
     readonly path: string,
     readonly config: RawConfig,
     private readonly entries: Map<string, { file: SafetensorsFile; info: TensorInfo }>,
+    /** *.safetensors files in the folder that the index does not name (to explain a missing tensor). */
+    private readonly unlisted: string[] = [],
   ) {}
 
   static open(folder: string): Checkpoint {
-    if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new UserError("no such checkpoint folder", folder);
+    if (!isFolder(folder)) throw new UserError("no such checkpoint folder", folder);
     const config = readConfig(folder);
     const entries = new Map<string, { file: SafetensorsFile; info: TensorInfo }>();
-    for (const name of safetensorsFiles(folder)) {
-      const file = openSafetensors(join(folder, name));
+    const files = safetensorsFiles(folder);
+    for (const path of files) {
+      const file = openSafetensors(path);
       for (const info of file.tensors.values()) {
         const seen = entries.get(info.name);
         if (seen)
@@ -30,7 +34,25 @@ export class Checkpoint implements TensorSource {
       }
     }
     checkIndex(folder, entries);
-    return new Checkpoint(folder, config, entries);
+    const unlisted = exists(join(folder, INDEX))
+      ? readdirSync(folder).filter((f) => f.endsWith(".safetensors")).map((f) => join(folder, f)).filter((f) => !files.includes(f))
+      : [];
+    return new Checkpoint(folder, config, entries, unlisted);
+  }
+
+  /** Why a tensor the model needs is absent: an index that leaves out the shard holding it. */
+  missingReason(name: string): CheckpointError | undefined {
+    for (const path of this.unlisted) {
+      let file: SafetensorsFile;
+      try {
+        file = openSafetensors(path);
+      } catch {
+        continue;
+      }
+      if (file.tensors.has(name))
+        return new CheckpointError(join(this.path, INDEX), `does not list tensor "${name}", which is stored in ${path} (the index is wrong)`, "BAD_INDEX");
+    }
+    return undefined;
   }
 
   get folder(): string {
@@ -95,29 +117,34 @@ export class Checkpoint implements TensorSource {
   }
 }
 
-function readConfig(folder: string): RawConfig {
-  const path = join(folder, "config.json");
-  if (!existsSync(path)) throw new CheckpointError(path, "config.json is missing: not a Hugging Face checkpoint folder", "MISSING_CONFIG");
-  let raw: unknown;
+const INDEX = "model.safetensors.index.json";
+
+function isFolder(path: string): boolean {
   try {
-    raw = JSON.parse(readFileSync(path, "utf8"));
-  } catch (e) {
-    throw new CheckpointError(path, `not valid JSON (${(e as Error).message})`, "BAD_CONFIG");
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
   }
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new CheckpointError(path, "config.json is not a JSON object", "BAD_CONFIG");
-  return raw as RawConfig;
 }
 
-/** The weight files: those the index names, else model.safetensors, else every *.safetensors. */
+function readConfig(folder: string): RawConfig {
+  const path = join(folder, "config.json");
+  if (!exists(path)) throw new CheckpointError(path, "config.json is missing: not a Hugging Face checkpoint folder", "MISSING_CONFIG");
+  return readJsonObject(path, "BAD_CONFIG");
+}
+
+/** The weight files (paths): those the index names, else model.safetensors, else every *.safetensors. */
 function safetensorsFiles(folder: string): string[] {
-  const indexPath = join(folder, "model.safetensors.index.json");
-  if (existsSync(indexPath)) {
-    const files = [...new Set(Object.values(readIndex(indexPath)))].sort();
-    for (const f of files)
-      if (!existsSync(join(folder, f))) throw new CheckpointError(indexPath, `names shard "${f}", which is missing from ${folder}`, "MISSING_SHARD");
-    return files;
+  const indexPath = join(folder, INDEX);
+  if (exists(indexPath)) {
+    const names = [...new Set(Object.values(readIndex(indexPath)))].sort();
+    return names.map((f) => {
+      const path = inside(folder, f, indexPath);
+      if (!exists(path)) throw new CheckpointError(indexPath, `names shard "${f}", which is missing from ${folder}`, "MISSING_SHARD");
+      return path;
+    });
   }
-  if (existsSync(join(folder, "model.safetensors"))) return ["model.safetensors"];
+  if (exists(join(folder, "model.safetensors"))) return [join(folder, "model.safetensors")];
   const files = readdirSync(folder).filter((f) => f.endsWith(".safetensors")).sort();
   if (files.length === 0) {
     const other = readdirSync(folder).filter((f) => /\.(bin|pt|pth|gguf|ckpt)$/.test(f));
@@ -126,31 +153,37 @@ function safetensorsFiles(folder: string): string[] {
       : "";
     throw new CheckpointError(folder, `no .safetensors weights found${found}`, "NO_WEIGHTS");
   }
-  return files;
+  return files.map((f) => join(folder, f));
 }
 
+/** The index's weight_map: tensor name → shard file name, every entry checked. */
 function readIndex(path: string): Record<string, string> {
-  let raw: any;
-  try {
-    raw = JSON.parse(readFileSync(path, "utf8"));
-  } catch (e) {
-    throw new CheckpointError(path, `not valid JSON (${(e as Error).message})`, "BAD_INDEX");
+  const raw = readJsonObject(path, "BAD_INDEX");
+  const map = raw.weight_map;
+  if (map === undefined) throw new CheckpointError(path, `has no "weight_map"`, "BAD_INDEX");
+  if (typeof map !== "object" || map === null || Array.isArray(map))
+    throw new CheckpointError(path, `"weight_map" must be an object of tensor name → file, got ${JSON.stringify(map)?.slice(0, 40)}`, "BAD_INDEX");
+  for (const [name, file] of Object.entries(map)) {
+    if (name === "") throw new CheckpointError(path, `"weight_map" has an empty tensor name`, "BAD_INDEX");
+    if (typeof file !== "string" || file === "")
+      throw new CheckpointError(path, `"weight_map" gives ${JSON.stringify(name)} the file ${JSON.stringify(file)}, not a file name`, "BAD_INDEX");
   }
-  const map = raw?.weight_map;
-  if (typeof map !== "object" || map === null || !Object.values(map).every((v) => typeof v === "string"))
-    throw new CheckpointError(path, `has no "weight_map" of tensor name → file`, "BAD_INDEX");
   return map as Record<string, string>;
 }
 
 /** The index and the shards' headers must agree on where every tensor lives. */
 function checkIndex(folder: string, entries: Map<string, { file: SafetensorsFile }>): void {
-  const indexPath = join(folder, "model.safetensors.index.json");
-  if (!existsSync(indexPath)) return;
-  for (const [name, fileName] of Object.entries(readIndex(indexPath))) {
+  const indexPath = join(folder, INDEX);
+  if (!exists(indexPath)) return;
+  const index = readIndex(indexPath);
+  for (const [name, fileName] of Object.entries(index)) {
     const e = entries.get(name);
     if (!e)
-      throw new CheckpointError(join(folder, fileName), `tensor "${name}" (listed in model.safetensors.index.json) is not in this shard`, "MISSING_TENSOR");
+      throw new CheckpointError(join(folder, fileName), `tensor "${name}" (listed in ${INDEX}) is not in this shard`, "MISSING_TENSOR");
     if (e.file.path !== join(folder, fileName))
       throw new CheckpointError(indexPath, `says "${name}" is in ${fileName} but it is stored in ${e.file.path}`, "BAD_INDEX");
   }
+  for (const [name, e] of entries)
+    if (!Object.hasOwn(index, name))
+      throw new CheckpointError(indexPath, `does not list tensor "${name}", which is stored in ${e.file.path} (the index is wrong)`, "BAD_INDEX");
 }

@@ -6,6 +6,7 @@
 // "__metadata__" holds string pairs. Offsets must be contiguous, in order, and end exactly at EOF.
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { CheckpointError } from "../errors.js";
+import { regularFile } from "./files.js";
 import { widenInPlace, type Dtype, DTYPE_BYTES, isSupportedDtype } from "./dtype.js";
 
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
@@ -51,14 +52,20 @@ function parseHeaderJson(path: string, json: Uint8Array, dataSize: number, dataS
     throw fail("HEADER_NOT_JSON", `header is not valid JSON (${(e as Error).message})`);
   }
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw fail("HEADER_NOT_JSON", "header JSON is not an object");
+  // JSON.parse keeps the last of two equal keys; the format (and the reference parser) refuses them.
+  const twice = repeatedKey(text);
+  if (twice !== undefined) throw fail("DUPLICATE_TENSOR", `header names tensor ${JSON.stringify(twice)} twice`);
 
   const tensors: TensorInfo[] = [];
   let metadata: Record<string, string> = {};
   for (const [name, entry] of Object.entries(raw as Record<string, unknown>)) {
     if (name === "__metadata__") {
+      const ok = entry === null || (typeof entry === "object" && !Array.isArray(entry) && Object.values(entry).every((v) => typeof v === "string"));
+      if (!ok) throw fail("INVALID_METADATA", `"__metadata__" must map strings to strings`);
       metadata = (entry ?? {}) as Record<string, string>;
       continue;
     }
+    if (name === "") throw fail("INVALID_ENTRY", "header has a tensor with an empty name");
     tensors.push(parseEntry(path, name, entry, dataStart));
   }
 
@@ -95,13 +102,51 @@ function parseEntry(path: string, name: string, entry: unknown, dataStart: numbe
   return { name, dtype: dtype as Dtype, shape: shape as number[], start: dataStart + offsets[0], byteLength: bytes };
 }
 
+/** A key that occurs twice at the top level of a JSON object's text (which is known to parse). */
+function repeatedKey(text: string): string | undefined {
+  const seen = new Set<string>();
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === "{" || c === "[") depth++;
+    else if (c === "}" || c === "]") depth--;
+    else if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === "\\" ? 2 : 1;
+      if (depth === 1) {
+        let k = j + 1;
+        while (/\s/.test(text[k])) k++;
+        if (text[k] === ":") {
+          const key = JSON.parse(text.slice(i, j + 1)) as string;
+          if (seen.has(key)) return key;
+          seen.add(key);
+        }
+      }
+      i = j;
+    }
+  }
+  return undefined;
+}
+
 /** Open and validate a safetensors file; tensors are read later with `readTensorRange`. */
 export function openSafetensors(path: string): SafetensorsFile {
-  const fd = openSync(path, "r");
+  regularFile(path);
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (e) {
+    throw new CheckpointError(path, `cannot be opened: ${(e as Error).message}`, "IO");
+  }
   try {
     const size = fstatSync(fd).size;
     const prefix = new Uint8Array(8);
-    readExactly(fd, prefix, 0, path);
+    if (size >= 8) readExactly(fd, prefix, 0, path);
+    if (Buffer.from(prefix).toString("latin1") === "version ") {
+      const head = new Uint8Array(Math.min(size, 200));
+      readExactly(fd, head, 0, path);
+      if (Buffer.from(head).toString("latin1").startsWith("version https://git-lfs"))
+        throw new CheckpointError(path, "is a Git LFS pointer, not the weights: fetch them with `git lfs pull` (or download the model again)", "LFS_POINTER");
+    }
     const { headerLength, parse } = parseHeader(path, prefix, size);
     const json = new Uint8Array(headerLength);
     readExactly(fd, json, 8, path);
@@ -117,7 +162,12 @@ export function openSafetensors(path: string): SafetensorsFile {
 function readExactly(fd: number, into: Uint8Array, position: number, path: string): void {
   let done = 0;
   while (done < into.length) {
-    const n = readSync(fd, into, done, into.length - done, position + done);
+    let n: number;
+    try {
+      n = readSync(fd, into, done, into.length - done, position + done);
+    } catch (e) {
+      throw new CheckpointError(path, `read failed at byte ${position + done}: ${(e as Error).message}`, "IO");
+    }
     if (n === 0) throw new CheckpointError(path, `unexpected end of file at byte ${position + done} (truncated?)`, "TRUNCATED");
     done += n;
   }
@@ -127,7 +177,14 @@ function readExactly(fd: number, into: Uint8Array, position: number, path: strin
 const descriptors = new Map<string, number>();
 function fdFor(path: string): number {
   let fd = descriptors.get(path);
-  if (fd === undefined) descriptors.set(path, (fd = openSync(path, "r")));
+  if (fd === undefined) {
+    try {
+      fd = openSync(path, "r");
+    } catch (e) {
+      throw new CheckpointError(path, `cannot be opened: ${(e as Error).message}`, "IO");
+    }
+    descriptors.set(path, fd);
+  }
   return fd;
 }
 export function closeFile(path: string): void {

@@ -35,6 +35,8 @@ export interface TensorSource {
   readRows(name: string, r0: number, r1: number, out?: Float32Array): Float32Array;
   /** The file that holds a tensor (a shard, a split part), for messages; the source's path when it is one file. */
   fileOf(name: string): string;
+  /** Why a tensor the model needs is absent, when the source can tell (an index that leaves its shard out). */
+  missingReason?(name: string): Error | undefined;
   close(): void;
 }
 

@@ -175,6 +175,9 @@ export function threadCount(): number {
 
 /** Builds the onnxruntime backend; throws when onnxruntime-node (or its native binary) cannot load. */
 export async function createOrtBackend(threads = threadCount()): Promise<MatmulBackend> {
+  // onnxruntime's telemetry (a device id and an event database under ~/.cache/Microsoft/DeveloperTools,
+  // with uploads where it finds a CA bundle) stays off unless the user asks for it.
+  process.env.ORT_DISABLE_TELEMETRY ??= "1";
   const ort: Ort = await import("onnxruntime-node");
   const options: InferenceSession.SessionOptions = {
     intraOpNumThreads: threads,

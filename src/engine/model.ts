@@ -9,6 +9,8 @@ import type { Architecture } from "../models/architecture.js";
 import { architectureFor } from "../models/registry.js";
 import type { WeightOverride } from "./variants.js";
 
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
 export class Model {
   /** Overrides whose `prepare` has run (once per override object). */
   readonly prepared = new WeakSet<WeightOverride>();
@@ -45,12 +47,33 @@ export class Model {
     }
   }
 
+  /**
+   * The layers the config claims are the layers the weights hold — checked before the table of expected
+   * tensors is built, so that a config claiming 10⁹ layers is an error, not 10⁹ table rows.
+   */
+  private checkLayerCount(): void {
+    const [before, after] = this.arch.layerPrefix(0).split("0");
+    const pattern = new RegExp(`^${escape(before)}(\\d+)${escape(after)}`);
+    let top = -1;
+    for (const name of this.stored.keys()) {
+      const m = pattern.exec(name);
+      if (m) top = Math.max(top, Number(m[1]));
+    }
+    // More layers held than configured: the unexpected-tensor check names them.
+    if (top + 1 < this.spec.layers) {
+      const held = top < 0 ? "no layer tensors" : top === 0 ? "only layer 0" : `layers 0 to ${top}`;
+      const claimed = `${this.spec.layers} layer${this.spec.layers === 1 ? "" : "s"}`;
+      throw new CheckpointError(this.source.configFile, `says the model has ${claimed}, but the weights hold ${held}`, "BAD_CONFIG");
+    }
+  }
+
   /** Every tensor the config implies is stored with that shape, and nothing else is. */
   private checkTensors(): void {
+    this.checkLayerCount();
     const expected = this.arch.tensors(this.spec);
     for (const [name, shape] of expected) {
       if (!this.stored.has(name))
-        throw new CheckpointError(this.path, `tensor "${name}" is missing (model_type "${this.spec.modelType}" with this config needs it)`, "MISSING_TENSOR");
+        throw this.source.missingReason?.(name) ?? new CheckpointError(this.path, `tensor "${name}" is missing (model_type "${this.spec.modelType}" with this config needs it)`, "MISSING_TENSOR");
       const info = this.info(name);
       // A source may hold a 2-D weight transposed from how Hugging Face stores it (GGUF's GPT-2).
       const want = shape.length === 2 && this.layout(name) !== this.hfLayout(name) ? [shape[1], shape[0]] : shape;

@@ -8,28 +8,31 @@ import type { Architecture } from "./architecture.js";
 
 /** The config fields every Llama-like model shares; `overrides` carries each family's differences. */
 export function llamaLikeSpec(c: ConfigReader, overrides: Partial<ModelSpec> = {}): ModelSpec {
-  const hidden = c.int("hidden_size");
-  const heads = c.int("num_attention_heads");
-  const headDim = c.int("head_dim", hidden / heads);
-  const rotary = c.num("partial_rotary_factor", 1);
+  const hidden = c.size("hidden_size");
+  const heads = c.size("num_attention_heads");
+  if (!c.has("head_dim") && hidden % heads !== 0) c.fail("num_attention_heads", `(${heads}) must divide hidden_size (${hidden}) when head_dim is not given`);
+  const headDim = c.size("head_dim", hidden / heads);
+  const rotary = c.positive("partial_rotary_factor", 1);
+  if (rotary > 1) c.fail("partial_rotary_factor", `must be at most 1, got ${rotary}`);
   const rope = c.rope(Math.floor(headDim * rotary));
+  const vocab = c.size("vocab_size");
   return {
     modelType: c.str("model_type"),
     hidden, heads, headDim,
-    intermediate: c.int("intermediate_size"),
-    layers: c.int("num_hidden_layers"),
+    intermediate: c.size("intermediate_size"),
+    layers: c.size("num_hidden_layers"),
     kvHeads: divides(c, c.int("num_key_value_heads", heads), heads),
-    vocab: c.int("vocab_size"),
+    vocab,
     norm: "rms",
-    normEps: c.num("rms_norm_eps", 1e-6),
+    normEps: c.eps("rms_norm_eps", 1e-6),
     act: c.activation(["hidden_act"], "silu"),
     rope: () => rope,
-    maxPositions: c.int("max_position_embeddings", 2048),
+    maxPositions: c.size("max_position_embeddings", 2048),
     tiedEmbeddings: c.bool("tie_word_embeddings", false),
     embedScale: 1,
     attnScale: () => 1 / Math.sqrt(headDim),
     slidingWindow: () => undefined,
-    bosTokenId: c.has("bos_token_id") ? c.int("bos_token_id") : undefined,
+    bosTokenId: c.bos(vocab),
     biases: { qkv: false, o: false, mlp: false },
     ...overrides,
   };

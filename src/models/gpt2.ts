@@ -14,28 +14,29 @@ async function gpt2Layer(ops: LayerOps, x: Activations): Promise<Activations> {
 export const gpt2: Architecture = {
   modelTypes: ["gpt2"],
   config(c): ModelSpec {
-    const hidden = c.int("n_embd");
-    const heads = c.int("n_head");
-    if (heads === 0 || hidden % heads) c.fail("n_head", `(${heads}) must divide n_embd (${hidden})`);
+    const hidden = c.size("n_embd");
+    const heads = c.size("n_head");
+    if (hidden % heads) c.fail("n_head", `(${heads}) must divide n_embd (${hidden})`);
+    const vocab = c.size("vocab_size");
     const d = hidden / heads;
     const scaled = c.bool("scale_attn_weights", true);
     const byLayer = c.bool("scale_attn_by_inverse_layer_idx", false);
     return {
       modelType: "gpt2",
       hidden, heads, kvHeads: heads, headDim: d,
-      intermediate: c.int("n_inner", 4 * hidden),
-      layers: c.int("n_layer"),
-      vocab: c.int("vocab_size"),
+      intermediate: c.size("n_inner", 4 * hidden),
+      layers: c.size("n_layer"),
+      vocab,
       norm: "layernorm",
-      normEps: c.num("layer_norm_epsilon", 1e-5),
+      normEps: c.eps("layer_norm_epsilon", 1e-5),
       act: c.activation(["activation_function"], "gelu_new"),
       rope: () => undefined,
-      maxPositions: c.int("n_positions", 1024),
+      maxPositions: c.size("n_positions", 1024),
       tiedEmbeddings: true,
       embedScale: 1,
       attnScale: (layer) => (scaled ? 1 / Math.sqrt(d) : 1) / (byLayer ? layer + 1 : 1),
       slidingWindow: () => undefined,
-      bosTokenId: c.has("bos_token_id") ? c.int("bos_token_id") : undefined,
+      bosTokenId: c.bos(vocab),
       biases: { qkv: true, o: true, mlp: true },
     };
   },

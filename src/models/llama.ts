@@ -6,13 +6,13 @@ import { llamaBiases, llamaLike, llamaLikeSpec, slidingLayers } from "./builders
 
 /** Mistral slides in every layer; its config's default window is 4096 (null: none), as MistralConfig says. */
 function mistralWindow(c: ConfigReader): (layer: number) => number | undefined {
-  const window = c.raw["sliding_window"] === undefined ? 4096 : c.optNum("sliding_window");
+  const window = c.raw["sliding_window"] === undefined ? 4096 : c.window("sliding_window");
   return () => window;
 }
 
 /** Qwen2 slides only with use_sliding_window, in layers ≥ max_window_layers (or as layer_types says). */
 function qwen2Window(c: ConfigReader, layers: number): (layer: number) => number | undefined {
-  const window = c.bool("use_sliding_window", false) ? c.optNum("sliding_window") : undefined;
+  const window = c.bool("use_sliding_window", false) ? c.window("sliding_window") : undefined;
   if (window === undefined) return () => undefined;
   const from = c.int("max_window_layers", 28);
   const slides = slidingLayers(c, layers, (l) => l >= from);

@@ -11,7 +11,7 @@ export const olmo: Architecture = {
     return llamaLikeSpec(c, {
       norm: "layernorm_no_affine",
       normEps: 1e-5,
-      clipQkv: c.optNum("clip_qkv"),
+      clipQkv: c.has("clip_qkv") ? c.positive("clip_qkv") : undefined,
       biases: { qkv: attn, o: attn, mlp: false },
     });
   },

@@ -7,7 +7,7 @@ export const phi3: Architecture = {
   ...llamaLike,
   modelTypes: ["phi3"],
   config(c) {
-    const window = c.optNum("sliding_window");
+    const window = c.window("sliding_window");
     return llamaLikeSpec(c, { slidingWindow: () => window });
   },
   tensors(spec) {

@@ -66,6 +66,9 @@ export interface ModelSpec {
   readonly experts?: ExpertsSpec;
 }
 
+/** The largest size a config field may give (a tensor dimension, a layer count). */
+const MAX_SIZE = 2 ** 31 - 1;
+
 /** Typed access to config.json fields; errors name the file and the field. */
 export class ConfigReader {
   constructor(readonly raw: RawConfig, readonly file: string) {}
@@ -81,8 +84,46 @@ export class ConfigReader {
   int(field: string, fallback?: number): number {
     const v = this.raw[field] ?? fallback;
     if (v === undefined || v === null) this.fail(field, "is missing");
-    if (!Number.isInteger(v) || (v as number) < 0) this.fail(field, `must be a non-negative integer, got ${JSON.stringify(v)}`);
+    if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > MAX_SIZE)
+      this.fail(field, `must be an integer from 0 to ${MAX_SIZE}, got ${JSON.stringify(v)}`);
     return v as number;
+  }
+
+  /** A size that must be at least 1. */
+  size(field: string, fallback?: number): number {
+    const v = this.int(field, fallback);
+    if (v < 1) this.fail(field, `must be at least 1, got ${v}`);
+    return v;
+  }
+
+  /** A number that must be > 0 (rope_theta, scaling factors, caps). */
+  positive(field: string, fallback?: number): number {
+    const v = this.num(field, fallback);
+    if (!(v > 0)) this.fail(field, `must be greater than 0, got ${v}`);
+    return v;
+  }
+
+  /** A sliding window: a positive integer, or absent / null for none. */
+  window(field: string): number | undefined {
+    if (!this.has(field)) return undefined;
+    const v = this.raw[field];
+    if (!Number.isInteger(v) || (v as number) < 1) this.fail(field, `must be a positive integer or null, got ${JSON.stringify(v)}`);
+    return v as number;
+  }
+
+  /** An epsilon: finite and ≥ 0. */
+  eps(field: string, fallback: number): number {
+    const v = this.num(field, fallback);
+    if (v < 0) this.fail(field, `must not be negative, got ${v}`);
+    return v;
+  }
+
+  /** bos_token_id when given: a token of the vocabulary. */
+  bos(vocab: number): number | undefined {
+    if (!this.has("bos_token_id")) return undefined;
+    const id = this.int("bos_token_id");
+    if (id >= vocab) this.fail("bos_token_id", `(${id}) is outside the vocabulary (vocab_size ${vocab})`);
+    return id;
   }
 
   num(field: string, fallback?: number): number {
@@ -126,18 +167,21 @@ export class ConfigReader {
   }
 
   /** RoPE parameters: rope_theta and rope_scaling (none, "default", "linear", "llama3" or "frequency_factors"). */
-  rope(dim: number, theta = this.num("rope_theta", 10000), scalingField = "rope_scaling"): RopeSpec {
+  rope(dim: number, theta = this.positive("rope_theta", 10000), scalingField = "rope_scaling"): RopeSpec {
+    if (!(dim >= 2 && dim % 2 === 0)) this.fail("head_dim", `gives ${dim} rotary dimensions per head; RoPE needs an even number ≥ 2`);
     const s = this.raw[scalingField] as Record<string, unknown> | null | undefined;
     if (s === undefined || s === null) return { theta, dim };
     if (typeof s !== "object") this.fail(scalingField, "must be an object or null");
     const type = (s.rope_type ?? s.type) as string | undefined;
     const num = (k: string): number => {
-      if (typeof s[k] !== "number") this.fail(`${scalingField}.${k}`, `is missing or not a number (rope_type "${type}")`);
-      return s[k] as number;
+      const v = s[k];
+      if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) this.fail(`${scalingField}.${k}`, `must be a number greater than 0 (rope_type "${type}"), got ${JSON.stringify(v)}`);
+      return v;
     };
     if (type === "default") return { theta, dim };
     if (type === "linear") return { theta, dim, scaling: { type: "linear", factor: num("factor") } };
-    if (type === "llama3")
+    if (type === "llama3") {
+      if (!(num("high_freq_factor") > num("low_freq_factor"))) this.fail(`${scalingField}.high_freq_factor`, "must be greater than low_freq_factor");
       return {
         theta, dim,
         scaling: {
@@ -145,6 +189,7 @@ export class ConfigReader {
           highFreqFactor: num("high_freq_factor"), originalMaxPositions: num("original_max_position_embeddings"),
         },
       };
+    }
     if (type === "frequency_factors") {
       const f = s.factors;
       if (!Array.isArray(f) || f.length !== dim / 2 || !f.every((x) => typeof x === "number" && x > 0))
