@@ -1,7 +1,7 @@
 // ggml's reference K-quant quantizers (quantize_row_q{4,5,6}_K_ref in ggml/src/ggml-quants.c), ported operation
 // by operation so that the output matches ggml byte for byte: every float32 operation is rounded (Math.fround) in
 // ggml's order, integers are rounded with ggml's nearest_int, scales are stored as ggml's float16.
-// Each function quantizes whole 256-value super-blocks of one row: src[off … off + 256·nb) → dst[0 … nb·size).
+// Each function quantizes nb whole 256-value super-blocks, in order: src[0 … 256·nb) → dst[0 … nb·block bytes).
 // Scratch arrays are module-level: no allocation per block or per row.
 import { halfToFloat, writeHalf } from "./quantize-half.js";
 
@@ -77,8 +77,7 @@ function makeQkx2Quants(
     iscale = f(f(f(rmin + f(rdelta * is)) + nmax) / f(max - min));
     let changed = is === 0;
     for (let i = 0; i < n; i++) {
-      const v = f(iscale * xm[i]);
-      let l = v <= 4194303 && v >= -4194303 ? f(v + 12582912) - 12582912 : nearestInt(v);
+      let l = nearestInt(f(iscale * xm[i]));
       l = l < 0 ? 0 : l > nmax ? nmax : l;
       if (l !== qLaux[i]) {
         qLaux[i] = l;
@@ -280,8 +279,7 @@ function makeQxQuants(src: Float32Array, xOff: number, lOff: number): number {
     iscale = f(-f(nmax + f(F0_1 * is)) / max);
     let changed = is === -9;
     for (let i = 0; i < n; i++) {
-      const v = f(iscale * q6X[i]);
-      let l = v <= 4194303 && v >= -4194303 ? f(v + 12582912) - 12582912 : nearestInt(v);
+      let l = nearestInt(f(iscale * q6X[i]));
       l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
       if (l !== q6Cand[i]) {
         q6Cand[i] = l;
