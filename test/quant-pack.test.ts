@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { CodeStream, pack, packedBytes, unpack } from "../src/quant/pack.js";
 
-test("layout: 8-bit one per byte, 4-bit low nibble first, 2-bit from the low bits, 3-bit LSB-first across bytes", () => {
+test("layout: 8-bit one per byte, 4-bit low nibble first, 2-bit from the low bits, 3-bit LSB first", () => {
   assert.deepEqual([...pack(Uint8Array.of(0, 7, 255), 8)], [0, 7, 255]);
   assert.deepEqual([...pack(Uint8Array.of(1, 2, 3), 4)], [0x21, 0x03]);
   // 1 | 2<<2 | 3<<4 | 0<<6 = 0x39, then 3 alone

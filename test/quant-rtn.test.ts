@@ -227,10 +227,11 @@ test("statistics fed in pieces of any length equal those of the whole tensor", (
       const stats = new BlockStatistics(s, SHAPE, keep);
       for (let i = 0; i < 91; i += piece) stats.add(w.subarray(i, Math.min(91, i + piece)));
       const p = stats.finish();
-      for (const k of ["scale", "offset", "lo", "hi"] as const) assert.deepEqual(p[k], whole[k], `${formatClip(s.clip)} piece ${piece} ${k}`);
+      for (const k of ["scale", "offset", "lo", "hi"] as const)
+        assert.deepEqual(p[k], whole[k], `${formatClip(s.clip)} piece ${piece} ${k}`);
       // and codes encoded piece by piece equal the whole
       const codes = new Uint8Array(91);
-      for (let i = 0; i < 91; i += piece) encode(codes.subarray(i, Math.min(91, i + piece)), w.subarray(i, i + piece), i, s, p);
+      for (let i = 0; i < 91; i += piece) encode(codes.subarray(i, i + piece), w.subarray(i, i + piece), i, s, p);
       assert.deepEqual(codes, quantizeTensor(w, SHAPE, s, keep).codes);
     }
   }
@@ -269,7 +270,8 @@ test("weights that are not finite, or a range float32 cannot hold, are QuantizeE
 
 test("held-out indices must increase strictly inside the tensor; values must cover it exactly", () => {
   const w = weights(10);
-  for (const keep of [[3, 3], [5, 2], [-1], [10], [1.5]]) assert.throws(() => quantizeTensor(w, [10], rtn(4), keep), RangeError);
+  for (const keep of [[3, 3], [5, 2], [-1], [10], [1.5]])
+    assert.throws(() => quantizeTensor(w, [10], rtn(4), keep), RangeError, `${keep}`);
   const stats = new BlockStatistics(rtn(4), [10]);
   stats.add(w.subarray(0, 6));
   assert.throws(() => stats.finish(), RangeError);
@@ -314,7 +316,7 @@ test("fakeQuantizeActivations: per-tensor min–max RTN in place; the held-out s
   assert.deepEqual([...plain], [0, 0, 0, 0, 100]);
 });
 
-test("fakeQuantizeActivations at 8, 6 and 4 bits stays within half a step; all-equal and all-held-out are no-ops", () => {
+test("fakeQuantizeActivations at 8, 6, 4 bits: within half a step; all equal or all held out: unchanged", () => {
   for (const bits of [8, 6, 4]) {
     const x = weights(300, bits);
     x[17] = 40;
