@@ -237,6 +237,22 @@ test("statistics fed in pieces of any length equal those of the whole tensor", (
   }
 });
 
+test("a block's parameters are final as soon as its last value arrives, except under tensor-pct clipping", () => {
+  const w = weights(91, 5);
+  for (const clip of [none, { method: "zscore", k: 2 }, { method: "block-pct", fraction: 0.1 }] as Clip[]) {
+    const s = rtn(4, 10, clip);
+    const final = quantizeTensor(w, SHAPE, s, [15]).params;
+    const stats = new BlockStatistics(s, SHAPE, [15]);
+    stats.add(w.subarray(0, 25));
+    assert.equal(stats.ready(), 2, formatClip(clip));
+    for (const k of ["scale", "offset", "lo", "hi"] as const)
+      assert.deepEqual(stats.params[k].subarray(0, 2), final[k].subarray(0, 2), `${formatClip(clip)} ${k}`);
+  }
+  const stats = new BlockStatistics(rtn(4, 10, { method: "tensor-pct", fraction: 0.1 }), SHAPE);
+  stats.add(w.subarray(0, 25));
+  assert.equal(stats.ready(), 0);
+});
+
 // ---- degenerate blocks ----
 
 test("degenerate blocks decode to their value, never NaN: all equal, all held out, single element, all zero", () => {

@@ -1,5 +1,5 @@
 // Writing a packed quantized checkpoint (docs/quantized-format.md) from a safetensors checkpoint folder, tensor by
-// tensor and chunk by chunk: memory stays bounded by one chunk (or one tensor that fits in a chunk), never the model.
+// tensor and chunk by chunk: memory stays bounded by about one chunk of rows (4 M elements), never the model.
 // Everything goes into a hidden sibling folder that is renamed into place at the end, so the output folder appears
 // whole or not at all; a failure removes the partial folder.
 import {
@@ -55,7 +55,7 @@ const COPIED = new Set([
   "vocab.json", "vocab.txt", "merges.txt", "generation_config.json", "chat_template.json", "chat_template.jinja",
 ]);
 
-const DEFAULT_CHUNK = 1 << 24;
+const DEFAULT_CHUNK = 1 << 22;
 
 /**
  * The paper's choice (outliers/model.py): every weight matrix of the decoder — attention and MLP projections —
@@ -143,9 +143,9 @@ function planTensors(ckpt: Checkpoint, options: PackOptions): Plan {
     const job = new TensorJob(ckpt, info, options.scheme, kept.map((k) => k.index), chunk);
     const { elements, blocks, blockLength } = job.stats.geometry;
     const parts: RawTensorToWrite[] = [
+      { name: name + PARTS.qweight, dtype: "U8", shape: [packedBytes(elements, job.bits)], bytes: () => job.packed() },
       { name: name + PARTS.qscale, dtype: "F32", shape: [blocks], bytes: () => [f32Bytes(job.params().scale)] },
       { name: name + PARTS.qmin, dtype: "F32", shape: [blocks], bytes: () => [f32Bytes(job.params().offset)] },
-      { name: name + PARTS.qweight, dtype: "U8", shape: [packedBytes(elements, job.bits)], bytes: () => job.packed() },
     ];
     if (kept.length > 0) {
       const wide = elements > 2 ** 31 - 1;
@@ -183,12 +183,16 @@ function keptByTensor(ckpt: Checkpoint, requests: KeepRequest[], include: PackOp
   return byTensor;
 }
 
-/** One quantized tensor: pass 1 (statistics) when its scales are written, pass 2 (codes) when its codes are. */
+/**
+ * One quantized tensor, its codes written before its scales. When each block's parameters are final as soon as the
+ * block is read (no tensor-pct clipping, blocks no larger than a chunk), one pass reads, measures and encodes;
+ * otherwise a first pass measures and a second encodes (a tensor that fits in one chunk is read once for both).
+ */
 class TensorJob {
   readonly stats: BlockStatistics;
   readonly bits: number;
   private result?: BlockParams;
-  /** The whole tensor, when it fits in one chunk: read once for both passes. */
+  /** The whole tensor, when it fits in one chunk and takes two passes. */
   private whole?: Float32Array;
 
   constructor(
@@ -202,6 +206,7 @@ class TensorJob {
     this.bits = codeBits(scheme);
   }
 
+  /** Every block's parameters (after `packed`, or from a first pass of their own). */
   params(): BlockParams {
     if (!this.result) {
       for (const { values } of this.chunks()) {
@@ -214,16 +219,34 @@ class TensorJob {
   }
 
   *packed(): Iterable<Uint8Array> {
-    const params = this.params();
     const stream = new CodeStream(this.bits);
-    const chunks = this.whole ? [{ first: 0, values: this.whole }] : this.chunks();
-    for (const { first, values } of chunks) {
-      const codes = new Uint8Array(values.length);
-      encode(codes, values, first, this.scheme, params);
-      yield stream.push(codes);
+    const { blockLength, elements } = this.stats.geometry;
+    if (this.scheme.clip.method !== "tensor-pct" && blockLength <= this.chunkElements) {
+      // values read but not yet encoded (less than a block): elements [done, done + pending.length)
+      let pending = new Float32Array(0);
+      let done = 0;
+      for (const { values } of this.chunks()) {
+        this.guard(() => this.stats.add(values));
+        const joined = pending.length ? concat(pending, values) : values;
+        const end = Math.min(elements, this.stats.ready() * blockLength);
+        yield stream.push(this.encode(joined.subarray(0, end - done), done));
+        pending = joined.slice(end - done);
+        done = end;
+      }
+      this.result = this.guard(() => this.stats.finish());
+    } else {
+      this.params();
+      const chunks = this.whole ? [{ first: 0, values: this.whole }] : this.chunks();
+      for (const { first, values } of chunks) yield stream.push(this.encode(values, first));
+      this.whole = undefined;
     }
     yield stream.end();
-    this.whole = undefined;
+  }
+
+  private encode(values: Float32Array, first: number): Uint8Array {
+    const codes = new Uint8Array(values.length);
+    encode(codes, values, first, this.scheme, this.stats.params);
+    return codes;
   }
 
   /** The tensor in row ranges of about chunkElements (at least one row), read lazily. */
@@ -246,6 +269,13 @@ class TensorJob {
       throw new CheckpointError(this.ckpt.fileOf(this.info.name), `tensor "${this.info.name}": ${e.message}`, code);
     }
   }
+}
+
+function concat(a: Float32Array, b: Float32Array): Float32Array {
+  const out = new Float32Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
 }
 
 function f32Bytes(values: Float32Array): Uint8Array {

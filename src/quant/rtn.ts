@@ -1,7 +1,8 @@
 // Block-wise round-to-nearest weight quantization with held-out weights, in float32 arithmetic, in two steps a
 // streaming caller can take one range at a time:
-//   1. BlockStatistics: the tensor's values in order, in ranges of any length → per-block parameters. Held-out
-//      elements (the super weights) take no part in any statistic.
+//   1. BlockStatistics: the tensor's values in order, in ranges of any length → per-block parameters, final for
+//      each block as it completes (under tensor-pct clipping only after a whole first pass). Held-out elements
+//      (the super weights) take no part in any statistic.
 //   2. encode / decode: any element range, given those parameters; restoreKept puts the held-out values back.
 // Per block (rtn):  lo, hi = min, max of the clipped weights; scale = (hi − lo)/(2^bits − 1);
 //                   q = round((clamp(w, lo, hi) − lo)/scale) (half to even, as torch.round); ŵ = q·scale + lo.
@@ -37,13 +38,18 @@ export function checkKeep(keep: readonly number[], elements: number): void {
       throw new RangeError(`held-out indices must increase strictly within [0, ${elements}): [${keep.join(", ")}]`);
 }
 
-/** Pass 1 over a tensor: feed its values in order with `add`, then `finish` gives every block's parameters. */
+/**
+ * Statistics of a tensor fed in order with `add`; `finish` gives every block's parameters. Those of a block are
+ * final as soon as its last value arrives (`ready`), except under tensor-pct clipping, which needs the whole tensor
+ * first: then `finish` after a first pass, and a second pass to encode.
+ */
 export class BlockStatistics {
   readonly geometry: Geometry;
+  /** Parameters of blocks [0, ready()) are final; the rest fill in as blocks complete (all of them at finish). */
+  readonly params: BlockParams;
   private readonly min: Float32Array;
   private readonly max: Float32Array;
-  /** Per block clipping threshold (zscore, block-pct), NaN until known. */
-  private readonly threshold: Float32Array;
+  private closed = 0;
   private readonly moments = new AbsMoments();
   private readonly blockTop = new KthLargest(1);
   private readonly tensorTop?: KthLargest;
@@ -56,7 +62,13 @@ export class BlockStatistics {
     const { blocks, elements } = this.geometry;
     this.min = new Float32Array(blocks).fill(Infinity);
     this.max = new Float32Array(blocks).fill(-Infinity);
-    this.threshold = new Float32Array(blocks).fill(NaN);
+    this.params = {
+      blockLength: this.geometry.blockLength,
+      scale: new Float32Array(blocks),
+      offset: new Float32Array(blocks),
+      lo: new Float32Array(blocks),
+      hi: new Float32Array(blocks),
+    };
     const clip = scheme.clip;
     if (clip.method === "tensor-pct")
       this.tensorTop = new KthLargest(tensorPctRank(elements - keep.length, clip.fraction));
@@ -91,30 +103,32 @@ export class BlockStatistics {
     this.position = base + values.length;
   }
 
+  /** How many leading blocks have their final parameters. */
+  ready(): number {
+    return this.tensorTop ? 0 : this.closed;
+  }
+
   finish(): BlockParams {
-    const { elements, blocks, blockLength } = this.geometry;
+    const { elements, blocks } = this.geometry;
     if (this.position !== elements)
       throw new RangeError(`${this.position} of the tensor's ${elements} values were fed`);
-    const tensorThreshold = this.tensorTop ? Math.fround(this.tensorTop.value()) : NaN;
-    const params: BlockParams = {
-      blockLength,
-      scale: new Float32Array(blocks),
-      offset: new Float32Array(blocks),
-      lo: new Float32Array(blocks),
-      hi: new Float32Array(blocks),
-    };
-    for (let b = 0; b < blocks; b++) {
-      let lo = this.min[b];
-      let hi = this.max[b];
-      const t = this.tensorTop ? tensorThreshold : this.threshold[b];
-      if (lo > hi) lo = hi = 0; // every weight of the block is held out
-      else if (t === t) {
-        lo = Math.max(lo, -t);
-        hi = Math.min(hi, t);
-      }
-      setBlock(params, b, lo, hi, this.scheme);
+    if (this.tensorTop) {
+      const t = Math.fround(this.tensorTop.value());
+      for (let b = 0; b < blocks; b++) this.setBlock(b, t);
     }
-    return params;
+    return this.params;
+  }
+
+  /** Block b's parameters from its min, max and clipping threshold t (NaN: none). */
+  private setBlock(b: number, t: number): void {
+    let lo = this.min[b];
+    let hi = this.max[b];
+    if (lo > hi) lo = hi = 0; // every weight of the block is held out
+    else if (t === t) {
+      lo = Math.max(lo, -t);
+      hi = Math.min(hi, t);
+    }
+    setParams(this.params, b, lo, hi, this.scheme);
   }
 
   private openBlock(start: number, end: number): void {
@@ -133,8 +147,10 @@ export class BlockStatistics {
 
   private closeBlock(b: number): void {
     const clip = this.scheme.clip;
-    if (clip.method === "zscore") this.threshold[b] = this.moments.threshold(clip.k);
-    if (clip.method === "block-pct") this.threshold[b] = this.blockTop.value();
+    this.closed = b + 1;
+    if (clip.method === "zscore") this.setBlock(b, this.moments.threshold(clip.k));
+    else if (clip.method === "block-pct") this.setBlock(b, this.blockTop.value());
+    else if (clip.method === "none") this.setBlock(b, NaN);
   }
 
   /** values[from, to) are weights (none held out) of block b. */
@@ -168,7 +184,7 @@ function checkFinite(values: Float32Array, from: number, to: number, base: numbe
       );
 }
 
-function setBlock(p: BlockParams, b: number, lo: number, hi: number, scheme: Scheme): void {
+function setParams(p: BlockParams, b: number, lo: number, hi: number, scheme: Scheme): void {
   p.lo[b] = lo;
   p.hi[b] = hi;
   const range = Math.fround(hi - lo);
