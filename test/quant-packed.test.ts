@@ -4,7 +4,9 @@
 // folder is a CheckpointError with its own code naming the file.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync,
+} from "node:fs";
 import { writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -218,6 +220,10 @@ test("refused: --out equal to the source, around it or inside it; a non-empty fo
   refuse(join(source, "."), "is the source checkpoint", true);
   refuse(dirname(source), "contains the source checkpoint", true);
   refuse(join(source, "q4"), "is inside the source checkpoint");
+  const link = fresh("link");
+  symlinkSync(source, link);
+  refuse(join(link, "deeper", "q4"), "is inside the source checkpoint");
+  refuse(link, "is the source checkpoint", true);
   const busy = fresh("busy");
   mkdirSync(busy);
   writeFileSync(join(busy, "keep.txt"), "mine");

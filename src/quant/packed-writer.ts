@@ -74,6 +74,7 @@ export function writePackedCheckpoint(source: string, out: string, options: Pack
     const target = checkTarget(source, out, options.force ?? false);
     const plan = planTensors(ckpt, options);
     const partial = join(dirname(target), `.${basename(target)}.partial-${process.pid}-${Date.now().toString(36)}`);
+    mkdirSync(dirname(target), { recursive: true });
     mkdirSync(partial);
     try {
       writeSafetensors(join(partial, "model.safetensors"), plan.parts, { format: "pt" }, options.write);
@@ -94,7 +95,7 @@ export function writePackedCheckpoint(source: string, out: string, options: Pack
 /** The absolute output folder, after refusing the source itself, a folder around or inside it, or a non-empty one. */
 function checkTarget(source: string, out: string, force: boolean): string {
   const src = realpathSync(source);
-  const target = existsSync(out) ? realpathSync(out) : resolve(out);
+  const target = realPath(out);
   if (target === src) throw new UserError("is the source checkpoint; write the quantized copy to another folder", out);
   if (src.startsWith(target + sep)) throw new UserError(`contains the source checkpoint ${source}`, out);
   if (target.startsWith(src + sep)) throw new UserError(`is inside the source checkpoint ${source}`, out);
@@ -102,8 +103,16 @@ function checkTarget(source: string, out: string, force: boolean): string {
     if (!statSync(target).isDirectory()) throw new UserError("exists and is not a folder", out);
     if (readdirSync(target).length > 0 && !force)
       throw new UserError("exists and is not empty (use --force to replace it)", out);
-  } else mkdirSync(dirname(target), { recursive: true });
+  }
   return target;
+}
+
+/** The absolute path with every link resolved, for a path whose last parts may not exist yet. */
+function realPath(path: string): string {
+  const absolute = resolve(path);
+  if (existsSync(absolute)) return realpathSync(absolute);
+  const parent = dirname(absolute);
+  return parent === absolute ? absolute : join(realPath(parent), basename(absolute));
 }
 
 /** Rename the finished folder into place; an existing one is moved aside first and removed after. */
