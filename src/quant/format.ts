@@ -47,7 +47,11 @@ export interface QuantizationSection {
   kept: KeptWeight[];
 }
 
-export function sectionFor(scheme: Scheme, tensors: Record<string, QuantizedEntry>, kept: KeptWeight[]) {
+export function sectionFor(
+  scheme: Scheme,
+  tensors: Record<string, QuantizedEntry>,
+  kept: KeptWeight[],
+): QuantizationSection {
   const section: QuantizationSection = {
     format: FORMAT,
     format_version: FORMAT_VERSION,
