@@ -209,3 +209,30 @@ export function readTensorRange(file: SafetensorsFile, t: TensorInfo, first: num
   widenInPlace(result, count, t.dtype);
   return result;
 }
+
+/**
+ * Read `byteCount` stored bytes of a tensor of any dtype (packed codes, indices, a raw copy), starting `firstByte`
+ * bytes into its data, into `out` (or a new array). No conversion: the bytes as the file has them.
+ */
+export function readTensorBytes(
+  file: Pick<SafetensorsFile, "path">,
+  t: TensorInfo,
+  firstByte: number,
+  byteCount: number,
+  out?: Uint8Array,
+): Uint8Array {
+  const end = firstByte + byteCount;
+  const valid = Number.isSafeInteger(firstByte) && Number.isSafeInteger(byteCount) && firstByte >= 0 && byteCount >= 0;
+  if (!valid || end > t.byteLength)
+    throw new RangeError(`bytes [${firstByte}, ${end}) outside tensor "${t.name}" of ${t.byteLength} bytes`);
+  if (out && out.length < byteCount)
+    throw new RangeError(`output buffer holds ${out.length} bytes, ${byteCount} requested from "${t.name}"`);
+  const result = out ? out.subarray(0, byteCount) : new Uint8Array(byteCount);
+  try {
+    readExactly(fdFor(file.path), result, t.start + firstByte, file.path);
+  } catch (e) {
+    if (e instanceof CheckpointError) throw e;
+    throw new CheckpointError(file.path, `cannot read tensor "${t.name}": ${(e as Error).message}`, "IO");
+  }
+  return result;
+}

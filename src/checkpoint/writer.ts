@@ -3,7 +3,7 @@
 // sees half a file and an existing checkpoint is never partly overwritten.
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { toBf16Bits, toF16Bits, type FloatDtype } from "./dtype.js";
+import { DTYPE_BYTES, toBf16Bits, toF16Bits, type Dtype, type FloatDtype } from "./dtype.js";
 
 export interface TensorToWrite {
   name: string;
@@ -13,7 +13,17 @@ export interface TensorToWrite {
   data: Float32Array | (() => Iterable<Float32Array>);
 }
 
-const BYTES: Record<FloatDtype, number> = { F32: 4, F16: 2, BF16: 2 };
+/** A tensor given as its stored bytes, in any dtype (packed codes, indices, tensors copied unchanged). */
+export interface RawTensorToWrite {
+  name: string;
+  dtype: Dtype;
+  shape: number[];
+  /** The little-endian bytes, or a function yielding them in order to stream. */
+  bytes: Uint8Array | (() => Iterable<Uint8Array>);
+}
+
+/** How bytes reach the file descriptor; a test passes one that fails part-way. */
+export type WriteBytes = (fd: number, bytes: Uint8Array) => unknown;
 
 /** Encode float32 values as `dtype` bytes. */
 export function encode(values: Float32Array, dtype: FloatDtype): Uint8Array {
@@ -25,11 +35,14 @@ export function encode(values: Float32Array, dtype: FloatDtype): Uint8Array {
 }
 
 /** The header bytes (length prefix + JSON, space-padded to 8 bytes) for tensors in this order. */
-export function headerFor(tensors: Pick<TensorToWrite, "name" | "dtype" | "shape">[], metadata: Record<string, string> = { format: "pt" }): Uint8Array {
+export function headerFor(
+  tensors: { name: string; dtype: Dtype; shape: number[] }[],
+  metadata: Record<string, string> = { format: "pt" },
+): Uint8Array {
   const header: Record<string, unknown> = { __metadata__: metadata };
   let offset = 0;
   for (const t of tensors) {
-    const bytes = t.shape.reduce((a, b) => a * b, 1) * BYTES[t.dtype];
+    const bytes = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
     header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
@@ -43,16 +56,25 @@ export function headerFor(tensors: Pick<TensorToWrite, "name" | "dtype" | "shape
 }
 
 /** Write one safetensors file atomically. */
-export function writeSafetensors(path: string, tensors: TensorToWrite[], metadata?: Record<string, string>): void {
+export function writeSafetensors(
+  path: string,
+  tensors: (TensorToWrite | RawTensorToWrite)[],
+  metadata?: Record<string, string>,
+  write: WriteBytes = writeSync,
+): void {
   const tmp = `${path}.${process.pid}.tmp`;
   const fd = openSync(tmp, "w");
   try {
-    writeSync(fd, headerFor(tensors, metadata));
+    write(fd, headerFor(tensors, metadata));
     for (const t of tensors) {
+      if ("bytes" in t) {
+        writeRaw(fd, t, write);
+        continue;
+      }
       const parts = typeof t.data === "function" ? t.data() : [t.data];
       let written = 0;
       for (const part of parts) {
-        writeSync(fd, encode(part, t.dtype));
+        write(fd, encode(part, t.dtype));
         written += part.length;
       }
       const expected = t.shape.reduce((a, b) => a * b, 1);
@@ -66,6 +88,17 @@ export function writeSafetensors(path: string, tensors: TensorToWrite[], metadat
     rmSync(tmp, { force: true });
     throw e;
   }
+}
+
+function writeRaw(fd: number, t: RawTensorToWrite, write: WriteBytes): void {
+  let written = 0;
+  for (const part of typeof t.bytes === "function" ? t.bytes() : [t.bytes]) {
+    write(fd, part);
+    written += part.length;
+  }
+  const expected = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
+  if (written !== expected)
+    throw new Error(`tensor ${t.name}: wrote ${written} bytes, ${t.dtype} [${t.shape}] needs ${expected}`);
 }
 
 /** Write a checkpoint folder: config.json plus one file, or `shards` files with an index. */
@@ -87,7 +120,7 @@ export function writeCheckpoint(folder: string, config: Record<string, unknown>,
       writeSafetensors(join(folder, file), part);
       for (const t of part) {
         weightMap[t.name] = file;
-        total += t.shape.reduce((a, b) => a * b, 1) * BYTES[t.dtype];
+        total += t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
       }
     }
     atomicText("model.safetensors.index.json", JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
