@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { resolveModel, resolveRepoFile } from "../src/checkpoint/resolve.js";
 import { UserError } from "../src/errors.js";
+import { DEFAULT_TIMEOUTS, hubFetch } from "../src/hub/http.js";
 import { FakeHub, file, gitSha1, removeTmp, sha256, tmp, tree, type FakeRepo } from "./hub-fake.js";
 
 /** These tests talk to servers: one that hangs fails after 10 s instead of stalling the run. */
@@ -131,6 +132,11 @@ test("a model download leaves Python's cache layout, fetches only the needed fil
     "paginated listing followed",
   );
   assert.ok(hub.seen.filter((s) => s.server === "hub").every((s) => s.authorization === "Bearer hf_secret"));
+  const files = hub.seen.filter((s) => s.path.includes("/resolve/") || s.server === "cdn");
+  assert.ok(
+    files.every((s) => s.acceptEncoding === "identity"),
+    "no compression: Range offsets are file offsets",
+  );
   const cdn = hub.seen.filter((s) => s.server === "cdn");
   assert.equal(cdn.length, 2); // model.safetensors and special_tokens_map.json
   assert.ok(
@@ -229,6 +235,11 @@ test("a gated repo without a token: says to set HF_TOKEN and accept the licence;
     used.some((s) => s.server === "cdn") && used.filter((s) => s.server === "cdn").every((s) => !s.authorization),
   );
   onlyCache(["home/token"]);
+
+  hub.add({ type: "model", id: "org/private", sha: SHA, refs: { main: SHA }, private: true, files: {} });
+  await assert.rejects(resolveModel("org/private", { env: { ...env, HF_HOME: tmp() }, download: true }), (e) =>
+    oneLine(e, /^org\/private: HTTP 401: the repo is gated or private and no token was sent. Set HF_TOKEN/),
+  );
 
   const other = setup({ HF_TOKEN_PATH: join(tmp(), "my-token") });
   writeFileSync(other.env.HF_TOKEN_PATH!, "  hf_good  ");
@@ -348,9 +359,29 @@ test("no such repo, revision or file: one-line UserErrors naming it, nothing wri
   await assert.rejects(resolveModel("org/small", { env, download: true }), (e) =>
     oneLine(e, /^org\/small: revision main has no \*\.safetensors weights \(only config\.json\)/),
   );
-  assert.deepEqual(
-    tree(cache).filter((p) => !p.endsWith("/")),
-    [],
+  hub.faults = [
+    (_q, res, seen) => seen.path.includes("/revision/") && (res.end("<html>Please log in to the wifi</html>"), true),
+  ];
+  await assert.rejects(resolveModel("org/small", { env, download: true }), (e) =>
+    oneLine(e, /^org\/small: unexpected answer from http:\/\/127\.0\.0\.1:\d+: SyntaxError: Unexpected token/),
   );
+  hub.faults = [];
+  const written = tree(cache).filter((p) => !p.endsWith("/"));
+  assert.deepEqual(written, []);
   onlyCache();
+});
+
+test("the token goes to the Hub's origin only, whatever the first URL", async () => {
+  const retry = { retries: 0, backoffMs: 1 };
+  const get = hubFetch({ base: fetch, endpoint: hub.endpoint, token: "hf_t", timeouts: DEFAULT_TIMEOUTS, retry });
+  const start = hub.seen.length;
+  await (await get(`${hub.cdn}/lfs/${"0".repeat(64)}`)).text();
+  await (await get(`${hub.endpoint}/api/models/org/none/revision/main`)).text();
+  assert.deepEqual(
+    hub.seen.slice(start).map((s) => [s.server, s.authorization]),
+    [
+      ["cdn", undefined],
+      ["hub", "Bearer hf_t"],
+    ],
+  );
 });

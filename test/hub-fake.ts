@@ -22,7 +22,10 @@ export interface FakeRepo {
   /** Branches and tags → commit sha. */
   refs: Record<string, string>;
   files: Record<string, FakeFile>;
+  /** Files need the token (the API does not). */
   gated?: boolean;
+  /** Everything needs the token. */
+  private?: boolean;
 }
 
 export interface Seen {
@@ -31,6 +34,7 @@ export interface Seen {
   path: string;
   range?: string;
   authorization?: string;
+  acceptEncoding?: string;
 }
 
 /** Handles a request itself (and returns true) to simulate a fault. */
@@ -89,6 +93,7 @@ export class FakeHub {
       path: req.url ?? "/",
       range: req.headers.range,
       authorization: req.headers.authorization,
+      acceptEncoding: req.headers["accept-encoding"],
     };
     this.seen.push(seen);
     if (this.faults.some((f) => f(req, res, seen))) return;
@@ -114,7 +119,10 @@ export class FakeHub {
         return void res.end();
       }
       const repo = this.find(api[1], decodeURIComponent(api[2]));
-      if (!repo) return json(res, 404, { error: "Repository not found" }, { "x-error-code": "RepoNotFound" });
+      if (!repo || (repo.private && seen.authorization !== `Bearer ${this.token}`)) {
+        const status = repo ? 401 : 404;
+        return json(res, status, { error: "Repository not found" }, { "x-error-code": "RepoNotFound" });
+      }
       const sha = this.commit(repo, decodeURIComponent(api[4]));
       if (!sha) return json(res, 404, { error: `Invalid rev id: ${api[4]}` }, { "x-error-code": "RevisionNotFound" });
       if (api[3] === "revision")
@@ -146,7 +154,7 @@ export class FakeHub {
     }
     const repo = this.find(type, id);
     if (!repo) return json(res, 404, { error: "Repository not found" }, { "x-error-code": "RepoNotFound" });
-    if (repo.gated && seen.authorization !== `Bearer ${this.token}`) {
+    if ((repo.gated || repo.private) && seen.authorization !== `Bearer ${this.token}`) {
       const status = seen.authorization ? 403 : 401;
       return json(res, status, { error: `Access to model ${id} is restricted.` }, { "x-error-code": "GatedRepo" });
     }

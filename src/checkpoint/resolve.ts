@@ -5,9 +5,9 @@
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join, resolve, sep } from "node:path";
 import { UserError } from "../errors.js";
-import { openHub, remoteCommit, remoteFile, remoteFiles, type NetworkOptions } from "../hub/api.js";
+import type { NetworkOptions } from "../hub/api.js";
 import { inside, localCommit, repoDir, writeRef } from "../hub/cache.js";
-import { fetchIntoCache, type Progress } from "../hub/download.js";
+import type { Progress } from "../hub/download.js";
 import { checkRepoId, checkRepoPath, checkRevision, isRepoId, printable, repoUrlPath } from "../hub/names.js";
 import type { RepoRef, RepoType } from "../hub/names.js";
 import { expandHome, hubCacheDir, isOffline } from "../hub/settings.js";
@@ -44,6 +44,12 @@ export interface RepoFileRequest extends CacheOptions {
   revision?: string;
   /** The file's path inside the repo, "/"-separated. */
   path: string;
+}
+
+/** The downloading modules, loaded when needed: importing @huggingface/hub costs ~70 ms, a local run none. */
+async function network() {
+  const [api, download] = await Promise.all([import("../hub/api.js"), import("../hub/download.js")]);
+  return { ...api, ...download };
 }
 
 const EXTRA_FILES = ["generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"];
@@ -99,34 +105,37 @@ export async function resolveModel(ref: string, options: ResolveOptions = {}): P
     if (!statSync(asPath).isDirectory()) {
       throw new UserError("expected a model folder (holding config.json and *.safetensors), got a file", ref);
     }
-    if (options.revision !== undefined)
+    if (options.revision !== undefined) {
       throw new UserError("a revision applies to a Hugging Face model id, not a folder", ref);
+    }
     return { folder: asPath, ...fromCachePath(asPath) };
   }
+  const what = printable(ref);
   const at = ref.indexOf("@");
   const modelId = at < 0 ? ref : ref.slice(0, at);
   if (!isRepoId(modelId)) {
-    throw new UserError("no such folder (and not a Hugging Face model id like org/name or org/name@revision)", ref);
+    throw new UserError("no such folder (and not a Hugging Face model id like org/name or org/name@revision)", what);
   }
   const atRev = at < 0 ? undefined : ref.slice(at + 1);
   if (atRev !== undefined && options.revision !== undefined && atRev !== options.revision) {
-    throw new UserError(`two revisions given: @${atRev} and ${options.revision}`, ref);
+    throw new UserError(`two revisions given: @${printable(atRev)} and ${printable(options.revision)}`, what);
   }
   const rev = atRev ?? options.revision ?? "main";
-  checkRevision(rev, ref);
+  checkRevision(rev, what);
   const repo: RepoRef = { type: "model", id: modelId };
   const dir = repoDir(hubCacheDir(env), repo);
-  const sha = localCommit(dir, rev, ref);
+  const sha = localCommit(dir, rev, what);
   const snapshot = sha ? join(dir, "snapshots", sha) : undefined;
   const cached = snapshot !== undefined && existsSync(join(snapshot, "config.json"));
   const offline = options.offline ?? isOffline(env);
-  if (cached && (!options.download || offline || isComplete(snapshot)))
+  if (cached && (!options.download || offline || isComplete(snapshot))) {
     return { folder: snapshot, modelId, revision: sha };
+  }
   if (options.download && !offline) return downloadModel(repo, rev, dir, env, options);
   const where = snapshot
     ? `${snapshot} (revision ${rev} = ${sha}) has no config.json`
     : `no ${join(dir, "refs", rev)} or snapshot for revision ${rev}`;
-  throw notCached(repo, rev, `not a folder, and not in the Hugging Face cache: ${where}`, options, ref);
+  throw notCached(repo, rev, `not a folder, and not in the Hugging Face cache: ${where}`, options, what);
 }
 
 /** Downloads the files a checkpoint needs; config.json last, so that a cached config.json means complete. */
@@ -137,20 +146,23 @@ async function downloadModel(
   env: NodeJS.ProcessEnv,
   o: ResolveOptions,
 ): Promise<ResolvedModel> {
+  const { openHub, remoteCommit, remoteFiles, fetchIntoCache } = await network();
   const hub = openHub(env, o);
   const sha = await remoteCommit(hub, repo, rev);
   const listed = await remoteFiles(hub, repo, sha);
   const get = (path: string) => fetchIntoCache(hub, dir, repo, sha, listed.get(path)!, o.onProgress);
-  if (!listed.has("config.json"))
+  if (!listed.has("config.json")) {
     throw new UserError(`revision ${rev} has no config.json: not a transformers checkpoint`, repo.id);
+  }
   const top = [...listed.keys()].filter((f) => !f.includes("/"));
   let weights = top.filter((f) => f.endsWith(".safetensors"));
   if (listed.has(INDEX)) {
     const index = await get(INDEX);
     weights = indexShards(readFileSync(index, "utf8"), `${repo.id}/${INDEX}`);
     const absent = weights.filter((w) => !listed.has(w));
-    if (absent.length)
+    if (absent.length) {
       throw new UserError(`names shards that revision ${rev} lacks: ${absent.join(", ")}`, `${repo.id}/${INDEX}`);
+    }
   } else if (weights.includes("model.safetensors")) {
     weights = ["model.safetensors"];
   }
@@ -182,6 +194,7 @@ export async function resolveRepoFile(req: RepoFileRequest): Promise<string> {
     const where = cached ? `no ${cached}` : `no ${join(dir, "refs", rev)} or snapshot for revision ${rev}`;
     throw notCached(repo, rev, `not in the Hugging Face cache: ${where}`, req, what, req.path);
   }
+  const { openHub, remoteCommit, remoteFile, fetchIntoCache } = await network();
   const hub = openHub(env, req);
   const commit = await remoteCommit(hub, repo, rev);
   const file = await remoteFile(hub, repo, commit, req.path);

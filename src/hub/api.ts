@@ -54,8 +54,13 @@ export function fileUrl(hub: Hub, repo: RepoRef, sha: string, path: string): str
   return `${hub.endpoint}/${repoUrlPath(repo)}/resolve/${sha}/${path.split("/").map(encodeURIComponent).join("/")}`;
 }
 
-function libRepo(repo: RepoRef) {
-  return { type: repo.type, name: repo.id };
+function libParams(hub: Hub, repo: RepoRef, revision: string) {
+  return { repo: { type: repo.type, name: repo.id }, revision, hubUrl: hub.endpoint, fetch: hub.fetch };
+}
+
+/** An entry of the tree or paths-info API: an LFS file is named by its LFS oid, as Python names its blob. */
+function asRemote(e: { path: string; size: number; oid?: string; lfs?: { oid: string; size: number } }): RemoteFile {
+  return { path: e.path, size: e.lfs?.size ?? e.size, etag: e.lfs?.oid ?? e.oid ?? "" };
 }
 
 /** The full commit sha that `revision` (branch, tag, sha or short sha) points to on the Hub. */
@@ -83,15 +88,8 @@ export async function remoteCommit(hub: Hub, repo: RepoRef, revision: string): P
 export async function remoteFiles(hub: Hub, repo: RepoRef, sha: string): Promise<Map<string, RemoteFile>> {
   const files = new Map<string, RemoteFile>();
   try {
-    for await (const e of listFiles({
-      repo: libRepo(repo),
-      revision: sha,
-      recursive: true,
-      hubUrl: hub.endpoint,
-      fetch: hub.fetch,
-    })) {
-      if (e.type === "file")
-        files.set(e.path, { path: e.path, size: e.lfs?.size ?? e.size, etag: e.lfs?.oid ?? e.oid ?? "" });
+    for await (const e of listFiles({ ...libParams(hub, repo, sha), recursive: true })) {
+      if (e.type === "file") files.set(e.path, asRemote(e));
     }
   } catch (e) {
     throw hubError(e, hub, repo, { revision: sha });
@@ -103,20 +101,15 @@ export async function remoteFiles(hub: Hub, repo: RepoRef, sha: string): Promise
 export async function remoteFile(hub: Hub, repo: RepoRef, sha: string, path: string): Promise<RemoteFile | undefined> {
   let infos;
   try {
-    infos = await pathsInfo({
-      repo: libRepo(repo),
-      paths: [path],
-      revision: sha,
-      hubUrl: hub.endpoint,
-      fetch: hub.fetch,
-    });
+    infos = await pathsInfo({ ...libParams(hub, repo, sha), paths: [path] });
   } catch (e) {
     throw hubError(e, hub, repo, { revision: sha, path });
   }
   const info = infos.find((i) => i.path === path);
-  if (info && info.type !== "file")
+  if (info && info.type !== "file") {
     throw new UserError(`is a ${info.type}, not a file`, `${repoUrlPath(repo)}/${path}`);
-  return info && { path, size: info.lfs?.size ?? info.size, etag: info.lfs?.oid ?? info.oid ?? "" };
+  }
+  return info && asRemote(info);
 }
 
 /** A listed file checked before its path and etag become file names in the cache. */
@@ -142,8 +135,9 @@ export function hubError(e: unknown, hub: Hub, repo: RepoRef, at: { revision?: s
   if (e instanceof UserError) return e;
   const what = at.path ? `${repoUrlPath(repo)}/${at.path}` : repoUrlPath(repo);
   if (e instanceof TransferError) return new UserError(`${e.message} (HF_ENDPOINT is ${hub.endpoint})`, what);
-  if (!(e instanceof HubApiError))
+  if (!(e instanceof HubApiError)) {
     return new UserError(`unexpected answer from ${hub.endpoint}: ${oneLine(String(e))}`, what);
+  }
   const status = e.statusCode;
   if (status === 401 || status === 403) return new UserError(accessAdvice(hub, repo, status), what);
   if (status === 404) {

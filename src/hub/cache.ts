@@ -7,7 +7,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import { copyFile, mkdir, readdir, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { UserError } from "../errors.js";
-import { FULL_SHA, SHA_PREFIX, repoFolderName, type RepoRef } from "./names.js";
+import { FULL_SHA, SHA_PREFIX, printable, repoFolderName, type RepoRef } from "./names.js";
 
 /** The folder of one repo in the cache; `repo` and the cache root are trusted to be checked already. */
 export function repoDir(cacheDir: string, repo: RepoRef): string {
@@ -35,7 +35,7 @@ export function localCommit(dir: string, revision: string, what: string): string
     ref = readFileSync(refFile, "utf8").trim();
   } catch {}
   if (ref !== undefined) {
-    if (!FULL_SHA.test(ref)) throw new UserError(`holds "${ref.slice(0, 60)}", not a commit sha`, refFile);
+    if (!FULL_SHA.test(ref)) throw new UserError(`holds "${printable(ref.slice(0, 60))}", not a commit sha`, refFile);
     return ref;
   }
   if (!SHA_PREFIX.test(revision)) return undefined;

@@ -97,7 +97,9 @@ async function downloadBlob(
     const ranged = have > 0;
     let res: Response;
     try {
-      res = await hub.fetch(url, { headers: ranged ? { range: `bytes=${have}-` } : {} });
+      // identity: byte offsets must be the file's own for a Range request to continue it
+      const headers = { "accept-encoding": "identity", ...(ranged && { range: `bytes=${have}-` }) };
+      res = await hub.fetch(url, { headers });
     } catch (e) {
       throw failed(e, "");
     }

@@ -57,13 +57,12 @@ function retryAfterMs(res: Response): number | undefined {
   return Number.isFinite(ms) ? Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS) : undefined;
 }
 
-/** "ECONNRESET: read ECONNRESET" from fetch's TypeError("fetch failed", {cause}) and the like. */
+/** The cause inside fetch's TypeError("fetch failed"): "connect ECONNREFUSED 1.2.3.4:443", "UND_ERR_SOCKET: …". */
 export function describeNetworkError(e: unknown): string {
   const err = e as Error & { cause?: { code?: string; message?: string } };
   const cause = err?.cause;
-  if (cause?.message)
-    return cause.code && !cause.message.includes(cause.code) ? `${cause.code}: ${cause.message}` : cause.message;
-  return err?.message ?? String(e);
+  if (!cause?.message) return err?.message ?? String(e);
+  return cause.code && !cause.message.includes(cause.code) ? `${cause.code}: ${cause.message}` : cause.message;
 }
 
 export function hubFetch(o: HubFetchOptions): typeof fetch {
