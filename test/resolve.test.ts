@@ -1,15 +1,25 @@
-// Resolving folders and model ids against fake Hugging Face caches, and downloading with a fake fetch (all offline).
+// Resolving folders, model ids and repo files against Hugging Face caches built by hand the way Python's
+// huggingface_hub writes them, and the settings read from the environment (all without a network).
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { modelIdFromConfig, resolveModel } from "../src/checkpoint/resolve.js";
+import {
+  doctorInfo,
+  hubCacheDir,
+  modelIdFromConfig,
+  resolveModel,
+  resolveRepoFile,
+} from "../src/checkpoint/resolve.js";
+import { hubToken, isOffline } from "../src/hub/settings.js";
 import { UserError } from "../src/errors.js";
+import { gitSha1, sha256 } from "./hub-fake.js";
 
 const SHA1 = "a".repeat(40);
 const SHA2 = "b".repeat(40);
+const SHA3 = "abcdef0" + "1".repeat(33); // shares its first 6 digits with SHA4
+const SHA4 = "abcdef9" + "2".repeat(33);
 
 const made: string[] = [];
 after(() => made.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -20,186 +30,271 @@ function tmp(): string {
   return d;
 }
 
-/** A cache entry laid out as Python writes it: blobs, snapshot symlinks, refs. */
-function addToCache(cache: string, id: string, sha: string, refs: string[], files: Record<string, string>): string {
-  const repo = join(cache, `models--${id.replace("/", "--")}`);
+/** A cache entry as Python writes it: blobs named by etag (sha256 for LFS, git sha1 otherwise), relative links. */
+function addToCache(
+  cache: string,
+  id: string,
+  sha: string,
+  refs: string[],
+  files: Record<string, string>,
+  type = "models",
+  lfs = [".safetensors"],
+): string {
+  const repo = join(cache, `${type}--${id.replace("/", "--")}`);
   const snap = join(repo, "snapshots", sha);
-  mkdirSync(snap, { recursive: true });
   mkdirSync(join(repo, "blobs"), { recursive: true });
   for (const [name, text] of Object.entries(files)) {
-    const h = createHash("sha256").update(text).digest("hex");
-    writeFileSync(join(repo, "blobs", h), text);
-    symlinkSync(`../../blobs/${h}`, join(snap, name));
+    const etag = lfs.some((e) => name.endsWith(e)) ? sha256(Buffer.from(text)) : gitSha1(Buffer.from(text));
+    writeFileSync(join(repo, "blobs", etag), text);
+    const depth = name.split("/").length;
+    mkdirSync(join(snap, name, ".."), { recursive: true });
+    symlinkSync(`${"../".repeat(depth + 1)}blobs/${etag}`, join(snap, name));
   }
   for (const r of refs) {
-    mkdirSync(join(repo, "refs"), { recursive: true });
+    mkdirSync(join(repo, "refs", r, ".."), { recursive: true });
     writeFileSync(join(repo, "refs", r), sha);
   }
   return snap;
 }
 
 const MODEL = { "config.json": '{"model_type":"llama"}', "model.safetensors": "weights" };
+const noNetwork = (async () => assert.fail("no request may be made")) as typeof fetch;
 
-test("an existing folder resolves to itself, without a model id", async () => {
+function oneLine(e: unknown, ...patterns: RegExp[]): boolean {
+  assert.ok(e instanceof UserError, `expected a UserError, got ${e}`);
+  assert.ok(!e.message.includes("\n"), `one line: ${e.message}`);
+  for (const p of patterns) assert.match(e.message, p);
+  return true;
+}
+
+test("an existing folder resolves to itself, without a model id; a revision with a folder is refused", async () => {
   const dir = tmp();
   assert.deepEqual(await resolveModel(dir, { env: {} }), { folder: dir });
+  await assert.rejects(resolveModel(dir, { env: {}, revision: "main" }), (e) =>
+    oneLine(e, /applies to a Hugging Face model id/),
+  );
 });
 
 test("a folder inside an HF cache gives the model id and revision", async () => {
   const cache = tmp();
   const snap = addToCache(cache, "org/some--name", SHA1, [], MODEL);
   const r = await resolveModel(snap, { env: {} });
-  assert.deepEqual(r, { folder: snap, modelId: "org/some/name", revision: SHA1 }); // "--" maps back to "/" as Python does
+  // "--" maps back to "/" as Python does
+  assert.deepEqual(r, { folder: snap, modelId: "org/some/name", revision: SHA1 });
   const snap2 = addToCache(cache, "Org/Model-1.5B", SHA2, [], MODEL);
   assert.equal((await resolveModel(snap2 + "/", { env: {} })).modelId, "Org/Model-1.5B");
 });
 
-test("org/name resolves through refs/main; HF_HUB_CACHE wins over HF_HOME/hub", async () => {
+test("org/name resolves through refs/main; HF_HUB_CACHE › HF_HOME/hub › XDG_CACHE_HOME", async () => {
   const home = tmp();
   const other = tmp();
   const inHome = addToCache(join(home, "hub"), "org/name", SHA1, ["main"], MODEL);
   const inOther = addToCache(other, "org/name", SHA2, ["main"], MODEL);
-  assert.deepEqual(await resolveModel("org/name", { env: { HF_HOME: home } }), { folder: inHome, modelId: "org/name", revision: SHA1 });
+  const r = await resolveModel("org/name", { env: { HF_HOME: home }, fetch: noNetwork });
+  assert.deepEqual(r, { folder: inHome, modelId: "org/name", revision: SHA1 });
   assert.equal((await resolveModel("org/name", { env: { HF_HOME: home, HF_HUB_CACHE: other } })).folder, inOther);
+  assert.equal(hubCacheDir({ XDG_CACHE_HOME: "/x/cache" }), "/x/cache/huggingface/hub");
+  assert.equal(hubCacheDir({ XDG_CACHE_HOME: "/x/cache", HF_HOME: "/y" }), "/y/hub");
+  assert.equal(hubCacheDir({ HUGGINGFACE_HUB_CACHE: "/z" }), "/z");
 });
 
-test("@rev reads refs/<rev>; a 40-hex rev is used directly", async () => {
+test("revisions: branch and tag via refs/, a full sha, a unique short sha; an ambiguous one is refused", async () => {
   const cache = tmp();
   const env = { HF_HUB_CACHE: cache, HF_HOME: tmp() };
   addToCache(cache, "org/name", SHA1, ["main"], MODEL);
-  const v2 = addToCache(cache, "org/name", SHA2, ["v2"], MODEL);
+  const v2 = addToCache(cache, "org/name", SHA2, ["v2", "refs/pr/1"], MODEL);
+  const s3 = addToCache(cache, "org/name", SHA3, [], MODEL);
+  addToCache(cache, "org/name", SHA4, [], MODEL);
   assert.equal((await resolveModel("org/name@v2", { env })).folder, v2);
+  assert.equal((await resolveModel("org/name", { env, revision: "refs/pr/1" })).folder, v2);
+  assert.equal((await resolveModel("org/name@v2", { env, revision: "v2" })).folder, v2);
   assert.equal((await resolveModel("org/name", { env })).revision, SHA1);
-  const bySha = await resolveModel(`org/name@${SHA2}`, { env });
-  assert.deepEqual(bySha, { folder: v2, modelId: "org/name", revision: SHA2 });
+  assert.deepEqual(await resolveModel(`org/name@${SHA2}`, { env }), {
+    folder: v2,
+    modelId: "org/name",
+    revision: SHA2,
+  });
+  assert.deepEqual(await resolveModel("org/name@bbbbbbb", { env }), {
+    folder: v2,
+    modelId: "org/name",
+    revision: SHA2,
+  });
+  assert.equal((await resolveModel("org/name@abcdef0", { env })).folder, s3);
+  // 6 digits are too few for a short sha
+  await assert.rejects(resolveModel("org/name@abcdef", { env }), (e) => oneLine(e, /no .*refs\/abcdef or snapshot/));
+  await assert.rejects(resolveModel("org/name@abcdef02", { env }), /refs\/abcdef02 or snapshot/);
+  await assert.rejects(resolveRepoFile({ repo: "org/name", revision: "abcdef", path: "config.json", env }), UserError);
+  mkdirSync(join(cache, "models--org--name", "snapshots", "abcdef0" + "3".repeat(33)));
+  await assert.rejects(resolveModel("org/name@abcdef0", { env }), (e) =>
+    oneLine(
+      e,
+      /^org\/name@abcdef0: short sha abcdef0 matches 2 snapshots \(abcdef01.*, abcdef03.*\): give more digits$/,
+    ),
+  );
+  await assert.rejects(resolveModel("org/name@v2", { env, revision: "main" }), (e) =>
+    oneLine(e, /two revisions given/),
+  );
+});
+
+test("a refs file that holds no sha is an error naming it", async () => {
+  const cache = tmp();
+  addToCache(cache, "org/name", SHA1, [], MODEL);
+  mkdirSync(join(cache, "models--org--name", "refs"));
+  writeFileSync(join(cache, "models--org--name", "refs", "main"), "<html>proxy error</html>");
+  await assert.rejects(resolveModel("org/name", { env: { HF_HUB_CACHE: cache } }), (e) =>
+    oneLine(e, /refs\/main: holds "<html>proxy error<\/html>", not a commit sha$/),
+  );
+});
+
+test("files of a Python-written cache are found by resolveRepoFile, nested ones and data sets too", async () => {
+  const cache = tmp();
+  const env = { HF_HUB_CACHE: cache, HF_HOME: tmp() };
+  const files = { "data/train-00000-of-00001.parquet": "PAR1...", "README.md": "# x" };
+  const snap = addToCache(cache, "org/data", SHA1, ["main"], files, "datasets", [".parquet"]);
+  const got = await resolveRepoFile({
+    repoType: "dataset",
+    repo: "org/data",
+    path: "data/train-00000-of-00001.parquet",
+    env,
+  });
+  assert.equal(got, join(snap, "data", "train-00000-of-00001.parquet"));
+  assert.equal(readFileSync(got, "utf8"), "PAR1...");
+  const gguf = addToCache(cache, "org/gguf", SHA2, ["main"], { "m-Q8_0.gguf": "GGUF" }, "models", [".gguf"]);
+  assert.equal(
+    await resolveRepoFile({ repo: "org/gguf", path: "m-Q8_0.gguf", env, fetch: noNetwork }),
+    join(gguf, "m-Q8_0.gguf"),
+  );
+  await assert.rejects(
+    resolveRepoFile({ repoType: "dataset", repo: "org/data", path: "data/test.parquet", env }),
+    (e) =>
+      oneLine(
+        e,
+        /^datasets\/org\/data\/data\/test\.parquet: not in the Hugging Face cache: no .*test\.parquet\./,
+        /`huggingface-cli download org\/data data\/test\.parquet --repo-type dataset`/,
+      ),
+  );
 });
 
 test("not found: a UserError naming where it looked and how to download", async () => {
   const cache = tmp();
   const env = { HF_HUB_CACHE: cache, HF_HOME: tmp() };
-  await assert.rejects(resolveModel("org/missing", { env }), (e: Error) => {
-    assert.ok(e instanceof UserError);
-    assert.match(e.message, /^org\/missing: /);
-    assert.ok(e.message.includes(join(cache, "models--org--missing", "refs", "main")), e.message);
-    assert.match(e.message, /--download/);
-    assert.match(e.message, /huggingface-cli download org\/missing`/);
+  await assert.rejects(resolveModel("org/missing", { env }), (e) => {
+    oneLine(
+      e,
+      /^org\/missing: not a folder, and not in the Hugging Face cache: /,
+      /--download/,
+      /huggingface-cli download org\/missing`/,
+    );
+    assert.ok((e as Error).message.includes(join(cache, "models--org--missing", "refs", "main")));
     return true;
   });
-  await assert.rejects(resolveModel("org/missing@v1", { env }), /huggingface-cli download org\/missing --revision v1/);
-  await assert.rejects(resolveModel("./no/such/dir", { env }), (e: Error) => e instanceof UserError && /no such folder/.test(e.message));
+  await assert.rejects(resolveModel("org/missing@v1", { env }), /huggingface-cli download org\/missing --revision v1`/);
+  await assert.rejects(resolveModel("./no/such/dir", { env }), (e) => oneLine(e, /no such folder/));
   await assert.rejects(resolveModel("/no/such/dir", { env }), /no such folder/);
+  assert.deepEqual(readdirSync(cache), [], "nothing created");
 });
 
-test("HF_HUB_OFFLINE=1 blocks downloading", async () => {
-  let calls = 0;
-  const fakeFetch = (async () => {
-    calls++;
-    return new Response("{}");
-  }) as typeof fetch;
-  const env = { HF_HUB_CACHE: tmp(), HF_HOME: tmp(), HF_HUB_OFFLINE: "1" };
-  await assert.rejects(resolveModel("org/name", { env, download: true, fetch: fakeFetch }), /HF_HUB_OFFLINE/);
-  assert.equal(calls, 0);
-});
-
-/** A fake Hub: the revision API and resolve URLs for a repo with more files than we want. */
-function fakeHub(endpoint: string, id: string, sha: string, files: Record<string, string>) {
-  const fetched: string[] = [];
-  const auth: (string | null)[] = [];
-  const fakeFetch = (async (input: string | URL | Request, init?: RequestInit) => {
-    const url = String(input);
-    fetched.push(url);
-    auth.push(new Headers(init?.headers).get("authorization"));
-    if (url === `${endpoint}/api/models/${id}/revision/main`) {
-      return Response.json({ id, sha, siblings: Object.keys(files).map((rfilename) => ({ rfilename })) });
-    }
-    const prefix = `${endpoint}/${id}/resolve/${sha}/`;
-    const name = url.startsWith(prefix) ? decodeURIComponent(url.slice(prefix.length)) : undefined;
-    if (name !== undefined && name in files) {
-      return new Response(files[name], { headers: { "content-length": String(Buffer.byteLength(files[name])) } });
-    }
-    return new Response("not found", { status: 404 });
-  }) as typeof fetch;
-  return { fakeFetch, fetched, auth };
-}
-
-test("download fetches only the needed files into Python's cache layout, then resolves offline", async () => {
-  const cache = tmp();
-  const endpoint = "http://hub.test";
-  const env = { HF_HUB_CACHE: cache, HF_HOME: tmp(), HF_ENDPOINT: endpoint + "/", HF_TOKEN: "hf_secret" };
-  const index = JSON.stringify({ weight_map: { a: "model-00001-of-00002.safetensors", b: "model-00002-of-00002.safetensors" } });
-  const files: Record<string, string> = {
-    "config.json": '{"_name_or_path":"org/name"}',
-    "generation_config.json": "{}",
-    "tokenizer.json": "{}", // same content as generation_config.json: one blob
-    "tokenizer_config.json": '{"x":1}',
-    "special_tokens_map.json": '{"y":2}',
-    "model.safetensors.index.json": index,
-    "model-00001-of-00002.safetensors": "shard one",
-    "model-00002-of-00002.safetensors": "shard two",
-    "consolidated.safetensors": "not in the index",
-    "pytorch_model.bin": "bin",
-    "model.gguf": "gguf",
-    "onnx/model.onnx": "onnx",
-    "original/consolidated.00.pth": "pth",
-    "README.md": "readme",
-    ".gitattributes": "",
-  };
-  const { fakeFetch, fetched, auth } = fakeHub(endpoint, "org/name", SHA1, files);
-  const progress: [string, number, number][] = [];
-  const r = await resolveModel("org/name", { env, download: true, fetch: fakeFetch, onProgress: (f, d, t) => progress.push([f, d, t]) });
-  const repo = join(cache, "models--org--name");
-  const snap = join(repo, "snapshots", SHA1);
-  assert.deepEqual(r, { folder: snap, modelId: "org/name", revision: SHA1 });
-
-  const wanted = Object.keys(files).filter((f) => /^(config|generation_config|tokenizer|tokenizer_config|special_tokens_map)\.json$|^model.*safetensors/.test(f));
-  assert.deepEqual(fetched.slice(1).map((u) => u.slice(`${endpoint}/org/name/resolve/${SHA1}/`.length)).sort(), wanted.sort());
-  assert.equal(fetched[0], `${endpoint}/api/models/org/name/revision/main`);
-  assert.ok(auth.every((a) => a === "Bearer hf_secret"));
-
-  assert.equal(readFileSync(join(repo, "refs", "main"), "utf8"), SHA1);
-  assert.deepEqual(readdirSync(snap).sort(), wanted.sort());
-  for (const f of wanted) {
-    assert.ok(lstatSync(join(snap, f)).isSymbolicLink(), f);
-    const h = createHash("sha256").update(files[f]).digest("hex");
-    assert.equal(readlinkSync(join(snap, f)), `../../blobs/${h}`);
-    assert.equal(readFileSync(join(snap, f), "utf8"), files[f]);
+test("HF_HUB_OFFLINE: 1/true/yes/on in any case block downloads with a helpful error; nothing else does", async () => {
+  for (const v of ["1", "true", "TRUE", "True", "yes", "YES", "on", "On"])
+    assert.equal(isOffline({ HF_HUB_OFFLINE: v }), true, v);
+  for (const v of ["0", "false", "no", "off", "", " 1", "1 ", "2", "y", "enabled"]) {
+    assert.equal(isOffline({ HF_HUB_OFFLINE: v }), false, JSON.stringify(v));
   }
-  assert.equal(readdirSync(join(repo, "blobs")).length, wanted.length - 1); // no leftovers, shared blob stored once
-  assert.ok(progress.some(([f, d, t]) => f === "model-00002-of-00002.safetensors" && d === 9 && t === 9));
-  assert.equal(modelIdFromConfig(r.folder), "org/name");
+  assert.equal(isOffline({ TRANSFORMERS_OFFLINE: "1" }), true); // as Python: HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE
+  assert.equal(isOffline({ HF_HUB_OFFLINE: "", TRANSFORMERS_OFFLINE: "1" }), true);
+  assert.equal(isOffline({ HF_HUB_OFFLINE: "0", TRANSFORMERS_OFFLINE: "1" }), false);
 
-  // Offline now: no fetch needed, and a second download call finds it complete.
-  const offline = await resolveModel("org/name", { env: { ...env, HF_HUB_OFFLINE: "1" }, download: true });
-  assert.deepEqual(offline, r);
-  const again = await resolveModel("org/name", { env, download: true, fetch: fakeFetch });
-  assert.deepEqual(again, r);
-  assert.equal(fetched.length, wanted.length + 1);
+  let calls = 0;
+  const down = (async () => {
+    calls++;
+    throw new TypeError("fetch failed", {
+      cause: { code: "ECONNREFUSED", message: "connect ECONNREFUSED 1.2.3.4:443" },
+    });
+  }) as typeof fetch;
+  const base = { HF_HUB_CACHE: tmp(), HF_HOME: tmp() };
+  await assert.rejects(
+    resolveModel("org/name", { env: { ...base, HF_HUB_OFFLINE: "On" }, download: true, fetch: down }),
+    (e) =>
+      oneLine(
+        e,
+        /HF_HUB_OFFLINE is set, so nothing was downloaded: unset it and use --download, or run `huggingface-cli/,
+      ),
+  );
+  await assert.rejects(resolveModel("org/name", { env: base, offline: true, download: true, fetch: down }), (e) =>
+    oneLine(e, /Offline mode was asked for/),
+  );
+  assert.equal(calls, 0);
+  await assert.rejects(
+    resolveModel("org/name", { env: { ...base, HF_HUB_OFFLINE: "off" }, download: true, fetch: down, retries: 0 }),
+    (e) =>
+      oneLine(
+        e,
+        /^org\/name: could not reach huggingface\.co \(connect ECONNREFUSED 1\.2\.3\.4:443\) \(HF_ENDPOINT is/,
+      ),
+  );
+  assert.equal(calls, 1);
+  await assert.rejects(
+    resolveModel("org/name", {
+      env: { ...base, HF_HUB_OFFLINE: "1" },
+      offline: false,
+      download: true,
+      fetch: down,
+      retries: 1,
+      backoffMs: 1,
+    }),
+    /could not reach/,
+  );
+  assert.equal(calls, 3, "offline: false wins over the environment; one retry");
 });
 
-test("download of an unsharded repo takes model.safetensors; Hub errors become UserErrors", async () => {
-  const cache = tmp();
-  const endpoint = "http://hub.test";
-  const env = { HF_HUB_CACHE: cache, HF_HOME: tmp(), HF_ENDPOINT: endpoint };
-  const { fakeFetch, fetched, auth } = fakeHub(endpoint, "org/small", SHA2, {
-    "config.json": "{}",
-    "model.safetensors": "w",
-    "model.fp16.safetensors": "w16",
-    "pytorch_model.bin": "bin",
+test("token: HF_TOKEN › HUGGING_FACE_HUB_TOKEN › HF_TOKEN_PATH › $HF_HOME/token; doctorInfo never shows it", () => {
+  const home = tmp();
+  writeFileSync(join(home, "token"), "hf_fromfile\n");
+  const path = join(tmp(), "tok");
+  writeFileSync(path, "hf_frompath");
+  assert.deepEqual(hubToken({ HF_HOME: home, HF_TOKEN: "hf_a", HUGGING_FACE_HUB_TOKEN: "hf_b" }), {
+    token: "hf_a",
+    source: "HF_TOKEN",
   });
-  const r = await resolveModel("org/small", { env, download: true, fetch: fakeFetch });
-  assert.equal(r.revision, SHA2);
-  assert.deepEqual(readdirSync(r.folder).sort(), ["config.json", "model.safetensors"]);
-  assert.equal(fetched.length, 3);
-  assert.ok(auth.every((a) => a === null));
+  assert.deepEqual(hubToken({ HF_HOME: home, HUGGING_FACE_HUB_TOKEN: "hf_b" }), {
+    token: "hf_b",
+    source: "HUGGING_FACE_HUB_TOKEN",
+  });
+  assert.deepEqual(hubToken({ HF_HOME: home, HF_TOKEN: "  " }), { token: "hf_fromfile", source: join(home, "token") });
+  assert.deepEqual(hubToken({ HF_HOME: home, HF_TOKEN_PATH: path }), { token: "hf_frompath", source: path });
+  assert.equal(hubToken({ HF_HOME: tmp() }), undefined);
+
+  const info = doctorInfo({
+    HF_HOME: home,
+    HF_TOKEN: "hf_secret_value",
+    HF_HUB_OFFLINE: "yes",
+    HF_ENDPOINT: "https://mirror.example/",
+  });
+  assert.deepEqual(info, {
+    cacheDir: join(home, "hub"),
+    tokenPresent: true,
+    tokenSource: "HF_TOKEN",
+    offline: true,
+    endpoint: "https://mirror.example",
+  });
+  assert.ok(!JSON.stringify(doctorInfo({ HF_HOME: home })).includes("hf_fromfile"));
+  assert.deepEqual(doctorInfo({ HF_HOME: tmp() }).tokenPresent, false);
+  const broken = doctorInfo({ HF_HOME: home, HF_TOKEN_PATH: home, HF_ENDPOINT: "ftp://x" }); // a folder as token file
+  assert.equal(broken.tokenPresent, false);
+  assert.match(broken.tokenProblem!, /cannot read the Hugging Face token file \(EISDIR\)$/);
+  assert.match(broken.endpointProblem!, /^HF_ENDPOINT: "ftp:\/\/x" is not an http\(s\) URL$/);
+});
+
+test("a bad HF_ENDPOINT or timeout option is a UserError before any request", async () => {
+  const env = { HF_HUB_CACHE: tmp(), HF_HOME: tmp() };
   await assert.rejects(
-    resolveModel("org/absent", { env, download: true, fetch: fakeFetch }),
-    (e: Error) => e instanceof UserError && /HTTP 404/.test(e.message) && /no such model/.test(e.message),
+    resolveModel("org/name", { env: { ...env, HF_ENDPOINT: "not a url" }, download: true, fetch: noNetwork }),
+    (e) => oneLine(e, /^HF_ENDPOINT: "not a url" is not a URL/),
   );
-  const down = (async () => {
-    throw new TypeError("fetch failed");
-  }) as typeof fetch;
-  await assert.rejects(resolveModel("org/other", { env, download: true, fetch: down }), /could not reach http:\/\/hub\.test/);
-  assert.ok(!existsSync(join(cache, "models--org--absent", "refs")));
+  await assert.rejects(
+    resolveModel("org/name", { env, download: true, fetch: noNetwork, timeouts: { connectMs: -1 } }),
+    (e) => oneLine(e, /connectMs must be a non-negative number, got -1/),
+  );
 });
 
 test("modelIdFromConfig reads _name_or_path only when it looks like org/name", () => {

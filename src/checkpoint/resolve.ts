@@ -1,63 +1,59 @@
-// Turn what the user typed (a folder, "org/name" or "org/name@rev") into a local folder, using the
-// Hugging Face cache the same way Python's huggingface_hub does, and downloading into it on request.
-import { createHash } from "node:crypto";
+// Turn what the user typed (a folder, "org/name" or "org/name@rev") into a local model folder, and a file
+// of a model or data set repo into a local path, through the Hugging Face cache exactly as Python's
+// huggingface_hub keeps it (src/hub/), downloading into it on request: a model's configs, tokenizer and
+// safetensors weights only, or the one file asked for (a .gguf, a data set's parquet).
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
-import { mkdir, open, rename, rm, symlink, copyFile, writeFile } from "node:fs/promises";
-import { homedir } from "node:os";
-import { dirname, join, relative, resolve, sep } from "node:path";
+import { join, resolve, sep } from "node:path";
 import { UserError } from "../errors.js";
+import type { NetworkOptions } from "../hub/api.js";
+import { inside, localCommit, repoDir, writeRef } from "../hub/cache.js";
+import type { Progress } from "../hub/download.js";
+import { checkRepoId, checkRepoPath, checkRevision, isRepoId, printable, repoUrlPath } from "../hub/names.js";
+import type { RepoRef, RepoType } from "../hub/names.js";
+import { expandHome, hubCacheDir, isOffline } from "../hub/settings.js";
+
+export { doctorInfo, hubCacheDir, type DoctorInfo } from "../hub/settings.js";
+export type { NetworkOptions } from "../hub/api.js";
+export type { RepoType } from "../hub/names.js";
 
 export interface ResolvedModel {
   folder: string;
   modelId?: string;
+  /** The commit sha, when the folder is a cache snapshot. */
   revision?: string;
 }
 
-export interface ResolveOptions {
-  download?: boolean;
-  fetch?: typeof fetch;
-  onProgress?: (file: string, done: number, total: number) => void;
+interface CacheOptions extends NetworkOptions {
   env?: NodeJS.ProcessEnv;
+  /** Download what the cache lacks; default false (the cache only). */
+  download?: boolean;
+  /** Never use the network; default: HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is true. */
+  offline?: boolean;
+  /** Called as each file's bytes arrive (done counts from what an earlier run left, when resumed). */
+  onProgress?: Progress;
 }
 
-const MODEL_ID = /^[\w.-]+\/[\w.-]+$/;
-const SHA = /^[0-9a-f]{40}$/;
-const EXTRA_FILES = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"];
+export interface ResolveOptions extends CacheOptions {
+  /** Branch, tag or (short) commit sha; the same as "org/name@revision". */
+  revision?: string;
+}
+
+export interface RepoFileRequest extends CacheOptions {
+  repoType?: RepoType;
+  repo: string;
+  revision?: string;
+  /** The file's path inside the repo, "/"-separated. */
+  path: string;
+}
+
+/** The downloading modules, loaded when needed: importing @huggingface/hub costs ~70 ms, a local run none. */
+async function network() {
+  const [api, download] = await Promise.all([import("../hub/api.js"), import("../hub/download.js")]);
+  return { ...api, ...download };
+}
+
+const EXTRA_FILES = ["generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"];
 const INDEX = "model.safetensors.index.json";
-
-function looksLikeModelId(id: string): boolean {
-  return MODEL_ID.test(id) && !id.split("/").some((p) => p === "." || p === "..");
-}
-
-function truthy(v: string | undefined): boolean {
-  return ["1", "true", "yes", "on"].includes((v ?? "").toLowerCase());
-}
-
-function expandHome(p: string): string {
-  return p === "~" || p.startsWith("~/") ? join(homedir(), p.slice(1)) : p;
-}
-
-/** HF_HUB_CACHE › $HF_HOME/hub › $XDG_CACHE_HOME/huggingface/hub › ~/.cache/huggingface/hub (as Python). */
-export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  const explicit = env.HF_HUB_CACHE || env.HUGGINGFACE_HUB_CACHE;
-  if (explicit) return resolve(expandHome(explicit));
-  return resolve(join(hfHome(env), "hub"));
-}
-
-function hfHome(env: NodeJS.ProcessEnv): string {
-  if (env.HF_HOME) return expandHome(env.HF_HOME);
-  return join(env.XDG_CACHE_HOME ? expandHome(env.XDG_CACHE_HOME) : join(homedir(), ".cache"), "huggingface");
-}
-
-function hfToken(env: NodeJS.ProcessEnv): string | undefined {
-  const token = env.HF_TOKEN || env.HUGGING_FACE_HUB_TOKEN;
-  if (token) return token;
-  try {
-    return readFileSync(env.HF_TOKEN_PATH ? expandHome(env.HF_TOKEN_PATH) : join(hfHome(env), "token"), "utf8").trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /** modelId and revision when `folder` lies inside `.../models--org--name/snapshots/<sha>/`. */
 function fromCachePath(folder: string): { modelId?: string; revision?: string } {
@@ -70,14 +66,31 @@ function fromCachePath(folder: string): { modelId?: string; revision?: string } 
   return {};
 }
 
+/** The shard files a model.safetensors.index.json names. */
+function indexShards(text: string, file: string): string[] {
+  let map: unknown;
+  try {
+    map = JSON.parse(text).weight_map;
+  } catch (e) {
+    throw new UserError(`not JSON (${(e as Error).message})`, file);
+  }
+  if (!map || typeof map !== "object") throw new UserError("has no weight_map object", file);
+  const shards = [...new Set(Object.values(map))];
+  for (const s of shards) {
+    if (typeof s !== "string") throw new UserError(`weight_map holds ${JSON.stringify(s)}, not a file name`, file);
+    checkRepoPath(s, file);
+  }
+  return shards as string[];
+}
+
 /** config.json plus weights (every shard the index names, or some *.safetensors). */
 function isComplete(folder: string): boolean {
   if (!existsSync(join(folder, "config.json"))) return false;
   const indexPath = join(folder, INDEX);
   if (existsSync(indexPath)) {
     try {
-      const shards = new Set(Object.values(JSON.parse(readFileSync(indexPath, "utf8")).weight_map ?? {}) as string[]);
-      return shards.size > 0 && [...shards].every((f) => existsSync(join(folder, f)));
+      const shards = indexShards(readFileSync(indexPath, "utf8"), indexPath);
+      return shards.length > 0 && shards.every((f) => existsSync(join(folder, f)));
     } catch {
       return false;
     }
@@ -89,148 +102,140 @@ export async function resolveModel(ref: string, options: ResolveOptions = {}): P
   const env = options.env ?? process.env;
   const asPath = resolve(expandHome(ref));
   if (existsSync(asPath)) {
-    if (!statSync(asPath).isDirectory()) throw new UserError("expected a model folder (holding config.json and *.safetensors), got a file", ref);
+    if (!statSync(asPath).isDirectory()) {
+      throw new UserError("expected a model folder (holding config.json and *.safetensors), got a file", ref);
+    }
+    if (options.revision !== undefined) {
+      throw new UserError("a revision applies to a Hugging Face model id, not a folder", ref);
+    }
     return { folder: asPath, ...fromCachePath(asPath) };
   }
+  const what = printable(ref);
   const at = ref.indexOf("@");
   const modelId = at < 0 ? ref : ref.slice(0, at);
-  const rev = at < 0 ? "main" : ref.slice(at + 1);
-  if (!looksLikeModelId(modelId) || rev === "") {
-    throw new UserError("no such folder (and not a Hugging Face model id like org/name or org/name@revision)", ref);
+  if (!isRepoId(modelId)) {
+    throw new UserError("no such folder (and not a Hugging Face model id like org/name or org/name@revision)", what);
   }
-  const repoDir = join(hubCacheDir(env), `models--${modelId.replace(/\//g, "--")}`);
-  let sha = SHA.test(rev) ? rev : undefined;
-  if (!sha) {
-    try {
-      sha = readFileSync(join(repoDir, "refs", rev), "utf8").trim();
-    } catch {}
+  const atRev = at < 0 ? undefined : ref.slice(at + 1);
+  if (atRev !== undefined && options.revision !== undefined && atRev !== options.revision) {
+    throw new UserError(`two revisions given: @${printable(atRev)} and ${printable(options.revision)}`, what);
   }
-  const snapshot = sha ? join(repoDir, "snapshots", sha) : undefined;
+  const rev = atRev ?? options.revision ?? "main";
+  checkRevision(rev, what);
+  const repo: RepoRef = { type: "model", id: modelId };
+  const dir = repoDir(hubCacheDir(env), repo);
+  const sha = localCommit(dir, rev, what);
+  const snapshot = sha ? join(dir, "snapshots", sha) : undefined;
   const cached = snapshot !== undefined && existsSync(join(snapshot, "config.json"));
-  const offline = truthy(env.HF_HUB_OFFLINE);
-  if (cached && (!options.download || offline || isComplete(snapshot))) return { folder: snapshot, modelId, revision: sha };
-  if (options.download && !offline) {
-    return download(modelId, rev, repoDir, env, options);
+  const offline = options.offline ?? isOffline(env);
+  if (cached && (!options.download || offline || isComplete(snapshot))) {
+    return { folder: snapshot, modelId, revision: sha };
   }
-  const revArg = rev === "main" ? "" : ` --revision ${rev}`;
-  const where = snapshot ? `${snapshot} (revision ${rev} = ${sha}) has no config.json` : `no ${join(repoDir, "refs", rev)} or snapshot for revision ${rev}`;
-  const why = options.download && offline ? "HF_HUB_OFFLINE is set, so nothing was downloaded. Unset it to download, or run" : "Download it with --download, or with";
-  throw new UserError(
-    `not a folder, and not in the Hugging Face cache: ${where}. ${why} \`huggingface-cli download ${modelId}${revArg}\` ` +
-      `(cache folder: HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub)`,
-    ref,
-  );
+  if (options.download && !offline) return downloadModel(repo, rev, dir, env, options);
+  const where = snapshot
+    ? `${snapshot} (revision ${rev} = ${sha}) has no config.json`
+    : `no ${join(dir, "refs", rev)} or snapshot for revision ${rev}`;
+  throw notCached(repo, rev, `not a folder, and not in the Hugging Face cache: ${where}`, options, what);
 }
 
-/** The files worth fetching: configs, tokenizer, and the safetensors weights (the index's shards when there is one). */
-function wantedFiles(siblings: string[], indexJson?: string): string[] {
-  const top = siblings.filter((f) => !f.includes("/"));
+/** Downloads the files a checkpoint needs; config.json last, so that a cached config.json means complete. */
+async function downloadModel(
+  repo: RepoRef,
+  rev: string,
+  dir: string,
+  env: NodeJS.ProcessEnv,
+  o: ResolveOptions,
+): Promise<ResolvedModel> {
+  const { openHub, remoteCommit, remoteFiles, fetchIntoCache } = await network();
+  const hub = openHub(env, o);
+  const sha = await remoteCommit(hub, repo, rev);
+  const listed = await remoteFiles(hub, repo, sha);
+  const get = (path: string) => fetchIntoCache(hub, dir, repo, sha, listed.get(path)!, o.onProgress);
+  if (!listed.has("config.json")) {
+    throw new UserError(`revision ${rev} has no config.json: not a transformers checkpoint`, repo.id);
+  }
+  const top = [...listed.keys()].filter((f) => !f.includes("/"));
   let weights = top.filter((f) => f.endsWith(".safetensors"));
-  if (indexJson !== undefined) {
-    const shards = new Set(Object.values(JSON.parse(indexJson).weight_map ?? {}) as string[]);
-    weights = [...shards].filter((f) => !f.includes("..") && !f.startsWith("/"));
+  if (listed.has(INDEX)) {
+    const index = await get(INDEX);
+    weights = indexShards(readFileSync(index, "utf8"), `${repo.id}/${INDEX}`);
+    const absent = weights.filter((w) => !listed.has(w));
+    if (absent.length) {
+      throw new UserError(`names shards that revision ${rev} lacks: ${absent.join(", ")}`, `${repo.id}/${INDEX}`);
+    }
   } else if (weights.includes("model.safetensors")) {
     weights = ["model.safetensors"];
   }
-  return [...top.filter((f) => EXTRA_FILES.includes(f)), ...weights];
+  if (!weights.length) {
+    throw new UserError(`revision ${rev} has no *.safetensors weights (only ${top.join(", ")})`, repo.id);
+  }
+  for (const f of [...weights, ...EXTRA_FILES.filter((f) => listed.has(f)), "config.json"]) await get(f);
+  if (rev !== sha) await writeRef(dir, rev, sha);
+  return { folder: inside(dir, "snapshots", sha), modelId: repo.id, revision: sha };
 }
 
-async function download(modelId: string, rev: string, repoDir: string, env: NodeJS.ProcessEnv, options: ResolveOptions): Promise<ResolvedModel> {
-  const fetchFn = options.fetch ?? fetch;
-  const endpoint = (env.HF_ENDPOINT || "https://huggingface.co").replace(/\/+$/, "");
-  const token = hfToken(env);
-  const headers: Record<string, string> = token ? { Authorization: `Bearer ${token}` } : {};
-  const get = async (url: string, what: string): Promise<Response> => {
-    let res: Response;
-    try {
-      res = await fetchFn(url, { headers });
-    } catch (e) {
-      throw new UserError(`could not reach ${endpoint} (${(e as Error).message}); set HF_ENDPOINT or download it another way`, what);
-    }
-    if (res.ok) return res;
-    const hint = res.status === 401 || res.status === 403 ? " (private or gated: accept its terms on the Hub and set HF_TOKEN)"
-      : res.status === 404 ? " (no such model, revision or file)" : "";
-    throw new UserError(`GET ${url} failed: HTTP ${res.status}${hint}`, what);
-  };
-
-  const info = (await (await get(`${endpoint}/api/models/${modelId}/revision/${encodeURIComponent(rev)}`, modelId)).json()) as {
-    sha?: string;
-    siblings?: { rfilename: string }[];
-  };
-  if (!info.sha || !SHA.test(info.sha)) throw new UserError(`the Hub gave no commit sha for revision ${rev}`, modelId);
-  const sha = info.sha;
-  const siblings = (info.siblings ?? []).map((s) => s.rfilename);
-  const snapshot = join(repoDir, "snapshots", sha);
-  const blobs = join(repoDir, "blobs");
-  await mkdir(snapshot, { recursive: true });
-  await mkdir(blobs, { recursive: true });
-
-  const fetchFile = async (file: string): Promise<void> => {
-    const target = join(snapshot, file);
-    if (existsSync(target)) return;
-    const res = await get(`${endpoint}/${modelId}/resolve/${sha}/${file.split("/").map(encodeURIComponent).join("/")}`, `${modelId}/${file}`);
-    const total = Number(res.headers.get("content-length") ?? 0) || 0;
-    const tmp = join(blobs, `${file.replace(/\W/g, "_")}.${process.pid}.incomplete`);
-    const hash = createHash("sha256");
-    let done = 0;
-    options.onProgress?.(file, 0, total);
-    const out = await open(tmp, "w");
-    try {
-      if (res.body) {
-        const reader = res.body.getReader();
-        for (;;) {
-          const { done: end, value } = await reader.read();
-          if (end) break;
-          hash.update(value);
-          await out.write(value);
-          done += value.length;
-          options.onProgress?.(file, done, total);
-        }
-      }
-      await out.close();
-      if (total && !res.headers.get("content-encoding") && done !== total) {
-        throw new UserError(`download truncated: got ${done} of ${total} bytes`, `${modelId}/${file}`);
-      }
-      const blob = join(blobs, hash.digest("hex"));
-      await rename(tmp, blob);
-      const link = `${target}.${process.pid}.incomplete`;
-      await mkdir(dirname(target), { recursive: true });
-      try {
-        await symlink(relative(dirname(target), blob), link);
-      } catch {
-        await copyFile(blob, link); // no symlinks (e.g. Windows without developer mode): copy, as Python does
-      }
-      await rename(link, target);
-    } finally {
-      await out.close().catch(() => {});
-      await rm(tmp, { force: true });
-    }
-  };
-
-  const files = wantedFiles(siblings);
-  if (siblings.includes(INDEX)) {
-    await fetchFile(INDEX);
-    files.splice(0, files.length, ...wantedFiles(siblings, readFileSync(join(snapshot, INDEX), "utf8")));
+/**
+ * The local path of one file of a model or data set repo (`datasets--org--name` for data sets, as Python),
+ * from the cache, or downloaded into it when `download` is set and the network allowed.
+ */
+export async function resolveRepoFile(req: RepoFileRequest): Promise<string> {
+  const env = req.env ?? process.env;
+  const repo: RepoRef = { type: req.repoType ?? "model", id: req.repo };
+  checkRepoId(repo);
+  const rev = req.revision ?? "main";
+  const what = `${repoUrlPath(repo)}/${printable(req.path)}`;
+  checkRevision(rev, what);
+  checkRepoPath(req.path, what);
+  const dir = repoDir(hubCacheDir(env), repo);
+  const sha = localCommit(dir, rev, what);
+  const cached = sha ? inside(dir, "snapshots", sha, ...req.path.split("/")) : undefined;
+  if (cached && existsSync(cached)) return cached;
+  if (!req.download || (req.offline ?? isOffline(env))) {
+    const where = cached ? `no ${cached}` : `no ${join(dir, "refs", rev)} or snapshot for revision ${rev}`;
+    throw notCached(repo, rev, `not in the Hugging Face cache: ${where}`, req, what, req.path);
   }
-  if (!files.includes("config.json")) throw new UserError(`revision ${rev} has no config.json: not a transformers checkpoint`, modelId);
-  if (!files.some((f) => f.endsWith(".safetensors"))) {
-    throw new UserError(`revision ${rev} has no *.safetensors weights (only ${siblings.join(", ") || "no files"})`, modelId);
-  }
-  for (const f of files) await fetchFile(f);
-  if (rev !== sha) {
-    const refPath = join(repoDir, "refs", rev);
-    await mkdir(dirname(refPath), { recursive: true });
-    await writeFile(`${refPath}.${process.pid}.incomplete`, sha);
-    await rename(`${refPath}.${process.pid}.incomplete`, refPath);
-  }
-  return { folder: snapshot, modelId, revision: sha };
+  const { openHub, remoteCommit, remoteFile, fetchIntoCache } = await network();
+  const hub = openHub(env, req);
+  const commit = await remoteCommit(hub, repo, rev);
+  const file = await remoteFile(hub, repo, commit, req.path);
+  if (!file) throw new UserError(`no such file in revision ${rev}${rev === commit ? "" : ` (${commit})`}`, what);
+  const path = await fetchIntoCache(hub, dir, repo, commit, file, req.onProgress);
+  if (rev !== commit) await writeRef(dir, rev, commit);
+  return path;
+}
+
+/** Not in the cache (`missing` says where we looked), and the ways to get it there. */
+function notCached(
+  repo: RepoRef,
+  rev: string,
+  missing: string,
+  o: CacheOptions,
+  what: string,
+  path?: string,
+): UserError {
+  const args = [
+    repo.id,
+    path,
+    repo.type === "dataset" ? "--repo-type dataset" : "",
+    rev === "main" ? "" : `--revision ${rev}`,
+  ];
+  const cli = `\`huggingface-cli download ${args.filter(Boolean).join(" ")}\``;
+  const offline = o.offline ?? isOffline(o.env ?? process.env);
+  const why = !offline
+    ? `Download it with --download, or with ${cli}`
+    : `${o.offline ? "Offline mode was asked for" : "HF_HUB_OFFLINE is set"}, so nothing was downloaded: ` +
+      `unset it and use --download, or run ${cli} where the Hub is reachable`;
+  return new UserError(
+    `${missing}. ${why} (cache folder: HF_HUB_CACHE, else $HF_HOME/hub, ` + `else ~/.cache/huggingface/hub)`,
+    what,
+  );
 }
 
 /** The model id recorded in a folder's config.json `_name_or_path` when it looks like "org/name", else undefined. */
 export function modelIdFromConfig(folder: string): string | undefined {
   try {
     const name = JSON.parse(readFileSync(join(folder, "config.json"), "utf8"))._name_or_path;
-    return typeof name === "string" && looksLikeModelId(name) ? name : undefined;
+    return typeof name === "string" && isRepoId(name) ? name : undefined;
   } catch {
     return undefined;
   }
