@@ -88,7 +88,7 @@ export class PackedCheckpoint {
   info(name: string): SourceTensor {
     const p = this.packed.get(name);
     if (p) return { name, shape: [...p.entry.shape], dtype: dtypeLabel(this.scheme), bytes: p.bytes };
-    const t = this.files.info(name);
+    const t = this.files.header(name);
     return { name, shape: [...t.shape], dtype: t.dtype, bytes: t.byteLength };
   }
 
@@ -164,7 +164,7 @@ function openPacked(
       const message = `tensor "${partName}" (a part of quantized "${name}") is missing`;
       throw new CheckpointError(files.folder, message, "MISSING_TENSOR");
     }
-    const t = files.info(partName);
+    const t = files.header(partName);
     const where = files.fileOf(partName);
     if (!dtypes.includes(t.dtype)) {
       const message = `tensor "${partName}" is ${t.dtype}, not ${dtypes.join(" or ")}`;

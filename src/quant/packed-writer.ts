@@ -141,7 +141,7 @@ function planTensors(ckpt: Checkpoint, options: PackOptions): Plan {
   const keepBy = keptByTensor(ckpt, options.keep ?? [], include);
   const plan: Plan = { parts: [], entries: {}, kept: [], summary: [] };
   for (const name of ckpt.names()) {
-    const info = ckpt.info(name);
+    const info = ckpt.header(name);
     if (!include(name, info.shape)) {
       plan.parts.push({ name, dtype: info.dtype, shape: info.shape, bytes: () => copyBytes(ckpt, info) });
       plan.summary.push({ name, dtype: info.dtype, bytes: info.byteLength, sourceBytes: info.byteLength });
