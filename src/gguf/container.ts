@@ -361,8 +361,10 @@ function readTensorInfo(r: HeaderReader, i: number): GgufTensor {
   if (ne[0] % type.blockSize !== 0)
     throw r.fail("PARTIAL_BLOCK", `${what} ne0 ${ne[0]} is not a multiple of the ${type.name} block size ${type.blockSize}`);
   const byteLength = ggmlBytes(type, Number(elements));
-  if (!Number.isSafeInteger(byteLength) || offset > BigInt(Number.MAX_SAFE_INTEGER))
-    throw r.fail("SIZE_OVERFLOW", `${what} (${type.name}, ne [${ne.join(", ")}]) at offset ${offset} overflows`);
+  if (!Number.isSafeInteger(byteLength))
+    throw r.fail("SIZE_OVERFLOW", `${what} (${type.name}, ne [${ne.join(", ")}]) has more bytes than can be addressed`);
+  if (offset > BigInt(r.size))
+    throw r.fail("TENSOR_OUT_OF_BOUNDS", `${what} data offset ${offset} lies past the end of the ${r.size}-byte file`);
   return { name, type, ne, elements: Number(elements), byteLength, offset: Number(offset), start: 0, file: r.path };
 }
 
