@@ -196,17 +196,16 @@ export function writeGguf(path: string, metadata: Iterable<[string, GgufKv]>, te
     const zeros = new Uint8Array(alignment);
     tensors.forEach((t, i) => {
       const parts = typeof t.data === "function" ? t.data() : [t.data];
+      const { byteLength, type } = placed[i];
+      const wrong = (gave: string) =>
+        new RangeError(`tensor "${t.name}" (${type.name}, ne [${t.ne}]) needs ${byteLength} bytes; its data gave ${gave}`);
       let written = 0;
       for (const part of parts) {
-        if (written + part.length > placed[i].byteLength) break;
+        if (written + part.length > byteLength) throw wrong("more");
         writeAll(fd!, part);
         written += part.length;
       }
-      if (written !== placed[i].byteLength)
-        throw new RangeError(
-          `tensor "${t.name}" (${placed[i].type.name}, ne [${t.ne}]) needs ${placed[i].byteLength} bytes; ` +
-            `its data ${written < placed[i].byteLength ? `gave ${written}` : "gave more"}`,
-        );
+      if (written !== byteLength) throw wrong(String(written));
       writeAll(fd!, zeros.subarray(0, alignUp(written, alignment) - written));
     });
     fsyncSync(fd);
