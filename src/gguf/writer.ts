@@ -171,7 +171,7 @@ export function encodeHeader(
     if (t.ne.length < 1 || t.ne.length > MAX_DIMS || !t.ne.every((n) => Number.isSafeInteger(n) && n >= 0))
       throw new RangeError(`tensor "${t.name}": ne [${t.ne}] must be 1..${MAX_DIMS} non-negative integers`);
     if (t.ne[0] % type.blockSize !== 0)
-      throw new RangeError(`tensor "${t.name}": ne0 ${t.ne[0]} is not a multiple of the ${type.name} block size ${type.blockSize}`);
+      throw new RangeError(`tensor "${t.name}": ne0 ${t.ne[0]} is not a multiple of the ${type.name} block size`);
     const byteLength = ggmlBytes(type, t.ne.reduce((a, b) => a * b, 1));
     out.string(t.name);
     out.u32(t.ne.length);
@@ -197,8 +197,8 @@ export function writeGguf(path: string, metadata: Iterable<[string, GgufKv]>, te
     tensors.forEach((t, i) => {
       const parts = typeof t.data === "function" ? t.data() : [t.data];
       const { byteLength, type } = placed[i];
-      const wrong = (gave: string) =>
-        new RangeError(`tensor "${t.name}" (${type.name}, ne [${t.ne}]) needs ${byteLength} bytes; its data gave ${gave}`);
+      const what = `tensor "${t.name}" (${type.name}, ne [${t.ne}])`;
+      const wrong = (gave: string) => new RangeError(`${what} needs ${byteLength} bytes; its data gave ${gave}`);
       let written = 0;
       for (const part of parts) {
         if (written + part.length > byteLength) throw wrong("more");
