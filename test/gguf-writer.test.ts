@@ -52,6 +52,20 @@ test("every value type, arrays of each included, round-trips through the reader 
   assert.ok(Object.is((f.metadata.get("a.f64")!.value as number[])[1], -0));
 });
 
+test("a header far larger than the writer's initial buffer (a 30k-token vocabulary)", () => {
+  const path = out();
+  const tokens = Array.from({ length: 30000 }, (_, i) => (i % 3 ? `Ġt${i}` : `日本${i}`));
+  const kvs: [string, GgufKv][] = [
+    ["tokenizer.ggml.tokens", { type: "ARRAY", itemType: "STRING", value: tokens }],
+    ["tokenizer.ggml.token_type", { type: "ARRAY", itemType: "INT32", value: tokens.map((_, i) => i % 5) }],
+  ];
+  writeGguf(path, kvs, [{ name: "t", type: "F32", ne: [2], data: new Uint8Array(8).fill(1) }]);
+  const f = readGgufFile(path);
+  assert.deepEqual([...f.metadata], kvs);
+  assert.ok(f.dataOffset > 300_000);
+  assert.deepEqual([...readFileSync(path).subarray(f.tensors[0].start, f.tensors[0].start + 8)], [1, 1, 1, 1, 1, 1, 1, 1]);
+});
+
 test("tensors: offsets padded to the alignment, data section aligned, bytes as given, zero padding", () => {
   const path = out();
   const a = new Uint8Array(18 * 2).map((_, i) => i + 1); // two Q4_0 blocks
@@ -137,8 +151,9 @@ test("encodeHeader places tensors the way the reader finds them", () => {
 
 test("re-writing llama.cpp's files from their parsed metadata and tensor bytes gives identical files",
   { skip: skipWithoutFixtures }, () => {
-    for (const name of ["qwen2-bf16.F32.gguf", "phi3-bf16.F32.gguf", "planted-llama-256.Q4_K_M.gguf",
-      "bytes-llama-6m.Q8_0.gguf"]) {
+    const files = readdirSync(fixturePath("gguf")).filter((f) => f.endsWith(".gguf"));
+    assert.equal(files.length, 10);
+    for (const name of files) {
       const source = fixturePath("gguf", name);
       const f = readGgufFile(source);
       const fd = openSync(source, "r");

@@ -81,10 +81,14 @@ export interface GgufModel {
 const CHUNK = 1 << 20;
 const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
+/** What is being read, for messages: built only when one is needed (arrays hold 10⁵ strings). */
+type What = string | (() => string);
+const say = (what: What): string => (typeof what === "string" ? what : what());
+
 /** Bounded positional reads over an open file: never past its end, never more than asked for plus a chunk. */
 class HeaderReader {
-  private buf = new Uint8Array(CHUNK);
-  private view = new DataView(this.buf.buffer);
+  private buf = Buffer.allocUnsafe(CHUNK);
+  private view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
   private bufStart = 0;
   private bufEnd = 0;
   pos = 0;
@@ -100,14 +104,14 @@ class HeaderReader {
   }
 
   /** Make bytes [pos, pos + n) available in the buffer; returns their offset in it. */
-  private need(n: number, what: string): number {
+  private need(n: number, what: What): number {
     if (n > this.left())
-      throw this.fail("TRUNCATED", `${what} at byte ${this.pos} runs past the end of the ${this.size}-byte file`);
+      throw this.fail("TRUNCATED", `${say(what)} at byte ${this.pos} runs past the end of the ${this.size}-byte file`);
     if (this.pos < this.bufStart || this.pos + n > this.bufEnd) {
       const len = Math.min(Math.max(n, CHUNK), this.left());
       if (len > this.buf.length) {
-        this.buf = new Uint8Array(len);
-        this.view = new DataView(this.buf.buffer);
+        this.buf = Buffer.allocUnsafe(len);
+        this.view = new DataView(this.buf.buffer, this.buf.byteOffset, len);
       }
       readFully(this.fd, this.buf.subarray(0, len), this.pos, this.path);
       this.bufStart = this.pos;
@@ -118,20 +122,20 @@ class HeaderReader {
     return at;
   }
 
-  u8(what: string): number {
+  u8(what: What): number {
     return this.buf[this.need(1, what)];
   }
-  u32(what: string): number {
+  u32(what: What): number {
     const at = this.need(4, what);
     return this.view.getUint32(at, true);
   }
-  u64(what: string): bigint {
+  u64(what: What): bigint {
     const at = this.need(8, what);
     return this.view.getBigUint64(at, true);
   }
 
   /** A fixed-size scalar of this type. */
-  scalar(type: Exclude<GgufItemType, "STRING">, what: string): GgufScalar {
+  scalar(type: Exclude<GgufItemType, "STRING">, what: What): GgufScalar {
     const at = this.need(VALUE_BYTES[type], what);
     const v = this.view;
     switch (type) {
@@ -147,30 +151,32 @@ class HeaderReader {
       case "FLOAT64": return v.getFloat64(at, true);
       case "BOOL": {
         const b = v.getUint8(at);
-        if (b > 1) throw this.fail("BAD_BOOL", `${what} is a BOOL stored as ${b} (must be 0 or 1)`);
+        if (b > 1) throw this.fail("BAD_BOOL", `${say(what)} is a BOOL stored as ${b} (must be 0 or 1)`);
         return b === 1;
       }
     }
   }
 
   /** u64 length + UTF-8 bytes; the length is checked against the bytes left before anything is read. */
-  string(what: string, limit = MAX_STRING_BYTES): string {
+  string(what: What, limit = MAX_STRING_BYTES): string {
     const at = this.pos;
-    const n = this.u64(`${what} length`);
-    if (n > BigInt(Math.min(limit, this.left()))) {
+    const lenAt = this.need(8, () => `${say(what)} length`);
+    const lo = this.view.getUint32(lenAt, true);
+    const hi = this.view.getUint32(lenAt + 4, true);
+    if (hi !== 0 || lo > Math.min(limit, this.left())) {
+      const n = (BigInt(hi) << 32n) | BigInt(lo);
       const why = n > BigInt(limit) ? `the limit is ${limit}` : `only ${this.left()} are left in the file (truncated?)`;
-      throw this.fail("STRING_TOO_LONG", `${what} at byte ${at} claims ${n} bytes but ${why}`);
+      throw this.fail("STRING_TOO_LONG", `${say(what)} at byte ${at} claims ${n} bytes but ${why}`);
     }
-    const len = Number(n);
-    const off = this.need(len, what);
-    const bytes = this.buf.subarray(off, off + len);
-    let ascii = len <= 64;
-    for (let i = 0; ascii && i < len; i++) ascii = bytes[i] < 0x80;
-    if (ascii) return String.fromCharCode(...bytes);
+    const off = this.need(lo, what);
+    const end = off + lo;
+    let ascii = true;
+    for (let i = off; ascii && i < end; i++) ascii = this.buf[i] < 0x80;
+    if (ascii) return this.buf.toString("latin1", off, end);
     try {
-      return UTF8.decode(bytes);
+      return UTF8.decode(this.buf.subarray(off, end));
     } catch {
-      throw this.fail("BAD_UTF8", `${what} at byte ${at} is not valid UTF-8`);
+      throw this.fail("BAD_UTF8", `${say(what)} at byte ${at} is not valid UTF-8`);
     }
   }
 }
@@ -309,11 +315,11 @@ function readValue(r: HeaderReader, key: string): GgufKv {
     throw r.fail("ARRAY_TOO_LONG", `key "${key}" at byte ${at} claims ${count} ${itemType} items but ${why}`);
   }
   const value: GgufScalar[] = new Array(Number(count));
-  for (let i = 0; i < value.length; i++) value[i] = readScalar(r, itemType, `"${key}"[${i}]`);
+  for (let i = 0; i < value.length; i++) value[i] = readScalar(r, itemType, () => `"${key}"[${i}]`);
   return { type: "ARRAY", itemType, value };
 }
 
-function readScalar(r: HeaderReader, type: GgufItemType, what: string): GgufScalar {
+function readScalar(r: HeaderReader, type: GgufItemType, what: What): GgufScalar {
   return type === "STRING" ? r.string(what) : r.scalar(type, what);
 }
 

@@ -313,7 +313,7 @@ export class GgufCheckpoint {
       const take = Math.min((b1 - b0) * bs - skip, count - done);
       if (skip === 0 && take === (b1 - b0) * bs) dequantize(out.subarray(done), raw, t.type, take);
       else {
-        const tmp = this.floats((b1 - b0) * bs);
+        const tmp = new Float32Array((b1 - b0) * bs); // rare (1-D, block > 1): not the shared scratch
         dequantize(tmp, raw, t.type, (b1 - b0) * bs);
         out.set(tmp.subarray(skip, skip + take), done);
       }

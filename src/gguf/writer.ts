@@ -33,34 +33,39 @@ export interface PlacedTensor {
 
 /** Grows a byte buffer; everything little-endian. */
 class ByteSink {
-  private buf = new Uint8Array(1 << 16);
-  private view = new DataView(this.buf.buffer);
+  private buf = Buffer.alloc(1 << 16);
+  private view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
   length = 0;
 
   private room(n: number): number {
     if (this.length + n > this.buf.length) {
-      const next = new Uint8Array(Math.max(this.buf.length * 2, this.length + n));
+      const next = Buffer.alloc(Math.max(this.buf.length * 2, this.length + n));
       next.set(this.buf.subarray(0, this.length));
       this.buf = next;
-      this.view = new DataView(next.buffer);
+      this.view = new DataView(next.buffer, next.byteOffset, next.length);
     }
     const at = this.length;
     this.length += n;
     return at;
   }
+  // room() may grow the buffer: take the offset first, then the (new) view.
   u32(v: number): void {
-    this.view.setUint32(this.room(4), v, true);
+    const at = this.room(4);
+    this.view.setUint32(at, v, true);
   }
   u64(v: bigint | number): void {
-    this.view.setBigUint64(this.room(8), BigInt(v), true);
+    const at = this.room(8);
+    this.view.setBigUint64(at, BigInt(v), true);
   }
   bytes(b: Uint8Array): void {
-    this.buf.set(b, this.room(b.length));
+    const at = this.room(b.length);
+    this.buf.set(b, at);
   }
   string(s: string): void {
-    const b = new TextEncoder().encode(s);
-    this.u64(b.length);
-    this.bytes(b);
+    const n = Buffer.byteLength(s, "utf8");
+    this.u64(n);
+    const at = this.room(n);
+    this.buf.write(s, at, "utf8");
   }
   scalar(type: GgufItemType, v: GgufScalar, what: string): void {
     if (type === "STRING") {
