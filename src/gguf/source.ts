@@ -42,7 +42,7 @@ export interface StoredBlock {
   values: Float32Array;
 }
 
-type Transform = "none" | "permute_q" | "permute_k" | "plus_one";
+type Transform = "none" | "permute_q" | "permute_k" | "plus_one" | "transposed";
 
 interface Entry {
   hf: string;
@@ -103,6 +103,8 @@ const NAME_MAPS: Record<string, NameMap> = {
       ffn_down: "mlp.c_proj",
     },
     layerPrefix: "transformer.h.",
+    // The converter transposed the Conv1D weights: GGUF holds the [out, in] matrix (their biases are 1-D).
+    transforms: { attn_qkv: "transposed", attn_output: "transposed", ffn_up: "transposed", ffn_down: "transposed" },
   },
 };
 
@@ -208,8 +210,8 @@ export class GgufCheckpoint {
   info(name: string): SourceTensor {
     const e = this.entry(name);
     const info: SourceTensor = { name, shape: [...e.shape], dtype: e.tensor.type.name, bytes: e.tensor.byteLength };
-    // GPT-2's Conv1D matrices: stored transposed by the converter, i.e. as [out, in] rows (see the header).
-    if (this.architecture === "gpt2" && e.shape.length === 2 && !/(wte|wpe)\.weight$/.test(name)) info.layout = "nk";
+    // GPT-2's Conv1D matrices are read as stored, [out, in] rows, instead of transposed back (see the header).
+    if (e.transform === "transposed" && e.shape.length === 2) info.layout = "nk";
     return info;
   }
 
