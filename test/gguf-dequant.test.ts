@@ -101,3 +101,15 @@ test("dequantize refuses types without a kernel and bad sizes", () => {
   assert.throws(() => dequantize(out, new Uint8Array(33), ggmlTypeByName("Q8_0")!, 32), RangeError);
   assert.throws(() => dequantize(new Float32Array(31), new Uint8Array(34), ggmlTypeByName("Q8_0")!, 32), RangeError);
 });
+
+test("F16 NaNs keep sign and payload and come out quiet (the golden files hold no NaN; ggml's x86 conversion)", () => {
+  // ggml_compute_fp16_to_fp32 rebuilds the exponent and multiplies by 2^-112: an SSE multiply quiets a
+  // signalling NaN and keeps its payload. BF16 is a plain shift.
+  const halves = new Uint8Array(new Uint16Array([0x7e00, 0xfd00, 0x7c01, 0xfc00]).buffer);
+  const out = new Float32Array(4);
+  dequantize(out, halves, ggmlTypeByName("F16")!, 4);
+  assert.deepEqual([...new Uint32Array(out.buffer)], [0x7fc00000, 0xffe00000, 0x7fc02000, 0xff800000]);
+  const bf = new Uint8Array(new Uint16Array([0x7f81, 0xffc0]).buffer);
+  dequantize(out, bf, ggmlTypeByName("BF16")!, 2);
+  assert.deepEqual([...new Uint32Array(out.buffer, 0, 2)], [0x7f810000, 0xffc00000]);
+});
