@@ -2,7 +2,8 @@
 // the metadata, and rows read as float32 with the converter's transforms undone (llama.cpp's
 // convert_hf_to_gguf.py, whose choices are documented in shared/fixtures/gguf/README.md):
 //   - llama / olmo q_proj and k_proj rows were permuted (rotate-half pairs → adjacent pairs): moved back;
-//   - Gemma's RMSNorm weights were stored as w + 1: 1 is subtracted (exact, Sterbenz, for |w| ≤ 1/2 … 1);
+//   - Gemma's RMSNorm weights were stored as w + 1 (float32): 1 is subtracted again, which gives w back
+//     exactly whenever w + 1 was exact (for a bf16 checkpoint: every |w| ≥ 2^-16, or 0);
 //   - GPT-2's Conv1D weights were transposed: they are reported as [out, in] with layout "nk" (GGUF's ne
 //     reversed, the bytes as stored) rather than transposed back to Hugging Face's [in, out];
 //   - Phi-3's ffn_up is the fused gate_up_proj (rows [gate; up]) and attn_qkv the fused qkv_proj, as stored.
