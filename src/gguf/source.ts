@@ -303,7 +303,7 @@ export class GgufCheckpoint {
       return;
     }
     // Whole blocks, at most CHUNK_BYTES of them at a time; a partial block at either end (only possible in a
-    // tensor whose rows are shorter than a block, i.e. a 1-D one) goes through a float scratch buffer.
+    // tensor whose rows are shorter than a block, i.e. a 1-D one) goes through a temporary float buffer.
     const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / typeSize));
     let done = 0;
     while (done < count) {
