@@ -293,8 +293,10 @@ test("a missing column is MISSING_COLUMN, a wrongly typed field BAD_ROW, a non-p
 });
 
 test("an unknown task or corpus name is a UserError listing the known names", async () => {
-  await assert.rejects(loadTask("mmlu", async () => "x"), (e: unknown) =>
-    e instanceof UserError && e.message.includes("arc_easy") && e.message.includes("lambada"));
+  for (const name of ["mmlu", "constructor", "__proto__"]) {
+    await assert.rejects(loadTask(name, async () => "x"), (e: unknown) =>
+      e instanceof UserError && e.message.includes("arc_easy") && e.message.includes("lambada"));
+  }
   await assert.rejects(loadCorpus("ptb", async () => "x"), (e: unknown) =>
     e instanceof UserError && e.message.includes("wikitext-2") && e.message.includes("c4"));
 });

@@ -104,11 +104,17 @@ export interface LoadOptions {
   limit?: number;
 }
 
+/** The canonical name and its entry, or undefined (own keys only: "constructor" is no task). */
+function lookup<T>(table: Record<string, T>, name: string): [string, T] | undefined {
+  const key = Object.hasOwn(ALIASES, name) ? ALIASES[name] : name;
+  return Object.hasOwn(table, key) ? [key, table[key]] : undefined;
+}
+
 export async function loadTask(name: string, fetchFile: FetchFile, options: LoadOptions = {}): Promise<Task> {
   checkLimit(options.limit);
-  const key = ALIASES[name] ?? name;
-  const spec = TASKS[key];
-  if (!spec) throw new UserError(`unknown task "${name}" (known: ${TASK_NAMES.join(", ")})`);
+  const found = lookup(TASKS, name);
+  if (!found) throw new UserError(`unknown task "${name}" (known: ${TASK_NAMES.join(", ")})`);
+  const [key, spec] = found;
   const { file } = spec;
   const local = await fetchFile(file.repo, file.path, file.revision);
   const rows = await readRows(local, file, spec.columns, options.limit);
@@ -125,9 +131,9 @@ export async function loadTask(name: string, fetchFile: FetchFile, options: Load
 export async function loadCorpus(name: string, fetchFile: FetchFile, options: LoadOptions = {}):
   Promise<PerplexityCorpus> {
   checkLimit(options.limit);
-  const key = ALIASES[name] ?? name;
-  const spec = CORPORA[key];
-  if (!spec) throw new UserError(`unknown perplexity corpus "${name}" (known: ${CORPUS_NAMES.join(", ")})`);
+  const found = lookup(CORPORA, name);
+  if (!found) throw new UserError(`unknown perplexity corpus "${name}" (known: ${CORPUS_NAMES.join(", ")})`);
+  const [key, spec] = found;
   const { file } = spec;
   const local = await fetchFile(file.repo, file.path, file.revision);
   const rows = await readRows(local, file, ["text"], spec.documents);
