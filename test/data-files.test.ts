@@ -68,8 +68,11 @@ test("JSONL: ids, blank lines, CRLF, a BOM and --limit", () => {
     { context: "", continuation: " é", normLength: 1 },
     { context: "", continuation: " 😀x", normLength: 2 },
   ]);
-  assert.deepEqual(readTaskFile(path, 1).items.map((i) => i.id), ["q1"]);
-  assert.throws(() => readTaskFile(path, 0), UserError);
+  assert.deepEqual(readTaskFile(path, { limit: 1 }).items.map((i) => i.id), ["q1"]);
+  assert.throws(() => readTaskFile(path, { limit: 0 }), UserError);
+  // --limit does not skip checking the rest of the file
+  const laterFault = file([ok, ok, "{"].join("\n"));
+  throwsData(() => readTaskFile(laterFault, { limit: 1 }), "BAD_JSON", laterFault, "line 3");
 });
 
 test("JSONL: an empty file (or only blank lines) is EMPTY_FILE", () => {
@@ -152,7 +155,7 @@ test("text: read verbatim (less a BOM) into a 2048-token-window corpus; --limit 
   assert.deepEqual(readTextCorpus(path), { kind: "text", name: path.split("/").at(-1),
     text: "First line.\r\n\nSecond paragraph ✓\n", windowTokens: 2048, maxWindows: undefined,
     source: { file: path } });
-  assert.equal(readTextCorpus(path, 4).maxWindows, 4);
+  assert.equal(readTextCorpus(path, { limit: 4 }).maxWindows, 4);
 });
 
 test("text: an empty or blank file is EMPTY_FILE; invalid UTF-8 is NOT_UTF8 with its line", () => {

@@ -181,6 +181,18 @@ test("hellaswag: preprocess (strip, \" [title]\" → \". \", [..] removed, doubl
     ]);
   });
 
+test("hellaswag: a label that names no ending is BAD_ANSWER; an integer label column is read as int(label)",
+  async () => {
+    const columns = [STRING("activity_label"), STRING("ctx_a"), STRING("ctx_b"), STRING_LIST("endings")];
+    const rows = { activity_label: ["A"], ctx_a: ["b"], ctx_b: ["c"], endings: [["d", "e"]] };
+    const bad = parquetFile([...columns, STRING("label")], { ...rows, label: ["2"] });
+    await rejectsData(loadTask("hellaswag", async () => bad), "BAD_ANSWER", bad, "row 0", "label 2");
+    const empty = parquetFile([...columns, STRING("label")], { ...rows, label: [""] });
+    await rejectsData(loadTask("hellaswag", async () => empty), "BAD_ANSWER", empty, "row 0");
+    const integer = parquetFile([...columns, INT64("label")], { ...rows, label: [1n] });
+    assert.equal((await mcTask("hellaswag", async () => integer)).items[0].answer, 1);
+  });
+
 // ---- WinoGrande ----
 
 test("winogrande: partial evaluation, the option ends the context and the rest is the continuation", async () => {

@@ -5,7 +5,7 @@ import { DataError } from "./errors.js";
 import { formatArc, formatHellaswag, formatLambada, formatPiqa, formatSciq, formatWinogrande, type RowAt }
   from "./harness.js";
 import { readJsonLines } from "./jsonlines.js";
-import { checkLimit } from "./limit.js";
+import { checkLimit, type LoadOptions } from "./limit.js";
 import { readParquetRows } from "./parquet.js";
 import type { LastWordItem, McItem, McMetric, PerplexityCorpus, Task } from "./requests.js";
 import { PAPER_WINDOW_TOKENS } from "./requests.js";
@@ -98,11 +98,6 @@ const ALIASES: Record<string, string> = { lambada: "lambada_openai", wikitext2: 
 export const TASK_NAMES = [...Object.keys(TASKS), ...Object.keys(ALIASES).filter((a) => ALIASES[a] in TASKS)];
 /** Names `loadCorpus` accepts, aliases included. */
 export const CORPUS_NAMES = [...Object.keys(CORPORA), ...Object.keys(ALIASES).filter((a) => ALIASES[a] in CORPORA)];
-
-export interface LoadOptions {
-  /** The first N items (corpora: windows), in file order. */
-  limit?: number;
-}
 
 /** The canonical name and its entry, or undefined (own keys only: "constructor" is no task). */
 function lookup<T>(table: Record<string, T>, name: string): [string, T] | undefined {

@@ -85,7 +85,8 @@ export function formatHellaswag(row: Row, at: RowAt): McItem {
   const ctx = `${str(at, row.ctx_a, "ctx_a")} ${pyCapitalize(str(at, row.ctx_b, "ctx_b"))}`;
   const query = hellaswagPreprocess(`${str(at, row.activity_label, "activity_label")}: ${ctx}`);
   const endings = strList(at, row.endings, "endings").map(hellaswagPreprocess);
-  const label = str(at, row.label, "label");
+  // int(doc["label"]): the Hub file stores a string; an integer column would do as well
+  const label = typeof row.label === "string" ? row.label : String(int(at, row.label, "label"));
   if (!/^\d+$/.test(label)) throw fail(at, "BAD_ANSWER", `label "${label}" is not a choice index`);
   return { id: `hellaswag/${at.row}`, choices: sharedContextChoices(query, endings),
     answer: answerIndex(at, Number(label), endings.length, "label") };

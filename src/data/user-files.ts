@@ -5,24 +5,24 @@ import { DataError } from "./errors.js";
 import { PAPER_WINDOW_TOKENS, sharedContextChoices } from "./requests.js";
 import type { McItem, McTask, PerplexityCorpus } from "./requests.js";
 import { readUtf8File, splitLines } from "./textfile.js";
-import { checkLimit } from "./limit.js";
+import { checkLimit, type LoadOptions } from "./limit.js";
 
 const TASK_FIELDS = ["id", "context", "choices", "answer"];
 
 /**
  * One JSON object per line: {"context": string, "choices": [string, ...], "answer": index, "id"?: string}.
  * Each choice continues the context after the harness's " " delimiter (as arc/piqa/sciq do); acc and
- * acc_norm are both reported. Blank lines are skipped; `limit` keeps the first N items.
+ * acc_norm are both reported. Blank lines are skipped. Every line is checked; `limit` keeps the first N items.
  */
-export function readTaskFile(file: string, limit?: number): McTask {
+export function readTaskFile(file: string, { limit }: LoadOptions = {}): McTask {
   checkLimit(limit);
   const items: McItem[] = [];
-  const lines = splitLines(readUtf8File(file));
-  for (let i = 0; i < lines.length && (limit === undefined || items.length < limit); i++) {
-    if (lines[i].trim() !== "") items.push(parseTaskLine(file, i + 1, lines[i]));
-  }
+  splitLines(readUtf8File(file)).forEach((line, i) => {
+    if (line.trim() !== "") items.push(parseTaskLine(file, i + 1, line));
+  });
   if (items.length === 0) throw new DataError(file, "holds no items (one JSON object per line expected)", "EMPTY_FILE");
-  return { kind: "multiple_choice", name: basename(file), metrics: ["acc", "acc_norm"], items, source: { file } };
+  return { kind: "multiple_choice", name: basename(file), metrics: ["acc", "acc_norm"],
+    items: items.slice(0, limit), source: { file } };
 }
 
 function parseTaskLine(file: string, line: number, text: string): McItem {
@@ -60,7 +60,7 @@ function parseTaskLine(file: string, line: number, text: string): McItem {
 }
 
 /** A UTF-8 text file scored whole in the GPTQ window protocol; `limit` caps the number of windows. */
-export function readTextCorpus(file: string, limit?: number): PerplexityCorpus {
+export function readTextCorpus(file: string, { limit }: LoadOptions = {}): PerplexityCorpus {
   checkLimit(limit);
   const text = readUtf8File(file);
   if (text.trim() === "") throw new DataError(file, "holds no text", "EMPTY_FILE");
@@ -69,7 +69,7 @@ export function readTextCorpus(file: string, limit?: number): PerplexityCorpus {
 }
 
 /** Token ids separated by whitespace and/or commas, e.g. "1, 15043 3186"; each bad entry is named by line. */
-export function readTokenIds(file: string, limit?: number): PerplexityCorpus {
+export function readTokenIds(file: string, { limit }: LoadOptions = {}): PerplexityCorpus {
   checkLimit(limit);
   const ids: number[] = [];
   splitLines(readUtf8File(file)).forEach((line, i) => {
