@@ -2,7 +2,7 @@
 // of a model or data set repo into a local path, through the Hugging Face cache exactly as Python's
 // huggingface_hub keeps it (src/hub/), downloading into it on request: a model's configs, tokenizer and
 // safetensors weights only, or the one file asked for (a .gguf, a data set's parquet).
-import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, statSync } from "node:fs";
 import { join, resolve, sep } from "node:path";
 import { UserError } from "../errors.js";
 import type { NetworkOptions } from "../hub/api.js";
@@ -98,17 +98,48 @@ function isComplete(folder: string): boolean {
   return readdirSync(folder).some((f) => f.endsWith(".safetensors") && existsSync(join(folder, f)));
 }
 
+/** Whether a file starts with the GGUF magic. */
+function isGguf(path: string): boolean {
+  try {
+    const fd = openSync(path, "r");
+    try {
+      const magic = Buffer.alloc(4);
+      return readSync(fd, magic, 0, 4, 0) === 4 && magic.toString("latin1") === "GGUF";
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A folder without config.json that holds one GGUF model (an LM Studio or llama.cpp models folder): that file,
+ * or the first shard of its split set. Several models: an error that lists them.
+ */
+function ggufInFolder(folder: string, ref: string): string | undefined {
+  if (existsSync(join(folder, "config.json"))) return undefined;
+  const files = readdirSync(folder).filter((f) => f.toLowerCase().endsWith(".gguf")).sort();
+  const models = files.filter((f) => !/-(\d{5})-of-\d{5}\.gguf$/i.test(f) || /-00001-of-\d{5}\.gguf$/i.test(f));
+  if (models.length === 0) return undefined;
+  if (models.length > 1) throw new UserError(`holds ${models.length} GGUF models (${models.join(", ")}): name the file`, ref);
+  return join(folder, models[0]);
+}
+
+/** A folder (or, for GGUF, a file) and, when known, its Hugging Face id and revision. */
 export async function resolveModel(ref: string, options: ResolveOptions = {}): Promise<ResolvedModel> {
   const env = options.env ?? process.env;
   const asPath = resolve(expandHome(ref));
   if (existsSync(asPath)) {
-    if (!statSync(asPath).isDirectory()) {
-      throw new UserError("expected a model folder (holding config.json and *.safetensors), got a file", ref);
-    }
     if (options.revision !== undefined) {
       throw new UserError("a revision applies to a Hugging Face model id, not a folder", ref);
     }
-    return { folder: asPath, ...fromCachePath(asPath) };
+    if (!statSync(asPath).isDirectory()) {
+      if (!isGguf(asPath)) throw new UserError("expected a model folder (config.json and *.safetensors) or a GGUF file, got another kind of file", ref);
+      return { folder: asPath };
+    }
+    const gguf = ggufInFolder(asPath, ref);
+    return { folder: gguf ?? asPath, ...fromCachePath(asPath) };
   }
   const what = printable(ref);
   const at = ref.indexOf("@");

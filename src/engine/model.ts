@@ -1,13 +1,31 @@
 // A model = a tensor source (a safetensors folder, a packed quantized checkpoint, a GGUF file) + its
 // resolved spec + the architecture that describes it. Opening reads headers only; weights stay on disk until
 // a layer needs them.
+import { statSync } from "node:fs";
 import { Checkpoint } from "../checkpoint/checkpoint.js";
+import { GgufCheckpoint } from "../gguf/source.js";
+import { PackedCheckpoint } from "../quant/packed-source.js";
 import type { SourceTensor, TensorSource } from "../checkpoint/source.js";
 import { CheckpointError } from "../errors.js";
 import { ConfigReader, type ModelSpec } from "../models/spec.js";
 import type { Architecture } from "../models/architecture.js";
 import { architectureFor } from "../models/registry.js";
 import type { WeightOverride } from "./variants.js";
+
+/** The tensor source a path holds: a .gguf file (or split set), a packed quantized folder, or a safetensors folder. */
+export function openSource(path: string): TensorSource {
+  let file = false;
+  try {
+    file = statSync(path).isFile();
+  } catch {
+    // a missing path is reported by the folder reader
+  }
+  if (file || path.endsWith(".gguf")) return GgufCheckpoint.open(path);
+  const plain = Checkpoint.open(path);
+  if (!PackedCheckpoint.isPacked(plain.config)) return plain;
+  plain.close();
+  return PackedCheckpoint.open(path);
+}
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
@@ -23,9 +41,9 @@ export class Model {
     private readonly stored: Map<string, string>,
   ) {}
 
-  /** Open a checkpoint folder. */
+  /** Open a checkpoint: a Hugging Face folder (plain or packed quantized), or a GGUF file. */
   static open(path: string): Model {
-    return Model.fromSource(Checkpoint.open(path));
+    return Model.fromSource(openSource(path));
   }
 
   /** A model over any tensor source; the architecture comes from `model_type` unless given. */

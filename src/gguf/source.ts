@@ -17,16 +17,7 @@ import {
 import { dequantize, DEQUANTIZED_TYPES } from "./dequant.js";
 import { ggmlBytes } from "./types.js";
 
-export type RawConfig = Record<string, unknown>;
-
-/** Structurally the engine's TensorSource tensor description (src/checkpoint/source.ts). */
-export interface SourceTensor {
-  name: string;
-  shape: number[];
-  dtype: string;
-  bytes: number;
-  layout?: "nk" | "kn";
-}
+import type { RawConfig, SourceTensor, TensorSource } from "../checkpoint/source.js";
 
 /** One stored quantization block around an element, for the audit command. */
 export interface StoredBlock {
@@ -129,7 +120,7 @@ function hfNameOf(map: NameMap, gguf: string, layers: number): { hf: string; tra
 
 const CHUNK_BYTES = 8 << 20;
 
-export class GgufCheckpoint {
+export class GgufCheckpoint implements TensorSource {
   readonly architecture: string;
   readonly config: RawConfig;
   private readonly entries = new Map<string, Entry>();
@@ -188,6 +179,15 @@ export class GgufCheckpoint {
   /** Open a .gguf file, or the split set one of whose shards it is. */
   static open(path: string): GgufCheckpoint {
     return new GgufCheckpoint(path, openGguf(path));
+  }
+
+  /** The config is rebuilt from the file's own metadata. */
+  get configFile(): string {
+    return this.path;
+  }
+
+  fileOf(name: string): string {
+    return this.entries.get(name)?.tensor.file ?? this.path;
   }
 
   /** Every key-value pair of the (first) file, in file order. */

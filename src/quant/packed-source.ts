@@ -2,21 +2,14 @@
 // `quantization` section and every packed part's dtype and size; readRows reads and dequantizes only the codes and
 // block parameters of the rows asked for, then puts the held-out weights back. Plain tensors pass through.
 import { join } from "node:path";
-import { Checkpoint, type RawConfig } from "../checkpoint/checkpoint.js";
+import { Checkpoint } from "../checkpoint/checkpoint.js";
+import type { RawConfig, SourceTensor, TensorSource } from "../checkpoint/source.js";
 import { readTensorBytes, type TensorInfo } from "../checkpoint/safetensors.js";
 import { CheckpointError } from "../errors.js";
 import { parseSection, PARTS, type KeptWeight, type QuantizedEntry } from "./format.js";
 import { packedBytes, unpack } from "./pack.js";
 import { decode, restoreKept } from "./rtn.js";
 import { codeBits, dtypeLabel, geometry, levelTable, type Geometry, type Scheme } from "./scheme.js";
-
-/** What the engine's tensor-source contract asks of one tensor (src/checkpoint/source.ts, when it lands). */
-export interface SourceTensor {
-  name: string;
-  shape: number[];
-  dtype: string;
-  bytes: number;
-}
 
 interface PackedTensor {
   entry: QuantizedEntry;
@@ -29,7 +22,7 @@ interface PackedTensor {
   bytes: number;
 }
 
-export class PackedCheckpoint {
+export class PackedCheckpoint implements TensorSource {
   private readonly bits: number;
   private readonly levels: Float32Array;
 
@@ -81,6 +74,14 @@ export class PackedCheckpoint {
     }
   }
 
+  get configFile(): string {
+    return join(this.path, "config.json");
+  }
+
+  fileOf(name: string): string {
+    return this.files.fileOf(this.packed.has(name) ? name + PARTS.qweight : name);
+  }
+
   names(): string[] {
     return [...this.order];
   }
@@ -116,7 +117,7 @@ export class PackedCheckpoint {
     const bit0 = first * this.bits;
     const byte0 = Math.floor(bit0 / 8);
     const byteCount = packedBytes(first + count, this.bits) - byte0;
-    const bytes = readTensorBytes(this.fileOf(p.qweight), p.qweight, byte0, byteCount);
+    const bytes = readTensorBytes(this.stored(p.qweight), p.qweight, byte0, byteCount);
     const codes = unpack(new Uint8Array(count), bytes, bit0 - byte0 * 8, count, this.bits);
     decode(result, codes, first, count, this.levels, blockLength, scale, offset, b0);
     restoreKept(result, first, count, p.keepIndex, p.keepValue);
@@ -133,14 +134,14 @@ export class PackedCheckpoint {
     this.files.close();
   }
 
-  private fileOf(t: TensorInfo) {
+  private stored(t: TensorInfo) {
     return { path: this.files.fileOf(t.name) };
   }
 
   /** Blocks [b0, b1) of qscale (finite, ≥ 0) or qmin (finite). */
   private readParams(name: string, t: TensorInfo, b0: number, b1: number, isScale: boolean): Float32Array {
     const values = new Float32Array(b1 - b0);
-    readTensorBytes(this.fileOf(t), t, b0 * 4, (b1 - b0) * 4, new Uint8Array(values.buffer));
+    readTensorBytes(this.stored(t), t, b0 * 4, (b1 - b0) * 4, new Uint8Array(values.buffer));
     for (let i = 0; i < values.length; i++)
       if (!Number.isFinite(values[i]) || (isScale && values[i] < 0))
         throw new CheckpointError(this.files.fileOf(t.name),
