@@ -11,7 +11,11 @@ export interface ModelOptions {
   demo?: boolean;
   download?: boolean;
   modelId?: string;
+  /** --allow-non-finite: go on past NaN or infinite values instead of stopping at the first. */
+  allowNonFinite?: boolean;
 }
+
+export const ALLOW_NON_FINITE = ["--allow-non-finite", "go on when a NaN or an infinity appears (default: stop and name the tensor that holds it)"] as const;
 
 export interface OpenedModel {
   model: Model;
@@ -20,11 +24,24 @@ export interface OpenedModel {
   /** Hugging Face model id when known (cache path, --model-id, or config.json's _name_or_path). */
   modelId?: string;
   tokenizer?: TextTokenizer;
+  /** Why the folder's tokenizer could not be loaded: an error only when text must be tokenized. */
+  tokenizerError?: UserError;
+}
+
+/** The model's tokenizer; a broken one is kept as an error, so that runs on token ids still work. */
+function tokenizerOf(folder: string): Pick<OpenedModel, "tokenizer" | "tokenizerError"> {
+  try {
+    return { tokenizer: loadTokenizer(folder) };
+  } catch (e) {
+    if (e instanceof UserError) return { tokenizerError: e };
+    throw e;
+  }
 }
 
 export async function openModel(ref: string | undefined, o: ModelOptions): Promise<OpenedModel> {
   if (o.demo && ref) throw new UserError(`give either a model or --demo, not both (got "${ref}")`);
   if (!o.demo && !ref) throw new UserError("no model given: pass a checkpoint folder, a Hugging Face model id, or --demo");
+  if (o.allowNonFinite) process.env.SUPERWEIGHT_ALLOW_NON_FINITE = "1";
   const folder = o.demo ? await ensureDemo() : undefined;
   const resolved = folder ? { folder, modelId: "superweight/demo" } : await resolveModel(ref!, { download: o.download, onProgress: downloadProgress() });
   const model = Model.open(resolved.folder);
@@ -34,7 +51,7 @@ export async function openModel(ref: string | undefined, o: ModelOptions): Promi
     model,
     label: o.demo ? "demo" : ref!,
     modelId: o.modelId ?? resolved.modelId ?? modelIdFromConfig(resolved.folder),
-    tokenizer: loadTokenizer(resolved.folder),
+    ...tokenizerOf(resolved.folder),
   };
 }
 
@@ -50,10 +67,12 @@ function downloadProgress() {
   };
 }
 
-/** "1,2,3" → [1, 2, 3]; anything else is an error naming the option. */
+/** "1,2,3" (or "1 2 3") → [1, 2, 3]; anything else, an empty entry included, is an error naming the option. */
 export function parseIds(text: string, option = "--ids"): number[] {
-  const parts = text.split(/[\s,]+/).filter((p) => p.length);
-  if (!parts.length) throw new UserError(`${option} "${text}" holds no token ids`);
+  const trimmed = text.trim();
+  if (!trimmed) throw new UserError(`${option} "${text}" holds no token ids`);
+  const parts = trimmed.split(/\s*,\s*|\s+/);
+  if (parts.some((p) => p === "")) throw new UserError(`${option} "${text}" has an empty entry (two commas, or a comma at an end)`);
   return parts.map((p) => {
     const n = Number(p);
     if (!/^\d+$/.test(p) || !Number.isSafeInteger(n)) throw new UserError(`${option}: "${p}" is not a token id (a non-negative integer)`);
@@ -72,6 +91,7 @@ export function inputs(opened: OpenedModel, prompts: string[], idLists: string[]
   const out: Input[] = idLists.map((s) => ({ label: `ids ${s}`, ids: parseIds(s) }));
   const texts = prompts.length || idLists.length ? prompts : defaultPrompt !== undefined ? [defaultPrompt] : [];
   for (const text of texts) {
+    if (opened.tokenizerError) throw opened.tokenizerError;
     if (!opened.tokenizer)
       throw new UserError(`${opened.model.path} has no tokenizer.json, so --prompt cannot be tokenized: give token ids with --ids 1,2,3`);
     const ids = opened.tokenizer.encode(text);

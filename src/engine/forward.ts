@@ -10,6 +10,7 @@ import { Pass } from "./pass.js";
 import { EngineOps } from "./ops.js";
 import { runHead, type HeadRequest, type HeadResult } from "./head.js";
 import { tensorRows } from "./linear.js";
+import { checksNonFinite } from "./finite.js";
 
 export interface ForwardOptions {
   /** Copies of the model to run side by side (default: one, unchanged). */
@@ -24,6 +25,8 @@ export interface ForwardOptions {
   /** What to compute from the head (default: every position's logits); false: no head. */
   head?: HeadRequest | false;
   backend?: MatmulBackend;
+  /** Go on past NaN or infinite values instead of stopping with a NonFiniteError (default: SUPERWEIGHT_ALLOW_NON_FINITE). */
+  allowNonFinite?: boolean;
   /** Called after each layer (progress). */
   onLayer?: (layer: number) => void;
 }
@@ -45,7 +48,7 @@ export async function forward(model: Model, ids: readonly number[], options: For
   const to = options.toLayer ?? spec.layers;
   if (T === 0) throw new UserError("no tokens to run");
   if (from < 0 || to > spec.layers || from > to) throw new RangeError(`layers [${from}, ${to}) outside 0..${spec.layers}`);
-  const pass = new Pass(model, options.backend ?? (await getBackend()), T, variants, options.hooks ?? []);
+  const pass = new Pass(model, options.backend ?? (await getBackend()), T, variants, options.hooks ?? [], checksNonFinite(options.allowNonFinite), ids);
   prepareOverrides(pass);
 
   // x[variants·T, hidden]: the residual stream.
