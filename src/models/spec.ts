@@ -175,6 +175,7 @@ export class ConfigReader {
     const type = (s.rope_type ?? s.type) as string | undefined;
     const num = (k: string): number => {
       const v = s[k];
+      if (v === undefined || v === null) this.fail(`${scalingField}.${k}`, `is missing (rope_type "${type}" needs it)`);
       if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) this.fail(`${scalingField}.${k}`, `must be a number greater than 0 (rope_type "${type}"), got ${JSON.stringify(v)}`);
       return v;
     };
@@ -196,6 +197,7 @@ export class ConfigReader {
         this.fail(`${scalingField}.factors`, `must be ${dim / 2} positive numbers`);
       return { theta, dim, scaling: { type: "frequency_factors", factors: f as number[] } };
     }
+    if (type === undefined) this.fail(scalingField, `has no "rope_type" (or "type"); supported: default, linear, llama3`);
     this.fail(scalingField, `has rope_type ${JSON.stringify(type)}; supported: default, linear, llama3`);
   }
 }
