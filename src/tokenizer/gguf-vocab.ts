@@ -45,7 +45,9 @@ export interface GgufTokenizerOptions {
 const ATTR_UNKNOWN = 1 << 0;
 const ATTR_CONTROL = 1 << 3;
 const ATTR_USER_DEFINED = 1 << 4;
-const ATTR_BY_TYPE: Record<number, number> = { 1: 1 << 2, 2: ATTR_UNKNOWN, 3: ATTR_CONTROL, 4: ATTR_USER_DEFINED, 5: 1 << 1, 6: 1 << 5 };
+const ATTR_BY_TYPE: Record<number, number> = {
+  1: 1 << 2, 2: ATTR_UNKNOWN, 3: ATTR_CONTROL, 4: ATTR_USER_DEFINED, 5: 1 << 1, 6: 1 << 5,
+};
 
 /** Longest SentencePiece token handled: every split of every token is tried (quadratic in its length). */
 const MAX_SPM_TOKEN_CHARS = 1024;
@@ -77,7 +79,8 @@ export function tokenizerFromGguf(
 function setMergePriority(tok: Tokenizer, priority: Map<string, number>, file: string): void {
   const model = (tok as unknown as { model?: { bpe_ranks?: unknown } }).model;
   if (!(model?.bpe_ranks instanceof Map)) {
-    throw new CheckpointError(file, "the tokenizer library has no BPE rank table to set (library changed?)", "GGUF_TOKENIZER_LIBRARY");
+    const message = "the tokenizer library has no BPE rank table to set (library changed?)";
+    throw new CheckpointError(file, message, "GGUF_TOKENIZER_LIBRARY");
   }
   model.bpe_ranks = priority;
 }
@@ -116,15 +119,20 @@ function build(
 
   // Special token ids and flags as llama.cpp decides them: defaults by kind, then the file's keys.
   const inRange = (id: number | undefined) => (id !== undefined && id < n ? id : undefined);
-  const fileId = (key: string, fallback: number | undefined) => inRange(meta.tokenId(`tokenizer.ggml.${key}`)) ?? fallback;
+  const fileId = (key: string, fallback: number | undefined) =>
+    inRange(meta.tokenId(`tokenizer.ggml.${key}`)) ?? fallback;
   const bos = fileId("bos_token_id", inRange(model === "llama" ? 1 : pre!.defaultBos ? 11 : undefined));
   const eos = fileId("eos_token_id", inRange(model === "llama" ? 2 : 11));
   const unk = fileId("unknown_token_id", inRange(model === "llama" ? 0 : undefined));
   const addBos = meta.bool("tokenizer.ggml.add_bos_token") ?? (model === "llama" || pre!.addBos);
   const addEos = meta.bool("tokenizer.ggml.add_eos_token") ?? false;
   const addSpacePrefix = meta.bool("tokenizer.ggml.add_space_prefix") ?? model === "llama";
-  if (addBos && bos === undefined) throw meta.fail("GGUF_TOKENIZER_NO_BOS", "add_bos_token is true but there is no BOS token");
-  if (addEos && eos === undefined) throw meta.fail("GGUF_TOKENIZER_NO_EOS", "add_eos_token is true but there is no EOS token");
+  if (addBos && bos === undefined) {
+    throw meta.fail("GGUF_TOKENIZER_NO_BOS", "add_bos_token is true but there is no BOS token");
+  }
+  if (addEos && eos === undefined) {
+    throw meta.fail("GGUF_TOKENIZER_NO_EOS", "add_eos_token is true but there is no EOS token");
+  }
 
   const parseSpecial = options.parseSpecial !== false;
   const added: Json[] = [];
@@ -154,7 +162,7 @@ function build(
     tokenizerJson.pre_tokenizer = {
       type: "Sequence",
       pretokenizers: [
-        ...pre.regexes.map((regex) => ({ type: "Split", pattern: { Regex: regex }, behavior: "Isolated", invert: false })),
+        ...pre.regexes.map((Regex) => ({ type: "Split", pattern: { Regex }, behavior: "Isolated", invert: false })),
         { type: "ByteLevel", add_prefix_space: false, trim_offsets: false, use_regex: false },
       ],
     };
@@ -195,8 +203,16 @@ function build(
   };
   const padId = inRange(meta.tokenId("tokenizer.ggml.padding_token_id"));
   if (padId !== undefined) tokenizerConfig.pad_token = vocab.tokens[padId];
+  // Named templates come as tokenizer.chat_template.<name>, listed in tokenizer.chat_templates.
   const chatTemplate = meta.string("tokenizer.chat_template", false);
-  if (chatTemplate !== undefined) tokenizerConfig.chat_template = chatTemplate;
+  const named = (meta.strings("tokenizer.chat_templates", false) ?? [])
+    .map((name) => ({ name, template: meta.string(`tokenizer.chat_template.${name}`, true) }));
+  if (named.length) {
+    const main = chatTemplate === undefined ? [] : [{ name: "default", template: chatTemplate }];
+    tokenizerConfig.chat_template = [...main, ...named];
+  } else if (chatTemplate !== undefined) {
+    tokenizerConfig.chat_template = chatTemplate;
+  }
   return { built: { tokenizerJson, tokenizerConfig, mergePriority }, attrs: vocab.attrs };
 }
 
@@ -208,11 +224,15 @@ function postProcessor(tokens: string[], bos: number | undefined, eos: number | 
     ...(bos === undefined ? [] : [special(bos, typeId)]), ...seq, ...(eos === undefined ? [] : [special(eos, typeId)]),
   ];
   const ids = [bos, eos].filter((id): id is number => id !== undefined);
+  const a = around([{ Sequence: { id: "A", type_id: 0 } }], 0);
   return {
     type: "TemplateProcessing",
-    single: around([{ Sequence: { id: "A", type_id: 0 } }], 0),
-    pair: [...around([{ Sequence: { id: "A", type_id: 0 } }], 0), ...around([{ Sequence: { id: "B", type_id: 1 } }], 1)],
-    special_tokens: Object.fromEntries(ids.map((id) => [tokens[id], { id: tokens[id], ids: [id], tokens: [tokens[id]] }])),
+    single: a,
+    pair: [...a, ...around([{ Sequence: { id: "B", type_id: 1 } }], 1)],
+    special_tokens: Object.fromEntries(ids.map((id) => {
+      const t = tokens[id];
+      return [t, { id: t, ids: [id], tokens: [t] }];
+    })),
   };
 }
 
@@ -225,7 +245,8 @@ function readVocabulary(meta: MetadataReader): Vocab {
   const ids = new Map<string, number>();
   tokens.forEach((t, i) => {
     if (ids.has(t)) {
-      throw meta.fail("GGUF_TOKENIZER_DUPLICATE_TOKEN", `token ${JSON.stringify(t)} appears twice (ids ${ids.get(t)}, ${i})`);
+      const message = `token ${JSON.stringify(t)} appears twice (ids ${ids.get(t)}, ${i})`;
+      throw meta.fail("GGUF_TOKENIZER_DUPLICATE_TOKEN", message);
     }
     ids.set(t, i);
   });
@@ -265,7 +286,8 @@ function applyLlamaCppTokenRules(meta: MetadataReader, vocab: Vocab): void {
   for (const t of EOG_TEXTS) if (has(t)) attrs[ids.get(t)!] |= ATTR_CONTROL;
   for (const [key, texts] of Object.entries(FIM_TEXTS)) {
     const legacy = LEGACY_FIM_KEYS[key];
-    const given = [key, legacy].some((k) => k && (meta.tokenId(`tokenizer.ggml.${k}`) ?? Infinity) < vocab.tokens.length);
+    const n = vocab.tokens.length;
+    const given = [key, legacy].some((k) => k && (meta.tokenId(`tokenizer.ggml.${k}`) ?? Infinity) < n);
     const present = texts.filter(has).map((t) => ids.get(t)!);
     if (given || present.every((id) => attrs[id] & ATTR_CONTROL)) continue;
     if (present.length > 1) {
@@ -286,7 +308,9 @@ function applyLlamaCppTokenRules(meta: MetadataReader, vocab: Vocab): void {
   const arch = meta.string("general.architecture", false) ?? "";
   const pre = meta.string("tokenizer.ggml.pre", false) ?? "";
   const need = (t: string) => {
-    if (!has(t)) throw meta.fail("GGUF_TOKENIZER_MISSING_SPECIAL", `llama.cpp requires a token "${t}" in a phi-3 model`);
+    if (!has(t)) {
+      throw meta.fail("GGUF_TOKENIZER_MISSING_SPECIAL", `llama.cpp requires a token "${t}" in a phi-3 model`);
+    }
     return ids.get(t)!;
   };
   if (["jina-v2-de", "jina-v2-es", "jina-v2-code"].some((s) => pre.includes(s)) ||
@@ -381,7 +405,8 @@ function sentencePieceMerges(meta: MetadataReader, vocab: Vocab, scores: ArrayLi
     const c = chars[id];
     if (c.length < 2) continue;
     if (c.length > MAX_SPM_TOKEN_CHARS) {
-      throw meta.fail("GGUF_TOKENIZER_BAD_VALUE", `token ${id} is ${c.length} characters long (at most ${MAX_SPM_TOKEN_CHARS})`);
+      const message = `token ${id} is ${c.length} characters long (at most ${MAX_SPM_TOKEN_CHARS})`;
+      throw meta.fail("GGUF_TOKENIZER_BAD_VALUE", message);
     }
     for (let k = 1; k < c.length; k++) {
       const left = c.slice(0, k).join("");
@@ -451,10 +476,14 @@ class MetadataReader {
     const v = this.get(key, false);
     if (v === undefined) return undefined;
     const ok = (Array.isArray(v) && v.every((x) => typeof x === "number")) || ArrayBuffer.isView(v);
-    if (!ok || v instanceof DataView || typeof (v as ArrayLike<unknown>)[0] === "bigint") throw this.bad(key, "an array of numbers");
+    if (!ok || v instanceof DataView || typeof (v as ArrayLike<unknown>)[0] === "bigint") {
+      throw this.bad(key, "an array of numbers");
+    }
     const a = v as ArrayLike<number>;
     if (a.length < n) throw this.fail("GGUF_TOKENIZER_BAD_VALUE", `${key} has ${a.length} values for ${n} tokens`);
-    for (let i = 0; i < n; i++) if (!Number.isFinite(a[i])) throw this.bad(key, `finite numbers (value ${i} is ${a[i]})`);
+    for (let i = 0; i < n; i++) {
+      if (!Number.isFinite(a[i])) throw this.bad(key, `finite numbers (value ${i} is ${a[i]})`);
+    }
     return a;
   }
 }
