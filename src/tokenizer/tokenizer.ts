@@ -13,7 +13,7 @@ export interface TextTokenizer {
   tokenText(id: number): string;
 }
 
-type Json = Record<string, unknown>;
+export type Json = Record<string, unknown>;
 
 function readJsonObject(file: string): Json {
   let value: unknown;
@@ -52,19 +52,37 @@ export function loadTokenizer(folder: string): TextTokenizer | undefined {
   const configFile = join(folder, "tokenizer_config.json");
   const tokenizerJson = readJsonObject(tokenizerFile);
   const config = existsSync(configFile) ? readJsonObject(configFile) : {};
+  return tokenizerFromJson(tokenizerJson, config, tokenizerFile, configFile);
+}
 
+/**
+ * A tokenizer from in-memory tokenizer.json and tokenizer_config.json objects; errors name `label` (the
+ * tokenizer.json, or whatever the objects were built from) and `configLabel` (the config's source).
+ */
+export function tokenizerFromJson(
+  tokenizerJson: Json,
+  config: Json,
+  label: string,
+  configLabel = label,
+): TextTokenizer {
+  return textTokenizer(libraryTokenizer(tokenizerJson, config, label), tokenizerJson, config, configLabel);
+}
+
+/** The library's tokenizer for the objects, with the keys it insists on filled in; UserError naming `label`. */
+export function libraryTokenizer(tokenizerJson: Json, config: Json, label: string): Tokenizer {
   // The library insists that these keys exist (null is fine); older or hand-written files may leave some out.
   const json: Json = { added_tokens: [], ...tokenizerJson };
   for (const key of ["normalizer", "pre_tokenizer", "post_processor", "decoder"]) json[key] ??= null;
-  if (!json.model || typeof json.model !== "object") throw new UserError('no "model" section', tokenizerFile);
-
-  let tok: Tokenizer;
+  if (!json.model || typeof json.model !== "object") throw new UserError('no "model" section', label);
   try {
-    tok = new Tokenizer(json, config);
+    return new Tokenizer(json, config);
   } catch (e) {
-    throw new UserError(`cannot load tokenizer: ${(e as Error).message}`, tokenizerFile);
+    throw new UserError(`cannot load tokenizer: ${(e as Error).message}`, label);
   }
+}
 
+/** TextTokenizer over a library tokenizer built from `tokenizerJson` and `config` (named `configLabel`). */
+export function textTokenizer(tok: Tokenizer, tokenizerJson: Json, config: Json, configLabel: string): TextTokenizer {
   // The JS library adds BOS only through tokenizer.json's post_processor; Python's LlamaTokenizerFast also
   // honours add_bos_token from tokenizer_config.json, so do the same here when the post-processor does not.
   // (Decided once, on the empty text, so that a text starting with a literal "<s>" still gets its own BOS.)
@@ -73,13 +91,15 @@ export function loadTokenizer(folder: string): TextTokenizer | undefined {
     const bos = tokenContent(config.bos_token);
     bosId = bos === undefined ? undefined : tok.token_to_id(bos);
     if (bosId === undefined) {
-      throw new UserError(`add_bos_token is true but bos_token ${JSON.stringify(config.bos_token)} is not in the vocabulary`, configFile);
+      const bosText = JSON.stringify(config.bos_token);
+      throw new UserError(`add_bos_token is true but bos_token ${bosText} is not in the vocabulary`, configLabel);
     }
     if (tok.encode("").ids[0] === bosId) bosId = undefined; // the post-processor adds it already
   }
 
-  const byteLevel = (json.decoder as { type?: string } | null)?.type === "ByteLevel";
-  const special = new Set(((json.added_tokens ?? []) as { content: string; special?: boolean }[]).filter((t) => t.special).map((t) => t.content));
+  const byteLevel = (tokenizerJson.decoder as { type?: string } | null)?.type === "ByteLevel";
+  const addedTokens = (tokenizerJson.added_tokens ?? []) as { content: string; special?: boolean }[];
+  const special = new Set(addedTokens.filter((t) => t.special).map((t) => t.content));
 
   return {
     encode(text: string): number[] {
