@@ -4,6 +4,8 @@ import { UserError } from "../errors.js";
 import { Model } from "../engine/model.js";
 import { resolveModel, modelIdFromConfig } from "../checkpoint/resolve.js";
 import { loadTokenizer, type TextTokenizer } from "../tokenizer/tokenizer.js";
+import { tokenizerFromGguf } from "../tokenizer/gguf-vocab.js";
+import { GgufCheckpoint } from "../gguf/source.js";
 import { ensureDemo } from "../demo/demo.js";
 import { getBackend } from "../engine/matmul.js";
 
@@ -28,10 +30,16 @@ export interface OpenedModel {
   tokenizerError?: UserError;
 }
 
-/** The model's tokenizer; a broken one is kept as an error, so that runs on token ids still work. */
-function tokenizerOf(folder: string): Pick<OpenedModel, "tokenizer" | "tokenizerError"> {
+/** The model's tokenizer (a GGUF file carries its own); a broken one is kept as an error, so that runs on
+ * token ids still work. */
+function tokenizerOf(model: Model): Pick<OpenedModel, "tokenizer" | "tokenizerError"> {
   try {
-    return { tokenizer: loadTokenizer(folder) };
+    const { source } = model;
+    if (source instanceof GgufCheckpoint) {
+      const metadata = Object.fromEntries([...source.metadata].map(([key, kv]) => [key, kv.value]));
+      return { tokenizer: "tokenizer.ggml.model" in metadata ? tokenizerFromGguf(metadata, source.path) : undefined };
+    }
+    return { tokenizer: loadTokenizer(model.path) };
   } catch (e) {
     if (e instanceof UserError) return { tokenizerError: e };
     throw e;
@@ -51,7 +59,7 @@ export async function openModel(ref: string | undefined, o: ModelOptions): Promi
     model,
     label: o.demo ? "demo" : ref!,
     modelId: o.modelId ?? resolved.modelId ?? modelIdFromConfig(resolved.folder),
-    ...tokenizerOf(resolved.folder),
+    ...tokenizerOf(model),
   };
 }
 

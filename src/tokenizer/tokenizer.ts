@@ -1,32 +1,23 @@
 // Text ⇄ token ids for a Hugging Face model folder, via @huggingface/tokenizers (tokenizer.json + tokenizer_config.json).
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { UserError } from "../errors.js";
+import { readJsonObject as readJson } from "../checkpoint/files.js";
 
 export interface TextTokenizer {
   /** Token ids for text, with BOS (and whatever the tokenizer's post-processor adds) as the model expects. */
   encode(text: string): number[];
   /** Text for ids; special tokens (BOS, EOS, …) are left out, so decode(encode(text)) gives text back. */
   decode(ids: number[]): string;
-  /** Human-readable form of one token for tables (e.g. "▁Apple", "<s>", "\\n"; escape control chars). */
+  /** One token as text: what it decodes to for byte-level vocabularies (" " rather than "Ġ"), else its stored
+   * form ("▁Apple", "<s>", "<0x0A>"). Control characters are kept: a table shows it with JSON.stringify. */
   tokenText(id: number): string;
 }
 
 export type Json = Record<string, unknown>;
 
-function readJsonObject(file: string): Json {
-  let value: unknown;
-  try {
-    value = JSON.parse(readFileSync(file, "utf8"));
-  } catch (e) {
-    throw new UserError(`cannot read tokenizer file: ${(e as Error).message}`, file);
-  }
-  if (!value || typeof value !== "object" || Array.isArray(value)) {
-    throw new UserError("expected a JSON object", file);
-  }
-  return value as Json;
-}
+const readJsonObject = (file: string): Json => readJson(file, "BAD_TOKENIZER");
 
 /** `bos_token` in tokenizer_config.json is either a string or an AddedToken object {content: ...}. */
 function tokenContent(value: unknown): string | undefined {
@@ -35,14 +26,22 @@ function tokenContent(value: unknown): string | undefined {
   return undefined;
 }
 
-/** Control characters as escapes, so a token fits on one table row: "\n" → "\\n", "\x00" → "\\x00". */
-function escapeControl(s: string): string {
-  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => {
-    if (c === "\n") return "\\n";
-    if (c === "\r") return "\\r";
-    if (c === "\t") return "\\t";
-    return `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
-  });
+/** The sections a tokenizer model needs, by type, as the library reads them (checked so that a broken file is named). */
+function checkModel(model: unknown, label: string): void {
+  if (!model || typeof model !== "object" || Array.isArray(model)) throw new UserError('no "model" section', label);
+  const m = model as Json;
+  const isObject = (v: unknown) => !!v && typeof v === "object" && !Array.isArray(v);
+  const need: Record<string, [string, (v: unknown) => boolean, string][]> = {
+    BPE: [["vocab", isObject, "an object of token → id"], ["merges", Array.isArray, "a list"]],
+    WordPiece: [["vocab", isObject, "an object of token → id"]],
+    WordLevel: [["vocab", isObject, "an object of token → id"]],
+    Unigram: [["vocab", Array.isArray, "a list of [token, score]"]],
+  };
+  const type = typeof m.type === "string" ? m.type : "BPE";
+  const fields = need[type];
+  if (!fields) throw new UserError(`model type ${JSON.stringify(m.type)} is not one of ${Object.keys(need).join(", ")}`, label);
+  for (const [field, ok, what] of fields)
+    if (!ok(m[field])) throw new UserError(`"model.${field}" of a ${type} model must be ${what}`, label);
 }
 
 /** Loads `tokenizer.json` (+ `tokenizer_config.json` when present) from a model folder; undefined without tokenizer.json. */
@@ -73,7 +72,7 @@ export function libraryTokenizer(tokenizerJson: Json, config: Json, label: strin
   // The library insists that these keys exist (null is fine); older or hand-written files may leave some out.
   const json: Json = { added_tokens: [], ...tokenizerJson };
   for (const key of ["normalizer", "pre_tokenizer", "post_processor", "decoder"]) json[key] ??= null;
-  if (!json.model || typeof json.model !== "object") throw new UserError('no "model" section', label);
+  checkModel(json.model, label);
   try {
     return new Tokenizer(json, config);
   } catch (e) {
@@ -117,9 +116,9 @@ export function textTokenizer(tok: Tokenizer, tokenizerJson: Json, config: Json,
       // unless the token is a special one or only part of a UTF-8 character.
       if (byteLevel && !special.has(token)) {
         const text = tok.decode([id], { skip_special_tokens: false });
-        if (text.length && !text.includes("\ufffd")) return escapeControl(text);
+        if (text.length && !text.includes("\ufffd")) return text;
       }
-      return escapeControl(token);
+      return token;
     },
   };
 }
