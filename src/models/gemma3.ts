@@ -1,0 +1,50 @@
+// Gemma3 (text): Gemma2's layer (builders.ts sandwichLayer) without soft-capping unless configured, plus a
+// per-head (1 + w) RMSNorm on q and k before RoPE. Sliding layers use RoPE base rope_local_base_freq without
+// scaling, full layers rope_theta with rope_scaling; transformers ≥ 5 writes both as `rope_parameters`, one
+// entry per layer type. Which layers slide: layer_types, else (≤ 4.52) layer i slides iff
+// (i + 1) % sliding_window_pattern ≠ 0 (default 6; 4.53–4.55 save it as `_sliding_window_pattern`).
+import type { Architecture } from "./architecture.js";
+import type { ConfigReader, RopeSpec } from "./spec.js";
+import {
+  editLayers, gemmaSandwichSpec, LLAMA_MLP, llamaLike, qkNormAttention, qkNormTensors, sandwichLayer, sandwichTensors,
+  slidingLayers,
+} from "./builders.js";
+
+const LAYER_TYPES = ["sliding_attention", "full_attention"];
+
+/** [sliding layers' RoPE, full layers' RoPE]. */
+function gemma3Rope(c: ConfigReader, dim: number): [RopeSpec, RopeSpec] {
+  const localTheta = c.num("rope_local_base_freq", 10000);
+  const params = c.object("rope_parameters");
+  if (!params) return [{ theta: localTheta, dim }, c.rope(dim, 1e6)];
+  const bad = Object.keys(params).find((k) => !LAYER_TYPES.includes(k));
+  if (bad !== undefined) c.fail("rope_parameters", `has entry "${bad}"; Gemma3 gives one per layer type: ${LAYER_TYPES.join(", ")}`);
+  if (c.has("rope_scaling")) c.fail("rope_parameters", `and "rope_scaling" are both set: refusing to guess which applies`);
+  const local = c.ropeFrom(dim, params.sliding_attention, "rope_parameters.sliding_attention", localTheta);
+  if (c.has("rope_local_base_freq") && local.theta !== localTheta)
+    c.fail("rope_parameters.sliding_attention.rope_theta", `(${local.theta}) disagrees with "rope_local_base_freq" (${localTheta})`);
+  const global = c.ropeFrom(dim, params.full_attention, "rope_parameters.full_attention", c.num("rope_theta", 1e6));
+  if (c.has("rope_theta") && global.theta !== c.num("rope_theta"))
+    c.fail("rope_parameters.full_attention.rope_theta", `(${global.theta}) disagrees with "rope_theta" (${c.num("rope_theta")})`);
+  return [local, global];
+}
+
+export const gemma3: Architecture = {
+  ...llamaLike,
+  modelTypes: ["gemma3_text"],
+  config(c) {
+    if (c.bool("use_bidirectional_attention", false))
+      c.fail("use_bidirectional_attention", "is true: bidirectional (embedding-model) attention is not supported");
+    const pattern = c.intEither(["sliding_window_pattern", "_sliding_window_pattern"], 6);
+    if (pattern === 0) c.fail("sliding_window_pattern", "must be at least 1");
+    const slides = slidingLayers(c, c.int("num_hidden_layers"), (l) => (l + 1) % pattern !== 0);
+    const [local, global] = gemma3Rope(c, c.int("head_dim", 256));
+    return gemmaSandwichSpec(c, slides, {
+      rope: (l) => (slides(l) ? local : global),
+      attnSoftcap: c.numOrNull("attn_logit_softcapping"),
+      finalSoftcap: c.numOrNull("final_logit_softcapping"),
+    });
+  },
+  tensors: (spec) => editLayers(sandwichTensors(spec), spec, () => qkNormTensors(spec, true)),
+  layer: sandwichLayer(qkNormAttention(true), LLAMA_MLP),
+};
