@@ -36,7 +36,7 @@ export interface HookEvent {
   expert?: number | "shared";
   /** Token position of each row of `data`, when not all of 0..T−1 (an expert's routed tokens). */
   positions?: readonly number[];
-  /** The routing weight of each row (an expert's tokens). */
+  /** The routing weight of each row (an expert's tokens; a shared expert's rows: its sigmoid gate). */
   routingWeights?: Float32Array;
   /** A sparse block's output event: how its tokens were routed. */
   routing?: Routing;

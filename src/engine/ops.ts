@@ -182,12 +182,11 @@ export class EngineOps implements LayerOps {
     }
     let gates: Float32Array | undefined;
     if (block.shared) {
-      const ys = await this.mlpRows(x, this.pass.uniform, block.shared.mlp, ex.sharedIntermediate!, { expert: "shared" });
-      gates = await this.linear(x, block.shared.gate);
-      for (let r = 0; r < rows; r++) {
-        const g = (gates[r] = Math.fround(1 / (1 + Math.exp(-gates[r]))));
-        for (let c = 0; c < H; c++) out[r * H + c] += Math.fround(g * ys[r * H + c]);
-      }
+      const g = (gates = await this.linear(x, block.shared.gate));
+      for (let r = 0; r < rows; r++) g[r] = Math.fround(1 / (1 + Math.exp(-g[r])));
+      const ys = await this.mlpRows(x, this.pass.uniform, block.shared.mlp, ex.sharedIntermediate!, { expert: "shared" },
+        (v) => ({ routingWeights: g.slice(v * T, (v + 1) * T) }));
+      for (let r = 0; r < rows; r++) for (let c = 0; c < H; c++) out[r * H + c] += Math.fround(g[r] * ys[r * H + c]);
     }
     // The block's output — what the layer adds to the residual — with how each token was routed.
     this.pass.fire("down_proj_output", this.layer, out, H, {}, this.pass.uniform, (v) => ({

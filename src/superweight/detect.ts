@@ -67,7 +67,7 @@ export interface Candidate {
   inputToken: number;
   inputActivation: number;
   outputActivation: number;
-  /** The routing weight the output spike's token gave this expert. */
+  /** The routing weight the output spike's token gave this expert (a shared expert: its sigmoid gate there). */
   routingWeight?: number;
   /** Spike / median |activation| of that down projection's input (output). */
   inputToMedian: number;
@@ -349,7 +349,7 @@ async function runSweep(
           layer: e.layer, tensor: e.tensor!, ...(e.expert !== undefined ? { expert: e.expert } : {}), rows: e.tokens,
           downProjInput: input.spike, downProjOutput: { ...s, token: at(s.token) },
           inputMedian: input.median, outputMedian: medianAbs(e.data),
-          ...(e.routingWeights ? { routing: new Map(e.positions!.map((t, i) => [t, e.routingWeights![i]])) } : {}),
+          ...(e.routingWeights ? { routing: new Map(Array.from(e.routingWeights, (w, i) => [at(i), w])) } : {}),
         };
         log.projections.push(p);
         const hit = spikeCandidate(p, rule.threshold);
