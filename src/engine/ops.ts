@@ -184,15 +184,18 @@ export class EngineOps implements LayerOps {
     if (block.shared) {
       const g = (gates = await this.linear(x, block.shared.gate));
       for (let r = 0; r < rows; r++) g[r] = Math.fround(1 / (1 + Math.exp(-g[r])));
-      const ys = await this.mlpRows(x, this.pass.uniform, block.shared.mlp, ex.sharedIntermediate!, { expert: "shared" },
-        (v) => ({ routingWeights: g.slice(v * T, (v + 1) * T) }));
+      const gate = (v: number) => ({ routingWeights: g.slice(v * T, (v + 1) * T) });
+      const shared = block.shared.mlp;
+      const ys = await this.mlpRows(x, this.pass.uniform, shared, ex.sharedIntermediate!, { expert: "shared" }, gate);
       for (let r = 0; r < rows; r++) for (let c = 0; c < H; c++) out[r * H + c] += Math.fround(g[r] * ys[r * H + c]);
     }
     // The block's output — what the layer adds to the residual — with how each token was routed.
+    const rowsOf = <A extends Float32Array | Int32Array>(a: A, v: number, w: number) =>
+      a.subarray(v * T * w, (v + 1) * T * w) as A;
     this.pass.fire("down_proj_output", this.layer, out, H, {}, this.pass.uniform, (v) => ({
       routing: {
-        logits: logits.subarray(v * T * E, (v + 1) * T * E), experts: chosen.subarray(v * T * k, (v + 1) * T * k),
-        weights: chosenWeights.subarray(v * T * k, (v + 1) * T * k), ...(gates ? { sharedGate: gates.subarray(v * T, (v + 1) * T) } : {}),
+        logits: rowsOf(logits, v, E), experts: rowsOf(chosen, v, k), weights: rowsOf(chosenWeights, v, k),
+        ...(gates ? { sharedGate: rowsOf(gates, v, 1) } : {}),
       },
     }));
     return out;

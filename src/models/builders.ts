@@ -52,7 +52,8 @@ function divides(c: ConfigReader, kv: number, heads: number): number {
   return kv;
 }
 
-const LAYER_TYPES = ["sliding_attention", "full_attention"];
+/** The attention kinds `layer_types` may name. */
+export const LAYER_TYPES = ["sliding_attention", "full_attention"];
 
 /** Which layers slide: `layer_types` when config.json has it (every entry checked), else `fallback(layer)`. */
 export function slidingLayers(c: ConfigReader, layers: number, fallback: (layer: number) => boolean): (layer: number) => boolean {
@@ -61,7 +62,8 @@ export function slidingLayers(c: ConfigReader, layers: number, fallback: (layer:
   if (!Array.isArray(types) || types.length !== layers)
     c.fail("layer_types", `must list one entry per layer (${layers}), got ${JSON.stringify(types)}`);
   const bad = types.find((t) => !LAYER_TYPES.includes(t));
-  if (bad !== undefined) c.fail("layer_types", `has entry ${JSON.stringify(bad)}; supported: ${LAYER_TYPES.join(", ")}`);
+  if (bad !== undefined)
+    c.fail("layer_types", `has entry ${JSON.stringify(bad)}; supported: ${LAYER_TYPES.join(", ")}`);
   return (layer) => types[layer] === "sliding_attention";
 }
 
@@ -69,7 +71,8 @@ export function slidingLayers(c: ConfigReader, layers: number, fallback: (layer:
 export function fullAttentionOnly(c: ConfigReader, layers: number): void {
   const slides = slidingLayers(c, layers, () => false);
   for (let l = 0; l < layers; l++)
-    if (slides(l)) c.fail("layer_types", `makes layer ${l} "sliding_attention": not supported for model_type "${c.str("model_type")}"`);
+    if (slides(l))
+      c.fail("layer_types", `makes layer ${l} sliding: not supported for model_type "${c.str("model_type")}"`);
 }
 
 /** Qwen2/Qwen3 slide only with use_sliding_window, in layers ≥ max_window_layers (or as layer_types says). */
@@ -137,7 +140,9 @@ export function preNormLayer(attention: AttentionBlock, mlp: MlpBlock) {
 }
 
 /** Every layer's `[name, shape]` entries added to (or, with a null shape, removed from) a tensor table. */
-export function editLayers(t: Map<string, number[]>, spec: ModelSpec, entries: (layer: number) => [string, number[] | null][]): Map<string, number[]> {
+export function editLayers(
+  t: Map<string, number[]>, spec: ModelSpec, entries: (layer: number) => [string, number[] | null][],
+): Map<string, number[]> {
   for (let l = 0; l < spec.layers; l++)
     for (const [name, shape] of entries(l)) {
       const full = `model.layers.${l}.${name}.weight`;
@@ -163,8 +168,10 @@ export function qkNormAttention(perHead: boolean): AttentionBlock {
  *   out = h + post_feedforward_layernorm(mlp(pre_feedforward_layernorm(h))) */
 export function sandwichLayer(attention: AttentionBlock, mlp: MlpBlock) {
   return async (ops: LayerOps, x: Activations): Promise<Activations> => {
-    const h = ops.add(x, ops.norm(await ops.attention(ops.norm(x, "input_layernorm"), attention), "post_attention_layernorm"));
-    return ops.add(h, ops.norm(await ops.mlp(ops.norm(h, "pre_feedforward_layernorm"), mlp), "post_feedforward_layernorm"));
+    const a = await ops.attention(ops.norm(x, "input_layernorm"), attention);
+    const h = ops.add(x, ops.norm(a, "post_attention_layernorm"));
+    const m = await ops.mlp(ops.norm(h, "pre_feedforward_layernorm"), mlp);
+    return ops.add(h, ops.norm(m, "post_feedforward_layernorm"));
   };
 }
 
@@ -177,8 +184,11 @@ export function postNormLayer(attention: AttentionBlock, mlp: MlpBlock) {
   };
 }
 
-/** What Gemma2 and Gemma3 read alike (sandwich norms, (1 + w), GeGLU, embedding scale, query_pre_attn_scalar); `slides` decides which layers use the sliding window. */
-export function gemmaSandwichSpec(c: ConfigReader, slides: (layer: number) => boolean, overrides: Partial<ModelSpec>): ModelSpec {
+/** What Gemma2 and Gemma3 read alike ((1 + w) norms, GeGLU, embedding scale, query_pre_attn_scalar, the window);
+ * `slides` decides which layers use the sliding window. */
+export function gemmaSandwichSpec(
+  c: ConfigReader, slides: (layer: number) => boolean, overrides: Partial<ModelSpec>,
+): ModelSpec {
   const window = c.numOrNull("sliding_window", 4096);
   const scale = 1 / Math.sqrt(c.num("query_pre_attn_scalar", 256));
   return llamaLikeSpec(c, {
@@ -195,7 +205,8 @@ export function gemmaSandwichSpec(c: ConfigReader, slides: (layer: number) => bo
 /** The tensors of a sandwich-norm layer: Llama's plus the norms around the MLP. */
 export function sandwichTensors(spec: ModelSpec): Map<string, number[]> {
   const H = spec.hidden;
-  return editLayers(llamaTensors(spec), spec, () => [["pre_feedforward_layernorm", [H]], ["post_feedforward_layernorm", [H]]]);
+  const norms: [string, number[]][] = [["pre_feedforward_layernorm", [H]], ["post_feedforward_layernorm", [H]]];
+  return editLayers(llamaTensors(spec), spec, () => norms);
 }
 
 /** The Llama family's architecture; the other families start from it and state their differences. */

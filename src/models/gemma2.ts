@@ -3,7 +3,9 @@
 // soft-capped (cap·tanh(s / cap)) before the mask, soft-capped final logits, and a sliding window on the
 // layers layer_types names (older configs, transformers ≤ 4.52: layer i slides iff i is even).
 import type { Architecture } from "./architecture.js";
-import { gemmaSandwichSpec, LLAMA_ATTENTION, LLAMA_MLP, llamaLike, sandwichLayer, sandwichTensors, slidingLayers } from "./builders.js";
+import {
+  gemmaSandwichSpec, LLAMA_ATTENTION, LLAMA_MLP, llamaLike, sandwichLayer, sandwichTensors, slidingLayers,
+} from "./builders.js";
 
 export const gemma2: Architecture = {
   ...llamaLike,

@@ -6,27 +6,26 @@
 import type { Architecture } from "./architecture.js";
 import type { ConfigReader, RopeSpec } from "./spec.js";
 import {
-  editLayers, gemmaSandwichSpec, LLAMA_MLP, llamaLike, qkNormAttention, qkNormTensors, sandwichLayer, sandwichTensors,
-  slidingLayers,
+  editLayers, gemmaSandwichSpec, LAYER_TYPES, LLAMA_MLP, llamaLike, qkNormAttention, qkNormTensors, sandwichLayer,
+  sandwichTensors, slidingLayers,
 } from "./builders.js";
-
-const LAYER_TYPES = ["sliding_attention", "full_attention"];
 
 /** [sliding layers' RoPE, full layers' RoPE]. */
 function gemma3Rope(c: ConfigReader, dim: number): [RopeSpec, RopeSpec] {
-  const localTheta = c.num("rope_local_base_freq", 10000);
   const params = c.object("rope_parameters");
-  if (!params) return [{ theta: localTheta, dim }, c.rope(dim, 1e6)];
+  if (!params) return [{ theta: c.num("rope_local_base_freq", 10000), dim }, c.rope(dim, 1e6)];
   const bad = Object.keys(params).find((k) => !LAYER_TYPES.includes(k));
-  if (bad !== undefined) c.fail("rope_parameters", `has entry "${bad}"; Gemma3 gives one per layer type: ${LAYER_TYPES.join(", ")}`);
-  if (c.has("rope_scaling")) c.fail("rope_parameters", `and "rope_scaling" are both set: refusing to guess which applies`);
-  const local = c.ropeFrom(dim, params.sliding_attention, "rope_parameters.sliding_attention", localTheta);
-  if (c.has("rope_local_base_freq") && local.theta !== localTheta)
-    c.fail("rope_parameters.sliding_attention.rope_theta", `(${local.theta}) disagrees with "rope_local_base_freq" (${localTheta})`);
-  const global = c.ropeFrom(dim, params.full_attention, "rope_parameters.full_attention", c.num("rope_theta", 1e6));
-  if (c.has("rope_theta") && global.theta !== c.num("rope_theta"))
-    c.fail("rope_parameters.full_attention.rope_theta", `(${global.theta}) disagrees with "rope_theta" (${c.num("rope_theta")})`);
-  return [local, global];
+  if (bad !== undefined)
+    c.fail("rope_parameters", `has entry "${bad}"; Gemma3 gives one per layer type: ${LAYER_TYPES.join(", ")}`);
+  if (c.has("rope_scaling")) c.fail("rope_parameters", `and "rope_scaling" are both set: refusing to guess`);
+  const entry = (type: string, legacy: string, fallback: number) => {
+    const theta = c.num(legacy, fallback);
+    const rope = c.ropeFrom(dim, params[type], `rope_parameters.${type}`, theta);
+    if (c.has(legacy) && rope.theta !== theta)
+      c.fail(`rope_parameters.${type}.rope_theta`, `(${rope.theta}) disagrees with "${legacy}" (${theta})`);
+    return rope;
+  };
+  return [entry("sliding_attention", "rope_local_base_freq", 10000), entry("full_attention", "rope_theta", 1e6)];
 }
 
 export const gemma3: Architecture = {

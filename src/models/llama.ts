@@ -14,7 +14,9 @@ export const llama: Architecture = {
       const window = c.numOrNull("sliding_window", 4096);
       return llamaLikeSpec(c, { slidingWindow: () => window, biases: llamaBiases(c) });
     }
-    if (type === "qwen2") return llamaLikeSpec(c, { slidingWindow: qwenWindow(c, layers), biases: { qkv: true, o: false, mlp: false } });
+    if (type === "qwen2") {
+      return llamaLikeSpec(c, { slidingWindow: qwenWindow(c, layers), biases: { qkv: true, o: false, mlp: false } });
+    }
     return llamaLikeSpec(c, { biases: llamaBiases(c) });
   },
 };

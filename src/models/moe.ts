@@ -9,7 +9,10 @@ import type { Activations, AttentionBlock, ExpertsBlock, LayerOps, MlpBlock } fr
 import type { DownProjection } from "./architecture.js";
 import { editLayers, LLAMA_MLP, llamaTensors } from "./builders.js";
 
-const gated = (prefix: string): MlpBlock => ({ proj: { gate: `${prefix}.gate_proj`, up: `${prefix}.up_proj` }, down: `${prefix}.down_proj` });
+const gated = (prefix: string): MlpBlock => ({
+  proj: { gate: `${prefix}.gate_proj`, up: `${prefix}.up_proj` },
+  down: `${prefix}.down_proj`,
+});
 
 /** Mixtral: w1 = gate, w3 = up, w2 = the down projection. */
 export const MIXTRAL_EXPERTS: ExpertsBlock = {
@@ -32,7 +35,8 @@ export function mlpExperts(shared: boolean): ExpertsBlock {
 /** The experts' spec, checked: at least one expert, 1 ≤ top-k ≤ experts. */
 export function expertsSpec(c: ConfigReader, e: ExpertsSpec, countField: string): ExpertsSpec {
   if (e.count === 0) c.fail(countField, "is 0: a sparse block needs experts");
-  if (e.topK < 1 || e.topK > e.count) c.fail("num_experts_per_tok", `(${e.topK}) must be between 1 and the number of experts (${e.count})`);
+  if (e.topK < 1 || e.topK > e.count)
+    c.fail("num_experts_per_tok", `(${e.topK}) must be between 1 and the number of experts (${e.count})`);
   return e;
 }
 
@@ -46,7 +50,8 @@ export function qwenSparseLayers(c: ConfigReader, layers: number): (layer: numbe
 
 /** Sliding-window attention is not implemented for the Qwen MoE families: refused, not ignored. */
 export function refuseSlidingWindow(c: ConfigReader): void {
-  if (c.bool("use_sliding_window", false)) c.fail("use_sliding_window", `is true: sliding-window attention is not supported for model_type "${c.str("model_type")}"`);
+  if (c.bool("use_sliding_window", false))
+    c.fail("use_sliding_window", `is true: sliding windows are not supported for model_type "${c.str("model_type")}"`);
 }
 
 function mlpTensors(block: MlpBlock, inner: number, hidden: number): [string, number[]][] {
@@ -60,9 +65,12 @@ export function moeTensors(spec: ModelSpec, block: ExpertsBlock): Map<string, nu
   const ex = spec.experts!, H = spec.hidden;
   return editLayers(llamaTensors(spec), spec, (l) => {
     if (!ex.sparse(l)) return [];
-    const entries: [string, number[] | null][] = [["mlp.gate_proj", null], ["mlp.up_proj", null], ["mlp.down_proj", null], [block.router, [ex.count, H]]];
+    const entries: [string, number[] | null][] = [
+      ["mlp.gate_proj", null], ["mlp.up_proj", null], ["mlp.down_proj", null], [block.router, [ex.count, H]],
+    ];
     for (let e = 0; e < ex.count; e++) entries.push(...mlpTensors(block.expert(e), ex.intermediate, H));
-    if (block.shared) entries.push(...mlpTensors(block.shared.mlp, ex.sharedIntermediate!, H), [block.shared.gate, [1, H]]);
+    if (block.shared)
+      entries.push(...mlpTensors(block.shared.mlp, ex.sharedIntermediate!, H), [block.shared.gate, [1, H]]);
     return entries;
   });
 }
@@ -72,7 +80,9 @@ export function moeDownProjections(block: ExpertsBlock) {
   return (spec: ModelSpec, l: number): DownProjection[] => {
     const ex = spec.experts!, p = `model.layers.${l}.`;
     if (!ex.sparse(l)) return [{ tensor: `${p}${LLAMA_MLP.down}.weight` }];
-    const out: DownProjection[] = Array.from({ length: ex.count }, (_, e) => ({ tensor: `${p}${block.expert(e).down}.weight`, expert: e }));
+    const out: DownProjection[] = Array.from({ length: ex.count }, (_, e) => ({
+      tensor: `${p}${block.expert(e).down}.weight`, expert: e,
+    }));
     if (block.shared) out.push({ tensor: `${p}${block.shared.mlp.down}.weight`, expert: "shared" });
     return out;
   };

@@ -2,7 +2,9 @@
 // (after the norms), and a sparse block of num_experts experts in every layer; the top-k weights are
 // renormalised only with norm_topk_prob. attention_bias puts biases on q, k, v and o.
 import type { Architecture } from "./architecture.js";
-import { attentionBiases, editLayers, fullAttentionOnly, llamaLike, llamaLikeSpec, qkNormAttention, qkNormTensors } from "./builders.js";
+import {
+  attentionBiases, editLayers, fullAttentionOnly, llamaLike, llamaLikeSpec, qkNormAttention, qkNormTensors,
+} from "./builders.js";
 import { expertsSpec, mlpExperts, moeDownProjections, moeLayer, moeTensors } from "./moe.js";
 
 const EXPERTS = mlpExperts(false);
@@ -16,7 +18,8 @@ export const olmoe: Architecture = {
       count: c.intEither(["num_experts", "num_local_experts"], 64), topK: c.int("num_experts_per_tok", 8),
       renormalize: c.bool("norm_topk_prob", false), intermediate: c.int("intermediate_size"), sparse: () => true,
     }, "num_experts");
-    return llamaLikeSpec(c, { clipQkv: c.numOrNull("clip_qkv"), biases: attentionBiases(c), experts }, { normEps: 1e-5 });
+    const clipQkv = c.numOrNull("clip_qkv");
+    return llamaLikeSpec(c, { clipQkv, biases: attentionBiases(c), experts }, { normEps: 1e-5 });
   },
   tensors: (spec) => editLayers(moeTensors(spec, EXPERTS), spec, () => qkNormTensors(spec, false)),
   downProjections: moeDownProjections(EXPERTS),

@@ -4,7 +4,9 @@
 // or off the decoder_sparse_step grid, keep a dense MLP of intermediate_size.
 import type { Architecture } from "./architecture.js";
 import { fullAttentionOnly, LLAMA_ATTENTION, llamaLike, llamaLikeSpec } from "./builders.js";
-import { expertsSpec, mlpExperts, moeDownProjections, moeLayer, moeTensors, qwenSparseLayers, refuseSlidingWindow } from "./moe.js";
+import {
+  expertsSpec, mlpExperts, moeDownProjections, moeLayer, moeTensors, qwenSparseLayers, refuseSlidingWindow,
+} from "./moe.js";
 
 const EXPERTS = mlpExperts(true);
 
@@ -20,7 +22,8 @@ export const qwen2Moe: Architecture = {
       renormalize: c.bool("norm_topk_prob", false), intermediate: c.int("moe_intermediate_size", 1408),
       sharedIntermediate: c.int("shared_expert_intermediate_size", 5632), sparse: qwenSparseLayers(c, layers),
     }, "num_experts");
-    return llamaLikeSpec(c, { biases: { qkv: c.bool("qkv_bias", true), o: false, mlp: false }, experts }, { kvHeads: 16 });
+    const biases = { qkv: c.bool("qkv_bias", true), o: false, mlp: false };
+    return llamaLikeSpec(c, { biases, experts }, { kvHeads: 16 });
   },
   tensors: (spec) => moeTensors(spec, EXPERTS),
   downProjections: moeDownProjections(EXPERTS),

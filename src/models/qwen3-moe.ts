@@ -2,8 +2,12 @@
 // Qwen2-MoE's routing without a shared expert: num_experts experts of moe_intermediate_size, norm_topk_prob,
 // dense MLPs (intermediate_size) in mlp_only_layers and off the decoder_sparse_step grid.
 import type { Architecture } from "./architecture.js";
-import { attentionBiases, editLayers, fullAttentionOnly, llamaLike, llamaLikeSpec, qkNormAttention, qkNormTensors } from "./builders.js";
-import { expertsSpec, mlpExperts, moeDownProjections, moeLayer, moeTensors, qwenSparseLayers, refuseSlidingWindow } from "./moe.js";
+import {
+  attentionBiases, editLayers, fullAttentionOnly, llamaLike, llamaLikeSpec, qkNormAttention, qkNormTensors,
+} from "./builders.js";
+import {
+  expertsSpec, mlpExperts, moeDownProjections, moeLayer, moeTensors, qwenSparseLayers, refuseSlidingWindow,
+} from "./moe.js";
 
 const EXPERTS = mlpExperts(false);
 

@@ -10,8 +10,10 @@ import {
 export const qwen3: Architecture = {
   ...llamaLike,
   modelTypes: ["qwen3"],
-  config: (c) =>
-    llamaLikeSpec(c, { slidingWindow: qwenWindow(c, c.int("num_hidden_layers")), biases: attentionBiases(c) }, { headDim: 128 }),
+  config: (c) => {
+    const slidingWindow = qwenWindow(c, c.int("num_hidden_layers"));
+    return llamaLikeSpec(c, { slidingWindow, biases: attentionBiases(c) }, { headDim: 128 });
+  },
   tensors: (spec) => editLayers(llamaTensors(spec), spec, () => qkNormTensors(spec, true)),
   layer: preNormLayer(qkNormAttention(true), LLAMA_MLP),
 };

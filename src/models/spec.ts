@@ -163,11 +163,12 @@ export class ConfigReader {
    */
   rope(dim: number, defaultTheta = 10000): RopeSpec {
     const params = this.object("rope_parameters");
-    if (!params) return this.ropeFrom(dim, this.raw["rope_scaling"], "rope_scaling", this.num("rope_theta", defaultTheta));
-    if (this.has("rope_scaling")) this.fail("rope_parameters", `and "rope_scaling" are both set: refusing to guess which applies`);
-    if (this.has("rope_theta") && params.rope_theta !== undefined && params.rope_theta !== this.raw["rope_theta"])
-      this.fail("rope_parameters.rope_theta", `(${params.rope_theta}) disagrees with "rope_theta" (${this.raw["rope_theta"]})`);
-    return this.ropeFrom(dim, params, "rope_parameters", this.num("rope_theta", defaultTheta));
+    const theta = this.num("rope_theta", defaultTheta);
+    if (!params) return this.ropeFrom(dim, this.raw["rope_scaling"], "rope_scaling", theta);
+    if (this.has("rope_scaling")) this.fail("rope_parameters", `and "rope_scaling" are both set: refusing to guess`);
+    if (this.has("rope_theta") && params.rope_theta !== undefined && params.rope_theta !== theta)
+      this.fail("rope_parameters.rope_theta", `(${params.rope_theta}) disagrees with "rope_theta" (${theta})`);
+    return this.ropeFrom(dim, params, "rope_parameters", theta);
   }
 
   /**
@@ -180,7 +181,8 @@ export class ConfigReader {
     if (typeof value !== "object" || Array.isArray(value)) this.fail(field, "must be an object or null");
     const s = value as Record<string, unknown>;
     const num = (k: string): number => {
-      if (typeof s[k] !== "number" || !Number.isFinite(s[k])) this.fail(`${field}.${k}`, `is missing or not a number (rope_type "${type}")`);
+      if (typeof s[k] !== "number" || !Number.isFinite(s[k]))
+        this.fail(`${field}.${k}`, `is missing or not a number (rope_type "${type}")`);
       return s[k] as number;
     };
     const type = (s.rope_type ?? s.type) as string | undefined;

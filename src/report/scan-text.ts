@@ -13,8 +13,10 @@ export function renderScan(r: ScanReport): string {
   const out: string[] = [];
   const id = r.modelId && r.modelId !== r.label ? ` (${r.modelId})` : "";
   const { experts, expertIntermediate, topK, sparseLayers } = r.shape;
-  const moe = experts ? `; ${experts} experts of ${expertIntermediate}, top-${topK}, in ${sparseLayers!.length} sparse layer${sparseLayers!.length === 1 ? "" : "s"}` : "";
-  out.push(`${r.label}${id}: ${r.modelType}, ${r.shape.layers} layers, hidden ${r.shape.hidden}, intermediate ${r.shape.intermediate}${moe}`);
+  const sparse = plural(sparseLayers?.length ?? 0, "sparse layer");
+  const moe = experts ? `; ${experts} experts of ${expertIntermediate}, top-${topK}, in ${sparse}` : "";
+  const { layers, hidden, intermediate } = r.shape;
+  out.push(`${r.label}${id}: ${r.modelType}, ${layers} layers, hidden ${hidden}, intermediate ${intermediate}${moe}`);
   out.push(`threshold ${r.threshold}; ${plural(r.prompts.length, "prompt")}: ${r.prompts.map((p) => short(p.label)).join(", ")}`);
   out.push("");
   if (!r.superWeights.length) out.push(`no down projection has both spikes above ${r.threshold}: no super weight candidates.`);
@@ -34,10 +36,12 @@ export function renderScan(r: ScanReport): string {
     for (const w of r.superWeights) {
       const onPrompt = r.prompts.length > 1 ? ` (evidence from prompt ${(w.perPrompt.find((p) => p.class === w.class) ?? w.perPrompt[0]).prompt + 1})` : "";
       out.push(`${w.class === "super" ? "SUPER  " : "outlier"} ${where(w)}${onPrompt}:`);
-      if (w.routingWeight !== undefined)
+      if (w.routingWeight !== undefined) {
+        const weight = `${w.routingWeight.toFixed(3)} (the output above is before it)`;
         out.push(w.expert === "shared"
-          ? `  - the shared expert's gate at token ${w.token} is ${w.routingWeight.toFixed(3)} (the output above is before it)`
-          : `  - token ${w.token} is routed to expert ${w.expert} with weight ${w.routingWeight.toFixed(3)} (the output above is before it)`);
+          ? `  - the shared expert's gate at token ${w.token} is ${weight}`
+          : `  - token ${w.token} is routed to expert ${w.expert} with weight ${weight}`);
+      }
       for (const reason of w.reasons) out.push(`  - ${reason}`);
       out.push(`  - ${w.nllNote}`);
       if (w.iteration > 1) out.push(`  - found in pass ${w.iteration}: its baseline is the model with the earlier passes' candidates zeroed`);
@@ -111,11 +115,14 @@ function expertsSection(r: ScanReport): string[] {
         num(e.downProjInput.max), String(e.downProjInput.token), String(e.downProjInput.channel),
         num(e.downProjOutput.max), String(e.downProjOutput.token), String(e.downProjOutput.channel)]);
     }
-    if (l.blockOutput) table.push([String(l.layer), "block", "", "", "", "", num(l.blockOutput.max), String(l.blockOutput.token), String(l.blockOutput.channel)]);
+    const b = l.blockOutput;
+    if (b) table.push([String(l.layer), "block", "", "", "", "", num(b.max), String(b.token), String(b.channel)]);
   }
-  out.push(`per-expert max |down_proj input| / |output| over its routed tokens, before the routing weight (full model, first prompt; * = both above ${r.threshold}; block = the layer's whole sparse output):`);
-  out.push(formatTable(["layer", "expert", "tokens", "max |in|", "token", "channel", "max |out|", "token", "row"], table).replace(/^/gm, "  "));
-  if (hidden) out.push(`  (${hidden} more experts below ${r.threshold} on both sides not shown; --json lists every expert in layers[*].experts)`);
+  out.push("per-expert max |down_proj input| / |output| over its routed tokens, before the routing weight");
+  out.push(`(full model, first prompt; * = both above ${r.threshold}; block = the layer's whole sparse output):`);
+  const headers = ["layer", "expert", "tokens", "max |in|", "token", "channel", "max |out|", "token", "row"];
+  out.push(formatTable(headers, table).replace(/^/gm, "  "));
+  if (hidden) out.push(`  (${hidden} more experts stay below ${r.threshold}: not shown; --json has them all)`);
   return out;
 }
 

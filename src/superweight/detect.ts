@@ -188,7 +188,8 @@ export async function detect(model: Model, ids: number[], o: DetectOptions): Pro
 
   for (let iteration = 1; iteration <= o.maxIterations; iteration++) {
     const found = newCandidates(pass, o.threshold, known);
-    iterations.push({ iteration, layers: layerSpikes(pass, L), found: found.map((f) => coordinate(f)), ...expertsTouched(model, pass) });
+    const layers = layerSpikes(pass, L);
+    iterations.push({ iteration, layers, found: found.map((f) => coordinate(f)), ...expertsTouched(model, pass) });
     const names = found.map((f) => `[${coordinate(f).join(", ")}]`).join(" ");
     o.onProgress?.(`pass ${iteration}: ${found.length ? names : "nothing new"}`);
     if (!found.length) break;
@@ -261,7 +262,10 @@ export async function detect(model: Model, ids: number[], o: DetectOptions): Pro
 }
 
 function newLog(L: number): PassLog {
-  return { projections: [], residual: new Array(L).fill(undefined), medianAbsResidual: new Array(L).fill(NaN), entering: new Map(), blocks: new Map(), meanNll: null };
+  return {
+    projections: [], residual: new Array(L).fill(undefined), medianAbsResidual: new Array(L).fill(NaN),
+    entering: new Map(), blocks: new Map(), meanNll: null,
+  };
 }
 
 /** How many experts the pass routed a token to, out of all (nothing for a dense model). */
@@ -270,7 +274,8 @@ function expertsTouched(model: Model, log: PassLog): { experts?: ExpertsTouched 
   if (!ex) return {};
   let sparse = 0;
   for (let l = 0; l < model.spec.layers; l++) if (ex.sparse(l)) sparse++;
-  return { experts: { touched: log.projections.filter((p) => typeof p.expert === "number").length, total: sparse * ex.count } };
+  const touched = log.projections.filter((p) => typeof p.expert === "number").length;
+  return { experts: { touched, total: sparse * ex.count } };
 }
 
 /** Per layer: a dense layer's spikes, or a sparse layer's largest over its experts with each expert's listed. */

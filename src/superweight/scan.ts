@@ -166,7 +166,9 @@ function shapeOf(model: Model): ScanReport["shape"] {
   const { layers, hidden, intermediate, experts: ex } = model.spec;
   if (!ex) return { layers, hidden, intermediate };
   const sparseLayers = [...Array(layers).keys()].filter((l) => ex.sparse(l));
-  return { layers, hidden, intermediate, experts: ex.count, expertIntermediate: ex.intermediate, topK: ex.topK, sparseLayers };
+  return {
+    layers, hidden, intermediate, experts: ex.count, expertIntermediate: ex.intermediate, topK: ex.topK, sparseLayers,
+  };
 }
 
 function promptVerdict(c: Candidate, v: ReturnType<typeof classify>, prompt: number): PromptVerdict {
