@@ -8,16 +8,30 @@ import { tokenizerFromGguf } from "../tokenizer/gguf-vocab.js";
 import { GgufCheckpoint } from "../gguf/source.js";
 import { ensureDemo } from "../demo/demo.js";
 import { getBackend } from "../engine/matmul.js";
+import { downloadProgress } from "../report/progress.js";
+import type { Command } from "commander";
 
 export interface ModelOptions {
   demo?: boolean;
   download?: boolean;
+  revision?: string;
+  offline?: boolean;
   modelId?: string;
   /** --allow-non-finite: go on past NaN or infinite values instead of stopping at the first. */
   allowNonFinite?: boolean;
 }
 
 export const ALLOW_NON_FINITE = ["--allow-non-finite", "go on when a NaN or an infinity appears (default: stop and name the tensor that holds it)"] as const;
+
+/** The options every command that opens a model shares (after its own). */
+export function modelOptions(command: Command): Command {
+  return command
+    .option("--demo", "use the embedded demo model (built on first use, no download)")
+    .option("--download", "download the model from the Hugging Face Hub when it is not in the local cache")
+    .option("--revision <rev>", "the Hub revision (branch, tag or commit) of a model id (same as id@rev)")
+    .option("--offline", "never use the network (as HF_HUB_OFFLINE=1)")
+    .option(...ALLOW_NON_FINITE);
+}
 
 export interface OpenedModel {
   model: Model;
@@ -51,7 +65,9 @@ export async function openModel(ref: string | undefined, o: ModelOptions): Promi
   if (!o.demo && !ref) throw new UserError("no model given: pass a checkpoint folder, a Hugging Face model id, or --demo");
   if (o.allowNonFinite) process.env.SUPERWEIGHT_ALLOW_NON_FINITE = "1";
   const folder = o.demo ? await ensureDemo() : undefined;
-  const resolved = folder ? { folder, modelId: "superweight/demo" } : await resolveModel(ref!, { download: o.download, onProgress: downloadProgress() });
+  const resolved = folder
+    ? { folder, modelId: "superweight/demo" }
+    : await resolveModel(ref!, { download: o.download, revision: o.revision, offline: o.offline, onProgress: downloadProgress() });
   const model = Model.open(resolved.folder);
   const backend = await getBackend();
   if (backend.fallbackReason) process.stderr.write(`superweight: warning: ${backend.fallbackReason}; using the plain TypeScript products (much slower)\n`);
@@ -60,18 +76,6 @@ export async function openModel(ref: string | undefined, o: ModelOptions): Promi
     label: o.demo ? "demo" : ref!,
     modelId: o.modelId ?? resolved.modelId ?? modelIdFromConfig(resolved.folder),
     ...tokenizerOf(model),
-  };
-}
-
-function downloadProgress() {
-  let last = "";
-  return (file: string, done: number, total: number) => {
-    if (!process.stderr.isTTY) {
-      if (file !== last) process.stderr.write(`downloading ${file}\n`), (last = file);
-      return;
-    }
-    process.stderr.write(`\rdownloading ${file} ${(done / 1e6).toFixed(0)}/${(total / 1e6).toFixed(0)} MB   `);
-    if (done >= total) process.stderr.write("\n");
   };
 }
 
