@@ -140,6 +140,19 @@ test("a PackedCheckpoint written from planted-llama-bf16 returns, for every tens
     }
   });
 
+test("a packed checkpoint larger than the shard limit is written as shards with an index, and reads the same",
+  { skip: skipWithoutFixtures }, () => {
+    const source = fixturePath("planted-llama-bf16");
+    const scheme = rtn(4, 64);
+    const out = fresh("sharded");
+    writePackedCheckpoint(source, out, { scheme, maxShardBytes: 20_000 });
+    const shards = readdirSync(out).filter((f) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(f));
+    assert.ok(shards.length > 3, `${shards.length} shards`);
+    assert.ok(existsSync(join(out, "model.safetensors.index.json")));
+    assert.ok(!existsSync(join(out, "model.safetensors")));
+    assertReadsAsQuantizer(out, source, scheme, []);
+  });
+
 // ---- every width and block kind, streamed in small chunks ----
 
 for (const bits of [8, 4, 3, 2] as Bits[])

@@ -20,14 +20,7 @@ let f16Table: Float32Array | undefined;
 function halfTable(): Float32Array {
   if (f16Table) return f16Table;
   const table = new Float32Array(65536);
-  for (let h = 0; h < 65536; h++) {
-    const sign = h & 0x8000 ? -1 : 1;
-    const exp = (h >> 10) & 0x1f;
-    const frac = h & 0x3ff;
-    if (exp === 0) table[h] = sign * frac * 2 ** -24;
-    else if (exp === 31) table[h] = frac ? NaN : sign * Infinity;
-    else table[h] = sign * (1 + frac / 1024) * 2 ** (exp - 15);
-  }
+  for (let h = 0; h < 65536; h++) table[h] = halfToFloat(h);
   return (f16Table = table);
 }
 
@@ -48,37 +41,61 @@ export function widenInPlace(out: Float32Array, count: number, dtype: FloatDtype
   }
 }
 
-/** float32 → bf16 bits, round to nearest even (NaN kept quiet). */
-export function toBf16Bits(x: number): number {
-  const f = new Float32Array([x]);
-  const u = new Uint32Array(f.buffer)[0];
-  if ((u & 0x7fffffff) > 0x7f800000) return (u >>> 16) | 0x40;
+// float32 ↔ float16 / bfloat16 on bit patterns, without allocation (the writers and quantizers call these per
+// value): round to nearest even, NaN kept quiet — as PyTorch and ggml round.
+
+/** float32 bits → float16 bits: nearest even, ≥ 65520 → ±inf, NaN → quiet NaN (0x7e00 with its sign). */
+export function f16FromF32Bits(u: number): number {
+  const sign = (u >>> 16) & 0x8000;
+  const a = u & 0x7fffffff;
+  if (a > 0x7f800000) return sign | 0x7e00;
+  if (a >= 0x477ff000) return sign | 0x7c00; // 65520 and up round to infinity
+  if (a >= 0x38800000) {
+    // normal half: rebias the exponent (127 → 15) and round the 13 dropped mantissa bits to even
+    return sign | (((a + 0xfff + ((a >>> 13) & 1)) >>> 13) - 0x1c000);
+  }
+  if (a <= 0x33000000) return sign; // ≤ 2^-25: rounds to ±0 (2^-25 itself is a tie, to even)
+  // half subnormal: count in units of 2^-24
+  const mant = (a & 0x7fffff) | 0x800000;
+  const shift = 126 - (a >>> 23);
+  const half = 1 << (shift - 1);
+  const rem = mant & ((1 << shift) - 1);
+  let r = mant >>> shift;
+  if (rem > half || (rem === half && r & 1)) r++;
+  return sign | r;
+}
+
+/** float32 bits → bfloat16 bits (round to nearest even, NaN kept quiet). */
+export function bf16FromF32Bits(u: number): number {
+  if ((u & 0x7fffffff) > 0x7f800000) return ((u >>> 16) | 64) & 0xffff;
   return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
-/** float32 → f16 bits, round to nearest even, overflow to infinity. */
+/** float16 bits → its exact value. */
+export function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 31) return frac ? NaN : sign * Infinity;
+  return sign * (1024 + frac) * 2 ** (exp - 25);
+}
+
+const scratchF32 = new Float32Array(1);
+const scratchU32 = new Uint32Array(scratchF32.buffer);
+
+/** A number's float32 bit pattern (rounded to float32 first). */
+export function f32Bits(x: number): number {
+  scratchF32[0] = x;
+  return scratchU32[0];
+}
+
+/** float32 → bf16 bits. */
+export function toBf16Bits(x: number): number {
+  return bf16FromF32Bits(f32Bits(x));
+}
+
+/** float32 → f16 bits. */
 export function toF16Bits(x: number): number {
-  const f = new Float32Array([x]);
-  const u = new Uint32Array(f.buffer)[0];
-  const sign = (u >>> 16) & 0x8000;
-  const exp = (u >>> 23) & 0xff;
-  let mant = u & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
-  if (e >= 31) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    const half = 1 << (shift - 1);
-    let r = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    if (rem > half || (rem === half && r & 1)) r++;
-    return sign | r;
-  }
-  let r = mant >>> 13;
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && r & 1)) r++;
-  if (r === 0x400) { r = 0; e++; if (e >= 31) return sign | 0x7c00; }
-  return sign | (e << 10) | r;
+  return f16FromF32Bits(f32Bits(x));
 }

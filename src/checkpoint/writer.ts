@@ -101,28 +101,55 @@ function writeRaw(fd: number, t: RawTensorToWrite, write: WriteBytes): void {
     throw new Error(`tensor ${t.name}: wrote ${written} bytes, ${t.dtype} [${t.shape}] needs ${expected}`);
 }
 
-/** Write a checkpoint folder: config.json plus one file, or `shards` files with an index. */
-export function writeCheckpoint(folder: string, config: Record<string, unknown>, tensors: TensorToWrite[], shards = 1, extraFiles: Record<string, string> = {}): void {
+/** How to split a checkpoint's tensors into files: a count, or at most this many bytes per file. */
+export type Sharding = number | { maxBytes: number };
+
+const byteSize = (t: TensorToWrite | RawTensorToWrite) => t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
+
+/** Tensors in order, cut into consecutive files: `n` files of about as many tensors each, or files of at most
+ * `maxBytes` (as save_pretrained's max_shard_size does: a tensor larger than the limit gets a file of its own). */
+export function shardTensors<T extends TensorToWrite | RawTensorToWrite>(tensors: T[], sharding: Sharding): T[][] {
+  if (typeof sharding === "number") {
+    if (sharding <= 1 || tensors.length <= 1) return [tensors];
+    const per = Math.ceil(tensors.length / sharding);
+    return Array.from({ length: Math.max(1, Math.min(sharding, Math.ceil(tensors.length / per))) }, (_, s) => tensors.slice(s * per, (s + 1) * per));
+  }
+  const limit = sharding.maxBytes;
+  const shards: T[][] = [];
+  let current: T[] = [], bytes = 0;
+  for (const t of tensors) {
+    if (current.length && bytes + byteSize(t) > limit) shards.push(current), (current = []), (bytes = 0);
+    current.push(t);
+    bytes += byteSize(t);
+  }
+  if (current.length || !shards.length) shards.push(current);
+  return shards;
+}
+
+/** Write a checkpoint folder: config.json plus one model.safetensors, or shards with an index. */
+export function writeCheckpoint(
+  folder: string, config: Record<string, unknown>, tensors: (TensorToWrite | RawTensorToWrite)[], sharding: Sharding = 1,
+  extraFiles: Record<string, string> = {}, write: WriteBytes = writeSync,
+): void {
   mkdirSync(folder, { recursive: true });
   const atomicText = (name: string, text: string) => {
     const tmp = join(folder, `${name}.${process.pid}.tmp`);
     writeFileSync(tmp, text);
     renameSync(tmp, join(folder, name));
   };
-  if (shards <= 1) writeSafetensors(join(folder, "model.safetensors"), tensors);
+  const shards = shardTensors(tensors, sharding);
+  if (shards.length === 1) writeSafetensors(join(folder, "model.safetensors"), shards[0], undefined, write);
   else {
-    const per = Math.ceil(tensors.length / shards);
     const weightMap: Record<string, string> = {};
     let total = 0;
-    for (let s = 0; s < shards; s++) {
-      const file = `model-${String(s + 1).padStart(5, "0")}-of-${String(shards).padStart(5, "0")}.safetensors`;
-      const part = tensors.slice(s * per, (s + 1) * per);
-      writeSafetensors(join(folder, file), part);
+    shards.forEach((part, s) => {
+      const file = `model-${String(s + 1).padStart(5, "0")}-of-${String(shards.length).padStart(5, "0")}.safetensors`;
+      writeSafetensors(join(folder, file), part, undefined, write);
       for (const t of part) {
         weightMap[t.name] = file;
-        total += t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
+        total += byteSize(t);
       }
-    }
+    });
     atomicText("model.safetensors.index.json", JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
   }
   for (const [name, text] of Object.entries(extraFiles)) atomicText(name, text);

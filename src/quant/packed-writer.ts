@@ -9,7 +9,10 @@ import { basename, dirname, join, resolve, sep } from "node:path";
 import { Checkpoint } from "../checkpoint/checkpoint.js";
 import { DTYPE_BYTES } from "../checkpoint/dtype.js";
 import { readTensorBytes, type TensorInfo } from "../checkpoint/safetensors.js";
-import { writeSafetensors, type RawTensorToWrite, type WriteBytes } from "../checkpoint/writer.js";
+import { writeCheckpoint, type RawTensorToWrite, type WriteBytes } from "../checkpoint/writer.js";
+
+/** Shards of at most 5 GB, as transformers' save_pretrained writes them. */
+const MAX_SHARD_BYTES = 5e9;
 import { CheckpointError, UserError } from "../errors.js";
 import { flatIndex, insideShape, PARTS, sectionFor, type KeptWeight, type QuantizedEntry } from "./format.js";
 import { CodeStream, packedBytes } from "./pack.js";
@@ -33,6 +36,8 @@ export interface PackOptions {
   chunkElements?: number;
   /** How bytes reach the file (tests inject one that fails). */
   write?: WriteBytes;
+  /** Largest safetensors file (default 5 GB); more bytes are sharded with an index. */
+  maxShardBytes?: number;
 }
 
 export interface PackedTensorSummary {
@@ -77,10 +82,9 @@ export function writePackedCheckpoint(source: string, out: string, options: Pack
     mkdirSync(dirname(target), { recursive: true });
     mkdirSync(partial);
     try {
-      writeSafetensors(join(partial, "model.safetensors"), plan.parts, { format: "pt" }, options.write);
       for (const f of readdirSync(source)) if (COPIED.has(f)) copyFileSync(join(source, f), join(partial, f));
       const config = { ...ckpt.config, quantization: sectionFor(options.scheme, plan.entries, plan.kept) };
-      writeFileSync(join(partial, "config.json"), JSON.stringify(config, null, 2));
+      writeCheckpoint(partial, config, plan.parts, { maxBytes: options.maxShardBytes ?? MAX_SHARD_BYTES }, {}, options.write);
       publish(partial, target);
     } catch (e) {
       rmSync(partial, { recursive: true, force: true });
