@@ -11,7 +11,8 @@ import { ggmlTypeByName, type GgmlType as GgmlTypeInfo } from "./types.js";
 /** The ggml types the quantizers and llama.cpp's mixture rules (mixture.ts) name, by name. Their facts (GGUF type
  * id, values and bytes per block) are src/gguf/types.ts's table; this is only the list. */
 const NAMES = [
-  "F32", "F16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS", "BF16",
+  "F32", "F16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS",
+  "BF16",
 ] as const;
 export type GgmlType = (typeof NAMES)[number];
 
