@@ -376,7 +376,10 @@ function readTensorInfo(r: HeaderReader, i: number, count: number): GgufTensor {
   if (!Number.isSafeInteger(byteLength))
     throw r.fail("SIZE_OVERFLOW", `${what} (${type.name}, ne [${ne.join(", ")}]) has more bytes than can be addressed`);
   if (offset > BigInt(r.size))
-    throw r.fail("TENSOR_OUT_OF_BOUNDS", `${what} data offset ${offset} lies past the end of the ${r.size}-byte file`);
+    throw r.fail(
+      "TENSOR_OUT_OF_BOUNDS",
+      `${what} data offset ${offset} lies past the end of the ${r.size}-byte file (truncated, or a wrong offset?)`,
+    );
   return { name, type, ne, elements: Number(elements), byteLength, offset: Number(offset), start: 0, file: r.path };
 }
 
