@@ -176,7 +176,7 @@ function refused(path: string, commands: string[][], ...fragments: (string | Reg
   for (const args of commands) expectRefusal([...args, path, "--ids", "1,17,42"], path, ...fragments);
 }
 const RUN = [["run"]];
-const ALL = [["run"], ["scan"]];
+const ALL = [["run"], ["scan"], ["audit"]];
 const opts = { skip: skipWithoutFixtures };
 
 test("a truncated file: cut inside the header, inside the data, or a few bytes short", opts, () => {
