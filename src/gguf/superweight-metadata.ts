@@ -35,33 +35,35 @@ export function readSuperWeightMetadata(metadata: Map<string, GgufKv>, file: str
   const fail = (message: string): never => {
     throw new CheckpointError(file, message, "BAD_SUPERWEIGHT_METADATA");
   };
-  const list = metadata.get(SUPERWEIGHT_KEYS.superWeights);
-  const values = metadata.get(SUPERWEIGHT_KEYS.originalValues);
-  const recipe = metadata.get(SUPERWEIGHT_KEYS.recipe);
+  const { superWeights: listKey, originalValues: valuesKey, recipe: recipeKey } = SUPERWEIGHT_KEYS;
+  const list = metadata.get(listKey);
+  const values = metadata.get(valuesKey);
+  const recipe = metadata.get(recipeKey);
   if (!list && !values && !recipe) return undefined;
-  if (recipe && recipe.type !== "STRING")
-    fail(`metadata "${SUPERWEIGHT_KEYS.recipe}" must be a STRING, not ${describeType(recipe)}`);
-  if (values && !list) fail(`metadata "${SUPERWEIGHT_KEYS.originalValues}" is present without "${SUPERWEIGHT_KEYS.superWeights}"`);
+  if (recipe && recipe.type !== "STRING") fail(`metadata "${recipeKey}" must be a STRING, not ${describeType(recipe)}`);
+  if (values && !list) fail(`metadata "${valuesKey}" is present without "${listKey}"`);
   const superWeights: RecordedSuperWeight[] = [];
   if (list) {
     if (list.type !== "ARRAY" || list.itemType !== "STRING")
-      fail(`metadata "${SUPERWEIGHT_KEYS.superWeights}" must be an ARRAY of STRING, not ${describeType(list)}`);
+      fail(`metadata "${listKey}" must be an ARRAY of STRING, not ${describeType(list)}`);
     const seen = new Set<string>();
     for (const [i, item] of (list.value as string[]).entries()) {
       const m = COORDINATE.exec(item);
-      if (!m) fail(`metadata "${SUPERWEIGHT_KEYS.superWeights}"[${i}] is ${JSON.stringify(item.slice(0, 40))}, not "layer:row:column"`);
-      if (seen.has(item)) fail(`metadata "${SUPERWEIGHT_KEYS.superWeights}" lists ${item} twice`);
-      seen.add(item);
-      superWeights.push({ layer: Number(m![1]), row: Number(m![2]), column: Number(m![3]), original: null });
+      if (!m) fail(`metadata "${listKey}"[${i}] is ${JSON.stringify(item.slice(0, 40))}, not "layer:row:column"`);
+      const [layer, row, column] = [Number(m![1]), Number(m![2]), Number(m![3])];
+      const key = `${layer}:${row}:${column}`;
+      if (seen.has(key)) fail(`metadata "${listKey}" lists ${key} twice`);
+      seen.add(key);
+      superWeights.push({ layer, row, column, original: null });
     }
     if (values) {
       if (values.type !== "ARRAY" || (values.itemType !== "FLOAT32" && values.itemType !== "FLOAT64"))
-        fail(`metadata "${SUPERWEIGHT_KEYS.originalValues}" must be an ARRAY of FLOAT32, not ${describeType(values)}`);
+        fail(`metadata "${valuesKey}" must be an ARRAY of FLOAT32, not ${describeType(values)}`);
       const v = values.value as number[];
       if (v.length !== superWeights.length)
-        fail(`metadata "${SUPERWEIGHT_KEYS.originalValues}" has ${v.length} values for ${superWeights.length} super weights`);
+        fail(`metadata "${valuesKey}" has ${v.length} values for ${superWeights.length} super weights`);
       const bad = v.findIndex((x) => !Number.isFinite(x));
-      if (bad >= 0) fail(`metadata "${SUPERWEIGHT_KEYS.originalValues}"[${bad}] is ${v[bad]}`);
+      if (bad >= 0) fail(`metadata "${valuesKey}"[${bad}] is ${v[bad]}`);
       v.forEach((x, i) => (superWeights[i].original = x));
     }
   }

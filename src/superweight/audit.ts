@@ -165,7 +165,16 @@ export async function audit(model: Model, reference: Model | undefined, o: Audit
   if (!(source instanceof GgufCheckpoint))
     throw new UserError("is not a GGUF file: audit looks at a GGUF file's quantized super weights", model.path);
   if (reference) sameShape(model, reference);
+  const { layers, hidden, intermediate } = model.spec;
+  const fits = (c: Coordinate) => c.layer < layers && c.row < hidden && c.column < intermediate;
   const exporter = readSuperWeightMetadata(source.metadata, source.path);
+  for (const r of exporter?.superWeights ?? [])
+    if (!fits(r))
+      throw new UserError(
+        `metadata "${SUPERWEIGHT_KEYS.superWeights}" lists ${r.layer}:${r.row}:${r.column}, outside the model ` +
+          `(${layers} layers, hidden ${hidden}, intermediate ${intermediate})`,
+        source.path,
+      );
   const modelId = knownModelId(source.metadata, o);
 
   o.onProgress?.("scanning the GGUF file");
@@ -183,28 +192,19 @@ export async function audit(model: Model, reference: Model | undefined, o: Audit
     found.set(k, seen);
   };
   const skipped: AuditReport["skipped"] = [];
-  const { layers, hidden, intermediate } = model.spec;
-  const fits = (c: Coordinate) => c.layer < layers && c.row < hidden && c.column < intermediate;
   const published = modelId?.published ? lookupPublished(modelId.id)!.coordinates : [];
   for (const p of published) {
     if (fits(p)) add(p, "directory");
     else skipped.push({ layer: p.layer, row: p.row, column: p.column, why: "outside this model's shapes" });
   }
-  for (const r of exporter?.superWeights ?? []) {
-    if (!fits(r))
-      throw new UserError(
-        `metadata "${SUPERWEIGHT_KEYS.superWeights}" lists ${r.layer}:${r.row}:${r.column}, outside the model ` +
-          `(${layers} layers, hidden ${hidden}, intermediate ${intermediate})`,
-        source.path,
-      );
-    add(r, "gguf metadata");
-  }
+  for (const r of exporter?.superWeights ?? []) add(r, "gguf metadata");
   for (const w of refScan?.superWeights ?? []) if (w.class === "super") add(w, "reference scan");
   if (!found.size) for (const w of ggufScan.superWeights) if (w.class === "super") add(w, "gguf scan");
 
   const coords = [...found.values()].sort((a, b) => a.layer - b.layer || a.row - b.row || a.column - b.column);
+  const same = (a: Coordinate, b: Coordinate) => a.layer === b.layer && a.row === b.row && a.column === b.column;
   const superWeights = coords.map((c) => {
-    const recorded = exporter?.superWeights.find((r) => r.layer === c.layer && r.row === c.row && r.column === c.column);
+    const recorded = exporter?.superWeights.find((r) => same(r, c));
     return auditWeight(model, source, reference, c, recorded, ggufScan, refScan);
   });
 
@@ -240,9 +240,12 @@ export async function audit(model: Model, reference: Model | undefined, o: Audit
 
 function sameShape(model: Model, reference: Model): void {
   const a = model.spec, b = reference.spec;
-  const dims = (s: typeof a) => `${s.layers} layers, hidden ${s.hidden}, intermediate ${s.intermediate}, vocab ${s.vocab}`;
+  const dims = (s: typeof a) =>
+    `${s.layers} layers, hidden ${s.hidden}, intermediate ${s.intermediate}, vocab ${s.vocab}`;
   if (dims(a) !== dims(b))
-    throw new UserError(`is not the model of ${model.path}: the reference has ${dims(b)}, the GGUF file ${dims(a)}`, reference.path);
+    throw new UserError(
+      `is not the model of ${model.path}: the reference has ${dims(b)}, the GGUF file ${dims(a)}`, reference.path,
+    );
   if (a.experts || b.experts) throw new UserError("audit covers dense models (no Mixture-of-Experts layers)");
 }
 
@@ -310,7 +313,8 @@ function auditWeight(
     recorded: recorded ? { original: recorded.original } : null,
     block32: mates(stored, original, g0, g0 + GROUP - 1, (k) => k !== c.column),
     superBlock256: outer ? mates(stored, original, s0, s0 + 255, (k) => !inGroup(k)) : null,
-    restOfRowRmsError: original ? mates(stored, original, 0, cols - 1, (k) => k < b0 || k >= b0 + own).vsOriginal!.rmsError : null,
+    restOfRowRmsError: original
+      ? mates(stored, original, 0, cols - 1, (k) => k < b0 || k >= b0 + own).vsOriginal!.rmsError : null,
     activation: { gguf: seen(ggufScan, c), reference: refScan ? seen(refScan, c) : null },
   };
 }
@@ -324,7 +328,9 @@ function rowOf(model: Model, tensor: string, row: number): Float32Array {
   return Float32Array.from({ length: a }, (_, i) => all[i * b + row]);
 }
 
-function mates(stored: Float32Array, original: Float32Array | null, first: number, last: number, keep: (k: number) => boolean): Mates {
+function mates(
+  stored: Float32Array, original: Float32Array | null, first: number, last: number, keep: (k: number) => boolean,
+): Mates {
   const s: number[] = [];
   const o: number[] = [];
   for (let k = first; k <= last; k++)
@@ -391,7 +397,9 @@ async function nllCost(
   return cost("text", ids.length, o.text.ids.length - ids.length, ids.length - 1, await meanNll(model), ref);
 }
 
-function cost(on: NllCost["on"], tokens: number, truncated: number, predictions: number, gguf: number | null, ref: number | null): NllCost {
+function cost(
+  on: NllCost["on"], tokens: number, truncated: number, predictions: number, gguf: number | null, ref: number | null,
+): NllCost {
   const side = (v: number | null) => (v === null ? null : { meanNll: v, perplexity: Math.exp(v) });
   return {
     on, tokens, truncated, predictions, gguf: side(gguf), reference: side(ref),
@@ -458,7 +466,8 @@ export function verdict(r: AuditReport): string {
     const weight = weightClause(w, name);
     const mates = matesClause(w);
     // "survived Q4_K but its block-mates collapsed": the contrast reads as one clause.
-    const joined = !mates ? weight.text : `${weight.text}${mates.damaged && weight.survived ? " but " : "; "}${mates.text}`;
+    const joined = !mates ? weight.text
+      : `${weight.text}${mates.damaged && weight.survived ? " but " : "; "}${mates.text}`;
     return `${joined}; ${activationClause(w)}`;
   });
   const n = r.nll;
@@ -475,11 +484,14 @@ function weightClause(w: AuditedWeight, name: string): { text: string; survived:
     return { text: `${name} is kept: its tensor is stored ${w.ggmlType}${how}`, survived: true };
   }
   if (w.relativeError === null)
-    return { text: `${name} is stored as ${w.ggmlType} (${val(w.stored)}; its original is unknown without --reference)`, survived: false };
+    return {
+      text: `${name} is stored as ${w.ggmlType} (${val(w.stored)}; its original is unknown without --reference)`,
+      survived: false,
+    };
   if (Math.abs(w.relativeError) <= SURVIVES_WITHIN)
     return { text: `${name} survived ${w.ggmlType} (${val(w.stored)} vs ${val(w.original!)})`, survived: true };
-  const text = `${name} did not survive ${w.ggmlType}: ${val(w.stored)} vs ${val(w.original!)} (${pct(w.relativeError)})`;
-  return { text, survived: false };
+  const change = `${val(w.stored)} vs ${val(w.original!)} (${pct(w.relativeError)})`;
+  return { text: `${name} did not survive ${w.ggmlType}: ${change}`, survived: false };
 }
 
 function matesClause(w: AuditedWeight): { text: string; damaged: boolean } | null {
@@ -497,7 +509,8 @@ function matesClause(w: AuditedWeight): { text: string; damaged: boolean } | nul
   const zeroed = e.zeroed ? `, ${e.zeroed} of them 0` : "";
   if (m.stored.distinctValues <= 4)
     return { text: `${mates} collapsed onto ${m.stored.distinctValues} values${zeroed}`, damaged: true };
-  const scale = w.restOfRowRmsError ? `, ${fmt(e.rmsError / w.restOfRowRmsError)}× that of the rest of its row` : "";
+  const scale = w.restOfRowRmsError
+    ? `, ${fmt(e.rmsError / w.restOfRowRmsError)}× that of the rest of its row` : "";
   const text = `${mates} kept ${m.stored.distinctValues} of ${e.distinctOriginal} distinct values${zeroed} ` +
     `(rms error ${fmt(e.rmsError)}${scale})`;
   return { text, damaged: true };
@@ -508,7 +521,8 @@ function activationClause(w: AuditedWeight): string {
   const ref = w.activation.reference?.outputActivation;
   const vs = ref !== null && ref !== undefined ? ` vs ${fmt(ref)}` : "";
   if (g.found && g.class === "super") return `the super activation still forms (${fmt(g.outputActivation!)}${vs})`;
-  if (g.found) return `the rule still finds it, but as an outlier, not a super weight (${fmt(g.outputActivation!)}${vs})`;
+  if (g.found)
+    return `the rule still finds it, but as an outlier, not a super weight (${fmt(g.outputActivation!)}${vs})`;
   return `the super activation no longer forms (layer ${w.layer}'s largest down_proj output is ` +
     `${fmt(g.layerMax.output)} at channel ${g.layerMax.outputChannel}${vs})`;
 }
