@@ -202,7 +202,7 @@ test("superweight.* keys: the kept super weights and their recorded originals, t
   assert.deepEqual(w.recorded, { original: 2.21875 });
   // A listed weight the scan does not find: audited all the same, its activation not forming.
   assert.deepEqual([other.layer, other.row, other.column, other.activation.gguf.found], [0, 7, 9, false]);
-  assert.match(r.verdict, /\[0, 7, 9\].*the super activation no longer forms \(layer 0's largest down_proj output is/);
+  assert.match(r.verdict, /\[0, 7, 9\].*the super activation does not form \(layer 0's largest down_proj output is/);
   const text = cli("audit", path, "--ids", e.input_ids.join(",")).stdout;
   assert.ok(text.includes(`written by superweight's exporter: kept super weights 1:40:300, 0:7:9; recipe "${recipe}"`), text);
   // With a reference, the reference's value is the original; the recorded one is kept beside it.

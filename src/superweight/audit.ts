@@ -462,7 +462,9 @@ export function verdict(r: AuditReport): string {
   }
   const one = r.superWeights.length === 1;
   const parts = r.superWeights.map((w) => {
-    const name = one ? "the super weight" : `the super weight ${where(w)}`;
+    const notSuper = w.activation.reference !== null && !w.activation.reference.found;
+    const name = notSuper ? `the ${w.sources.includes("directory") ? "published" : "listed"} weight ${where(w)}`
+      : one ? "the super weight" : `the super weight ${where(w)}`;
     const weight = weightClause(w, name);
     const mates = matesClause(w);
     // "survived Q4_K but its block-mates collapsed": the contrast reads as one clause.
@@ -483,14 +485,17 @@ function weightClause(w: AuditedWeight, name: string): { text: string; survived:
       : w.error === null ? " (not block-quantized)" : `, error ${w.error.toExponential(1)}`;
     return { text: `${name} is kept: its tensor is stored ${w.ggmlType}${how}`, survived: true };
   }
-  if (w.relativeError === null)
-    return {
-      text: `${name} is stored as ${w.ggmlType} (${val(w.stored)}; its original is unknown without --reference)`,
-      survived: false,
-    };
-  if (Math.abs(w.relativeError) <= SURVIVES_WITHIN)
-    return { text: `${name} survived ${w.ggmlType} (${val(w.stored)} vs ${val(w.original!)})`, survived: true };
-  const change = `${val(w.stored)} vs ${val(w.original!)} (${pct(w.relativeError)})`;
+  if (w.original === null) {
+    const text = `${name} is stored as ${w.ggmlType} (${val(w.stored)}; its original is unknown without --reference)`;
+    return { text, survived: false };
+  }
+  const rel = w.relativeError;
+  const change = `${val(w.stored)} vs ${val(w.original)}${rel === null ? "" : ` (${pct(rel)})`}`;
+  // A coordinate the reference makes no super activation with is reported, not judged.
+  if (w.activation.reference && !w.activation.reference.found)
+    return { text: `${name} is stored as ${w.ggmlType}: ${change}`, survived: false };
+  if (rel !== null && Math.abs(rel) <= SURVIVES_WITHIN)
+    return { text: `${name} survived ${w.ggmlType} (${val(w.stored)} vs ${val(w.original)})`, survived: true };
   return { text: `${name} did not survive ${w.ggmlType}: ${change}`, survived: false };
 }
 
@@ -518,11 +523,18 @@ function matesClause(w: AuditedWeight): { text: string; damaged: boolean } | nul
 
 function activationClause(w: AuditedWeight): string {
   const g = w.activation.gguf;
-  const ref = w.activation.reference?.outputActivation;
-  const vs = ref !== null && ref !== undefined ? ` vs ${fmt(ref)}` : "";
+  const r = w.activation.reference;
+  const vs = r?.found ? ` vs ${fmt(r.outputActivation!)}` : "";
+  const largest = (s: ActivationSeen) =>
+    `layer ${w.layer}'s largest down_proj output is ${fmt(s.layerMax.output)} at channel ${s.layerMax.outputChannel}`;
+  if (r && !r.found) {
+    if (!g.found)
+      return `its activation forms in neither this file nor the reference (${largest(r)} there): ` +
+        "not a super weight of this model";
+    return `the rule finds it in this file (${fmt(g.outputActivation!)}) but not in the reference`;
+  }
   if (g.found && g.class === "super") return `the super activation still forms (${fmt(g.outputActivation!)}${vs})`;
   if (g.found)
     return `the rule still finds it, but as an outlier, not a super weight (${fmt(g.outputActivation!)}${vs})`;
-  return `the super activation no longer forms (layer ${w.layer}'s largest down_proj output is ` +
-    `${fmt(g.layerMax.output)} at channel ${g.layerMax.outputChannel}${vs})`;
+  return `the super activation ${r ? "no longer forms" : "does not form"} (${largest(g)}${vs})`;
 }
