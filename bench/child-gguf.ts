@@ -30,7 +30,8 @@ function weights(n: number, seed: number): Float32Array {
   const next = xorshift(seed);
   const u = () => (next() + 1) / 4294967297;
   const x = new Float32Array(n);
-  for (let i = 0; i < n; i++) x[i] = i % 65536 === 300 ? 2 : 0.02 * Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
+  const normal = () => 0.02 * Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
+  for (let i = 0; i < n; i++) x[i] = i % 65536 === 300 ? 2 : normal();
   return x;
 }
 
@@ -85,10 +86,12 @@ function plan(ckpt: string): { jobs: Job[]; header: Uint8Array; total: number } 
         names.push([`model.layers.${l}.${hf}.weight`, `blk.${l}.${g}.weight`, heads]);
       }
     const infos: TensorInfo[] = names.map(([hf, g]) => ({ name: g, ne: [...model.shape(hf)].reverse() }));
-    const types = chooseTypes("Q4_K_M", infos, { arch: "llama", nLayers: s.layers, nHead: s.heads, nHeadKv: s.kvHeads });
+    const mixture = { arch: "llama", nLayers: s.layers, nHead: s.heads, nHeadKv: s.kvHeads };
+    const types = chooseTypes("Q4_K_M", infos, mixture);
     const order = [...types.keys()];
     const byName = new Map(names.map(([hf, g, heads]) => [g, { hf, heads }]));
-    const tensors = order.map((g) => ({ name: g, type: types.get(g)!, ne: infos.find((t) => t.name === g)!.ne as number[] }));
+    const neOf = (g: string) => infos.find((t) => t.name === g)!.ne as number[];
+    const tensors = order.map((g) => ({ name: g, type: types.get(g)!, ne: neOf(g) }));
     const f32 = (v: number): GgufKv => ({ type: "FLOAT32", value: v });
     const u32 = (v: number): GgufKv => ({ type: "UINT32", value: v });
     const metadata: [string, GgufKv][] = [
@@ -104,7 +107,7 @@ function plan(ckpt: string): { jobs: Job[]; header: Uint8Array; total: number } 
     ];
     const { header, placed } = encodeHeader(metadata, tensors);
     const jobs = placed.map((p) => ({
-      hf: byName.get(p.name)!.hf, gguf: p.name, type: p.type.name as GgmlType, ne: p.ne, heads: byName.get(p.name)!.heads,
+      ...byName.get(p.name)!, gguf: p.name, type: p.type.name as GgmlType, ne: p.ne,
       at: header.length + p.offset, bytes: p.byteLength,
     }));
     const last = placed[placed.length - 1];
@@ -143,11 +146,15 @@ function quantizeJobs(ckpt: string, file: string, jobs: Job[]): void {
         if (j.heads) {
           const hd = rows / j.heads, src = x;
           x = new Float32Array(src.length);
-          for (let g = g0; g < g1; g++) x.set(src.subarray((hfRow(g, hd) - g0) * cols, (hfRow(g, hd) - g0 + 1) * cols), (g - g0) * cols);
+          for (let g = g0; g < g1; g++) {
+            const from = (hfRow(g, hd) - g0) * cols;
+            x.set(src.subarray(from, from + cols), (g - g0) * cols);
+          }
         }
         const out = new Uint8Array((g1 - g0) * rowBytes);
         quantizeRow(j.type, x, out);
-        for (let done = 0; done < out.length; ) done += writeSync(fd, out, done, out.length - done, j.at + g0 * rowBytes + done);
+        const at = j.at + g0 * rowBytes;
+        for (let done = 0; done < out.length; ) done += writeSync(fd, out, done, out.length - done, at + done);
       }
     }
   } finally {
@@ -189,7 +196,8 @@ async function write(ckpt: string, out: string): Promise<void> {
   }
   const types: Record<string, number> = {};
   for (const j of jobs) types[j.type] = (types[j.type] ?? 0) + 1;
-  report({ kind: "write", out, bytes: total, tensors: jobs.length, types, workers: availableParallelism(), wallS: now() - t0 });
+  const workers = availableParallelism();
+  report({ kind: "write", out, bytes: total, tensors: jobs.length, types, workers, wallS: now() - t0 });
 }
 
 if (!isMainThread) {

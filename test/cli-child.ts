@@ -18,7 +18,8 @@ const env: NodeJS.ProcessEnv = (() => {
     ...process.env, SUPERWEIGHT_PROGRESS: "0", SUPERWEIGHT_CACHE: join(scratch, "cache"), HF_HOME: join(scratch, "hf"),
     HF_HUB_OFFLINE: "1",
   };
-  for (const k of ["HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH"]) delete e[k];
+  for (const k of ["HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH"])
+    delete e[k];
   return e;
 })();
 
@@ -41,7 +42,8 @@ export function cli(...args: string[]): CliResult {
   } catch (e) {
     const err = e as { status: number | null; signal: string | null; stdout?: string; stderr?: string };
     if (err.status === null) assert.fail(`superweight ${args.join(" ")} died (${err.signal}): ${err.stderr ?? ""}`);
-    return { status: err.status, stdout: err.stdout ?? "", stderr: err.stderr ?? "", seconds: (performance.now() - t0) / 1000 };
+    const seconds = (performance.now() - t0) / 1000;
+    return { status: err.status, stdout: err.stdout ?? "", stderr: err.stderr ?? "", seconds };
   }
 }
 

@@ -19,6 +19,7 @@ const gguf = (file: string) => fixturePath("gguf", file);
 const expectedOf = (file: string) => JSON.parse(readFileSync(gguf(file.replace(/\.gguf$/, ".expected.json")), "utf8"));
 const FILES = skipWithoutFixtures ? [] : readdirSync(fixturePath("gguf")).filter((f) => f.endsWith(".gguf")).sort();
 const coord = (w: { layer: number; row: number; column: number }) => `[${w.layer}, ${w.row}, ${w.column}]`;
+const opts = { skip: skipWithoutFixtures };
 
 const dir = mkdtempSync(join(tmpdir(), "sw-gguf-run-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -89,7 +90,7 @@ for (const file of FILES) {
 
 // ---- the file's own tokenizer ----
 
-test("--prompt on bytes-llama-6m.Q8_0.gguf gives llama.cpp's ids: the UTF-8 bytes, no BOS", { skip: skipWithoutFixtures }, () => {
+test("--prompt on bytes-llama-6m.Q8_0.gguf gives llama.cpp's ids: the UTF-8 bytes, no BOS", opts, () => {
   const file = gguf("bytes-llama-6m.Q8_0.gguf");
   const e = expectedOf("bytes-llama-6m.Q8_0.gguf");
   assert.equal(e.gguf.metadata["tokenizer.ggml.add_bos_token"].value, false);
@@ -177,7 +178,6 @@ function refused(path: string, commands: string[][], ...fragments: (string | Reg
 }
 const RUN = [["run"]];
 const ALL = [["run"], ["scan"], ["audit"]];
-const opts = { skip: skipWithoutFixtures };
 
 test("a truncated file: cut inside the header, inside the data, or a few bytes short", opts, () => {
   refused(broken((b) => b.subarray(0, 3000)), ALL, "tokenizer.ggml.tokens", "truncated?");
@@ -189,10 +189,10 @@ test("lying tensor offsets: past the end, into another tensor, misaligned", opts
   const t = 5; // blk.0.attn_output.weight
   refused(broken((b, l) => void b.writeBigUInt64LE(2n ** 60n, l.tensors[t].offsetAt)), ALL,
     `tensor "blk.0.attn_output.weight" data offset 1152921504606846976 lies past the end`);
-  refused(broken((b, l) => void b.writeBigUInt64LE(b.readBigUInt64LE(l.tensors[t + 1].offsetAt), l.tensors[t].offsetAt)),
-    RUN, "overlaps");
-  refused(broken((b, l) => void b.writeBigUInt64LE(b.readBigUInt64LE(l.tensors[t].offsetAt) + 4n, l.tensors[t].offsetAt)),
-    RUN, "is not a multiple of 32");
+  const offset = (b: Buffer, l: ReturnType<typeof layout>, i: number) => b.readBigUInt64LE(l.tensors[i].offsetAt);
+  refused(broken((b, l) => void b.writeBigUInt64LE(offset(b, l, t + 1), l.tensors[t].offsetAt)), RUN, "overlaps");
+  refused(broken((b, l) => void b.writeBigUInt64LE(offset(b, l, t) + 4n, l.tensors[t].offsetAt)), RUN,
+    "is not a multiple of 32");
 });
 
 test("tensor types: unknown, removed from ggml, known without a dequantizer", opts, () => {
