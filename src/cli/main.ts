@@ -8,13 +8,21 @@ import { runCommand } from "./run.js";
 import { scanCommand } from "./scan.js";
 import { directoryCommand } from "./directory.js";
 import { doctorCommand } from "./doctor.js";
+import { auditCommand } from "./audit.js";
 
 const program = new Command("superweight")
   .description("Find and use the super weights of large language models (Yu et al., arXiv 2411.07191).")
   .version(JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")).version)
   .showHelpAfterError()
   .exitOverride();
-for (const command of [runCommand(), scanCommand(), directoryCommand(), doctorCommand()]) program.addCommand(command.exitOverride().showHelpAfterError());
+const commands = [
+  runCommand(),
+  scanCommand(),
+  auditCommand(),
+  directoryCommand(),
+  doctorCommand(),
+];
+for (const command of commands) program.addCommand(command.exitOverride().showHelpAfterError());
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) {

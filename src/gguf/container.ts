@@ -290,12 +290,13 @@ function parseGguf(r: HeaderReader): GgufFile {
   const tensors: GgufTensor[] = [];
   const seen = new Set<string>();
   for (let i = 0; i < Number(tensorCount); i++) {
-    const t = readTensorInfo(r, i);
+    const t = readTensorInfo(r, i, Number(tensorCount));
     if (seen.has(t.name)) throw r.fail("DUPLICATE_TENSOR", `tensor "${t.name}" appears twice`);
     seen.add(t.name);
     tensors.push(t);
   }
   const dataOffset = alignUp(r.pos, alignment);
+  checkPadding(r, Number(tensorCount), dataOffset);
   checkPlacement(r, tensors, dataOffset, alignment);
   return { path: r.path, size: r.size, version, alignment, dataOffset, metadata, tensors };
 }
@@ -338,9 +339,10 @@ function alignmentOf(r: HeaderReader, kv: GgufKv | undefined): number {
   return a;
 }
 
-function readTensorInfo(r: HeaderReader, i: number): GgufTensor {
-  const name = r.string(`name of tensor ${i}`);
-  if (name.length === 0) throw r.fail("BAD_TENSOR_NAME", `tensor ${i} has an empty name`);
+function readTensorInfo(r: HeaderReader, i: number, count: number): GgufTensor {
+  // The index says how far into the header's count a bad info lies: the last one failing hints at a wrong count.
+  const name = r.string(`name of tensor ${i} (of ${count})`);
+  if (name.length === 0) throw r.fail("BAD_TENSOR_NAME", `tensor ${i} (of ${count}) has an empty name`);
   const what = `tensor "${name}"`;
   const nDims = r.u32(`${what} n_dims`);
   if (nDims < 1 || nDims > MAX_DIMS)
@@ -374,8 +376,30 @@ function readTensorInfo(r: HeaderReader, i: number): GgufTensor {
   if (!Number.isSafeInteger(byteLength))
     throw r.fail("SIZE_OVERFLOW", `${what} (${type.name}, ne [${ne.join(", ")}]) has more bytes than can be addressed`);
   if (offset > BigInt(r.size))
-    throw r.fail("TENSOR_OUT_OF_BOUNDS", `${what} data offset ${offset} lies past the end of the ${r.size}-byte file`);
+    throw r.fail(
+      "TENSOR_OUT_OF_BOUNDS",
+      `${what} data offset ${offset} lies past the end of the ${r.size}-byte file (truncated, or a wrong offset?)`,
+    );
   return { name, type, ne, elements: Number(elements), byteLength, offset: Number(offset), start: 0, file: r.path };
+}
+
+/**
+ * The bytes between the last tensor info and the data section are the writers' zero padding (ggml and gguf-py
+ * write zeros). Anything else there is more header: a tensor count smaller than the infos the file holds.
+ */
+function checkPadding(r: HeaderReader, count: number, dataOffset: number): void {
+  if (count === 0) return; // no data section (a vocabulary-only file): whatever follows is not read
+  const end = Math.min(dataOffset, r.size);
+  while (r.pos < end) {
+    const at = r.pos;
+    const b = r.u8("padding");
+    if (b !== 0)
+      throw r.fail(
+        "BAD_PADDING",
+        `byte ${at}, after the ${count} tensor infos the header counts, is ${b}, not the zero padding before the ` +
+          "data section: the file holds more tensor infos than its tensor count says?",
+      );
+  }
 }
 
 function checkPlacement(r: HeaderReader, tensors: GgufTensor[], dataOffset: number, alignment: number): void {

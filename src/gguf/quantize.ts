@@ -6,26 +6,26 @@
 import { UserError } from "../errors.js";
 import { bf16FromF32Bits, f16FromF32Bits, writeHalf } from "./quantize-half.js";
 import { quantizeQ4K, quantizeQ5K, quantizeQ6K } from "./quantize-kquants.js";
+import { ggmlTypeByName, type GgmlType as GgmlTypeInfo } from "./types.js";
 
-/** ggml types: GGUF type id, values per block, bytes per block (ggml's type_traits). */
-export const GGML_TYPES = {
-  F32: { id: 0, blockSize: 1, typeSize: 4 },
-  F16: { id: 1, blockSize: 1, typeSize: 2 },
-  Q4_0: { id: 2, blockSize: 32, typeSize: 18 },
-  Q4_1: { id: 3, blockSize: 32, typeSize: 20 },
-  Q5_0: { id: 6, blockSize: 32, typeSize: 22 },
-  Q5_1: { id: 7, blockSize: 32, typeSize: 24 },
-  Q8_0: { id: 8, blockSize: 32, typeSize: 34 },
-  Q2_K: { id: 10, blockSize: 256, typeSize: 84 },
-  Q3_K: { id: 11, blockSize: 256, typeSize: 110 },
-  Q4_K: { id: 12, blockSize: 256, typeSize: 144 },
-  Q5_K: { id: 13, blockSize: 256, typeSize: 176 },
-  Q6_K: { id: 14, blockSize: 256, typeSize: 210 },
-  IQ4_NL: { id: 20, blockSize: 32, typeSize: 18 },
-  IQ4_XS: { id: 23, blockSize: 256, typeSize: 136 },
-  BF16: { id: 30, blockSize: 1, typeSize: 2 },
-} as const;
-export type GgmlType = keyof typeof GGML_TYPES;
+/** The ggml types the quantizers and llama.cpp's mixture rules (mixture.ts) name, by name. Their facts (GGUF type
+ * id, values and bytes per block) are src/gguf/types.ts's table; this is only the list. */
+const NAMES = [
+  "F32", "F16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS",
+  "BF16",
+] as const;
+export type GgmlType = (typeof NAMES)[number];
+
+/** Name → its entry in types.ts's table. */
+export const GGML_TYPES: Readonly<Record<GgmlType, GgmlTypeInfo>> = Object.freeze(
+  Object.fromEntries(NAMES.map((name) => [name, typeInfo(name)])) as Record<GgmlType, GgmlTypeInfo>,
+);
+
+function typeInfo(name: string): GgmlTypeInfo {
+  const info = ggmlTypeByName(name);
+  if (!info) throw new Error(`quantize.ts names ggml type ${name}, which src/gguf/types.ts does not list`);
+  return info;
+}
 
 type Kernel = (dst: Uint8Array, src: Float32Array, blocks: number) => void;
 
