@@ -7,13 +7,14 @@ import { UserError } from "../errors.js";
 import { runCommand } from "./run.js";
 import { scanCommand } from "./scan.js";
 import { directoryCommand } from "./directory.js";
+import { quantizeCommand } from "./quantize.js";
 
 const program = new Command("superweight")
   .description("Find and use the super weights of large language models (Yu et al., arXiv 2411.07191).")
   .version(JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")).version)
   .showHelpAfterError()
   .exitOverride();
-for (const command of [runCommand(), scanCommand(), directoryCommand()]) program.addCommand(command.exitOverride().showHelpAfterError());
+for (const command of [runCommand(), scanCommand(), directoryCommand(), quantizeCommand()]) program.addCommand(command.exitOverride().showHelpAfterError());
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) {
