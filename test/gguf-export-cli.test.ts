@@ -49,7 +49,7 @@ test("quantize --format gguf --keep: the file, its recipe keys, the super weight
     assert.match(r.exported.recipe, /left at their stock types \(blk\.1\.ffn_down\.weight Q8_0\)/);
   });
 
-test("quantize --compare --json (scan on --ids, score on --text-ids): the checkpoint row is reference.json's perplexity",
+test("quantize --compare --json (scan on --ids, score on --text-ids): the checkpoint row is the reference perplexity",
   { skip: skipWithoutFixtures }, async () => {
     const r = await cli(["quantize", PLANTED, "--format", "gguf", "--type", "Q4_0", "--compare", "--ids", IDS,
       "--text-ids", IDS, "--stand-in-vocab", "--json"], env);
@@ -85,7 +85,8 @@ test("bad options and inputs: one line, exit 2, nothing written", { skip: skipWi
     [q("--compare", "--text", "t.txt", "--text-ids", "1,2"), out, undefined, "--text or --text-ids"],
     [q("-o", out), out, undefined, "is a folder"],
     [q("-o", join(home, "nowhere", "x.gguf")), out, undefined, "does not exist"],
-    [["quantize", tiny, "--format", "gguf", "--type", "Q8_0", "-o", o], out, tiny, "no tokenizer.json", "--stand-in-vocab"],
+    [["quantize", tiny, "--format", "gguf", "--type", "Q8_0", "-o", o], out, tiny, "no tokenizer.json",
+      "--stand-in-vocab"],
     [["quantize", tiny, "--format", "gguf", "--stand-in-vocab", "--force", "-o", join(tiny, "model.safetensors")], tiny,
       undefined, "one of the model's own files"],
   ];
@@ -93,10 +94,12 @@ test("bad options and inputs: one line, exit 2, nothing written", { skip: skipWi
   assert.deepEqual(readdirSync(out), []);
 });
 
-test("an existing --out is kept unless --force; a .gguf source is never written over", { skip: skipWithoutFixtures }, async () => {
+test("an existing --out is kept unless --force; a .gguf source is never written over", { skip: skipWithoutFixtures },
+  async () => {
   const out = outDir("exists");
   const first = join(out, "m.gguf");
-  const ok = await cli(["quantize", PLANTED, "--format", "gguf", "--type", "F16", "--stand-in-vocab", "-o", first], env);
+  const gguf = (...args: string[]) => cli(["quantize", ...args.slice(0, 1), "--format", "gguf", ...args.slice(1)], env);
+  const ok = await gguf(PLANTED, "--type", "F16", "--stand-in-vocab", "-o", first);
   assert.equal(ok.status, 0, ok.stderr);
   await refused(["quantize", PLANTED, "--format", "gguf", "--stand-in-vocab", "-o", first], out, undefined,
     `--out ${first} exists: pass --force`);
@@ -106,7 +109,11 @@ test("an existing --out is kept unless --force; a .gguf source is never written 
   const again = await cli(["quantize", first, "--format", "gguf", "--type", "Q8_0", "-o", join(out, "q8.gguf")], env);
   assert.equal(again.status, 0, again.stderr);
   assert.match(again.stdout, /vocabulary: from gguf/);
-  const replaced = await cli(["quantize", PLANTED, "--format", "gguf", "--type", "Q4_0", "--stand-in-vocab", "--force", "-o", first], env);
+  assert.doesNotMatch(again.stdout, /already quantized/); // an F16 source
+  const twice = await gguf(join(out, "q8.gguf"), "--type", "Q4_0", "-o", join(out, "q4.gguf"));
+  assert.match(twice.stdout, /note: the source is already quantized \(Q8_0\): its dequantized weights are quantized/);
+  rmSync(join(out, "q4.gguf"));
+  const replaced = await gguf(PLANTED, "--type", "Q4_0", "--stand-in-vocab", "--force", "-o", first);
   assert.equal(replaced.status, 0, replaced.stderr);
   assert.deepEqual(readGgufFile(first).metadata.get("general.file_type"), { type: "UINT32", value: 2 });
   assert.deepEqual(readdirSync(out).sort(), ["m.gguf", "q8.gguf"]);

@@ -23,8 +23,10 @@ import { quantizedSize, quantizeRow } from "../src/gguf/quantize.js";
 import { CheckpointError, UserError } from "../src/errors.js";
 import { ggufTokenizerMetadata } from "../src/tokenizer/gguf-vocab-write.js";
 import { writeCheckpoint } from "../src/checkpoint/writer.js";
+import type { TensorSource } from "../src/checkpoint/source.js";
 import { fixturePath, readReference, skipWithoutFixtures } from "./fixtures.js";
 import { toleranceUsed } from "./tolerance.js";
+import { seeded } from "./reference-forward.js";
 
 const dir = mkdtempSync(join(tmpdir(), "sw-gguf-export-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -43,7 +45,8 @@ type Options = Partial<GgufExportOptions> & Pick<GgufExportOptions, "ftype">;
 function exportModel(model: Model, o: Options) {
   const path = join(dir, `e${counter++}.gguf`);
   const plan = planGgufExport(model, {
-    keepSuper: false, keepType: "Q8_0", clip: { method: "none" }, superWeights: [], standIn: true, name: "fixture", ...o,
+    keepSuper: false, keepType: "Q8_0", clip: { method: "none" }, superWeights: [], standIn: true, name: "fixture",
+    ...o,
   });
   return { path, plan, result: writeGgufExport(plan, path) };
 }
@@ -87,7 +90,7 @@ function assertLikeFixture(ours: string, fixtureFile: string, differs: string[],
   if (sameOrder) assert.deepEqual(infos(a), infos(b));
   else assert.deepEqual(infos(a).sort(), infos(b).sort());
   for (const t of b.tensors)
-    assert.ok(Buffer.from(tensorBytes(a, t.name)).equals(tensorBytes(b, t.name)), `${fixtureFile}: ${t.name} bytes differ`);
+    assert.ok(Buffer.from(tensorBytes(a, t.name)).equals(tensorBytes(b, t.name)), `${fixtureFile}: ${t.name} bytes`);
   const unequal = [...new Set([...a.metadata.keys(), ...b.metadata.keys()])]
     .filter((k) => !k.startsWith("superweight.") && json(a.metadata.get(k)) !== json(b.metadata.get(k)));
   assert.deepEqual(unequal.sort(), [...differs].sort(), `${fixtureFile}: metadata keys that differ`);
@@ -98,7 +101,8 @@ function assertLikeFixture(ours: string, fixtureFile: string, differs: string[],
 const COSMETIC = ["general.version", "general.basename", "general.size_label"];
 
 for (const type of ["F32", "F16", "Q8_0", "Q6_K", "Q4_0", "Q4_K_M"] as const) {
-  test(`${PLANTED} ${type}: llama.cpp's tensor data byte for byte, its types and order`, { skip: skipWithoutFixtures }, () => {
+  test(`${PLANTED} ${type}: llama.cpp's tensor data byte for byte, its types and order`, { skip: skipWithoutFixtures },
+  () => {
     const { path } = exportFixture(PLANTED, { ftype: type });
     // llama-quantize writes llama.cpp's tensor order (as we do); the converter's F32/F16 files its own
     assertLikeFixture(path, `${PLANTED}.${type}.gguf`, COSMETIC, type !== "F32" && type !== "F16");
@@ -142,7 +146,7 @@ for (const fixture of ["qwen2-bf16", "phi3-bf16"]) {
     });
 }
 
-test("bytes-llama-6m Q8_0 with its tokenizer.json: llama.cpp's tensor data; the tokenizer keys ggufTokenizerMetadata gives",
+test("bytes-llama-6m Q8_0 with its tokenizer.json: llama.cpp's tensor data; ggufTokenizerMetadata's tokenizer keys",
   { skip: skipWithoutFixtures }, () => {
     const { path, result } = exportFixture("bytes-llama-6m", { ftype: "Q8_0", standIn: false });
     assert.equal(result.vocabulary, "tokenizer.json");
@@ -155,7 +159,8 @@ test("bytes-llama-6m Q8_0 with its tokenizer.json: llama.cpp's tensor data; the 
       JSON.parse(readFileSync(join(folder, "tokenizer_config.json"), "utf8")), "tokenizer.json");
     for (const e of written) assert.deepEqual((md.get(e.key) as { value: unknown }).value, e.value, e.key);
     // 688 is not a multiple of 32: every ffn_down is F16 whatever the recipe
-    assert.deepEqual(result.tensors.filter((t) => t.name.endsWith("ffn_down.weight")).map((t) => t.type), Array(8).fill("F16"));
+    const down = result.tensors.filter((t) => t.name.endsWith("ffn_down.weight"));
+    assert.deepEqual(down.map((t) => t.type), Array(8).fill("F16"));
   });
 
 test(`${PLANTED} Q4_K_M read back by the project's reader: exactly what the quantizer made, transforms undone`,
@@ -169,7 +174,7 @@ test(`${PLANTED} Q4_K_M read back by the project's reader: exactly what the quan
         const src = model.read(hf);
         const rows = t.ne.length === 2 ? t.ne[1] : 1;
         const cols = t.ne[0];
-        // the converter's q/k permutation written out here from the README: GGUF row h·hd + 2i + j = HF row h·hd + j·hd/2 + i
+        // the converter's q/k permutation, from the README: GGUF row h·hd + 2i + j = HF row h·hd + j·hd/2 + i
         const heads = hf.endsWith("q_proj.weight") ? 4 : hf.endsWith("k_proj.weight") ? 2 : 0;
         const hfRow = (g: number) => {
           if (!heads) return g;
@@ -213,7 +218,8 @@ const ROUND_TRIP: [string, string][] = [
   ["llama-default-rope-bf16", "BF16"], ["planted-llama-bf16", "BF16"], ["planted-llama-f16", "F16"],
 ];
 for (const [fixture, type] of ROUND_TRIP) {
-  test(`${fixture} → GGUF ${type} → Model.open: reference.json's logits`, { skip: skipWithoutFixtures }, async () => {
+  test(`${fixture} → GGUF ${type} → Model.open: reference.json's logits`, { skip: skipWithoutFixtures },
+  async () => {
     const { path } = exportFixture(fixture, { ftype: type as "F32" });
     const ref = readReference(fixture);
     const model = Model.open(path);
@@ -241,9 +247,10 @@ test("llama3 rope_freqs.weight: the converter's factors (1 at high frequency, th
     // wavelength 2π·θ^(2i/d) against original / high_freq_factor and original / low_freq_factor, in float64
     for (let i = 0; i < dim / 2; i++) {
       const wavelen = 2 * Math.PI * theta ** ((2 * i) / dim);
-      const smooth = (s.original_max_position_embeddings / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
-      const expected = wavelen < s.original_max_position_embeddings / s.high_freq_factor ? 1
-        : wavelen > s.original_max_position_embeddings / s.low_freq_factor ? s.factor : 1 / ((1 - smooth) / s.factor + smooth);
+      const original = s.original_max_position_embeddings;
+      const smooth = (original / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+      const expected = wavelen < original / s.high_freq_factor ? 1
+        : wavelen > original / s.low_freq_factor ? s.factor : 1 / ((1 - smooth) / s.factor + smooth);
       assert.ok(Math.abs(factors[i] - expected) <= 1e-6 * expected, `factor ${i}: ${factors[i]} vs ${expected}`);
     }
     assert.ok(factors.some((x) => x !== 1), "the scaling applies");
@@ -254,14 +261,16 @@ test("what llama.cpp cannot run is refused before anything is written", { skip: 
   const model = Model.open(fixturePath("gpt2-layerscale-f32"));
   try {
     assert.throws(() => exportModel(model, { ftype: "F32" }),
-      (e: unknown) => e instanceof CheckpointError && e.code === "GGUF_EXPORT_UNSUPPORTED" && /scales attention scores/.test(e.message));
+      (e: unknown) => e instanceof CheckpointError && e.code === "GGUF_EXPORT_UNSUPPORTED" &&
+        /scales attention scores/.test(e.message));
   } finally {
     model.close();
   }
   const planted = Model.open(fixturePath(PLANTED));
   try {
     assert.throws(() => exportModel(planted, { ftype: "Q8_0", standIn: false }),
-      (e: unknown) => e instanceof CheckpointError && e.code === "GGUF_EXPORT_NO_TOKENIZER" && /--stand-in-vocab/.test(e.message));
+      (e: unknown) => e instanceof CheckpointError && e.code === "GGUF_EXPORT_NO_TOKENIZER" &&
+        /--stand-in-vocab/.test(e.message));
     assert.throws(() => exportModel(planted, { ftype: "Q8_0", name: "my-Phi3-test" }), /Phi-3's special tokens/);
   } finally {
     planted.close();
@@ -277,21 +286,22 @@ const TINY = {
   hidden_act: "silu", tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2,
 };
 
-/** Deterministic N(0, 0.02)-ish weights, with `edit` applied to down_proj. */
+/** Seeded uniform weights in ±0.035 (norms 1), with `edit` applied to down_proj. */
 function writeTinyModel(folder: string, edit: (down: Float32Array) => void = () => {}): string {
   const { hidden_size: H, intermediate_size: I, vocab_size: V } = TINY;
-  let seed = 7;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5) * 0.07;
+  const rand = seeded(7);
   const t = (name: string, shape: number[], norm = false) => {
-    const data = new Float32Array(shape.reduce((a, b) => a * b, 1)).map(() => (norm ? 1 : rand()));
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = norm ? new Float32Array(n).fill(1) : rand(n, 0.035);
     if (name.endsWith("down_proj.weight")) edit(data);
     return { name, dtype: "F32" as const, shape, data };
   };
   const p = "model.layers.0.";
   writeCheckpoint(folder, TINY, [
     t("model.embed_tokens.weight", [V, H]), t(`${p}input_layernorm.weight`, [H], true),
-    t(`${p}self_attn.q_proj.weight`, [H, H]), t(`${p}self_attn.k_proj.weight`, [H, H]), t(`${p}self_attn.v_proj.weight`, [H, H]),
-    t(`${p}self_attn.o_proj.weight`, [H, H]), t(`${p}post_attention_layernorm.weight`, [H], true),
+    t(`${p}self_attn.q_proj.weight`, [H, H]), t(`${p}self_attn.k_proj.weight`, [H, H]),
+    t(`${p}self_attn.v_proj.weight`, [H, H]), t(`${p}self_attn.o_proj.weight`, [H, H]),
+    t(`${p}post_attention_layernorm.weight`, [H], true),
     t(`${p}mlp.gate_proj.weight`, [I, H]), t(`${p}mlp.up_proj.weight`, [I, H]), t(`${p}mlp.down_proj.weight`, [H, I]),
     t("model.norm.weight", [H], true), t("lm_head.weight", [V, H]),
   ], 1);
@@ -313,7 +323,8 @@ test("clipping: Q8_0 bytes equal quantizing the weights clipped by the definitio
     // by hand: per 32-block of each row, T = mean + 2·std (Bessel) of |w| over the block without the super weight
     const clipped = down.slice();
     for (let b = 0; b < clipped.length; b += 32) {
-      const free = [...clipped.subarray(b, b + 32)].map((v, j) => ({ v, at: b + j })).filter((x) => x.at !== SW.row * 128 + SW.column);
+      const free = [...clipped.subarray(b, b + 32)].map((v, j) => ({ v, at: b + j }))
+        .filter((x) => x.at !== SW.row * 128 + SW.column);
       const m = free.reduce((s, x) => s + Math.abs(x.v), 0) / free.length;
       const sd = Math.sqrt(free.reduce((s, x) => s + (Math.abs(x.v) - m) ** 2, 0) / (free.length - 1));
       const T = Math.fround(m + 2 * sd);
@@ -332,7 +343,7 @@ test("clipping: Q8_0 bytes equal quantizing the weights clipped by the definitio
   }
 });
 
-test("tensor-pct and block-pct clip to the k-th largest |w| of the tensor / of each block (super weight held out)", () => {
+test("tensor-pct / block-pct clip to the k-th largest |w| of the tensor / of each block, super weight held out", () => {
   const folder = writeTinyModel(join(dir, "tiny-pct"), (down) => {
     down[3 * 128 + 64] = 2; // the super weight
     down[7 * 128 + 1] = 0.9;
@@ -343,8 +354,9 @@ test("tensor-pct and block-pct clip to the k-th largest |w| of the tensor / of e
     const sw: SuperWeight = { layer: 0, row: 3, column: 64, value: 2, tensor: "model.layers.0.mlp.down_proj.weight" };
     const down = model.read(sw.tensor);
     const sorted = [...down].map(Math.abs).filter((_, i) => i !== 3 * 128 + 64).sort((a, b) => b - a);
-    // 8191 weights besides the super weight; tensor-pct F = 2.5/8191: k = ⌊8191·F⌋ = 2 → T = the 2nd largest |w| = 0.7
-    const { path } = exportModel(model, { ftype: "Q8_0", clip: { method: "tensor-pct", fraction: 2.5 / 8191 }, superWeights: [sw] });
+    // 8191 weights besides the super weight; tensor-pct F = 2.5/8191: k = ⌊8191·F⌋ = 2 → T = 2nd largest |w|, 0.7
+    const clip = { method: "tensor-pct", fraction: 2.5 / 8191 } as const;
+    const { path } = exportModel(model, { ftype: "Q8_0", clip, superWeights: [sw] });
     assert.equal(sorted[1], Math.fround(0.7));
     const clipped = down.map((v, i) => (i === 3 * 128 + 64 ? v : Math.max(-sorted[1], Math.min(sorted[1], v))));
     const expected = new Uint8Array(quantizedSize("Q8_0", clipped.length));
@@ -369,7 +381,8 @@ test("a failure while writing leaves nothing behind: no file, no temporary", () 
       ftype: "Q8_0", keepSuper: false, keepType: "Q8_0", clip: { method: "none" }, superWeights: [], standIn: true,
     });
     assert.throws(() => writeGgufExport(plan, join(out, "x.gguf")),
-      (e: unknown) => e instanceof UserError && /model\.layers\.0\.mlp\.down_proj\.weight.*value 777 is NaN/.test(e.message));
+      (e: unknown) => e instanceof UserError &&
+        /model\.layers\.0\.mlp\.down_proj\.weight.*value 777 is NaN/.test(e.message));
     assert.deepEqual(readdirSync(out), []);
   } finally {
     model.close();
@@ -398,11 +411,14 @@ test(`${PLANTED} compare: the stock and keep-at-F16 rows give expected.json's pe
       const ref = readReference(PLANTED);
       const recipes = standardRecipes("Q4_K_M", "Q8_0", { method: "none" }, [plantedSuperWeight(model)]);
       assert.deepEqual(recipes.map((r) => r.label), ["stock", "keep-super Q8_0", "keep-super F16"]);
-      const c = await compareGgufRecipes(model, recipes, { ids: ref.input_ids, window: 128, standIn: true, name: "fixture" });
+      const c = await compareGgufRecipes(model, recipes, {
+        ids: ref.input_ids, window: 128, standIn: true, name: "fixture",
+      });
       assert.ok(Math.abs(c.checkpoint.perplexity - ref.perplexity) < 1e-5);
       const close = (row: string, file: string) => {
         const r = c.recipes.find((x) => x.label === row)!;
-        assert.ok(Math.abs(r.perplexity - expectedOf(`${PLANTED}.${file}`).perplexity) < 1e-5, `${row}: ${r.perplexity}`);
+        const want = expectedOf(`${PLANTED}.${file}`).perplexity;
+        assert.ok(Math.abs(r.perplexity - want) < 1e-5, `${row}: ${r.perplexity} vs ${want}`);
         return r;
       };
       const stock = close("stock", "Q4_K_M");
@@ -416,3 +432,42 @@ test(`${PLANTED} compare: the stock and keep-at-F16 rows give expected.json's pe
       model.close();
     }
   });
+
+test("streaming: a 16M-value embedding is read and written in blocks of rows, never whole", async () => {
+  // a synthetic source: values computed on demand, every read recorded
+  const H = 256, V = 65536, I = 512;
+  const config = {
+    ...TINY, hidden_size: H, intermediate_size: I, vocab_size: V, num_attention_heads: 4, num_key_value_heads: 4,
+  };
+  const shapes = new Map<string, number[]>([
+    ["model.embed_tokens.weight", [V, H]], ["model.norm.weight", [H]], ["lm_head.weight", [V, H]],
+  ]);
+  const p = "model.layers.0.";
+  for (const [n, s] of [["input_layernorm", [H]], ["post_attention_layernorm", [H]], ["self_attn.q_proj", [H, H]],
+    ["self_attn.k_proj", [H, H]], ["self_attn.v_proj", [H, H]], ["self_attn.o_proj", [H, H]], ["mlp.gate_proj", [I, H]],
+    ["mlp.up_proj", [I, H]], ["mlp.down_proj", [H, I]]] as [string, number[]][]) shapes.set(`${p}${n}.weight`, s);
+  let largestRead = 0;
+  const source: TensorSource = {
+    path: join(dir, "synthetic"), config, configFile: join(dir, "synthetic", "config.json"),
+    names: () => [...shapes.keys()],
+    info: (name) => {
+      const shape = shapes.get(name)!;
+      return { name, shape, dtype: "F32", bytes: 4 * shape.reduce((a, b) => a * b, 1) };
+    },
+    readRows(name, r0, r1, out) {
+      const shape = shapes.get(name)!;
+      const row = shape.length === 2 ? shape[1] : 1;
+      const n = (r1 - r0) * row;
+      largestRead = Math.max(largestRead, n);
+      const values = out ?? new Float32Array(n);
+      for (let i = 0; i < n; i++) values[i] = shape.length === 1 ? 1 : Math.sin(r0 * row + i) / 16;
+      return values;
+    },
+    fileOf: () => join(dir, "synthetic"),
+    close() {},
+  };
+  const model = Model.fromSource(source);
+  const { result } = exportModel(model, { ftype: "F16" });
+  assert.equal(result.tensors.find((t) => t.name === "token_embd.weight")!.bytes, V * H * 2);
+  assert.ok(largestRead <= 1 << 22 && largestRead < V * H, `largest read ${largestRead} values`);
+});

@@ -17,7 +17,9 @@ import { compareGgufRecipes, standardRecipes, type Comparison } from "../gguf/ex
 import { exportVocabulary } from "../gguf/export-vocab.js";
 import { FTYPES, type Ftype } from "../gguf/mixture.js";
 import { ggufQuantizeJson, renderGgufQuantize } from "../report/gguf-export-text.js";
-import { ALLOW_NON_FINITE, collect, inputs, numberOption, openModel, parseIds, quietProgress, type OpenedModel } from "./common.js";
+import {
+  ALLOW_NON_FINITE, collect, inputs, numberOption, openModel, parseIds, quietProgress, type OpenedModel,
+} from "./common.js";
 
 /** The options every format takes. */
 export interface SharedQuantizeOptions {
@@ -75,7 +77,8 @@ export function quantizeCommand(): Command {
   const cmd = new Command("quantize")
     .description("write a quantized copy of a model that keeps its super weights (GGUF for llama.cpp)")
     .argument("[model]", "checkpoint folder, .gguf file or Hugging Face model id (in the local cache)")
-    .addOption(new Option("--format <format>", "output format").choices(FORMATS.map((f) => f.name)).makeOptionMandatory())
+    .addOption(new Option("--format <format>", "output format").choices(FORMATS.map((f) => f.name))
+      .makeOptionMandatory())
     .option("-o, --out <file>", "the file to write (written atomically)")
     .option("--force", "replace --out if it exists")
     .option("--keep-super", "keep the tensors holding super weights at a higher type (found by a scan unless --keep)")
@@ -84,8 +87,10 @@ export function quantizeCommand(): Command {
       "zscore:K, block-pct:F, tensor-pct:F").default({ method: "none" }, "none").argParser(parseClip))
     .option("-p, --prompt <text>", `scan prompt (repeatable; default "${DEFAULT_PROMPT}")`, collect)
     .option("--ids <ids>", "scan token ids instead of text, e.g. 1,2,3 (repeatable)", collect)
-    .addOption(new Option("--threshold <x>", "scan spike threshold").default(50).argParser(numberOption("--threshold", (n) => n > 0, "a positive number")))
-    .addOption(new Option("--max-iterations <n>", "scan iterations").default(10).argParser(numberOption("--max-iterations", (n) => Number.isInteger(n) && n >= 1, "an integer ≥ 1")))
+    .addOption(new Option("--threshold <x>", "scan spike threshold").default(50)
+      .argParser(numberOption("--threshold", (n) => n > 0, "a positive number")))
+    .addOption(new Option("--max-iterations <n>", "scan iterations").default(10)
+      .argParser(numberOption("--max-iterations", (n) => Number.isInteger(n) && n >= 1, "an integer ≥ 1")))
     .option("--compare", "compare recipes (stock, keeping super weights, clipping) by perplexity and size")
     .option("--text <file>", "--compare: a UTF-8 text file to score (default: a short built-in English text)")
     .option("--text-ids <ids>", "--compare: token ids to score instead of a text, e.g. 1,2,3")
@@ -97,6 +102,7 @@ export function quantizeCommand(): Command {
   const owner = new Map<string, string>();
   for (const f of FORMATS)
     for (const option of f.options()) {
+      option.description = `[--format ${f.name}] ${option.description}`;
       cmd.addOption(option);
       owner.set(option.attributeName(), f.name);
     }
@@ -104,7 +110,8 @@ export function quantizeCommand(): Command {
     const branch = FORMATS.find((f) => f.name === all.format)!;
     for (const [key, format] of owner)
       if (format !== branch.name && cmd.getOptionValueSource(key) === "cli")
-        throw new UserError(`${cmd.options.find((x) => x.attributeName() === key)!.long} is a --format ${format} option`);
+        throw new UserError(`${cmd.options.find((x) => x.attributeName() === key)!.long} is a --format ${format} ` +
+          "option");
     if (all.text !== undefined && all.textIds !== undefined) throw new UserError("give --text or --text-ids, not both");
     if (!all.out && !all.compare) throw new UserError("give --out FILE (or --compare to only compare recipes)");
     const out = all.out === undefined ? undefined : checkOutNew(all.out, all.force === true);
@@ -158,19 +165,25 @@ function keptWeight(opened: OpenedModel, text: string): SuperWeight {
   const m = /^(\d+):(\d+):(\d+)$/.exec(text.trim());
   if (!m) throw new UserError(`--keep ${text}: expected layer:row:column, e.g. 2:1234:5678`);
   const [layer, row, column] = m.slice(1).map(Number);
-  if (layer >= model.spec.layers) throw new UserError(`--keep ${text}: layer ${layer} is outside the model's ${model.spec.layers} layers`);
+  if (layer >= model.spec.layers)
+    throw new UserError(`--keep ${text}: layer ${layer} is outside the model's ${model.spec.layers} layers`);
   const projections = model.arch.downProjections(model.spec, layer);
-  if (projections.length !== 1) throw new UserError(`--keep ${text}: layer ${layer} has ${projections.length} down projections (experts)`);
+  if (projections.length !== 1)
+    throw new UserError(`--keep ${text}: layer ${layer} has ${projections.length} down projections (experts)`);
   const tensor = projections[0].tensor;
   const shape = model.shape(tensor);
   const kn = model.layout(tensor) === "kn";
   const [rows, cols] = kn ? [shape[1], shape[0]] : shape;
   if (row >= rows || column >= cols)
-    throw new UserError(`--keep ${text}: [${row}, ${column}] is outside ${tensor} (${rows} output × ${cols} input channels)`);
-  return { layer, row, column, tensor, value: kn ? model.weight(tensor, column, row) : model.weight(tensor, row, column) };
+    throw new UserError(`--keep ${text}: [${row}, ${column}] is outside ${tensor} ` +
+      `(${rows} output × ${cols} input channels)`);
+  const value = kn ? model.weight(tensor, column, row) : model.weight(tensor, row, column);
+  return { layer, row, column, tensor, value };
 }
 
-async function scanSuperWeights(opened: OpenedModel, o: SharedQuantizeOptions, quiet: boolean): Promise<SuperWeightSet> {
+async function scanSuperWeights(
+  opened: OpenedModel, o: SharedQuantizeOptions, quiet: boolean,
+): Promise<SuperWeightSet> {
   const report = await scan(opened.model, inputs(opened, o.prompt ?? [], o.ids ?? [], DEFAULT_PROMPT), {
     threshold: o.threshold, maxIterations: o.maxIterations, label: opened.label, modelId: opened.modelId,
     onProgress: quiet ? undefined : (m) => process.stderr.write(`scan: ${m}\n`),
@@ -178,8 +191,11 @@ async function scanSuperWeights(opened: OpenedModel, o: SharedQuantizeOptions, q
   const weights: SuperWeight[] = [];
   const outliers: SuperWeightSet["outliers"] = [];
   for (const w of report.superWeights) {
-    if (w.expert !== undefined) throw new UserError(`the scan found a super weight in expert ${w.expert} of layer ${w.layer}: experts cannot be kept here`);
-    if (w.class === "super") weights.push({ layer: w.layer, row: w.row, column: w.column, tensor: w.tensor, value: w.value });
+    if (w.expert !== undefined)
+      throw new UserError(`the scan found a super weight in expert ${w.expert} of layer ${w.layer}: ` +
+        "experts cannot be kept here");
+    const { layer, row, column, tensor, value } = w;
+    if (w.class === "super") weights.push({ layer, row, column, tensor, value });
     else outliers.push({ layer: w.layer, row: w.row, column: w.column });
   }
   return { source: "scan", weights, outliers };
@@ -200,13 +216,14 @@ function compareIds(opened: OpenedModel, o: SharedQuantizeOptions): number[] {
     ids = inputs(opened, [text], [])[0].ids;
   }
   const bad = ids.find((id) => id >= opened.model.spec.vocab);
-  if (bad !== undefined) throw new UserError(`--text-ids: token id ${bad} is outside the vocabulary (0..${opened.model.spec.vocab - 1})`);
+  if (bad !== undefined)
+    throw new UserError(`--text-ids: token id ${bad} is outside the vocabulary (0..${opened.model.spec.vocab - 1})`);
   if (ids.length < 2) throw new UserError("the --compare text must be at least 2 tokens long");
   return ids;
 }
 
 /** A progress bar over the tensors being written. */
-export function tensorProgress(quiet: boolean, title: string) {
+function tensorProgress(quiet: boolean, title: string) {
   let bar: ReturnType<typeof progress> | undefined;
   return (name: string, index: number, count: number) => {
     if (quiet) return;
@@ -230,12 +247,13 @@ const ggufFormat: FormatBranch = {
   name: "gguf",
   summary: "a llama.cpp GGUF file (llama.cpp's mixtures; the tensors holding super weights at --keep-type)",
   options: () => [
-    new Option("--type <type>", `GGUF file type (${Object.keys(FTYPES).join(", ")})`).default("Q4_K_M").argParser(parseFtype),
+    new Option("--type <type>", `GGUF file type (${Object.keys(FTYPES).join(", ")})`)
+      .default("Q4_K_M").argParser(parseFtype),
     new Option("--keep-type <type>", `type of the tensors holding super weights (${KEEP_TYPES.join(", ")})`)
       .default(DEFAULT_KEEP_TYPE).argParser(parseKeepType),
     new Option("--name <name>", "general.name (default: the model folder's name)"),
-    new Option("--stand-in-vocab", "without tokenizer.json: write a placeholder byte-level vocabulary (token ids keep " +
-      "their meaning, text does not)"),
+    new Option("--stand-in-vocab", "without tokenizer.json: write a placeholder byte-level vocabulary " +
+      "(token ids keep their meaning, text does not)"),
     new Option("--approximate-tokenizer", "write byte-level tokenizers llama.cpp only approximates (NFC, some " +
       "pre-tokenizers), as convert_hf_to_gguf.py does"),
   ],
@@ -260,7 +278,8 @@ const ggufFormat: FormatBranch = {
     }
     let exported: GgufExportResult | undefined;
     if (ctx.out) {
-      const plan = planGgufExport(model, { ...base, keepSuper: o.keepSuper === true || (o.keep ?? []).length > 0, clip: o.clip, superWeights: found.weights });
+      const keepSuper = o.keepSuper === true || (o.keep ?? []).length > 0;
+      const plan = planGgufExport(model, { ...base, keepSuper, clip: o.clip, superWeights: found.weights });
       const tick = tensorProgress(ctx.quiet, "gguf");
       exported = writeGgufExport(plan, ctx.out, { onTensor: (t, i, n) => tick(t.name, i, n) });
     }

@@ -25,7 +25,8 @@ export function standardRecipes(
   ftype: Ftype, keepType: KeepType, clip: Clip, superWeights: SuperWeight[],
 ): NamedRecipe[] {
   const none: Clip = { method: "none" };
-  const r = (keepSuper: boolean, keep: KeepType, c: Clip): Recipe => ({ ftype, keepSuper, keepType: keep, clip: c, superWeights });
+  const r = (keepSuper: boolean, keep: KeepType, c: Clip): Recipe =>
+    ({ ftype, keepSuper, keepType: keep, clip: c, superWeights });
   const keepTypes = [...new Set<KeepType>([DEFAULT_KEEP_TYPE, "F16", keepType])].filter((t) => KEEP_TYPES.includes(t));
   const rows: NamedRecipe[] = [{ label: "stock", recipe: r(false, keepType, none) }];
   if (superWeights.length) for (const k of keepTypes) rows.push({ label: `keep-super ${k}`, recipe: r(true, k, none) });

@@ -60,7 +60,8 @@ export function planArchitecture(model: Model): ArchitecturePlan {
     throw new CheckpointError(model.path, `cannot be written as GGUF: ${msg}`, "GGUF_EXPORT_UNSUPPORTED");
   };
   const arch = GGUF_ARCH[spec.modelType];
-  if (!arch) refuse(`model_type "${spec.modelType}" has no GGUF export here (supported: ${EXPORTABLE_MODEL_TYPES.join(", ")})`);
+  if (!arch)
+    refuse(`model_type "${spec.modelType}" has no GGUF export here (supported: ${EXPORTABLE_MODEL_TYPES.join(", ")})`);
   if (spec.experts) refuse("Mixture-of-Experts layers are not supported");
   if (spec.act !== ACTIVATION[arch])
     refuse(`llama.cpp's ${arch} uses ${ACTIVATION[arch]}, this model ${spec.act}`);
@@ -130,7 +131,8 @@ function archMetadata(model: Model, arch: string, refuse: (m: string) => never, 
       if (window !== undefined) {
         // read back by source.ts (→ model_type mistral); llama.cpp's llama attends to every earlier token
         put("attention.sliding_window", u32(window));
-        notes.push(`llama.cpp ignores the sliding window of ${window} tokens: longer sequences differ from the checkpoint`);
+        notes.push(`llama.cpp ignores the sliding window of ${window} tokens: ` +
+          "longer sequences differ from the checkpoint");
       }
     } else if (rope!.dim !== spec.headDim) put("rope.dimension_count", u32(rope!.dim));
   } else if (arch === "olmo") {
@@ -150,7 +152,8 @@ function archMetadata(model: Model, arch: string, refuse: (m: string) => never, 
   } else if (arch === "phi3") {
     const original = raw.original_max_position_embeddings;
     put("context_length", u32(spec.maxPositions));
-    put("rope.scaling.original_context_length", u32(Number.isInteger(original) ? (original as number) : spec.maxPositions));
+    const originalContext = Number.isInteger(original) ? (original as number) : spec.maxPositions;
+    put("rope.scaling.original_context_length", u32(originalContext));
     put("embedding_length", u32(spec.hidden));
     put("feed_forward_length", u32(spec.intermediate));
     put("block_count", u32(spec.layers));
@@ -191,13 +194,14 @@ function archMetadata(model: Model, arch: string, refuse: (m: string) => never, 
 
 // ---- tensors ----
 
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+/** A string as a regular expression that matches exactly it. */
+export const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 /** HF name → GGUF name and transform, by inverting source.ts's map for the architecture. */
 function namer(map: NameMap): (hf: string) => { name: string; short: string } | undefined {
   const global = new Map(Object.entries(map.global).map(([gguf, hf]) => [hf, gguf]));
   const block = new Map(Object.entries(map.block).map(([gguf, hf]) => [hf, gguf]));
-  const pattern = new RegExp(`^${escape(map.layerPrefix)}(\\d+)\\.(.+)\\.(weight|bias)$`);
+  const pattern = new RegExp(`^${escapeRegExp(map.layerPrefix)}(\\d+)\\.(.+)\\.(weight|bias)$`);
   return (hf) => {
     const g = global.get(hf);
     if (g) return { name: g, short: g.replace(/\.(weight|bias)$/, "") };

@@ -12,7 +12,7 @@ import { formatClip } from "../quant/scheme.js";
 import type { GgufKv } from "./container.js";
 import { chooseTypes, FTYPES, type Ftype, type TensorTypeOverride } from "./mixture.js";
 import { GGML_TYPES, type GgmlType } from "./quantize.js";
-import type { PlannedTensor } from "./export-plan.js";
+import { escapeRegExp, type PlannedTensor } from "./export-plan.js";
 
 /** A super weight of a down projection, in Hugging Face coordinates (row = output channel). */
 export interface SuperWeight {
@@ -66,7 +66,8 @@ export interface RecipeTypes {
 
 export function parseFtype(text: string): Ftype {
   const t = text.toUpperCase();
-  if (!Object.hasOwn(FTYPES, t)) throw new UserError(`--type ${text}: unknown type (known: ${Object.keys(FTYPES).join(", ")})`);
+  if (!Object.hasOwn(FTYPES, t))
+    throw new UserError(`--type ${text}: unknown type (known: ${Object.keys(FTYPES).join(", ")})`);
   return t as Ftype;
 }
 
@@ -106,7 +107,7 @@ export function recipeTypes(tensors: readonly PlannedTensor[], shape: MixtureSha
     if (type === "F32") continue; // never quantized (norms, biases, rope factors)
     const raise = holding.has(t.name) && bitsPerWeight(recipe.keepType) > bitsPerWeight(type);
     if (raise) raised.push(t.name);
-    overrides.push({ pattern: `^${t.name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`, type: raise ? recipe.keepType : type });
+    overrides.push({ pattern: `^${escapeRegExp(t.name)}$`, type: raise ? recipe.keepType : type });
   }
   return { types: chooseTypes(recipe.ftype, infos, { ...shape, overrides }), stock, raised };
 }

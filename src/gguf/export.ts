@@ -18,7 +18,9 @@ import { planArchitecture, FILE_TYPE_KEY, type PlannedTensor } from "./export-pl
 import {
   isBlockType, recipeMetadata, recipeText, recipeTypes, type Recipe, type SuperWeight,
 } from "./export-recipe.js";
-import { exportVocabulary, type ExportVocabulary, type VocabularyKind, type VocabularyOptions } from "./export-vocab.js";
+import {
+  exportVocabulary, type ExportVocabulary, type VocabularyKind, type VocabularyOptions,
+} from "./export-vocab.js";
 import { FTYPES, quantizeOrder } from "./mixture.js";
 import { GGML_TYPES, quantizedSize, quantizeRow, type GgmlType } from "./quantize.js";
 import { GgufCheckpoint } from "./source.js";
@@ -51,6 +53,8 @@ export interface GgufExportPlan {
   notes: string[];
 }
 
+const FLOAT_STORAGE = ["F32", "F16", "BF16", "F64"];
+
 /** Everything about the file, checked; nothing written. */
 export function planGgufExport(model: Model, o: GgufExportOptions): GgufExportPlan {
   const plan = planArchitecture(model);
@@ -77,9 +81,15 @@ export function planGgufExport(model: Model, o: GgufExportOptions): GgufExportPl
     ...vocabulary.entries,
     ...recipeMetadata(o, text),
   ];
+  const notes = [...plan.notes];
+  const quantized = [...new Set(plan.tensors.map((t) => t.hf && model.dtype(t.hf)))]
+    .filter((d): d is string => d !== undefined && !FLOAT_STORAGE.includes(d.toUpperCase()));
+  if (quantized.length)
+    notes.push(`the source is already quantized (${quantized.join(", ")}): ` +
+      "its dequantized weights are quantized again");
   return {
     model, arch: plan.arch, recipe: o, recipeText: text, metadata, tensors, raised: types.raised,
-    vocabulary: vocabulary.kind, notes: plan.notes,
+    vocabulary: vocabulary.kind, notes,
   };
 }
 
@@ -211,7 +221,8 @@ function* ggufRows(model: Model, t: ExportTensor): Iterable<Chunk> {
     const m = new Float32Array(stored.length);
     for (let i = 0; i < cols; i++) for (let r = 0; r < rows; r++) m[r * cols + i] = stored[i * rows + r];
     const step = Math.max(1, Math.floor(CHUNK_VALUES / cols));
-    for (let r = 0; r < rows; r += step) yield { first: r * cols, values: m.subarray(r * cols, Math.min(rows, r + step) * cols) };
+    for (let r = 0; r < rows; r += step)
+      yield { first: r * cols, values: m.subarray(r * cols, Math.min(rows, r + step) * cols) };
     return;
   }
   const unit = t.transform === "permute" ? rows / t.heads! : 1; // whole heads move together
@@ -244,12 +255,15 @@ export function permuteRows(x: Float32Array, heads: number, cols: number): Float
 /** tensor-pct: the k-th largest |w| of the tensor's weights that are not held out (a first pass). */
 function tensorThreshold(model: Model, t: ExportTensor, fraction: number): number {
   const top = new KthLargest(tensorPctRank(elements(t) - t.held.length, fraction));
-  for (const chunk of ggufRows(model, t)) eachFreeSpan(chunk, t.held, 0, chunk.values.length, (a, b) => top.addAbs(chunk.values, a, b));
+  for (const chunk of ggufRows(model, t))
+    eachFreeSpan(chunk, t.held, 0, chunk.values.length, (a, b) => top.addAbs(chunk.values, a, b));
   return Math.fround(top.value());
 }
 
 /** Call f(a, b) for the spans of values[from, to) between held-out indices. */
-function eachFreeSpan(chunk: Chunk, held: readonly number[], from: number, to: number, f: (a: number, b: number) => void) {
+function eachFreeSpan(
+  chunk: Chunk, held: readonly number[], from: number, to: number, f: (a: number, b: number) => void,
+): void {
   let a = from;
   for (const h of held) {
     const at = h - chunk.first;
@@ -265,7 +279,9 @@ function eachFreeSpan(chunk: Chunk, held: readonly number[], from: number, to: n
  * free values (zscore: mean + K·std of |w|; block-pct: the k-th largest |w|), or the tensor's (tensor-pct, given).
  * Held-out values keep their value and take no part in T.
  */
-function clipChunk(values: Float32Array, first: number, held: readonly number[], clip: Clip, block: number, tensorT: number) {
+function clipChunk(
+  values: Float32Array, first: number, held: readonly number[], clip: Clip, block: number, tensorT: number,
+): void {
   const chunk = { first, values };
   const moments = new AbsMoments();
   const top = new KthLargest(1);

@@ -30,25 +30,30 @@ export function renderExport(r: GgufExportResult): string {
     `recipe: ${r.recipe}`,
     `vocabulary: ${r.vocabulary === "stand-in" ? "stand-in byte-level (token ids only)" : `from ${r.vocabulary}`}`,
   ];
-  if (r.superWeights.length) lines.push("", "super weights, read back from the written file:", superWeightTable(r.superWeights));
+  if (r.superWeights.length)
+    lines.push("", "super weights, read back from the written file:", superWeightTable(r.superWeights));
   for (const note of r.notes) lines.push(`note: ${note}`);
   return lines.join("\n");
 }
 
 export function renderComparison(c: Comparison): string {
-  const vs = (ppl: number) => `${ppl >= c.checkpoint.perplexity ? "+" : ""}${(ppl - c.checkpoint.perplexity).toFixed(4)}`;
+  const base = c.checkpoint.perplexity;
+  const vs = (ppl: number) => `${ppl >= base ? "+" : ""}${(ppl - base).toFixed(4)}`;
+  const stored = (w: StoredSuperWeight) => `${w.type} ${w.error === 0 ? "exact" : w.error.toExponential(1)}`;
   const rows = [
     ["checkpoint", "", "", c.checkpoint.perplexity.toFixed(4), "", c.checkpoint.meanNll.toFixed(4), ""],
     ...c.recipes.map((r) => [
       r.label, mb(r.fileBytes), r.bitsPerWeight.toFixed(2), r.perplexity.toFixed(4), vs(r.perplexity),
-      r.meanNll.toFixed(4), r.superWeights.map((w) => `${w.type} ${w.error === 0 ? "exact" : w.error.toExponential(1)}`).join(", "),
+      r.meanNll.toFixed(4), r.superWeights.map(stored).join(", "),
     ]),
   ];
   return [
     `${c.model}, ${c.ftype}: perplexity of this project's float32 forward pass on each file's dequantized weights ` +
       `(${c.tokens} tokens, windows of ${c.window})`,
     "",
-    formatTable(["recipe", "file", "bits/weight", "perplexity", "vs checkpoint", "mean NLL", "super weights (error)"], rows),
+    formatTable(
+      ["recipe", "file", "bits/weight", "perplexity", "vs checkpoint", "mean NLL", "super weights (error)"], rows,
+    ),
     "",
     ...c.recipes.map((r) => `${r.label}: ${r.recipe}`),
   ].join("\n");
@@ -71,7 +76,9 @@ function foundLine(f: SuperWeightSet): string | undefined {
 }
 
 export function renderGgufQuantize(r: GgufQuantizeReport): string {
-  const parts = [foundLine(r.found), r.comparison && renderComparison(r.comparison), r.exported && renderExport(r.exported)];
+  const parts = [
+    foundLine(r.found), r.comparison && renderComparison(r.comparison), r.exported && renderExport(r.exported),
+  ];
   return parts.filter((p) => p !== undefined).join("\n\n");
 }
 
