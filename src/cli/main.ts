@@ -9,6 +9,7 @@ import { scanCommand } from "./scan.js";
 import { directoryCommand } from "./directory.js";
 import { doctorCommand } from "./doctor.js";
 import { auditCommand } from "./audit.js";
+import { quantizeCommand } from "./quantize.js";
 
 const program = new Command("superweight")
   .description("Find and use the super weights of large language models (Yu et al., arXiv 2411.07191).")
@@ -18,6 +19,7 @@ const program = new Command("superweight")
 const commands = [
   runCommand(),
   scanCommand(),
+  quantizeCommand(),
   auditCommand(),
   directoryCommand(),
   doctorCommand(),

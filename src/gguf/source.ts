@@ -35,7 +35,7 @@ export interface StoredBlock {
   values: Float32Array;
 }
 
-type Transform = "none" | "permute_q" | "permute_k" | "plus_one" | "transposed";
+export type Transform = "none" | "permute_q" | "permute_k" | "plus_one" | "transposed";
 
 interface Entry {
   hf: string;
@@ -49,7 +49,7 @@ interface Entry {
 
 // ---- names: GGUF → Hugging Face, per architecture ----
 
-interface NameMap {
+export interface NameMap {
   /** Whole-model tensors: GGUF name → HF name. */
   global: Record<string, string>;
   /** Per-layer tensors: GGUF name after "blk.N." (without .weight/.bias) → HF name after the layer prefix. */
@@ -69,7 +69,7 @@ const LLAMA_GLOBAL = {
 };
 const PERMUTED: Record<string, Transform> = { attn_q: "permute_q", attn_k: "permute_k" };
 
-const NAME_MAPS: Record<string, NameMap> = {
+export const NAME_MAPS: Record<string, NameMap> = {
   llama: { global: LLAMA_GLOBAL, block: LLAMA_BLOCK, layerPrefix: "model.layers.", transforms: PERMUTED },
   qwen2: { global: LLAMA_GLOBAL, block: LLAMA_BLOCK, layerPrefix: "model.layers." },
   olmo: { global: LLAMA_GLOBAL, block: LLAMA_BLOCK, layerPrefix: "model.layers.", transforms: PERMUTED },
