@@ -5,6 +5,7 @@ import { UserError } from "../errors.js";
 import { runCommand } from "./run.js";
 import { scanCommand } from "./scan.js";
 import { directoryCommand } from "./directory.js";
+import { evalCommand } from "./eval.js";
 
 const program = new Command("superweight")
   .description("Find and use the super weights of large language models (Yu et al., arXiv 2411.07191).")
@@ -13,6 +14,7 @@ const program = new Command("superweight")
 program.addCommand(runCommand());
 program.addCommand(scanCommand());
 program.addCommand(directoryCommand());
+program.addCommand(evalCommand());
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof UserError) {

@@ -1,0 +1,69 @@
+// Runs an evaluation's arms as variants of the same passes: arms that compute the same model share a
+// variant; the variants go in batches of at most `maxVariants` (each batch led by the baseline, which a
+// restore reads from), so every weight is read once per batch for all of its variants.
+import type { Model } from "../engine/model.js";
+import { forward, type ForwardOptions, type ForwardResult } from "../engine/forward.js";
+import type { Variant } from "../engine/variants.js";
+import { interventionVariants, type Intervention, type PassClock } from "./interventions.js";
+import type { Arm } from "./arms.js";
+
+export interface Batch {
+  variants: Variant[];
+  /** The distinct model each variant computes (index into `ArmRunner.models`); members[0] = 0, the baseline. */
+  members: number[];
+}
+
+export class ArmRunner {
+  /** Where the running pass starts (a cached pass runs after the cache's positions). */
+  readonly clock: PassClock = { offset: 0 };
+  /** The distinct models: [0] the baseline. */
+  readonly models: Intervention[] = [];
+  /** Arm → its model. */
+  readonly modelOf: number[];
+  readonly batches: Batch[] = [];
+
+  constructor(readonly model: Model, readonly arms: readonly Arm[], maxVariants = 16) {
+    if (!(Number.isInteger(maxVariants) && maxVariants >= 2)) throw new RangeError(`maxVariants ${maxVariants}: at least 2`);
+    const keys: string[] = [];
+    this.modelOf = arms.map((a) => {
+      let i = keys.indexOf(a.key);
+      if (i < 0) i = keys.push(a.key) - 1, this.models.push(a.intervention);
+      return i;
+    });
+    if (arms[0]?.role !== "baseline" || arms[0].intervention.weights.length || this.modelOf[0] !== 0) throw new Error("arm 0 must be the baseline");
+    const rest = this.models.slice(1).map((_, i) => i + 1);
+    const per = maxVariants - 1;
+    for (let b = 0; b === 0 || b * per < rest.length; b++) {
+      const members = [0, ...rest.slice(b * per, (b + 1) * per)];
+      this.batches.push({ members, variants: interventionVariants(model, members.slice(1).map((m) => this.models[m]), this.clock) });
+    }
+  }
+
+  /** Run `pass` on every batch; each distinct model's result, from the first batch that ran it. */
+  async run<R>(pass: (batch: Batch) => Promise<R[]>): Promise<R[]> {
+    const out: R[] = new Array(this.models.length);
+    for (const batch of this.batches) {
+      const results = await pass(batch);
+      batch.members.forEach((m, v) => {
+        if (out[m] === undefined) out[m] = results[v];
+      });
+    }
+    return out;
+  }
+
+  /** One forward pass of a batch's variants (after `options.cache`'s positions, when given). */
+  forward(batch: Batch, ids: readonly number[], options: Omit<ForwardOptions, "variants"> = {}): Promise<ForwardResult> {
+    this.clock.offset = options.cache?.length ?? 0;
+    this.passes++;
+    return forward(this.model, ids, { ...options, variants: batch.variants }).then((r) => ((this.bytesRead += r.bytesRead), r));
+  }
+
+  /** Forward passes run and weight bytes they read. */
+  passes = 0;
+  bytesRead = 0;
+
+  /** Per-model results as per-arm results. */
+  perArm<R>(perModel: readonly R[]): R[] {
+    return this.modelOf.map((m) => perModel[m]);
+  }
+}
