@@ -121,9 +121,12 @@ export function flatIndex(model: Model, w: LocatedWeight): number {
   return w.index[0] * model.shape(w.tensor)[1] + w.index[1];
 }
 
+/** The weight changes that change something (×1 does not). */
+const effective = (iv: Intervention) => iv.weights.filter((w) => !Object.is(w.newValue, w.value));
+
 /** What decides a variant: interventions with equal keys compute the same model. */
 export function interventionKey(iv: Intervention): string {
-  const weights = iv.weights.map((w) => `${w.tensor}[${w.index}]=${w.newValue}`).sort();
+  const weights = effective(iv).map((w) => `${w.tensor}[${w.index}]=${w.newValue}`).sort();
   const prune = iv.prune && `${iv.prune.random ? `random${iv.prune.random.seed}` : "largest"}:${iv.prune.fraction}:${iv.prune.spare.map((w) => `${w.tensor}[${w.index}]`).sort()}`;
   const restore = iv.restore?.map((s) => `${s.tensor}@${s.token}:${s.channel}`).sort();
   return JSON.stringify([weights, prune ?? null, restore ?? []]);
@@ -152,7 +155,7 @@ export function interventionVariants(model: Model, interventions: readonly Inter
   }] : [];
   const baseline: Variant = { hooks: baselineHooks };
   return [baseline, ...interventions.map((iv): Variant => {
-    const overrides: WeightOverride[] = [...pruneOverrides(model, iv.prune), ...editWeights(model, iv.weights.map((w) =>
+    const overrides: WeightOverride[] = [...pruneOverrides(model, iv.prune), ...editWeights(model, effective(iv).map((w) =>
       ({ tensor: w.tensor, row: w.index[0], column: w.index[1], value: w.newValue })))];
     const restore = iv.restore ?? [];
     const hooks: Hook[] = restore.length ? [(e) => {

@@ -4,7 +4,7 @@
 import type { Model } from "../engine/model.js";
 import { forward, type ForwardOptions, type ForwardResult } from "../engine/forward.js";
 import type { Variant } from "../engine/variants.js";
-import { interventionVariants, type Intervention, type PassClock } from "./interventions.js";
+import { interventionKey, interventionVariants, type Intervention, type PassClock } from "./interventions.js";
 import type { Arm } from "./arms.js";
 
 export interface Batch {
@@ -30,7 +30,7 @@ export class ArmRunner {
       if (i < 0) i = keys.push(a.key) - 1, this.models.push(a.intervention);
       return i;
     });
-    if (arms[0]?.role !== "baseline" || arms[0].intervention.weights.length || this.modelOf[0] !== 0) throw new Error("arm 0 must be the baseline");
+    if (arms[0]?.role !== "baseline" || arms[0].key !== interventionKey({ weights: [] })) throw new Error("arm 0 must be the baseline");
     const rest = this.models.slice(1).map((_, i) => i + 1);
     const per = maxVariants - 1;
     for (let b = 0; b === 0 || b * per < rest.length; b++) {
