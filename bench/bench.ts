@@ -1,9 +1,12 @@
 // `npm run bench`: figures, not pass/fail. Writes (once) a Llama-2-7B-shaped bf16 checkpoint with a
 // planted super weight, runs each measurement in a fresh child process (dist/bench/child.js) with the
 // page cache warm, runs the PyTorch peer on the same checkpoint when python3-torch is installed, prints
-// a table with ratios and writes every figure to <bench dir>/results.json.
+// a table with ratios and writes every figure to <bench dir>/results.json. Then the same for a 2-layer
+// Mixtral-8x7B-shaped checkpoint (8 experts of 14336, top-2, 6.4 GB) with a super weight planted in one
+// expert: our forward pass and scan (experts read per pass) beside a PyTorch forward of it (torch_moe.py;
+// the peer's scan_torch.py runs dense models only, which the bench shows by trying it).
 //
-//   node dist/bench/bench.js [--quick] [--layers 2..4] [--repeat N] [--no-peer]
+//   node dist/bench/bench.js [--quick] [--layers 2..4] [--repeat N] [--no-peer] [--no-moe]
 //   SUPERWEIGHT_BENCH_DIR   where the checkpoint and results go (default: <tmpdir>/superweight-bench)
 //
 // To add a measurement, add an entry to `measurements` below: a name and the child's arguments.
@@ -12,7 +15,7 @@ import { closeSync, existsSync, openSync, readFileSync, readdirSync, readSync, w
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ensureCheckpoint, PLANT } from "./synthetic.js";
+import { ensureCheckpoint, MOE_SHAPE, PLANT } from "./synthetic.js";
 
 const here = dirname(fileURLToPath(import.meta.url)); // dist/bench
 const repo = resolve(here, "../..");
@@ -28,6 +31,7 @@ const repeat = option("--repeat", 2);
 if (!(Number.isInteger(layers) && layers >= 2 && layers <= 4)) throw new Error("--layers must be 2, 3 or 4");
 const benchDir = process.env.SUPERWEIGHT_BENCH_DIR || join(tmpdir(), "superweight-bench");
 const ckpt = join(benchDir, `llama7b-shaped-L${layers}`);
+const moeCkpt = join(benchDir, "mixtral-shaped-L2");
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
 type Json = Record<string, any>;
@@ -71,39 +75,106 @@ function warmPageCache(folder: string): void {
 }
 
 // ---- the PyTorch peer (../shared/tools/peer/scan_torch.py); never installed by the bench ----
-interface PeerRun { name: string; mode: string; tokens: number; wallS: number; peakRSSKB: number; loadS: number; forwardS: number; found: number; runs: number }
+interface PeerRun { name: string; mode: string; tokens: number; wallS: number; peakRSSKB: number; loadS: number; forwardS: number; found: number; runs: number; result: Json }
+const python = "/usr/bin/python3", time = "/usr/bin/time";
+const peerScript = process.env.SUPERWEIGHT_PEER || resolve(repo, "../shared/tools/peer/scan_torch.py");
 
-function peer(): { runs: PeerRun[] } | { skipped: string } {
-  const script = process.env.SUPERWEIGHT_PEER || resolve(repo, "../shared/tools/peer/scan_torch.py");
-  const python = "/usr/bin/python3", time = "/usr/bin/time";
-  if (flag("--no-peer")) return { skipped: "--no-peer" };
-  if (!existsSync(script)) return { skipped: `${script} not found` };
-  if (!existsSync(time)) return { skipped: `${time} not installed` };
-  if (spawnSync(python, ["-c", "import torch"]).status !== 0) return { skipped: "python3-torch not installed" };
-  const env: NodeJS.ProcessEnv = { ...process.env };
+function peerUnavailable(script: string): string | undefined {
+  if (flag("--no-peer")) return "--no-peer";
+  if (!existsSync(script)) return `${script} not found`;
+  if (!existsSync(time)) return `${time} not installed`;
+  if (spawnSync(python, ["-c", "import torch"]).status !== 0) return "python3-torch not installed";
+  return undefined;
+}
+
+function peerEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, SUPERWEIGHT_PEER_DIR: dirname(peerScript) };
   const openblas = "/usr/lib/x86_64-linux-gnu/openblas-pthread";
   if (existsSync(openblas)) env.LD_LIBRARY_PATH = [openblas, env.LD_LIBRARY_PATH].filter(Boolean).join(":");
   if (/avx512f/.test(readFileSync("/proc/cpuinfo", "utf8"))) env.OPENBLAS_CORETYPE = "SkylakeX";
-  const runs: PeerRun[] = [];
+  return env;
+}
+
+/** One peer script on a checkpoint, best of `repeat`: its JSON line, wall time and peak RSS (/usr/bin/time). */
+function peerRun(script: string, folder: string, prefix: string, mode: string, tokens?: number): PeerRun {
+  let best: PeerRun | undefined;
+  for (let i = 0; i < repeat; i++) {
+    const args = ["-f", "%M %e", python, script, folder, mode, "2", ...(tokens ? [String(tokens)] : [])];
+    const p = spawnSync(time, args, { encoding: "utf8", env: peerEnv(), maxBuffer: 64 << 20 });
+    const out = p.stdout.split("\n").reverse().find((l) => l.startsWith("{"));
+    const timeLine = p.stderr.trim().split("\n").pop() ?? "";
+    if (p.status !== 0 || !out) throw new Error(`peer ${prefix} ${mode} ${tokens ?? 11} failed (exit ${p.status}):\n${p.stderr.slice(-4000)}`);
+    const r = JSON.parse(out) as Json;
+    const [rss, wall] = timeLine.split(" ").map(Number);
+    const run: PeerRun = { name: `${prefix}-${mode}-${r.tokens}`, mode, tokens: r.tokens, wallS: wall, peakRSSKB: rss, loadS: r.load_s, forwardS: r.forward_s, found: r.found, runs: repeat, result: r };
+    if (!best || run.wallS < best.wallS) best = run;
+  }
+  log(`  ${best!.name}: ${best!.wallS} s, ${(best!.peakRSSKB / 1e6).toFixed(2)} GB, found ${best!.found}`);
+  return best!;
+}
+
+function peer(): { runs: PeerRun[] } | { skipped: string } {
+  const skipped = peerUnavailable(peerScript);
+  if (skipped) return { skipped };
   const cases: [string, number | undefined][] = [["bf16", undefined], ["bf16", 16], ["f32", undefined], ["f32", 16]];
   if (!quick) cases.push(["bf16", 512], ["f32", 512]);
-  for (const [mode, tokens] of cases) {
-    let best: PeerRun | undefined;
-    for (let i = 0; i < repeat; i++) {
-      const args = ["-f", "%M %e", python, script, ckpt, mode, "2", ...(tokens ? [String(tokens)] : [])];
-      const p = spawnSync(time, args, { encoding: "utf8", env, maxBuffer: 64 << 20 });
-      const out = p.stdout.split("\n").reverse().find((l) => l.startsWith("{"));
-      const timeLine = p.stderr.trim().split("\n").pop() ?? "";
-      if (p.status !== 0 || !out) throw new Error(`peer ${mode} ${tokens ?? 11} failed (exit ${p.status}):\n${p.stderr.slice(-4000)}`);
-      const r = JSON.parse(out) as Json;
-      const [rss, wall] = timeLine.split(" ").map(Number);
-      const run: PeerRun = { name: `torch-${mode}-${r.tokens}`, mode, tokens: r.tokens, wallS: wall, peakRSSKB: rss, loadS: r.load_s, forwardS: r.forward_s, found: r.found, runs: repeat };
-      if (!best || run.wallS < best.wallS) best = run;
-    }
-    runs.push(best!);
-    log(`  ${best!.name}: ${best!.wallS} s, ${(best!.peakRSSKB / 1e6).toFixed(2)} GB, found ${best!.found}`);
+  return { runs: cases.map(([mode, tokens]) => peerRun(peerScript, ckpt, "torch", mode, tokens)) };
+}
+
+// ---- the Mixtral-shaped MoE ----
+const MOE_TOKENS = [11, 4];
+const moeMeasurements: Measurement[] = [
+  ...MOE_TOKENS.map((t) => ({ name: `moe-forward-${t}`, args: ["forward", moeCkpt, String(t)] })),
+  ...MOE_TOKENS.map((t) => ({ name: `moe-scan-${t}`, args: ["scan", moeCkpt, String(t)] })),
+];
+
+/** Whether the peer's own scan_torch.py can run the MoE checkpoint (it cannot: it reads dense MLP names). */
+function peerOnMoe(): string {
+  const skipped = peerUnavailable(peerScript);
+  if (skipped) return `skipped (${skipped})`;
+  const p = spawnSync(python, [peerScript, moeCkpt, "bf16", "2"], { encoding: "utf8", env: peerEnv(), maxBuffer: 64 << 20 });
+  if (p.status === 0) return "ran";
+  return `fails: ${p.stderr.trim().split("\n").pop()}`;
+}
+
+async function moe(): Promise<{ lines: string[]; results: Json }> {
+  log(`MoE checkpoint: ${moeCkpt}`);
+  const plant = await ensureCheckpoint(moeCkpt, 2, log, true);
+  log("warming the page cache …");
+  warmPageCache(moeCkpt);
+  const ours: Record<string, Outcome> = {};
+  for (const m of moeMeasurements) {
+    log(`measuring ${m.name} …`);
+    ours[m.name] = measure(m);
   }
-  return { runs };
+  log("PyTorch on the MoE …");
+  const scanTorch = peerOnMoe();
+  const torchScript = join(repo, "bench", "torch_moe.py");
+  const skipped = peerUnavailable(torchScript);
+  const torch = skipped ? [] : [...MOE_TOKENS.map((t) => peerRun(torchScript, moeCkpt, "torch-moe", "bf16", t)), peerRun(torchScript, moeCkpt, "torch-moe", "f32", 11)];
+
+  const { hidden, experts, intermediate, topK } = MOE_SHAPE;
+  const lines = [`\nMixture of Experts: 2 layers of Mixtral-8x7B shape (hidden ${hidden}, ${experts} experts of ${intermediate}, top-${topK}), bf16 on disk; planted: layer ${plant.layer} expert ${plant.expert} w2[${plant.row}, ${plant.channel}]\n`];
+  const read = (r: Json) => (r.experts ? r.experts.map((e: Json) => `${e.touched}/${e.total}`).join(", ") : "-");
+  lines.push(table(["run", "wall s", "fwd/scan s", "forward runs", "experts read per pass", "GB read", "peak RSS GB", "found"],
+    Object.values(ours).map(({ name, wallS, result: r }) => [
+      name, s2(wallS), s2(r.kind === "scan" ? r.scanS : r.forwardS), r.forwardRuns ?? 1, read(r), (r.bytesRead / 1e9).toFixed(2), gb(r.maxRSSKB),
+      r.found ? r.found.map((w: Json) => `[${w.layer}, ${w.expert}, ${w.row}, ${w.column}] ${w.class}`).join("; ") : "-",
+    ])));
+  lines.push(`\nthe peer's scan_torch.py on this checkpoint: ${scanTorch}`);
+  if (skipped) lines.push(`torch_moe.py: skipped (${skipped})`);
+  else {
+    lines.push("PyTorch forward of the same checkpoint (bench/torch_moe.py, 2 threads, one pass + the per-expert rule), and ratios ours / torch\n");
+    lines.push(table(["torch run", "wall s", "load s", "fwd s", "experts computed", "peak RSS GB", "found"],
+      torch.map((p) => [p.name, s2(p.wallS), s2(p.loadS), s2(p.forwardS), `${p.result.experts_touched}/${p.result.experts_total}`, gb(p.peakRSSKB), JSON.stringify(p.result.found_at)])));
+    lines.push("");
+    const rows: string[][] = [];
+    for (const o of Object.values(ours))
+      for (const p of torch.filter((p) => p.tokens === o.result.tokens))
+        rows.push([`${o.name} vs ${p.name}`, s2(o.wallS / p.wallS), s2((o.result.kind === "scan" ? o.result.scanS : o.result.forwardS) / p.forwardS), s2(o.result.maxRSSKB / p.peakRSSKB)]);
+    lines.push(table(["ours vs torch", "wall ratio", "forward/scan vs torch forward", "RSS ratio"], rows));
+  }
+  return { lines, results: { checkpoint: moeCkpt, plant, ours, scanTorch, torch } };
 }
 
 // ---- printing ----
@@ -189,9 +260,11 @@ async function main(): Promise<void> {
         rows.push([`${o.name} vs ${p.name}`, s2(o.wallS / p.wallS), s2(o.result.forwardS / p.forwardS), s2(o.result.maxRSSKB / p.peakRSSKB)]);
     out.push(table(["ours vs torch", "wall ratio", "forward ratio", "RSS ratio"], rows));
   }
+  const moeResults = flag("--no-moe") ? undefined : await moe();
+  if (moeResults) out.push(...moeResults.lines);
   console.log(out.join("\n"));
 
-  const results = { date: new Date().toISOString(), node: process.version, checkpoint: ckpt, layers, repeat, quick, plant: { ...plant, planted: PLANT }, ours, torch };
+  const results = { date: new Date().toISOString(), node: process.version, checkpoint: ckpt, layers, repeat, quick, plant: { ...plant, planted: PLANT }, ours, torch, moe: moeResults?.results };
   writeFileSync(join(benchDir, "results.json"), JSON.stringify(results, null, 2));
   console.log(`\nresults: ${join(benchDir, "results.json")}`);
 }

@@ -5,7 +5,8 @@
 //   gemm <M> <K> <N>          the matmul backend alone on f32 weights
 //   io <ckpt>                 raw read, bf16→f32 widening, Model.readRows (into a reused / a fresh buffer),
 //                             and first-touch rate of fresh memory, on layer 0's big matrices
-//   scan <ckpt> <tokens>      the whole scan (iterations + causal checks) on the same ids as `forward`
+//   scan <ckpt> <tokens>      the whole scan (iterations + causal checks) on the same ids as `forward`; for a
+//                             Mixture-of-Experts checkpoint also the experts each pass read
 //   cli <script> <args…>      any CLI command (e.g. dist/src/cli/main.js scan <ckpt>), peak RSS at exit
 import { closeSync, openSync, readSync } from "node:fs";
 import { resolve } from "node:path";
@@ -67,6 +68,7 @@ async function forwardOnce(folder: string, tokens: number): Promise<void> {
   };
   // The paper's statistics per layer: max |down_proj input| and |output|, where, and the largest off token 0.
   const spikes: { layer: number; input: Spike; output: Spike }[] = [];
+  let expertsRead = 0; // Mixture of Experts: experts a token was routed to (only those are read)
   const layerEnds: number[] = [];
   const ids = promptIds(tokens, model.spec.vocab);
   const t3 = now();
@@ -74,12 +76,15 @@ async function forwardOnce(folder: string, tokens: number): Promise<void> {
     backend: timedBackend,
     onLayer: () => layerEnds.push(now()),
     hooks: [(e) => {
-      if (e.point !== "down_proj_input" && e.point !== "down_proj_output") return;
+      if (e.point === "down_proj_input" && typeof e.expert === "number") expertsRead++;
+      // Dense layers only: an expert's rows are a subset of tokens, a sparse block's output has no input.
+      if ((e.point !== "down_proj_input" && e.point !== "down_proj_output") || e.expert !== undefined || !e.tensor) return;
       if (e.point === "down_proj_input") spikes.push({ layer: e.layer, input: spike(e.data, e.width), output: undefined! });
       else spikes[spikes.length - 1].output = spike(e.data, e.width);
     }],
   });
   const t4 = now();
+  const ex = model.spec.experts;
   const layerS = layerEnds.map((t, i) => t - (i === 0 ? t3 : layerEnds[i - 1]));
   const f = (x: number) => Math.round(x * 1e4) / 1e4;
   report({
@@ -90,8 +95,13 @@ async function forwardOnce(folder: string, tokens: number): Promise<void> {
     linearS: f(timed.linearS), linearCalls: timed.linearCalls, attentionS: f(timed.attentionS), attentionCalls: timed.attentionCalls,
     otherS: f(t4 - t3 - readS - timed.linearS - timed.attentionS), gcS: f(gcS),
     spikes, logitsFinite: result.logits!.every(Number.isFinite),
+    ...(ex ? { experts: [{ touched: expertsRead, total: ex.count * sparseLayers(model) }] } : {}),
   });
   model.close();
+}
+
+function sparseLayers(model: Model): number {
+  return [...Array(model.spec.layers).keys()].filter((l) => model.spec.experts!.sparse(l)).length;
 }
 
 interface Spike { max: number; token: number; index: number; maxOffToken0: number }
@@ -168,8 +178,8 @@ async function scanOnce(folder: string, tokens: number): Promise<void> {
   const r = await scan(model, [{ label: "ids", ids: promptIds(tokens, model.spec.vocab) }], { threshold: 50, maxIterations: 10 });
   report({
     kind: "scan", tokens, initS: t1 - t0, scanS: r.seconds, forwardRuns: r.forwardPasses, layerPasses: r.layerPasses,
-    weightPasses: r.weightPasses, bytesRead: r.bytesRead,
-    found: r.superWeights.map((w) => ({ layer: w.layer, row: w.row, column: w.column, class: w.class, iteration: w.iteration })),
+    weightPasses: r.weightPasses, bytesRead: r.bytesRead, experts: r.iterations[0].map((i) => i.experts ?? null),
+    found: r.superWeights.map((w) => ({ layer: w.layer, expert: w.expert, row: w.row, column: w.column, class: w.class, iteration: w.iteration })),
   });
   model.close();
 }

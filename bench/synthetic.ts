@@ -1,5 +1,6 @@
-// A synthetic bf16 checkpoint with Llama-2-7B layer shapes (random N(0, 0.02) weights, norms 1) and one
-// planted super weight, written once and cached. Each tensor has its own seeded stream, so the folder is
+// Synthetic bf16 checkpoints, written once and cached: Llama-2-7B layer shapes, or Mixtral-8x7B's (8 experts
+// of 14336, top-2), with random N(0, 0.02) weights, norms 1, and one planted super weight (in the MoE: in one
+// expert, with token 0 routed to it). Each tensor has its own seeded stream, so the folder is
 // the same on every machine. Writing goes straight to bf16 bits: a 65536-entry table of normal samples
 // indexed by 16 random bits (two samples per xorshift32 step) costs ~1 ns per weight.
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
@@ -17,6 +18,20 @@ export const PLANT = { layer: 1, channel: 7003, row: 3968, downValue: 2.0, targe
  *  its own, nearly orthogonal to every other token's: the planted channel then fires for token 0 only. */
 export const BOS_SCALE = 1024;
 const VERSION = 2; // bump when the generated weights change
+
+export const MOE_SHAPE = { hidden: 4096, intermediate: 14336, heads: 32, kvHeads: 8, experts: 8, topK: 2, vocab: 32000 };
+/** The MoE plant (2 layers): expert `expert` of layer 0, its w2[row, channel]; the router sends token 0 there. */
+export const MOE_PLANT = { ...PLANT, layer: 0, expert: 5, routerLogit: 10 }; // layer 0: a later layer carries it
+
+export function moeConfigFor(layers: number): Record<string, unknown> {
+  const { hidden, intermediate, heads, kvHeads, experts, topK, vocab } = MOE_SHAPE;
+  return {
+    architectures: ["MixtralForCausalLM"], model_type: "mixtral", hidden_size: hidden, intermediate_size: intermediate,
+    num_hidden_layers: layers, num_attention_heads: heads, num_key_value_heads: kvHeads, num_local_experts: experts,
+    num_experts_per_tok: topK, vocab_size: vocab, max_position_embeddings: 32768, rms_norm_eps: 1e-5, rope_theta: 1e6,
+    sliding_window: null, tie_word_embeddings: false, torch_dtype: "bfloat16", bos_token_id: 1, eos_token_id: 2, hidden_act: "silu",
+  };
+}
 
 export function configFor(layers: number): Record<string, unknown> {
   const { hidden, intermediate, heads, vocab } = SHAPE;
@@ -64,19 +79,29 @@ const bf16 = (bits: number) => new Float32Array(new Uint32Array([bits << 16]).bu
 
 interface Spec { name: string; shape: number[]; fill: "random" | "ones" }
 
-function tensorsOf(layers: number): Spec[][] {
-  const { hidden: H, intermediate: I, vocab: V } = SHAPE;
-  const layer = (l: number): Spec[] => {
-    const p = `model.layers.${l}.`;
-    return [
-      { name: p + "input_layernorm.weight", shape: [H], fill: "ones" },
-      { name: p + "post_attention_layernorm.weight", shape: [H], fill: "ones" },
-      ...["q", "k", "v", "o"].map((n): Spec => ({ name: `${p}self_attn.${n}_proj.weight`, shape: [H, H], fill: "random" })),
-      { name: p + "mlp.gate_proj.weight", shape: [I, H], fill: "random" },
-      { name: p + "mlp.up_proj.weight", shape: [I, H], fill: "random" },
-      { name: p + "mlp.down_proj.weight", shape: [H, I], fill: "random" },
-    ];
-  };
+/** A layer's tensors: norms, attention (kv heads of `kvDim` rows), and either a dense MLP or `experts` experts. */
+function layerTensors(l: number, H: number, I: number, kvDim: number, experts?: number): Spec[] {
+  const p = `model.layers.${l}.`;
+  const mlp = (q: string, gate: string, up: string, down: string): Spec[] => [
+    { name: `${p}${q}${gate}.weight`, shape: [I, H], fill: "random" },
+    { name: `${p}${q}${up}.weight`, shape: [I, H], fill: "random" },
+    { name: `${p}${q}${down}.weight`, shape: [H, I], fill: "random" },
+  ];
+  return [
+    { name: p + "input_layernorm.weight", shape: [H], fill: "ones" },
+    { name: p + "post_attention_layernorm.weight", shape: [H], fill: "ones" },
+    ...["q", "k", "v", "o"].map((n): Spec => ({ name: `${p}self_attn.${n}_proj.weight`, shape: n === "k" || n === "v" ? [kvDim, H] : [H, H], fill: "random" })),
+    ...(experts === undefined
+      ? mlp("mlp.", "gate_proj", "up_proj", "down_proj")
+      : [{ name: `${p}block_sparse_moe.gate.weight`, shape: [experts, H], fill: "random" } as Spec,
+        ...Array.from({ length: experts }, (_, e) => mlp(`block_sparse_moe.experts.${e}.`, "w1", "w3", "w2")).flat()]),
+  ];
+}
+
+function tensorsOf(layers: number, moe = false): Spec[][] {
+  const { hidden: H, intermediate: I, vocab: V } = moe ? MOE_SHAPE : SHAPE;
+  const kvDim = moe ? (MOE_SHAPE.kvHeads * H) / MOE_SHAPE.heads : H;
+  const layer = (l: number) => layerTensors(l, H, I, kvDim, moe ? MOE_SHAPE.experts : undefined);
   // Two shards of about equal size: embeddings + the first half of the layers | the rest + norm + head.
   const half = Math.ceil(layers / 2);
   const first: Spec[] = [{ name: "model.embed_tokens.weight", shape: [V, H], fill: "random" }];
@@ -135,6 +160,8 @@ function writeAtomic(path: string, text: string): void {
 export interface PlantInfo {
   version: number;
   layer: number; channel: number; row: number;
+  /** The MoE checkpoint's expert holding it (token 0 is routed there). */
+  expert?: number;
   /** gate·n2 and up·n2 at token 0 with the stored (bf16-rounded) rows: the down_proj input ≈ silu(g)·u. */
   gate: number; up: number; expectedInput: number;
   downValue: number;
@@ -145,7 +172,7 @@ export interface PlantInfo {
  * the weights complete, plant.json the super weight). The plant does not depend on the weights it changes, so redoing it after
  * an interruption gives the same bytes.
  */
-export async function ensureCheckpoint(folder: string, layers: number, log: (s: string) => void): Promise<PlantInfo> {
+export async function ensureCheckpoint(folder: string, layers: number, log: (s: string) => void, moe = false): Promise<PlantInfo> {
   const plantFile = join(folder, "plant.json"), weightsFile = join(folder, "weights.json");
   const version = (file: string) => (existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as { version?: number }).version : undefined);
   if (version(plantFile) === VERSION) return JSON.parse(readFileSync(plantFile, "utf8")) as PlantInfo;
@@ -153,7 +180,7 @@ export async function ensureCheckpoint(folder: string, layers: number, log: (s: 
     mkdirSync(folder, { recursive: true });
     for (const f of [plantFile, weightsFile, join(folder, "config.json")]) rmSync(f, { force: true });
     const t0 = performance.now();
-    const shards = tensorsOf(layers);
+    const shards = tensorsOf(layers, moe);
     const weightMap: Record<string, string> = {};
     let total = 0;
     shards.forEach((specs, i) => {
@@ -163,13 +190,14 @@ export async function ensureCheckpoint(folder: string, layers: number, log: (s: 
       for (const s of specs) weightMap[s.name] = file;
     });
     writeAtomic(join(folder, "model.safetensors.index.json"), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
-    writeAtomic(join(folder, "config.json"), JSON.stringify(configFor(layers), null, 2));
+    writeAtomic(join(folder, "config.json"), JSON.stringify(moe ? moeConfigFor(layers) : configFor(layers), null, 2));
     writeAtomic(weightsFile, JSON.stringify({ version: VERSION }));
     log(`wrote ${(total / 1e9).toFixed(2)} GB in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
-  const plant = await plantSuperWeight(folder);
+  const plant = await plantSuperWeight(folder, moe);
   writeAtomic(plantFile, JSON.stringify(plant, null, 2));
-  log(`planted down_proj[${plant.row}, ${plant.channel}] = ${plant.downValue} in layer ${plant.layer}; expected down_proj input at token 0 ≈ ${plant.expectedInput.toFixed(1)}`);
+  const where = plant.expert === undefined ? "" : ` expert ${plant.expert}`;
+  log(`planted down_proj[${plant.row}, ${plant.channel}] = ${plant.downValue} in layer ${plant.layer}${where}; expected down_proj input at token 0 ≈ ${plant.expectedInput.toFixed(1)}`);
   return plant;
 }
 
@@ -177,10 +205,11 @@ export async function ensureCheckpoint(folder: string, layers: number, log: (s: 
  * Token 0 (BOS, id 1) sees only itself, so its normalised MLP input in layer 1 is the same for every
  * prompt: n2 = rms_norm(layer_input + attn_output). Set gate_proj[c] = up_proj[c] = s·n2/|n2| so that
  * gate·n2 = up·n2 = √target, making silu(g)·u ≈ target at (token 0, c); down_proj[r, c] then writes
- * ≈ downValue·target into row r of the residual.
+ * ≈ downValue·target into row r of the residual. In the MoE the same goes into one expert's w1 / w3 / w2, and
+ * that expert's router row is set to routerLogit·n2/|n2|² so that token 0 is routed to it.
  */
-async function plantSuperWeight(folder: string): Promise<PlantInfo> {
-  const { layer, channel: c, row: r, downValue, target } = PLANT;
+async function plantSuperWeight(folder: string, moe: boolean): Promise<PlantInfo> {
+  const { layer, channel: c, row: r, downValue, target, expert, routerLogit } = MOE_PLANT;
   const model = Model.open(folder);
   try {
     const H = model.spec.hidden, I = model.spec.intermediate;
@@ -207,7 +236,8 @@ async function plantSuperWeight(folder: string): Promise<PlantInfo> {
       bits[i] = toBf16Bits(scale * n2[i]);
       dot += bf16(bits[i]) * n2[i];
     }
-    const p = `model.layers.${layer}.mlp.`;
+    const p = `model.layers.${layer}.${moe ? `block_sparse_moe.experts.${expert}.` : "mlp."}`;
+    const [gate, up, down] = moe ? ["w1", "w3", "w2"] : ["gate_proj", "up_proj", "down_proj"];
     const patch = (name: string, element: number, data: Uint16Array) => {
       const { start } = (model.source as Checkpoint).header(name);
       const fd = openSync(model.source.fileOf(name), "r+");
@@ -218,11 +248,12 @@ async function plantSuperWeight(folder: string): Promise<PlantInfo> {
         closeSync(fd);
       }
     };
-    patch(p + "gate_proj.weight", c * H, bits);
-    patch(p + "up_proj.weight", c * H, bits);
-    patch(p + "down_proj.weight", r * I + c, new Uint16Array([toBf16Bits(downValue)]));
+    patch(`${p}${gate}.weight`, c * H, bits);
+    patch(`${p}${up}.weight`, c * H, bits);
+    patch(`${p}${down}.weight`, r * I + c, new Uint16Array([toBf16Bits(downValue)]));
+    if (moe) patch(`model.layers.${layer}.block_sparse_moe.gate.weight`, expert * H, Uint16Array.from(n2, (v) => toBf16Bits((routerLogit * v) / (norm * norm))));
     const silu = dot / (1 + Math.exp(-dot));
-    return { version: VERSION, layer, channel: c, row: r, gate: dot, up: dot, expectedInput: silu * dot, downValue };
+    return { version: VERSION, layer, channel: c, row: r, ...(moe ? { expert } : {}), gate: dot, up: dot, expectedInput: silu * dot, downValue };
   } finally {
     model.close();
   }

@@ -79,7 +79,10 @@ test("a two-expert layer fires down_proj_input/output once per expert with its r
 
   for (const variant of [0, 1]) {
     const mine = events.filter((e) => e.variant === variant);
-    assert.deepEqual(mine.map((e) => `${e.point}:${e.expert}`), ["down_proj_input:0", "down_proj_output:0", "down_proj_input:1", "down_proj_output:1"]);
+    // Each expert's pair, then the block's own output (no expert, no tensor) with the routing.
+    assert.deepEqual(mine.map((e) => `${e.point}:${e.expert}`), ["down_proj_input:0", "down_proj_output:0", "down_proj_input:1", "down_proj_output:1", "down_proj_output:undefined"]);
+    assert.equal(mine[4].tensor, undefined);
+    assert.deepEqual(Array.from(mine[4].routing!.experts), ids.map((_, t) => ref.experts.find((r) => r.positions.includes(t))!.expert), "top-1 choice per token");
     for (const r of ref.experts) {
       const input = mine.find((e) => e.point === "down_proj_input" && e.expert === r.expert)!;
       const output = mine.find((e) => e.point === "down_proj_output" && e.expert === r.expert)!;

@@ -19,10 +19,23 @@ export function fixturePath(name: string, ...rest: string[]): string {
   return join(fixturesRoot, name, ...rest);
 }
 
-/** Every fixture folder that carries a reference.json. */
+/** Fixtures of the newer model types (Qwen3, Gemma2/3, OLMo2, sparse MoE) sit one folder down. */
+export const NEWER = "newer";
+
+/** Every fixture folder that carries a reference.json: the top-level ones, then `newer/…` (named so). */
 export function fixtureNames(): string[] {
   if (!present) return [];
-  return readdirSync(fixturesRoot).filter((n) => existsSync(join(fixturesRoot, n, "reference.json"))).sort();
+  const within = (dir: string) => {
+    const root = join(fixturesRoot, dir);
+    if (!existsSync(root)) return [];
+    return readdirSync(root).filter((n) => existsSync(join(root, n, "reference.json"))).sort().map((n) => (dir ? `${dir}/${n}` : n));
+  };
+  return [...within(""), ...within(NEWER)];
+}
+
+/** A fixture's folder name without the `newer/` part. */
+export function baseName(name: string): string {
+  return name.slice(name.lastIndexOf("/") + 1);
 }
 
 export function readReference<T = any>(name: string): T {

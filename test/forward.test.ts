@@ -1,30 +1,17 @@
-// Every fixture's forward pass against its reference: logits, every layer's down_proj input and
-// output, the residual stream and the NLL, within the tolerance the fixtures' README states.
+// Every fixture's forward pass against its reference (top-level and newer/): logits, every layer's down_proj
+// input and output, the residual stream and the NLL, within the tolerance the fixtures' README states; for the
+// sparse-MoE fixtures also the router's logits, its top-k choices (exactly) and weights, each routed expert's
+// down-projection input/output on exactly its routed tokens, the shared expert and its gate, and a sparse
+// layer's block output (the reference's down_proj_output of that layer).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Model } from "../src/engine/model.js";
 import { forward } from "../src/engine/forward.js";
-import type { HookEvent } from "../src/engine/hooks.js";
 import { nextTokenNll, perplexity } from "../src/eval/nll.js";
 import { jsBackend } from "../src/engine/matmul.js";
 import { fixtureNames, fixturePath, readReference, skipWithoutFixtures } from "./fixtures.js";
 import { toleranceUsed } from "./tolerance.js";
-
-/** Run a model and record per-layer down_proj input/output and output residual. */
-async function runRecorded(model: Model, ids: number[], options: Parameters<typeof forward>[2] = {}) {
-  const layers = model.spec.layers;
-  const rec = { downIn: new Array<Float32Array>(layers), downOut: new Array<Float32Array>(layers), residual: new Array<Float32Array>(layers) };
-  const hook = (e: HookEvent) => {
-    if (e.variant !== 0) return;
-    if (e.point === "down_proj_input") rec.downIn[e.layer] = e.data.slice();
-    if (e.point === "down_proj_output") rec.downOut[e.layer] = e.data.slice();
-    if (e.point === "layer_output") rec.residual[e.layer] = e.data.slice();
-  };
-  const out = await forward(model, ids, { ...options, hooks: [hook] });
-  return { ...rec, logits: out.logits! };
-}
-
-const flat = (a: number[][] | number[][][]): number[] => (a as any).flat(2);
+import { flat, moeChecks, runRecorded } from "./recorded.js";
 
 for (const name of fixtureNames().length ? fixtureNames() : ["(fixtures)"]) {
   test(`forward matches reference: ${name}`, { skip: skipWithoutFixtures }, async () => {
@@ -35,11 +22,13 @@ for (const name of fixtureNames().length ? fixtureNames() : ["(fixtures)"]) {
       const out = await runRecorded(model, ref.input_ids);
       const checks: [string, ArrayLike<number>, number[]][] = [["logits", out.logits, flat(ref.logits)]];
       for (let l = 0; l < model.spec.layers; l++) {
-        checks.push([`layer ${l} down_proj input`, out.downIn[l], flat(ref.down_proj_input[l])]);
-        checks.push([`layer ${l} down_proj output`, out.downOut[l], flat(ref.down_proj_output[l])]);
+        if (ref.down_proj_input[l] !== null) checks.push([`layer ${l} down_proj input`, out.downIn[l]!, flat(ref.down_proj_input[l])]);
+        checks.push([`layer ${l} down_proj output`, out.downOut[l]!, flat(ref.down_proj_output[l])]);
         checks.push([`layer ${l} residual`, out.residual[l], flat(ref.residual[l])]);
       }
+      if (ref.moe) checks.push(...moeChecks(ref, out));
       for (const [what, actual, expected] of checks) {
+        assert.ok(actual, `${name} ${what}: not recorded`);
         const used = toleranceUsed(actual, expected, abs, rel);
         assert.ok(used <= 1, `${name} ${what}: ${used.toFixed(2)}× the tolerance`);
       }

@@ -20,8 +20,9 @@ export interface RefConfig {
   tied: boolean;
   /** Per-head RMSNorm of q and k before RoPE (weights self_attn.q_norm / k_norm, [head_dim]). */
   qkNorm?: boolean;
-  /** A sparse MoE MLP: router mlp.gate [E, H], experts mlp.experts.{e}.{gate,up,down}_proj. */
-  experts?: { count: number; topK: number; renormalize: boolean };
+  /** A sparse MoE MLP: router mlp.gate [E, H], experts mlp.experts.{e}.{gate,up,down}_proj; in the layers
+   * `sparse` names (default all), a dense mlp.{gate,up,down}_proj elsewhere. */
+  experts?: { count: number; topK: number; renormalize: boolean; sparse?: (layer: number) => boolean };
 }
 
 const matrix = (w: Float32Array, rows: number, cols: number): M => Array.from({ length: rows }, (_, r) => Array.from(w.subarray(r * cols, (r + 1) * cols)));
@@ -89,7 +90,7 @@ export function referenceForward(c: RefConfig, w: RefWeights, ids: number[]): Re
       return { inner, out: linear(inner, W(pre + "down_proj.weight")) };
     };
     let y: M;
-    if (c.experts) {
+    if (c.experts && (c.experts.sparse?.(l) ?? true)) {
       const { count: E, topK, renormalize } = c.experts;
       const logits = linear(n2, W(p + "mlp.gate.weight"));
       y = Array.from({ length: T }, () => new Array(H).fill(0));

@@ -10,8 +10,10 @@ import { detect, medianAbs, largest } from "../src/superweight/detect.js";
 import { scan } from "../src/superweight/scan.js";
 import { editWeights } from "../src/engine/variants.js";
 import { classify } from "../src/superweight/classify.js";
-import { fixtureNames, fixturePath, readReference, skipWithoutFixtures } from "./fixtures.js";
+import type { LayerSpikes } from "../src/superweight/detect.js";
+import { baseName, fixtureNames, fixturePath, readReference, skipWithoutFixtures } from "./fixtures.js";
 import { toleranceUsed } from "./tolerance.js";
+import { runRecorded } from "./recorded.js";
 
 const close = (a: number, b: number, tol = 1e-4) => Math.abs(a - b) <= tol + tol * Math.abs(b);
 
@@ -23,14 +25,41 @@ async function scanFixture(name: string, threshold = 50) {
   return { ref, result };
 }
 
-for (const name of ["planted-llama-bf16", "planted-llama-f16"]) {
+/** Per-layer maxima against a reference `layers` list: a dense layer's spikes, a sparse layer's per-expert
+ * spikes (expert, routed token count) and its block output. */
+function compareLayers(got: LayerSpikes[], want: any[], what: string) {
+  assert.equal(got.length, want.length, `${what}: layers`);
+  const spike = (a: any, b: any, where: string) => {
+    assert.ok(close(a.max, b.max), `${where} max ${a.max} vs ${b.max}`);
+    assert.equal(a.token, b.token, `${where} token`);
+    assert.equal(a.channel, b.channel, `${where} channel`);
+  };
+  got.forEach((l, j) => {
+    const r = want[j];
+    if (!r.experts) {
+      assert.equal(l.experts, undefined, `${what} layer ${j} is dense`);
+      for (const side of ["downProjInput", "downProjOutput"] as const) spike(l[side], r[side], `${what} layer ${j} ${side}`);
+      return;
+    }
+    assert.deepEqual(l.experts!.map((e) => [e.expert, e.tokens]), r.experts.map((e: any) => [e.expert, e.tokens]), `${what} layer ${j} experts and their token counts`);
+    l.experts!.forEach((e, i) => {
+      for (const side of ["downProjInput", "downProjOutput"] as const) spike(e[side], r.experts[i][side], `${what} layer ${j} expert ${e.expert} ${side}`);
+    });
+    spike(l.blockOutput, r.blockOutput, `${what} layer ${j} block output`);
+  });
+}
+
+const PLANTED = ["planted-llama-bf16", "planted-llama-f16", "newer/planted-olmo2-f32", "newer/planted-mixtral-bf16"];
+const where = (w: { layer: number; expert?: unknown; row: number; column: number }) => [w.layer, w.expert ?? null, w.row, w.column];
+
+for (const name of PLANTED) {
   test(`${name}: the planted super weights are recovered exactly, in their iteration, with their class`, { skip: skipWithoutFixtures }, async () => {
     const { ref, result } = await scanFixture(name, ref0(name).threshold);
-    const got = result.superWeights.map((w) => [w.layer, w.row, w.column, w.iteration, w.class]);
-    const want = ref.expectedSuperWeights.map((w: any) => [w.layer, w.row, w.column, w.iteration, w.class]);
+    const got = result.superWeights.map((w) => [...where(w), w.iteration, w.class]);
+    const want = ref.expectedSuperWeights.map((w: any) => [...where(w), w.iteration, w.class]);
     assert.deepEqual(sortRows(got), sortRows(want));
     for (const exp of ref.expectedSuperWeights) {
-      const w = result.superWeights.find((s) => s.layer === exp.layer && s.row === exp.row && s.column === exp.column)!;
+      const w = result.superWeights.find((s) => JSON.stringify(where(s)) === JSON.stringify(where(exp)))!;
       assert.equal(w.tensor, exp.tensor);
       assert.equal(w.token, exp.token);
       assert.equal(w.inputToken, exp.inputToken);
@@ -39,45 +68,45 @@ for (const name of ["planted-llama-bf16", "planted-llama-f16"]) {
       assert.ok(close(w.outputActivation, exp.outputActivation), `output ${w.outputActivation} vs ${exp.outputActivation}`);
       assert.ok(Math.abs(w.inputToMedian / exp.inputToMedian - 1) < 1e-3, `input/median ${w.inputToMedian} vs ${exp.inputToMedian}`);
       assert.ok(Math.abs(w.outputToMedian / exp.outputToMedian - 1) < 1e-3, `output/median ${w.outputToMedian} vs ${exp.outputToMedian}`);
+      if (exp.routingWeight !== undefined) assert.ok(close(w.routingWeight!, exp.routingWeight), `routing weight ${w.routingWeight} vs ${exp.routingWeight}`);
+      else assert.equal(w.routingWeight, undefined);
     }
     // The super activation each super weight creates, as its pass saw the model.
     for (const sa of ref.superActivations) {
-      const [layer, row, column] = sa.fromSuperWeight;
-      const w = result.superWeights.find((s) => s.layer === layer && s.row === row && s.column === column)!;
+      const w = result.superWeights.find((s) => JSON.stringify(where(s)) === JSON.stringify(sa.fromSuperWeight.length === 4 ? sa.fromSuperWeight : [sa.fromSuperWeight[0], null, ...sa.fromSuperWeight.slice(1)]))!;
       assert.equal(w.row, sa.channel);
       assert.ok(toleranceUsed(w.evidence.residual as number[], sa.residualByLayerAtDetection) <= 1, "residual trace at detection");
     }
     // Every pass's per-layer maxima as that pass saw the model.
     const passes = result.iterations[0];
     assert.equal(passes.length, ref.detectionIterations.length);
-    passes.forEach((p, i) => {
-      const refPass = ref.detectionIterations[i];
-      const refLayers = refPass.layers ?? refPass;
-      p.layers.forEach((l, j) => {
-        for (const side of ["downProjInput", "downProjOutput"] as const) {
-          const a = l[side], b = refLayers[j][side];
-          assert.ok(close(a.max, b.max), `pass ${i + 1} layer ${j} ${side} max ${a.max} vs ${b.max}`);
-          assert.equal(a.token, b.token, `pass ${i + 1} layer ${j} ${side} token`);
-          assert.equal(a.channel, b.channel, `pass ${i + 1} layer ${j} ${side} channel`);
-        }
-      });
-    });
+    passes.forEach((p, i) => compareLayers(p.layers, ref.detectionIterations[i].layers ?? ref.detectionIterations[i], `pass ${i + 1}`));
   });
 
   test(`${name}: the model with its super weights zeroed matches the reference`, { skip: skipWithoutFixtures }, async () => {
     const ref = readReference(name);
     const z = ref.withSuperWeightsZeroed;
     const model = Model.open(fixturePath(name));
-    const edits = z.zeroed.map(([layer, row, column]: number[]) => ({ tensor: `model.layers.${layer}.mlp.down_proj.weight`, row, column, value: 0 }));
+    const edits = (z.zeroedTensors ?? z.zeroed.map(([layer, row, column]: number[]) => ({ tensor: `model.layers.${layer}.mlp.down_proj.weight`, row, column })))
+      .map((e: any) => ({ ...e, value: 0 }));
     // Run the zeroed model beside the unedited one in the same pass (variant 1).
-    const out = await forward(model, ref.input_ids, { variants: [{}, { overrides: editWeights(model, edits) }] });
+    const variants = [{}, { overrides: editWeights(model, edits) }];
+    const out = await runRecorded(model, ref.input_ids, { variants }, 1);
     const V = model.spec.vocab, T = ref.input_ids.length;
-    const logits = out.logits!.subarray(T * V);
+    const logits = out.logits.subarray(T * V);
     assert.ok(toleranceUsed(logits, z.logits.flat()) <= 1, "zeroed logits");
-    assert.ok(toleranceUsed(out.logits!.subarray(0, T * V), ref.logits.flat()) <= 1, "unedited logits beside it");
+    assert.ok(toleranceUsed(out.logits.subarray(0, T * V), ref.logits.flat()) <= 1, "unedited logits beside it");
     const nll = nextTokenNll(logits, ref.input_ids, V);
     assert.ok(toleranceUsed(nll, z.nll, 1e-4, 0) <= 1, "zeroed nll");
     assert.ok(Math.abs(perplexity(nll) / z.perplexity - 1) <= 1e-4, "zeroed perplexity");
+    if (z.topk) {
+      z.topk.forEach((want: number[][] | null, l: number) => {
+        const r = out.routing[l];
+        if (want === null) return assert.equal(r, undefined);
+        const k = want[0].length;
+        assert.deepEqual(want.map((_, t) => Array.from(r!.experts.subarray(t * k, (t + 1) * k))), want, `zeroed model's layer ${l} routing`);
+      });
+    }
     model.close();
   });
 }
@@ -117,16 +146,12 @@ test("bytes-llama-6m: the rule's candidates are exactly detection.found; token-0
   assert.ok(Math.abs(result.prompts[0].meanNll! - mean(ref.nll)) <= 1e-4, "NLL of the full model");
 });
 
-for (const name of fixtureNames().filter((n) => !n.startsWith("planted") && n !== "bytes-llama-6m")) {
+for (const name of fixtureNames().filter((n) => !baseName(n).startsWith("planted") && n !== "bytes-llama-6m")) {
   test(`${name}: nothing is classified super`, async () => {
     const { ref, result } = await scanFixture(name);
     assert.deepEqual(result.superWeights.filter((w) => w.class === "super"), []);
-    // The per-layer maxima of the full model are the reference's.
-    result.layers.forEach((l, j) => {
-      assert.ok(close(l.downProjInput.max, ref.layers[j].downProjInput.max), `layer ${j} input max`);
-      assert.ok(close(l.downProjOutput.max, ref.layers[j].downProjOutput.max), `layer ${j} output max`);
-      assert.equal(l.downProjInput.channel, ref.layers[j].downProjInput.channel);
-    });
+    // The per-layer maxima of the full model are the reference's (per expert in a sparse layer).
+    compareLayers(result.layers, ref.layers, "full model");
   });
 }
 

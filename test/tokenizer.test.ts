@@ -93,7 +93,7 @@ test("byte-level tokenizer without a post-processor follows add_bos_token", { sk
     const tok = mustLoad(dir);
     // Byte-level tokens are shown as the text they stand for ("Ċ" is the stored form of "\n"), escaped;
     // a lone byte of a multi-byte character has no text of its own and keeps its stored form.
-    assert.equal(tok.tokenText(10), "\\n");
+    assert.equal(tok.tokenText(10), "\n");
     assert.equal(tok.tokenText(32), " ");
     assert.equal(tok.tokenText(0xe2), "â", "byte 0xE2 alone is not UTF-8: its stored form");
     assert.equal(tok.tokenText(256), "<s>");
@@ -102,13 +102,15 @@ test("byte-level tokenizer without a post-processor follows add_bos_token", { sk
   }
 });
 
-test("tokenText escapes control characters", () => {
+test("tokenText keeps control characters, and a table's JSON.stringify escapes them once", () => {
   const dir = tempDir();
   try {
     const json = JSON.parse(readFileSync(join(mistralDir, "tokenizer.json"), "utf8"));
     json.added_tokens.push({ id: 32000, content: "a\nb\t\u0001", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
     writeFileSync(join(dir, "tokenizer.json"), JSON.stringify(json));
-    assert.equal(mustLoad(dir).tokenText(32000), "a\\nb\\t\\x01");
+    const text = mustLoad(dir).tokenText(32000);
+    assert.equal(text, "a\nb\t\u0001");
+    assert.equal(JSON.stringify(text), String.raw`"a\nb\t\u0001"`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

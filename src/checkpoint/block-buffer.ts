@@ -37,6 +37,11 @@ function getArena(): Arena | null {
   return arena;
 }
 
+/** Whether bf16 widening runs in WebAssembly SIMD here. */
+export function simdAvailable(): boolean {
+  return getArena() !== null;
+}
+
 let fallback: Float32Array | undefined;
 
 /** A float32 view of `size` elements of the one block buffer (reused: each call overwrites the last). */

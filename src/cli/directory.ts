@@ -61,6 +61,7 @@ export function directoryCommand(): Command {
     .description("list published super-weight coordinates: the paper's (Table 1 and its code) and community reports")
     .argument("[model-id]", "Hugging Face model id or alias (case-insensitive; a trailing @revision is ignored)")
     .option("--json", 'print one JSON object { "models": [...] }')
+    .addHelpText("after", "\nExamples:\n  superweight directory\n  superweight directory meta-llama/Llama-2-7b-hf --json")
     .action((modelId: string | undefined, opts: { json?: boolean }) => {
       process.stdout.write(renderDirectory(selectEntries(modelId), opts.json === true));
     });

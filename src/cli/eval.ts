@@ -10,11 +10,12 @@ import { parseCoordinate, parseScale } from "../eval/interventions.js";
 import { readPromptFile } from "../eval/prompts.js";
 import { itemLines } from "../eval/choice.js";
 import { renderEval } from "../report/eval-text.js";
+import { downloadProgress } from "../report/progress.js";
 import { evalJson } from "../report/eval-json.js";
-import { collect, inputs, numberOption, openModel, quietProgress } from "./common.js";
+import { collect, inputs, modelOptions, numberOption, openModel, quietProgress } from "./common.js";
 
 interface EvalOptions {
-  demo?: boolean; download?: boolean; modelId?: string; json?: boolean;
+  demo?: boolean; download?: boolean; revision?: string; offline?: boolean; allowNonFinite?: boolean; modelId?: string; json?: boolean;
   prompt: string[]; ids: string[]; prompts?: string; threshold: number; maxIterations: number;
   zero: string[]; scale: string[]; zeroSuper?: boolean; scaleSuper?: number; pruneOutliers?: number; keepSuper?: boolean;
   restoreSuperActivation?: boolean; sweepScale?: number[]; leaveOneOut?: boolean; null: number; seed: number;
@@ -27,11 +28,9 @@ const whole = (name: string, min: number) => numberOption(name, (n) => Number.is
 const list = (name: string) => (value: string) => value.split(",").map((v) => numberOption(name, Number.isFinite, "a comma-separated list of numbers")(v));
 
 export function evalCommand(): Command {
-  return new Command("eval")
+  return modelOptions(new Command("eval")
     .description("what a super weight does: perplexity, accuracy, next-token shift and generation, with weights zeroed or scaled in memory, beside the baseline")
     .argument("[model]", "checkpoint folder or Hugging Face model id (in the local cache)")
-    .option("--demo", "use the embedded demo model (built on first use, no download)")
-    .option("--download", "download the model or data set files the Hugging Face cache lacks")
     .option("--model-id <id>", "the Hugging Face model id (default: from the cache path or config.json)")
     .option("-p, --prompt <text>", `prompt for the scan, the prompt measurements and --generate (repeatable; default "${DEFAULT_PROMPT}")`, collect, [])
     .option("--ids <ids>", "token ids instead of a prompt's text, e.g. 1,2,3 (repeatable)", collect, [])
@@ -65,6 +64,15 @@ export function evalCommand(): Command {
     .addOption(new Option("--top <k>", "tokens listed per direction in the next-token shift").default(8).argParser(whole("--top", 1)))
     .addOption(new Option("--max-variants <n>", "variants per pass (more arms run in more passes)").default(16).argParser(whole("--max-variants", 2)))
     .option("--json", "print one JSON object")
+    .addHelpText("after", `
+--download and --offline apply to the data sets too (Hugging Face dataset repositories, pinned revisions).
+
+Examples:
+  superweight eval ./ckpt --zero-super --text heldout.txt --ctx 512
+  superweight eval ./ckpt --zero 2:3968:7003 --null 20 --dataset wikitext-2 --limit 40
+  superweight eval ./ckpt --sweep-scale 0,0.2,0.5,1,1.5,2,3 --tasks arc_easy,piqa --limit 200
+  superweight eval ./ckpt --prune-outliers 0.001 --keep-super --restore-super-activation --zero-super --task my.jsonl
+  superweight eval ./ckpt --zero-super --generate 40 --chat --prompt "Tell me about Paris." --json`))
     .action(async (ref: string | undefined, o: EvalOptions) => {
       const sources = [o.text, o.idsFile, o.dataset].filter((s) => s !== undefined);
       if (sources.length > 1) throw new UserError("give one of --text, --ids-file, --dataset");
@@ -75,7 +83,7 @@ export function evalCommand(): Command {
         const texts = [...o.prompt, ...(o.prompts ? readPromptFile(o.prompts) : [])];
         const prompts = inputs(opened, texts, o.ids, DEFAULT_PROMPT);
         const fetchFile = (repo: string, path: string, revision?: string) =>
-          resolveRepoFile({ repoType: "dataset", repo, path, revision, download: o.download });
+          resolveRepoFile({ repoType: "dataset", repo, path, revision, download: o.download, offline: o.offline, onProgress: downloadProgress() });
         const limit = { limit: o.limit };
         let corpus: PerplexityCorpus | undefined;
         if (o.text) corpus = readTextCorpus(o.text, limit);

@@ -1,25 +1,33 @@
 #!/usr/bin/env node
+// The superweight command line. Exit status: 0 done, 1 an unexpected failure (a bug: please report it),
+// 2 a usage error or bad input (one line on stderr naming the file or option).
 import { readFileSync } from "node:fs";
-import { Command } from "commander";
+import { Command, CommanderError } from "commander";
 import { UserError } from "../errors.js";
 import { runCommand } from "./run.js";
 import { scanCommand } from "./scan.js";
 import { directoryCommand } from "./directory.js";
+import { doctorCommand } from "./doctor.js";
 import { evalCommand } from "./eval.js";
 
 const program = new Command("superweight")
   .description("Find and use the super weights of large language models (Yu et al., arXiv 2411.07191).")
   .version(JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")).version)
-  .showHelpAfterError();
-program.addCommand(runCommand());
-program.addCommand(scanCommand());
-program.addCommand(directoryCommand());
-program.addCommand(evalCommand());
+  .showHelpAfterError()
+  .exitOverride();
+for (const command of [runCommand(), scanCommand(), directoryCommand(), evalCommand(), doctorCommand()]) program.addCommand(command.exitOverride().showHelpAfterError());
 
 program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof CommanderError) {
+    // Commander has printed the message (or the help): --help and --version succeed, all else is a usage error.
+    process.exit(err.code === "commander.helpDisplayed" || err.code === "commander.version" ? 0 : 2);
+  }
   if (err instanceof UserError) {
     process.stderr.write(`superweight: ${err.message}\n`);
     process.exit(2);
   }
-  throw err;
+  const e = err as Error;
+  process.stderr.write(`superweight: internal error: ${e?.message ?? String(err)} (a bug: please report it; SUPERWEIGHT_DEBUG=1 shows where)\n`);
+  if (process.env.SUPERWEIGHT_DEBUG === "1" && e?.stack) process.stderr.write(`${e.stack}\n`);
+  process.exit(1);
 });

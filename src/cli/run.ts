@@ -4,25 +4,28 @@ import { forward } from "../engine/forward.js";
 import { perplexity, mean } from "../eval/nll.js";
 import { formatTable } from "../report/table.js";
 import { progress } from "../report/progress.js";
-import { collect, inputs, numberOption, openModel, type OpenedModel } from "./common.js";
+import { collect, inputs, modelOptions, numberOption, openModel, type OpenedModel } from "./common.js";
 
-interface RunOptions { prompt: string[]; ids: string[]; top: number; json?: boolean; demo?: boolean; download?: boolean }
+interface RunOptions { prompt?: string[]; ids?: string[]; top: number; json?: boolean; demo?: boolean; download?: boolean; revision?: string; offline?: boolean; allowNonFinite?: boolean }
 
 export function runCommand(): Command {
-  return new Command("run")
+  return modelOptions(new Command("run")
     .description("run a checkpoint on a prompt: per-token NLL, perplexity and the top next-token predictions")
     .argument("[model]", "checkpoint folder or Hugging Face model id (in the local cache)")
-    .option("--demo", "use the embedded demo model (built on first use, no download)")
-    .option("-p, --prompt <text>", "text to run through the model's tokenizer (repeatable)", collect, [])
-    .option("--ids <ids>", "token ids, e.g. 1,2,3 (repeatable)", collect, [])
+    .option("-p, --prompt <text>", "text to run through the model's tokenizer (repeatable)", collect)
+    .option("--ids <ids>", "token ids, e.g. 1,2,3 (repeatable)", collect)
     .addOption(new Option("--top <k>", "how many next-token predictions to show").default(5).argParser(numberOption("--top", (n) => Number.isInteger(n) && n >= 1, "a positive integer")))
-    .option("--download", "download the model from the Hugging Face Hub when it is not in the local cache")
     .option("--json", "print one JSON object")
+    .addHelpText("after", `
+Examples:
+  superweight run ./Llama-2-7b-hf --prompt "The capital of France is" --top 5
+  superweight run meta-llama/Llama-2-7b-hf --ids 1,450,7483 --json
+  superweight run ~/models/llama-3.2-1b.Q4_K_M.gguf --prompt "Hello"`))
     .action(async (ref: string | undefined, o: RunOptions) => {
       const opened = await openModel(ref, o);
       try {
         const all = [];
-        for (const input of inputs(opened, o.prompt, o.ids)) all.push(await runOne(opened, input.label, input.ids, o.top));
+        for (const input of inputs(opened, o.prompt ?? [], o.ids ?? [])) all.push(await runOne(opened, input.label, input.ids, o.top));
         if (o.json) process.stdout.write(JSON.stringify(all.length === 1 ? all[0] : { runs: all }) + "\n");
         else for (const r of all) process.stdout.write(render(opened, r) + "\n");
       } finally {

@@ -3,29 +3,33 @@ import { Command, Option } from "commander";
 import { scan, DEFAULT_PROMPT } from "../superweight/scan.js";
 import { renderScan, scanJson } from "../report/scan-text.js";
 import { progress, type Progress } from "../report/progress.js";
-import { collect, inputs, numberOption, openModel, quietProgress } from "./common.js";
+import { collect, inputs, modelOptions, numberOption, openModel, quietProgress } from "./common.js";
 
 interface ScanOptions {
-  prompt: string[]; ids: string[]; threshold: number; maxIterations: number;
-  json?: boolean; demo?: boolean; download?: boolean; modelId?: string;
+  prompt?: string[]; ids?: string[]; threshold: number; maxIterations: number;
+  json?: boolean; demo?: boolean; download?: boolean; revision?: string; offline?: boolean; allowNonFinite?: boolean; modelId?: string;
 }
 
 export function scanCommand(): Command {
-  return new Command("scan")
+  return modelOptions(new Command("scan")
     .description("find super weights: the paper's rule on down_proj spikes, iterated, each candidate classified by its activation and a causal check")
     .argument("[model]", "checkpoint folder or Hugging Face model id (in the local cache)")
-    .option("--demo", "use the embedded demo model (built on first use, no download)")
-    .option("-p, --prompt <text>", `prompt (repeatable; default "${DEFAULT_PROMPT}")`, collect, [])
-    .option("--ids <ids>", "token ids instead of text, e.g. 1,2,3 (repeatable)", collect, [])
+    .option("-p, --prompt <text>", `prompt (repeatable; default "${DEFAULT_PROMPT}")`, collect)
+    .option("--ids <ids>", "token ids instead of text, e.g. 1,2,3 (repeatable)", collect)
     .addOption(new Option("--threshold <x>", "spike threshold on max |activation|").default(50).argParser(numberOption("--threshold", (n) => n > 0, "a positive number")))
     .addOption(new Option("--max-iterations <n>", "zero what was found and rerun at most this many times").default(10).argParser(numberOption("--max-iterations", (n) => Number.isInteger(n) && n >= 1, "an integer ≥ 1")))
     .option("--model-id <id>", "the Hugging Face model id, to check the published coordinates (default: from the cache path or config.json)")
-    .option("--download", "download the model from the Hugging Face Hub when it is not in the local cache")
     .option("--json", "print one JSON object")
+    .addHelpText("after", `
+Examples:
+  superweight scan --demo
+  superweight scan meta-llama/Llama-2-7b-hf --download
+  superweight scan ./ckpt --prompt "Hello" --prompt "The" --json
+  superweight scan ~/models/mistral-7b.Q4_K_M.gguf`))
     .action(async (ref: string | undefined, o: ScanOptions) => {
       const opened = await openModel(ref, o);
       try {
-        const list = inputs(opened, o.prompt, o.ids, DEFAULT_PROMPT);
+        const list = inputs(opened, o.prompt ?? [], o.ids ?? [], DEFAULT_PROMPT);
         const quiet = quietProgress(o.json);
         // A bar per sweep over the layers (on a terminal), and a line per pass.
         const layers = opened.model.spec.layers;

@@ -11,6 +11,7 @@ import { Pass } from "./pass.js";
 import { EngineOps } from "./ops.js";
 import { runHead, type HeadRequest, type HeadResult } from "./head.js";
 import { tensorRows } from "./linear.js";
+import { checksNonFinite } from "./finite.js";
 import type { KvCache } from "./kv-cache.js";
 
 export interface ForwardOptions {
@@ -26,6 +27,8 @@ export interface ForwardOptions {
   /** What to compute from the head (default: every position's logits); false: no head. */
   head?: HeadRequest | false;
   backend?: MatmulBackend;
+  /** Go on past NaN or infinite values instead of stopping with a NonFiniteError (default: SUPERWEIGHT_ALLOW_NON_FINITE). */
+  allowNonFinite?: boolean;
   /** Called after each layer (progress). */
   onLayer?: (layer: number) => void;
   /** Continue these variants' keys and values (one slot per variant); the pass's tokens are appended. */
@@ -56,7 +59,7 @@ export async function forward(model: Model, ids: readonly number[], options: For
   if (cache && cache.variants !== variants.length) throw new Error(`forward: the KV cache holds ${cache.variants} variants, the pass runs ${variants.length}`);
   if (variantIds && (from !== 0 || options.start || variantIds.length !== variants.length || variantIds.some((v) => v.length !== T)))
     throw new Error(`forward: variantIds must give ${T} tokens for each of ${variants.length} variants, from the embeddings`);
-  const pass = new Pass(model, options.backend ?? (await getBackend()), T, variants, options.hooks ?? [], cache);
+  const pass = new Pass(model, options.backend ?? (await getBackend()), T, variants, options.hooks ?? [], checksNonFinite(options.allowNonFinite), ids, cache);
   prepareOverrides(pass);
 
   // x[variants·T, hidden]: the residual stream.

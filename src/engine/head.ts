@@ -109,6 +109,11 @@ export async function runHead(pass: Pass, normed: Float32Array, weight: string, 
     }, "nk", Math.max(1, Math.floor(MAX_BLOCK_ELEMENTS / (variants.length * P))));
   }
 
+  // A streamed head never builds the logits: what it kept must be finite (else name the culprit).
+  if (pass.checkFinite && !request.logits) {
+    const kept = states.flat().flatMap((s) => [s.logSumExp, ...(s.targetId >= 0 ? [s.target] : []), ...s.best.map((b) => b.logit)]);
+    pass.check("logits", layer, Float32Array.from(kept));
+  }
   if (request.targets) {
     result.nll = states.map((rows) => {
       const nll = new Float64Array(T).fill(NaN);

@@ -11,7 +11,11 @@
 //
 // A dense layer's down projection sees every token (rows = T). In a Mixture-of-Experts layer each expert fires
 // its own pair of events with only the tokens routed to it: `positions` says which, `routingWeights` with what
-// weight; an edited variant may route differently, so each variant's event carries its own rows.
+// weight; an edited variant may route differently, so each variant's event carries its own rows. After its
+// experts, a sparse layer fires one more down_proj_output, without `tensor` or `expert`: the whole block's
+// output Σ weight·expert output (+ gate·shared expert) [T, hidden] — what the layer adds to the residual, the
+// role a dense layer's down_proj output plays — with `routing` (what the router chose; changing it has no
+// effect). So in every layer the down_proj_output event with no `expert` is what the MLP adds.
 
 export type HookPoint = "layer_input" | "attn_output" | "down_proj_input" | "down_proj_output" | "layer_output" | "logits";
 export const HOOK_POINTS: readonly HookPoint[] = ["layer_input", "attn_output", "down_proj_input", "down_proj_output", "layer_output", "logits"];
@@ -32,8 +36,22 @@ export interface HookEvent {
   expert?: number | "shared";
   /** Token position of each row of `data`, when not all of 0..T−1 (an expert's routed tokens). */
   positions?: readonly number[];
-  /** The routing weight of each row (an expert's tokens). */
+  /** The routing weight of each row (an expert's tokens; a shared expert's rows: its sigmoid gate). */
   routingWeights?: Float32Array;
+  /** A sparse block's output event: how its tokens were routed. */
+  routing?: Routing;
+}
+
+/** A sparse block's routing of T tokens over E experts, the k best each. */
+export interface Routing {
+  /** Router logits x·routerᵀ, [T, E]. */
+  logits: Float32Array;
+  /** The chosen experts of each token, by descending probability, [T, k]. */
+  experts: Int32Array;
+  /** The weights applied to them (renormalised when the model does), [T, k]. */
+  weights: Float32Array;
+  /** sigmoid(x·shared_expert_gateᵀ) of each token, when the block has a shared expert, [T]. */
+  sharedGate?: Float32Array;
 }
 
 export type Hook = (e: HookEvent) => void;

@@ -144,26 +144,30 @@ export class EngineOps implements LayerOps {
     const ex = spec.experts;
     if (!ex) throw new Error(`experts block in layer ${this.layer} of a model without an experts spec`);
     const { tokens: T, variants } = this.pass;
-    const H = spec.hidden, E = ex.count;
+    const H = spec.hidden, E = ex.count, k = ex.topK, rows = variants.length * T;
     const logits = await this.linear(x, block.router);
     // Routing, per variant and token: softmax over all experts, the k largest, renormalised if asked.
     const routed = Array.from({ length: E }, () => variants.map(() => ({ positions: [] as number[], weights: [] as number[] })));
+    const chosen = new Int32Array(rows * k), chosenWeights = new Float32Array(rows * k);
     const probs = new Float32Array(E);
-    for (let r = 0; r < variants.length * T; r++) {
+    for (let r = 0; r < rows; r++) {
       const row = logits.subarray(r * E, (r + 1) * E);
       let max = -Infinity;
       for (const v of row) max = Math.max(max, v);
       let sum = 0;
       for (let e = 0; e < E; e++) sum += (probs[e] = Math.fround(Math.exp(row[e] - max)));
       for (let e = 0; e < E; e++) probs[e] = Math.fround(probs[e] / Math.fround(sum));
-      const top = [...probs.keys()].sort((a, b) => probs[b] - probs[a] || a - b).slice(0, ex.topK);
+      const top = [...probs.keys()].sort((a, b) => probs[b] - probs[a] || a - b).slice(0, k);
       let norm = 1;
       if (ex.renormalize) norm = Math.fround(top.reduce((s, e) => Math.fround(s + probs[e]), 0));
-      for (const e of top) {
+      top.forEach((e, j) => {
         const slot = routed[e][Math.floor(r / T)];
+        const w = Math.fround(probs[e] / norm);
         slot.positions.push(r % T);
-        slot.weights.push(Math.fround(probs[e] / norm));
-      }
+        slot.weights.push(w);
+        chosen[r * k + j] = e;
+        chosenWeights[r * k + j] = w;
+      });
     }
     const out = new Float32Array(x.length);
     for (let e = 0; e < E; e++) {
@@ -180,14 +184,24 @@ export class EngineOps implements LayerOps {
         for (let c = 0; c < H; c++) out[o + c] += Math.fround(w * ye[y + c]);
       }));
     }
+    let gates: Float32Array | undefined;
     if (block.shared) {
-      const ys = await this.mlpRows(x, this.pass.uniform, block.shared.mlp, ex.sharedIntermediate!, { expert: "shared" });
-      const gate = await this.linear(x, block.shared.gate);
-      for (let r = 0; r < variants.length * T; r++) {
-        const g = Math.fround(1 / (1 + Math.exp(-gate[r])));
-        for (let c = 0; c < H; c++) out[r * H + c] += Math.fround(g * ys[r * H + c]);
-      }
+      const g = (gates = await this.linear(x, block.shared.gate));
+      for (let r = 0; r < rows; r++) g[r] = Math.fround(1 / (1 + Math.exp(-g[r])));
+      const gate = (v: number) => ({ routingWeights: g.slice(v * T, (v + 1) * T) });
+      const shared = block.shared.mlp;
+      const ys = await this.mlpRows(x, this.pass.uniform, shared, ex.sharedIntermediate!, { expert: "shared" }, gate);
+      for (let r = 0; r < rows; r++) for (let c = 0; c < H; c++) out[r * H + c] += Math.fround(g[r] * ys[r * H + c]);
     }
+    // The block's output — what the layer adds to the residual — with how each token was routed.
+    const rowsOf = <A extends Float32Array | Int32Array>(a: A, v: number, w: number) =>
+      a.subarray(v * T * w, (v + 1) * T * w) as A;
+    this.pass.fire("down_proj_output", this.layer, out, H, {}, this.pass.uniform, (v) => ({
+      routing: {
+        logits: rowsOf(logits, v, E), experts: rowsOf(chosen, v, k), weights: rowsOf(chosenWeights, v, k),
+        ...(gates ? { sharedGate: rowsOf(gates, v, 1) } : {}),
+      },
+    }));
     return out;
   }
 }

@@ -6,6 +6,7 @@ import type { MatmulBackend } from "./matmul.js";
 import type { Hook, HookEvent, HookPoint } from "./hooks.js";
 import type { Variant } from "./variants.js";
 import { ropeTable, type RopeTable } from "./rope.js";
+import { firstNonFinite, nonFiniteError } from "./finite.js";
 import type { KvCache } from "./kv-cache.js";
 
 export class Pass {
@@ -22,9 +23,28 @@ export class Pass {
     readonly tokens: number,
     readonly variants: readonly Variant[],
     readonly hooks: readonly Hook[],
+    /** Stop at the first NaN or infinity a hook point sees (see finite.ts). */
+    readonly checkFinite = true,
+    /** The prompt's token ids (to name the embedding rows that hold a non-finite value). */
+    readonly ids: readonly number[] = [],
     readonly cache?: KvCache,
   ) {
     this.offset = cache?.length ?? 0;
+  }
+
+  /** Throw a NonFiniteError naming the culprit when `data` at (layer, point) holds a NaN or an infinity. */
+  check(point: HookPoint, layer: number, data: Float32Array): void {
+    if (!this.checkFinite) return;
+    const at = firstNonFinite(data);
+    if (at < 0) return;
+    const { model } = this;
+    const { arch, spec } = model;
+    const names = model.source.names().map((n) => arch.sanitize(n, spec)).filter((n): n is string => n !== null && model.has(n));
+    const embeddings = [arch.embedding, ...(arch.positionEmbedding ? [arch.positionEmbedding] : [])];
+    const suspects = point === "logits" ? names.filter((n) => n.startsWith(arch.finalNorm) || n === arch.lmHead(spec))
+      : layer === 0 && point === "layer_input" ? embeddings
+      : names.filter((n) => n.startsWith(arch.layerPrefix(layer)));
+    throw nonFiniteError(model, layer, point, data, at, suspects, (n) => (n === arch.embedding ? this.ids : undefined));
   }
 
   /** Rows of the residual stream: every variant's tokens, variant after variant. */
@@ -53,6 +73,7 @@ export class Pass {
    */
   fire(point: HookPoint, layer: number, data: Float32Array, width: number, extra: Partial<HookEvent> = {}, counts: readonly number[] = this.uniform,
     perVariant?: (v: number) => Partial<HookEvent>): void {
+    this.check(point, layer, data);
     let row = 0;
     this.variants.forEach((variant, v) => {
       const hooks = variant.hooks?.length ? [...this.hooks, ...variant.hooks] : this.hooks;

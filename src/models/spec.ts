@@ -166,22 +166,84 @@ export class ConfigReader {
     return act;
   }
 
-  /** RoPE parameters: rope_theta and rope_scaling (none, "default", "linear", "llama3" or "frequency_factors"). */
-  rope(dim: number, theta = this.positive("rope_theta", 10000), scalingField = "rope_scaling"): RopeSpec {
+  /** A number that can be switched off: absent → `fallback` (transformers' default), null → undefined. */
+  numOrNull(field: string, fallback?: number): number | undefined {
+    const v = this.raw[field];
+    if (v === undefined) return fallback;
+    return v === null ? undefined : this.num(field);
+  }
+
+  /** A positive number that can be switched off (a soft cap, a clip, a window): absent → `fallback`, null → none. */
+  positiveOrNull(field: string, fallback?: number): number | undefined {
+    const v = this.numOrNull(field, fallback);
+    if (v !== undefined && !(v > 0)) this.fail(field, `must be greater than 0 or null, got ${v}`);
+    return v;
+  }
+
+  /** An integer spelled two ways (older and newer transformers); both present and different is ambiguous. */
+  intEither(fields: readonly string[], fallback?: number): number {
+    const given = fields.filter((f) => this.has(f));
+    const values = [...new Set(given.map((f) => this.int(f)))];
+    if (values.length > 1) this.fail(given.join(`" and "`), `disagree (${values.join(" vs ")}): refusing to guess`);
+    return values[0] ?? this.int(fields[0], fallback);
+  }
+
+  /** A list of non-negative integers below `limit`; absent or null → []. */
+  intList(field: string, limit: number): number[] {
+    const v = this.raw[field];
+    if (v === undefined || v === null) return [];
+    if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x) && x >= 0 && x < limit))
+      this.fail(field, `must be a list of integers in 0..${limit - 1}, got ${JSON.stringify(v)}`);
+    return v as number[];
+  }
+
+  /** An object field (absent or null → undefined). */
+  object(field: string): Record<string, unknown> | undefined {
+    const v = this.raw[field];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== "object" || Array.isArray(v)) this.fail(field, `must be an object, got ${JSON.stringify(v)}`);
+    return v as Record<string, unknown>;
+  }
+
+  /**
+   * RoPE parameters: transformers ≥ 5's `rope_parameters` ({rope_type, rope_theta, ...}), or the older
+   * rope_theta + rope_scaling. Both spellings at once are refused unless they agree on rope_theta.
+   */
+  rope(dim: number, defaultTheta = 10000): RopeSpec {
+    const params = this.object("rope_parameters");
+    const theta = this.positive("rope_theta", defaultTheta);
+    if (!params) return this.ropeFrom(dim, this.raw["rope_scaling"], "rope_scaling", theta);
+    if (this.has("rope_scaling")) this.fail("rope_parameters", `and "rope_scaling" are both set: refusing to guess`);
+    if (this.has("rope_theta") && params.rope_theta !== undefined && params.rope_theta !== theta)
+      this.fail("rope_parameters.rope_theta", `(${params.rope_theta}) disagrees with "rope_theta" (${theta})`);
+    return this.ropeFrom(dim, params, "rope_parameters", theta);
+  }
+
+  /**
+   * RoPE from one parameter object `s` read from `field`: rope_scaling, a rope_parameters object or one of its
+   * per-layer-type entries (whose own rope_theta then wins over `theta`). Types: none, "default", "linear",
+   * "llama3", "frequency_factors"; any other is refused, naming the field.
+   */
+  ropeFrom(dim: number, value: unknown, field: string, theta: number): RopeSpec {
     if (!(dim >= 2 && dim % 2 === 0)) this.fail("head_dim", `gives ${dim} rotary dimensions per head; RoPE needs an even number ≥ 2`);
-    const s = this.raw[scalingField] as Record<string, unknown> | null | undefined;
-    if (s === undefined || s === null) return { theta, dim };
-    if (typeof s !== "object") this.fail(scalingField, "must be an object or null");
-    const type = (s.rope_type ?? s.type) as string | undefined;
+    if (value === undefined || value === null) return { theta, dim };
+    if (typeof value !== "object" || Array.isArray(value)) this.fail(field, "must be an object or null");
+    const s = value as Record<string, unknown>;
     const num = (k: string): number => {
       const v = s[k];
-      if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) this.fail(`${scalingField}.${k}`, `must be a number greater than 0 (rope_type "${type}"), got ${JSON.stringify(v)}`);
+      if (v === undefined || v === null) this.fail(`${field}.${k}`, `is missing (rope_type "${type}" needs it)`);
+      if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v))
+        this.fail(`${field}.${k}`, `must be a number greater than 0 (rope_type "${type}"), got ${JSON.stringify(v)}`);
       return v;
     };
+    const type = (s.rope_type ?? s.type) as string | undefined;
+    if (s.rope_theta !== undefined) theta = num("rope_theta");
+    if (s.partial_rotary_factor !== undefined && s.partial_rotary_factor !== 1)
+      this.fail(`${field}.partial_rotary_factor`, "is not supported inside the RoPE parameters");
     if (type === "default") return { theta, dim };
     if (type === "linear") return { theta, dim, scaling: { type: "linear", factor: num("factor") } };
     if (type === "llama3") {
-      if (!(num("high_freq_factor") > num("low_freq_factor"))) this.fail(`${scalingField}.high_freq_factor`, "must be greater than low_freq_factor");
+      if (!(num("high_freq_factor") > num("low_freq_factor"))) this.fail(`${field}.high_freq_factor`, "must be greater than low_freq_factor");
       return {
         theta, dim,
         scaling: {
@@ -193,9 +255,10 @@ export class ConfigReader {
     if (type === "frequency_factors") {
       const f = s.factors;
       if (!Array.isArray(f) || f.length !== dim / 2 || !f.every((x) => typeof x === "number" && x > 0))
-        this.fail(`${scalingField}.factors`, `must be ${dim / 2} positive numbers`);
+        this.fail(`${field}.factors`, `must be ${dim / 2} positive numbers`);
       return { theta, dim, scaling: { type: "frequency_factors", factors: f as number[] } };
     }
-    this.fail(scalingField, `has rope_type ${JSON.stringify(type)}; supported: default, linear, llama3`);
+    if (type === undefined) this.fail(field, `has no "rope_type" (or "type"); supported: default, linear, llama3`);
+    this.fail(field, `has rope_type ${JSON.stringify(type)}; supported: default, linear, llama3`);
   }
 }

@@ -1,5 +1,6 @@
 // A scan report as the terminal table and the reasons behind each class.
 import type { ScanReport, ScannedWeight } from "../superweight/scan.js";
+import type { LayerSpikes } from "../superweight/detect.js";
 import { formatTable } from "./table.js";
 import { sparkline } from "./sparkline.js";
 
@@ -11,8 +12,11 @@ const where = (w: ScannedWeight) => `layer ${w.layer}${w.expert !== undefined ? 
 export function renderScan(r: ScanReport): string {
   const out: string[] = [];
   const id = r.modelId && r.modelId !== r.label ? ` (${r.modelId})` : "";
-  const experts = r.shape.experts ? `, ${r.shape.experts} experts` : "";
-  out.push(`${r.label}${id}: ${r.modelType}, ${r.shape.layers} layers, hidden ${r.shape.hidden}, intermediate ${r.shape.intermediate}${experts}`);
+  const { experts, expertIntermediate, topK, sparseLayers } = r.shape;
+  const sparse = plural(sparseLayers?.length ?? 0, "sparse layer");
+  const moe = experts ? `; ${experts} experts of ${expertIntermediate}, top-${topK}, in ${sparse}` : "";
+  const { layers, hidden, intermediate } = r.shape;
+  out.push(`${r.label}${id}: ${r.modelType}, ${layers} layers, hidden ${hidden}, intermediate ${intermediate}${moe}`);
   out.push(`threshold ${r.threshold}; ${plural(r.prompts.length, "prompt")}: ${r.prompts.map((p) => short(p.label)).join(", ")}`);
   out.push("");
   if (!r.superWeights.length) out.push(`no down projection has both spikes above ${r.threshold}: no super weight candidates.`);
@@ -32,6 +36,12 @@ export function renderScan(r: ScanReport): string {
     for (const w of r.superWeights) {
       const onPrompt = r.prompts.length > 1 ? ` (evidence from prompt ${(w.perPrompt.find((p) => p.class === w.class) ?? w.perPrompt[0]).prompt + 1})` : "";
       out.push(`${w.class === "super" ? "SUPER  " : "outlier"} ${where(w)}${onPrompt}:`);
+      if (w.routingWeight !== undefined) {
+        const weight = `${w.routingWeight.toFixed(3)} (the output above is before it)`;
+        out.push(w.expert === "shared"
+          ? `  - the shared expert's gate at token ${w.token} is ${weight}`
+          : `  - token ${w.token} is routed to expert ${w.expert} with weight ${weight}`);
+      }
       for (const reason of w.reasons) out.push(`  - ${reason}`);
       out.push(`  - ${w.nllNote}`);
       if (w.iteration > 1) out.push(`  - found in pass ${w.iteration}: its baseline is the model with the earlier passes' candidates zeroed`);
@@ -54,6 +64,8 @@ export function renderScan(r: ScanReport): string {
       num(l.downProjOutput.max), String(l.downProjOutput.token), String(l.downProjOutput.channel)])).replace(/^/gm, "  "));
   }
 
+  if (r.shape.experts) out.push(...expertsSection(r));
+
   if (r.published) {
     out.push("", `published super weights of ${r.published.modelId} (${r.published.source}):`);
     for (const p of r.published.coordinates) {
@@ -71,6 +83,47 @@ export function renderScan(r: ScanReport): string {
   const read = `${r.layerPasses.toFixed(2)} layer-passes, weights read ${r.weightPasses.toFixed(2)}× = ${(r.bytesRead / 1e9).toFixed(2)} GB`;
   out.push(`${plural(r.forwardPasses, "forward run")} (${read}) in ${r.seconds.toFixed(2)} s`);
   return out.join("\n");
+}
+
+/** Most expert rows shown before the table keeps only the experts that matter. */
+const ALL_EXPERTS_UP_TO = 48;
+
+/** Per sparse layer and expert, the maxima of its down projection over its routed tokens (before the routing
+ * weight), marking an expert where both spikes pass the threshold; and how many experts each pass read. */
+function expertsSection(r: ScanReport): string[] {
+  const out = ["", "experts routed to per pass (only their weights are read):"];
+  r.iterations.forEach((passes, p) => {
+    const counts = passes.map((i) => (i.experts ? `${i.experts.touched}/${i.experts.total}` : "-")).join(", ");
+    out.push(`  ${r.prompts.length > 1 ? `prompt ${p + 1}: ` : ""}${counts} (passes 1..${passes.length})`);
+  });
+  const sparse = r.layers.filter((l): l is LayerSpikes & Required<Pick<LayerSpikes, "experts">> => !!l.experts);
+  const rows = sparse.reduce((n, l) => n + l.experts.length, 0);
+  const over = (v: number) => v > r.threshold;
+  const shown = (l: LayerSpikes, e: NonNullable<LayerSpikes["experts"]>[number]) =>
+    rows <= ALL_EXPERTS_UP_TO || over(e.downProjInput.max) || over(e.downProjOutput.max)
+    || e === l.experts!.reduce((a, b) => (b.downProjOutput.max > a.downProjOutput.max ? b : a));
+  const table: string[][] = [];
+  let hidden = 0;
+  for (const l of sparse) {
+    for (const e of l.experts) {
+      if (!shown(l, e)) {
+        hidden++;
+        continue;
+      }
+      const mark = over(e.downProjInput.max) && over(e.downProjOutput.max) ? " *" : "";
+      table.push([String(l.layer), `${e.expert}${mark}`, String(e.tokens),
+        num(e.downProjInput.max), String(e.downProjInput.token), String(e.downProjInput.channel),
+        num(e.downProjOutput.max), String(e.downProjOutput.token), String(e.downProjOutput.channel)]);
+    }
+    const b = l.blockOutput;
+    if (b) table.push([String(l.layer), "block", "", "", "", "", num(b.max), String(b.token), String(b.channel)]);
+  }
+  out.push("per-expert max |down_proj input| / |output| over its routed tokens, before the routing weight");
+  out.push(`(full model, first prompt; * = both above ${r.threshold}; block = the layer's whole sparse output):`);
+  const headers = ["layer", "expert", "tokens", "max |in|", "token", "channel", "max |out|", "token", "row"];
+  out.push(formatTable(headers, table).replace(/^/gm, "  "));
+  if (hidden) out.push(`  (${hidden} more experts stay below ${r.threshold}: not shown; --json has them all)`);
+  return out;
 }
 
 function shortEvidence(w: ScannedWeight): string {

@@ -38,10 +38,12 @@ export interface ExpertSpikes extends DownProjSpikes {
   tokens: number;
 }
 
-/** A layer's spikes; in a sparse layer the largest over its experts, with each expert's in `experts`. */
+/** A layer's spikes; in a sparse layer the largest over its experts, with each expert's in `experts` (those a
+ * token was routed to, then a shared expert) and the largest |output| of the whole block in `blockOutput`. */
 export interface LayerSpikes extends DownProjSpikes {
   layer: number;
   experts?: ExpertSpikes[];
+  blockOutput?: SpikeAt;
 }
 
 export type Expert = number | "shared";
@@ -65,7 +67,7 @@ export interface Candidate {
   inputToken: number;
   inputActivation: number;
   outputActivation: number;
-  /** The routing weight the output spike's token gave this expert. */
+  /** The routing weight the output spike's token gave this expert (a shared expert: its sigmoid gate there). */
   routingWeight?: number;
   /** Spike / median |activation| of that down projection's input (output). */
   inputToMedian: number;
@@ -100,8 +102,9 @@ export interface Detection {
   ids: number[];
   threshold: number;
   candidates: Candidate[];
-  /** Per pass: the layer maxima as that pass saw the model, and the coordinates it found. */
-  iterations: { iteration: number; layers: LayerSpikes[]; found: Coordinate[] }[];
+  /** Per pass: the layer maxima as that pass saw the model, the coordinates it found, and (Mixture-of-Experts
+   * models) how many experts had a token routed to them (only those are read) out of all of them. */
+  iterations: { iteration: number; layers: LayerSpikes[]; found: Coordinate[]; experts?: ExpertsTouched }[];
   /** Mean NLL of the prompt: full model, and with every candidate zeroed. */
   meanNll: number | null;
   withCandidatesZeroed: { zeroed: Coordinate[]; meanNll: number | null };
@@ -111,6 +114,12 @@ export interface Detection {
   weightPasses: number;
   bytesRead: number;
   seconds: number;
+}
+
+/** Routed experts (numbered ones; a shared expert runs on every token) out of every sparse layer's experts. */
+export interface ExpertsTouched {
+  touched: number;
+  total: number;
 }
 
 /** [layer, row, column], or [layer, expert, row, column] for an expert's weight. */
@@ -152,6 +161,8 @@ interface PassLog {
   medianAbsResidual: number[];
   /** Residual entering each layer where a new candidate was found (the next sweep starts there). */
   entering: Map<number, Float32Array>;
+  /** A sparse block's largest |output|, by layer. */
+  blocks: Map<number, SpikeAt>;
   meanNll: number | null;
 }
 
@@ -177,7 +188,8 @@ export async function detect(model: Model, ids: number[], o: DetectOptions): Pro
 
   for (let iteration = 1; iteration <= o.maxIterations; iteration++) {
     const found = newCandidates(pass, o.threshold, known);
-    iterations.push({ iteration, layers: layerSpikes(pass, L), found: found.map((f) => coordinate(f)) });
+    const layers = layerSpikes(pass, L);
+    iterations.push({ iteration, layers, found: found.map((f) => coordinate(f)), ...expertsTouched(model, pass) });
     const names = found.map((f) => `[${coordinate(f).join(", ")}]`).join(" ");
     o.onProgress?.(`pass ${iteration}: ${found.length ? names : "nothing new"}`);
     if (!found.length) break;
@@ -223,6 +235,7 @@ export async function detect(model: Model, ids: number[], o: DetectOptions): Pro
     const next = newLog(L);
     // Layers before `from` are unchanged: carry their spikes and residuals over.
     next.projections = pass.projections.filter((p) => p.layer < from);
+    for (const [l, b] of pass.blocks) if (l < from) next.blocks.set(l, b);
     for (let l = 0; l < from; l++) {
       next.residual[l] = pass.residual[l];
       next.medianAbsResidual[l] = pass.medianAbsResidual[l];
@@ -249,7 +262,20 @@ export async function detect(model: Model, ids: number[], o: DetectOptions): Pro
 }
 
 function newLog(L: number): PassLog {
-  return { projections: [], residual: new Array(L).fill(undefined), medianAbsResidual: new Array(L).fill(NaN), entering: new Map(), meanNll: null };
+  return {
+    projections: [], residual: new Array(L).fill(undefined), medianAbsResidual: new Array(L).fill(NaN),
+    entering: new Map(), blocks: new Map(), meanNll: null,
+  };
+}
+
+/** How many experts the pass routed a token to, out of all (nothing for a dense model). */
+function expertsTouched(model: Model, log: PassLog): { experts?: ExpertsTouched } {
+  const ex = model.spec.experts;
+  if (!ex) return {};
+  let sparse = 0;
+  for (let l = 0; l < model.spec.layers; l++) if (ex.sparse(l)) sparse++;
+  const touched = log.projections.filter((p) => typeof p.expert === "number").length;
+  return { experts: { touched, total: sparse * ex.count } };
 }
 
 /** Per layer: a dense layer's spikes, or a sparse layer's largest over its experts with each expert's listed. */
@@ -263,9 +289,11 @@ function layerSpikes(log: PassLog, L: number): LayerSpikes[] {
       continue;
     }
     const top = (side: "downProjInput" | "downProjOutput") => ps.reduce((a, b) => (b[side].max > a[side].max ? b : a))[side];
+    const block = log.blocks.get(layer);
     out.push({
       layer, downProjInput: top("downProjInput"), downProjOutput: top("downProjOutput"),
       experts: ps.map((p) => ({ expert: p.expert!, tensor: p.tensor, tokens: p.rows, downProjInput: p.downProjInput, downProjOutput: p.downProjOutput })),
+      ...(block ? { blockOutput: block } : {}),
     });
   }
   return out;
@@ -317,12 +345,16 @@ async function runSweep(
       }
       case "down_proj_output": {
         const s = largest(e.data, e.width);
+        if (e.tensor === undefined) {
+          log.blocks.set(e.layer, s); // a sparse block's whole output: not a projection the rule looks at
+          break;
+        }
         const input = inputs.get(e.tensor!)!;
         const p: ProjectionLog = {
           layer: e.layer, tensor: e.tensor!, ...(e.expert !== undefined ? { expert: e.expert } : {}), rows: e.tokens,
           downProjInput: input.spike, downProjOutput: { ...s, token: at(s.token) },
           inputMedian: input.median, outputMedian: medianAbs(e.data),
-          ...(e.routingWeights ? { routing: new Map(e.positions!.map((t, i) => [t, e.routingWeights![i]])) } : {}),
+          ...(e.routingWeights ? { routing: new Map(Array.from(e.routingWeights, (w, i) => [at(i), w])) } : {}),
         };
         log.projections.push(p);
         const hit = spikeCandidate(p, rule.threshold);

@@ -63,7 +63,11 @@ export interface ScanReport {
   label: string;
   modelId: string | null;
   modelType: string;
-  shape: { layers: number; hidden: number; intermediate: number; experts?: number };
+  /** Sizes; a Mixture-of-Experts model adds its experts per sparse layer, their width, k and the sparse layers. */
+  shape: {
+    layers: number; hidden: number; intermediate: number;
+    experts?: number; expertIntermediate?: number; topK?: number; sparseLayers?: number[];
+  };
   /** How [row, column] map to the stored tensor. */
   coordinates: string;
   storedTransposed: boolean;
@@ -78,7 +82,8 @@ export interface ScanReport {
   superWeights: ScannedWeight[];
   /** Per layer, the spikes of the unchanged model on the first prompt. */
   layers: LayerSpikes[];
-  /** Per prompt, per pass: the layer maxima and what the pass found. */
+  /** Per prompt, per pass: the layer maxima (per expert in a sparse layer), what the pass found, and how many
+   * experts it routed a token to (the only ones whose weights it read). */
   iterations: Detection["iterations"][];
   published: PublishedCheck | null;
 }
@@ -133,10 +138,7 @@ export async function scan(model: Model, inputs: ScanInput[], o: ScanOptions): P
     label: o.label ?? model.path,
     modelId: o.modelId ?? null,
     modelType: model.spec.modelType,
-    shape: {
-      layers: model.spec.layers, hidden: model.spec.hidden, intermediate: model.spec.intermediate,
-      ...(model.spec.experts ? { experts: model.spec.experts.count } : {}),
-    },
+    shape: shapeOf(model),
     coordinates: transposed
       ? "row = output channel, column = input channel; Conv1D stored [in, out], so the weight is tensor[column, row] (see index)"
       : "row = output channel, column = input channel; weight[row, column]",
@@ -157,6 +159,15 @@ export async function scan(model: Model, inputs: ScanInput[], o: ScanOptions): P
     layers: detections[0].iterations[0].layers,
     iterations: detections.map((d) => d.iterations),
     published: o.modelId ? checkPublished(model, o.modelId, superWeights) : null,
+  };
+}
+
+function shapeOf(model: Model): ScanReport["shape"] {
+  const { layers, hidden, intermediate, experts: ex } = model.spec;
+  if (!ex) return { layers, hidden, intermediate };
+  const sparseLayers = [...Array(layers).keys()].filter((l) => ex.sparse(l));
+  return {
+    layers, hidden, intermediate, experts: ex.count, expertIntermediate: ex.intermediate, topK: ex.topK, sparseLayers,
   };
 }
 
