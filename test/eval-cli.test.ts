@@ -147,3 +147,29 @@ test("bad inputs get one line naming the file (and line) and exit 2", { skip: sk
   const task = file(`${ok}\n${JSON.stringify({ context: "Q:", choices: ["yes", "_"], answer: 0 })}\n`, "jsonl");
   userError(["eval", folder, "--task", task, "--ids", "1,2"], /f\d+\.jsonl: line 2: choice 1 \("_"\) tokenizes to no tokens after the context/);
 });
+
+test("--chat: each prompt as a user turn through the model's chat template; --generate reports repetition, KL and stopword mass", { skip: skipWithoutFixtures }, () => {
+  const folder = join(scratch, "bytes-chat");
+  mkdirSync(folder);
+  for (const f of ["config.json", "model.safetensors.index.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "tokenizer.json"])
+    symlinkSync(fixturePath("bytes-llama-6m", f), join(folder, f));
+  const template = "{{ bos_token }}{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}";
+  writeFileSync(join(folder, "tokenizer_config.json"), JSON.stringify({ bos_token: "<s>", eos_token: "</s>", add_bos_token: true, chat_template: template }));
+  const out = json("eval", folder, "--chat", "--prompt", "Hi", "--generate", "6", "--zero", "0:36:486");
+  assert.equal(out.chat, true);
+  // The template writes the BOS; the tokenizer adds nothing more (apply_chat_template's add_special_tokens=False).
+  assert.deepEqual(out.prompts.items[0].ids, [256, ...new TextEncoder().encode("<|user|>Hi\n<|assistant|>")]);
+  const [base, zeroed] = out.generation.prompts[0].arms;
+  assert.equal(base.klToBaseline, null);
+  assert.ok(zeroed.klToBaseline > 0 && zeroed.klFirst > 0);
+  for (const g of [base, zeroed]) {
+    assert.ok(g.ids.length <= 6);
+    assert.equal(typeof g.text, "string");
+    assert.ok(g.stopwordMass >= 0 && g.stopwordMass <= 1);
+  }
+  const text = cli("eval", folder, "--chat", "--prompt", "Hi", "--generate", "6", "--zero", "0:36:486");
+  assert.equal(text.status, 0, text.stderr);
+  assert.match(text.stdout, /greedy continuations \(6 tokens, chat template\)/);
+  assert.match(text.stdout, /KL \d\.\d{4} \(first \d\.\d{4}\)/);
+  userError(["eval", bytes, "--chat", "--prompt", "Hi"], /tokenizer_config\.json: has no chat_template, so --chat has no template to apply/);
+});

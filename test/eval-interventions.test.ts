@@ -143,6 +143,11 @@ test("--zero sets exactly the named weight to 0; --scale holds exactly w·F in f
   // The report's record of what changed: old and new values.
   assert.deepEqual(arms[1].intervention.weights.map((w) => [w.tensor, w.index, w.value, w.newValue]),
     [[l1, [11, 37], 2.328125, 0], [l2, [70, 201], 2, Math.fround(2 * Math.fround(0.3))], [l2, [5, 7], before2[5 * 248 + 7], Math.fround(-2 * before2[5 * 248 + 7])]]);
+  // Where rounding F first matters (as PyTorch multiplies a float32 tensor by a Python float): 2.328125 × 0.1.
+  const tenth = planArms(model, { scale: [{ weight: { layer: 1, row: 11, column: 37 }, factor: 0.1 }] }).arms[1];
+  const scaled = seen(model, interventionVariants(model, [tenth.intervention], clock)[1], l1)[11 * 248 + 37];
+  assert.equal(scaled, 0.23281250894069672);
+  assert.notEqual(scaled, Math.fround(2.328125 * 0.1));
   assert.throws(() => planArms(model, { zero: [{ layer: 1, row: 11, column: 37 }], scale: [{ weight: { layer: 1, row: 11, column: 37 }, factor: 2 }] }), /already set by zero/);
   model.close();
 });

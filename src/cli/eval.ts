@@ -12,7 +12,8 @@ import { itemLines } from "../eval/choice.js";
 import { renderEval } from "../report/eval-text.js";
 import { downloadProgress } from "../report/progress.js";
 import { evalJson } from "../report/eval-json.js";
-import { collect, inputs, modelOptions, numberOption, openModel, quietProgress } from "./common.js";
+import { chatPromptIds, chatTemplateFor, plainEncoder } from "../eval/tokens.js";
+import { collect, inputs, modelOptions, numberOption, openModel, quietProgress, type OpenedModel } from "./common.js";
 
 interface EvalOptions {
   demo?: boolean; download?: boolean; revision?: string; offline?: boolean; allowNonFinite?: boolean; modelId?: string; json?: boolean;
@@ -76,12 +77,11 @@ Examples:
     .action(async (ref: string | undefined, o: EvalOptions) => {
       const sources = [o.text, o.idsFile, o.dataset].filter((s) => s !== undefined);
       if (sources.length > 1) throw new UserError("give one of --text, --ids-file, --dataset");
-      if (o.chat) throw new UserError("--chat needs the chat-template module, not in this build yet");
       const opened = await openModel(ref, o);
       try {
         const { model, tokenizer } = opened;
         const texts = [...o.prompt, ...(o.prompts ? readPromptFile(o.prompts) : [])];
-        const prompts = inputs(opened, texts, o.ids, DEFAULT_PROMPT);
+        const prompts = o.chat ? chatInputs(opened, texts, o.ids) : inputs(opened, texts, o.ids, DEFAULT_PROMPT);
         const fetchFile = (repo: string, path: string, revision?: string) =>
           resolveRepoFile({ repoType: "dataset", repo, path, revision, download: o.download, offline: o.offline, onProgress: downloadProgress() });
         const limit = { limit: o.limit };
@@ -105,7 +105,7 @@ Examples:
           perplexity: corpus && { corpus, ctx: o.ctx, stride: o.stride, windowBos: o.windowBos, maxTokens: o.maxTokens },
           tasks, choice: { addBos: o.addBos, itemAt: (task, i) => (lines.has(task) ? `line ${lines.get(task)![i]}` : `row ${i}`) },
           generate: o.generate ? { tokens: o.generate } : undefined,
-          tokenizer, maxVariants: o.maxVariants, shiftTop: o.top,
+          chat: !!o.chat, tokenizer, maxVariants: o.maxVariants, shiftTop: o.top,
           onProgress: quiet ? undefined : progressLine(),
         });
         process.stdout.write((o.json ? evalJson(report) : renderEval(report, tokenizer)) + "\n");
@@ -113,6 +113,17 @@ Examples:
         opened.model.close();
       }
     });
+}
+
+/** --chat: each text prompt as one user turn through the model's chat template (--ids stay as given). */
+function chatInputs(opened: OpenedModel, texts: string[], ids: string[]) {
+  const list = texts.length || ids.length ? texts : [DEFAULT_PROMPT];
+  const given = ids.length ? inputs(opened, [], ids) : [];
+  if (!list.length) return given;
+  if (opened.tokenizerError) throw opened.tokenizerError;
+  if (!opened.tokenizer) throw new UserError(`${opened.model.path} has no tokenizer.json, so --chat cannot tokenize the prompts`);
+  const chat = chatTemplateFor(opened.model), encode = plainEncoder(opened.tokenizer);
+  return [...given, ...list.map((text) => ({ label: text, ids: chatPromptIds(encode, chat, text) }))];
 }
 
 /** Progress on stderr: one line per message, or one line rewritten on a terminal. */

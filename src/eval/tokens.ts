@@ -1,6 +1,13 @@
 // Text → tokens as the evaluations need them: without the special tokens the tokenizer adds to every text
-// (a chat template or a window writes its own), and the harness's context/continuation split.
+// (a chat template or a window writes its own), the harness's context/continuation split, and a prompt
+// through the model's chat template.
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { UserError } from "../errors.js";
+import type { Model } from "../engine/model.js";
+import { GgufCheckpoint } from "../gguf/source.js";
 import type { TextTokenizer } from "../tokenizer/tokenizer.js";
+import { chatTemplateOf, chatTokensOf, renderChat, type ChatOptions } from "../tokenizer/chat.js";
 import { pyStrip } from "../data/pytext.js";
 
 /** ids of `text` without the tokens the tokenizer adds around every text (BOS, EOS): `add_special_tokens=False`. */
@@ -40,4 +47,45 @@ export function encodePair(encode: PlainEncoder, context: string, continuation: 
   if (kept === "") return { context: prefix.length ? [...prefix] : [empty], continuation: encode(moved) };
   const whole = encode(kept + moved), head = encode(kept);
   return { context: [...prefix, ...head], continuation: whole.slice(head.length) };
+}
+
+/** A model's chat template with the special tokens it refers to, and where it came from (for errors). */
+export interface ChatTemplate {
+  template: string;
+  options: ChatOptions;
+  label: string;
+}
+
+/** The chat template of a model: tokenizer_config.json's `chat_template` (a folder), or a GGUF's
+ * tokenizer.chat_template with its bos/eos tokens. */
+export function chatTemplateFor(model: Model): ChatTemplate {
+  const { source } = model;
+  if (source instanceof GgufCheckpoint) {
+    const meta = source.metadata;
+    const template = meta.get("tokenizer.chat_template")?.value;
+    if (typeof template !== "string") throw new UserError("has no tokenizer.chat_template, so --chat has no template to apply", source.path);
+    const tokens = meta.get("tokenizer.ggml.tokens")?.value as unknown[] | undefined;
+    const token = (key: string) => {
+      const id = meta.get(key)?.value;
+      return typeof id === "number" || typeof id === "bigint" ? (tokens?.[Number(id)] as string | undefined) : undefined;
+    };
+    return { template, label: source.path, options: { bosToken: token("tokenizer.ggml.bos_token_id"), eosToken: token("tokenizer.ggml.eos_token_id") } };
+  }
+  const file = join(model.path, "tokenizer_config.json");
+  if (!existsSync(file)) throw new UserError("is missing, so --chat has no template to apply", file);
+  let config: Record<string, unknown>;
+  try {
+    config = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new UserError(`is not valid JSON (${(e as Error).message})`, file);
+  }
+  const template = chatTemplateOf(config, "default", file);
+  if (template === undefined) throw new UserError("has no chat_template, so --chat has no template to apply", file);
+  return { template, label: file, options: chatTokensOf(config) };
+}
+
+/** One user turn through the template, ending with the assistant's header, tokenized as apply_chat_template
+ * does (the template writes the special tokens itself). */
+export function chatPromptIds(encode: PlainEncoder, chat: ChatTemplate, text: string): number[] {
+  return encode(renderChat(chat.template, [{ role: "user", content: text }], { ...chat.options, addGenerationPrompt: true, label: chat.label }));
 }
