@@ -153,3 +153,25 @@ test("intervention errors name what is missing", { skip: skipWithoutFixtures }, 
   assert.throws(() => planArms(model, { sweepScale: [1] }), /--sweep-scale needs the scan's super weights/);
   model.close();
 });
+
+test("layers before the first one a batch changes run once for all its variants, with the same numbers", { skip: skipWithoutFixtures }, async () => {
+  const ref = readReference(name);
+  const model = Model.open(fixturePath(name));
+  const ids: number[] = ref.input_ids;
+  // [2, 70, 201] sits in layer 2: layers 0 and 1 are shared. The prompt pass (hooks on every variant) runs them
+  // per variant; the perplexity window (no hooks) shares them: both give the same NLL.
+  const { arms } = planArms(model, { zero: [{ layer: 2, row: 70, column: 201 }], scale: [{ weight: { layer: 3, row: 1, column: 2 }, factor: 3 }] });
+  const { ArmRunner } = await import("../src/eval/runner.js");
+  assert.equal(new ArmRunner(model, arms).batches[0].from, 2);
+  const r = await evaluate(model, {
+    plan: { zero: [{ layer: 2, row: 70, column: 201 }], scale: [{ weight: { layer: 3, row: 1, column: 2 }, factor: 3 }] },
+    prompts: [{ label: "ids", ids }],
+    perplexity: { corpus: { kind: "ids", name: "ids", ids, windowTokens: ids.length, source: { file: "x" } }, ctx: ids.length },
+  });
+  for (const a of [0, 1]) {
+    const prompt = r.prompts!.items[0].arms[a].meanNll!, window = r.perplexity!.arms[a].meanNll;
+    assert.ok(Math.abs(prompt - window) <= 1e-5, `arm ${a}: ${prompt} vs ${window}`);
+  }
+  assert.ok(r.perplexity!.arms[1].deltaMeanNll !== 0);
+  model.close();
+});

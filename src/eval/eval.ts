@@ -122,7 +122,7 @@ export async function evaluate(model: Model, r: EvalRequest): Promise<EvalReport
   const perArm = <T>(perModel: readonly T[]) => runner.perArm(perModel);
 
   // Prompts: NLL, spikes, the super activations' residual channels, the next-token distribution.
-  const sites = traceSites(plan.arms.flatMap((a) => a.intervention.weights), scanned);
+  const sites = traceSites(plan.arms.filter((a) => a.role !== "null").flatMap((a) => a.intervention.weights), scanned);
   say("prompts");
   const prompts = await measurePrompts(model, r.prompts, sites, runner, { logits: r.keepLogits });
   const promptArms = prompts.scores.map((perModel) => perArm(perModel));

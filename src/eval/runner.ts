@@ -1,6 +1,7 @@
 // Runs an evaluation's arms as variants of the same passes: arms that compute the same model share a
 // variant; the variants go in batches of at most `maxVariants` (each batch led by the baseline, which a
-// restore reads from), so every weight is read once per batch for all of its variants.
+// restore reads from), so every weight is read once per batch for all of its variants. The layers before
+// the first one a batch's variants change run once, for all of them (unless hooks want every variant there).
 import type { Model } from "../engine/model.js";
 import { forward, type ForwardOptions, type ForwardResult } from "../engine/forward.js";
 import type { Variant } from "../engine/variants.js";
@@ -11,6 +12,8 @@ export interface Batch {
   variants: Variant[];
   /** The distinct model each variant computes (index into `ArmRunner.models`); members[0] = 0, the baseline. */
   members: number[];
+  /** The first layer any of its variants changes: the layers before it are the same for all. */
+  from: number;
 }
 
 export class ArmRunner {
@@ -21,6 +24,9 @@ export class ArmRunner {
   /** Arm → its model. */
   readonly modelOf: number[];
   readonly batches: Batch[] = [];
+  /** Forward passes run and the weight bytes they read. */
+  passes = 0;
+  bytesRead = 0;
 
   constructor(readonly model: Model, readonly arms: readonly Arm[], maxVariants = 16) {
     if (!(Number.isInteger(maxVariants) && maxVariants >= 2)) throw new RangeError(`maxVariants ${maxVariants}: at least 2`);
@@ -35,7 +41,9 @@ export class ArmRunner {
     const per = maxVariants - 1;
     for (let b = 0; b === 0 || b * per < rest.length; b++) {
       const members = [0, ...rest.slice(b * per, (b + 1) * per)];
-      this.batches.push({ members, variants: interventionVariants(model, members.slice(1).map((m) => this.models[m]), this.clock) });
+      const ivs = members.slice(1).map((m) => this.models[m]);
+      const from = Math.min(model.spec.layers, ...ivs.map(firstLayer));
+      this.batches.push({ members, from, variants: interventionVariants(model, ivs, this.clock) });
     }
   }
 
@@ -52,18 +60,29 @@ export class ArmRunner {
   }
 
   /** One forward pass of a batch's variants (after `options.cache`'s positions, when given). */
-  forward(batch: Batch, ids: readonly number[], options: Omit<ForwardOptions, "variants"> = {}): Promise<ForwardResult> {
+  async forward(batch: Batch, ids: readonly number[], options: Omit<ForwardOptions, "variants"> = {}): Promise<ForwardResult> {
     this.clock.offset = options.cache?.length ?? 0;
     this.passes++;
-    return forward(this.model, ids, { ...options, variants: batch.variants }).then((r) => ((this.bytesRead += r.bytesRead), r));
+    const { variants, from } = batch;
+    let start: Partial<ForwardOptions> = {};
+    if (variants.length > 1 && from > 0 && !options.cache && !options.variantIds && !options.hooks?.length) {
+      const shared = await forward(this.model, ids, { variants: [variants[0]], toLayer: from, head: false, allowNonFinite: options.allowNonFinite });
+      this.bytesRead += shared.bytesRead;
+      start = { fromLayer: from, start: shared.residual };
+    }
+    const r = await forward(this.model, ids, { ...options, ...start, variants });
+    this.bytesRead += r.bytesRead;
+    return r;
   }
-
-  /** Forward passes run and weight bytes they read. */
-  passes = 0;
-  bytesRead = 0;
 
   /** Per-model results as per-arm results. */
   perArm<R>(perModel: readonly R[]): R[] {
     return this.modelOf.map((m) => perModel[m]);
   }
+}
+
+/** The first layer an intervention changes (a prune: every layer). */
+function firstLayer(iv: Intervention): number {
+  if (iv.prune) return 0;
+  return Math.min(...iv.weights.filter((w) => !Object.is(w.newValue, w.value)).map((w) => w.layer), ...(iv.restore ?? []).map((s) => s.layer));
 }

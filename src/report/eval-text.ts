@@ -9,7 +9,7 @@ const coord = (w: { layer: number; expert?: number | "shared"; row: number; colu
   `[${[w.layer, ...(w.expert !== undefined ? [w.expert] : []), w.row, w.column].join(", ")}]`;
 const signed = (x: number, digits = 4) => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(digits)}`;
 const fixed = (x: number | null, digits = 4) => (x === null || !Number.isFinite(x) ? "—" : x.toFixed(digits));
-const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+const pct = (x: number) => `${(100 * x).toPrecision(3)}%`;
 const num = (x: number) => (Math.abs(x) >= 1000 ? x.toFixed(0) : Math.abs(x) >= 10 ? x.toFixed(1) : x.toFixed(2));
 
 export function renderEval(r: EvalReport, tokenizer?: TextTokenizer): string {
@@ -53,11 +53,11 @@ export function renderEval(r: EvalReport, tokenizer?: TextTokenizer): string {
         if ("accNorm" in s) return [...head, s.accNorm.toFixed(4), fixed(s.accNormStderr), a.id === 0 ? "" : signed(s.deltaAccNorm)];
         return [...head, s.perplexity.toFixed(4), a.id === 0 ? "" : signed(s.deltaPerplexity)];
       })).replace(/^/gm, "  "));
-    const mc = t.arms[0];
-    if ("accNorm" in mc && mc.items.length <= 40 && shown.length > 1) {
-      out.push("  choice picked per item (acc):");
-      out.push(formatTable(["item", ...shown.map((a) => `arm ${a.id}`)], mc.items.map((item, i) =>
-        [item.id, ...shown.map((a) => { const s = t.arms[a.id]; return "items" in s && "pred" in s.items[i] ? `${s.items[i].pred}${(s.items[i] as { acc: boolean }).acc ? "" : "✗"}` : ""; })])).replace(/^/gm, "    "));
+    const picks = shown.map((a) => t.arms[a.id]).flatMap((s) => ("accNorm" in s ? [s.items] : []));
+    if (picks.length === shown.length && picks[0].length <= 40 && shown.length > 1) {
+      out.push("  choice picked per item (✗: not the answer):");
+      out.push(formatTable(["item", ...shown.map((a) => (a.id === 0 ? "baseline" : `arm ${a.id}`))],
+        picks[0].map((item, i) => [item.id, ...picks.map((p) => `${p[i].pred}${p[i].acc ? "" : "✗"}`)])).replace(/^/gm, "    "));
     }
   }
 
@@ -81,8 +81,7 @@ export function renderEval(r: EvalReport, tokenizer?: TextTokenizer): string {
       const s = r.shift.arms[a.id]!;
       const sw = s.stopwordMass ? `stopword mass ${pct(s.stopwordMass.before)} → ${pct(s.stopwordMass.after)}, ` : "";
       out.push(`  arm ${a.id} ${a.label}: ${sw}KL ${s.kl.toExponential(3)}`);
-      const p3 = (x: number) => `${(100 * x).toPrecision(3)}%`;
-      const line = (list: typeof s.rises) => list.map((t) => `${token(t.id)} ${p3(t.before)}→${p3(t.after)}`).join(", ");
+      const line = (list: typeof s.rises) => list.map((t) => `${token(t.id)} ${pct(t.before)}→${pct(t.after)}`).join(", ");
       if (s.rises.length) out.push(`    rise: ${line(s.rises)}`);
       if (s.falls.length) out.push(`    fall: ${line(s.falls)}`);
     }
