@@ -24,7 +24,8 @@ async function fullPass(model: Model, ids: number[], from: number): Promise<{ ll
   const out = await forward(model, ids);
   const V = model.spec.vocab;
   const nll = nextTokenNll(out.logits!, ids, V);
-  let ll = 0, greedy = true;
+  let ll = 0,
+    greedy = true;
   for (let t = from; t < ids.length; t++) {
     ll -= nll[t - 1];
     const row = out.logits!.subarray((t - 1) * V, t * V);
@@ -33,96 +34,152 @@ async function fullPass(model: Model, ids: number[], from: number): Promise<{ ll
   return { ll, greedy };
 }
 
-test("plainEncoder drops what the tokenizer adds to every text; encodePair moves the context's trailing space", { skip: skipWithoutFixtures }, () => {
-  const tokenizer = loadTokenizer(dir)!;
-  assert.deepEqual(tokenizer.encode("ab"), [256, 97, 98]);
-  const plain = plainEncoder(tokenizer);
-  assert.deepEqual(plain("ab"), [97, 98]);
-  assert.deepEqual(plain(""), []);
-  assert.deepEqual(encodePair(plain, "Q:", " x", [], 256), { context: [81, 58], continuation: [32, 120] });
-  assert.deepEqual(encodePair(plain, "Q: \n", " x", [], 256), { context: [81, 58], continuation: [32, 10, 32, 120] });
-  assert.deepEqual(encodePair(plain, "Q:", " x", [256], 256), { context: [256, 81, 58], continuation: [32, 120] });
-  assert.deepEqual(encodePair(plain, "", " x", [], 256), { context: [256], continuation: [32, 120] }, "an empty context: the prefix token");
-});
+test(
+  "plainEncoder drops what the tokenizer adds to every text; encodePair moves the context's trailing space",
+  { skip: skipWithoutFixtures },
+  () => {
+    const tokenizer = loadTokenizer(dir)!;
+    assert.deepEqual(tokenizer.encode("ab"), [256, 97, 98]);
+    const plain = plainEncoder(tokenizer);
+    assert.deepEqual(plain("ab"), [97, 98]);
+    assert.deepEqual(plain(""), []);
+    assert.deepEqual(encodePair(plain, "Q:", " x", [], 256), { context: [81, 58], continuation: [32, 120] });
+    assert.deepEqual(encodePair(plain, "Q: \n", " x", [], 256), { context: [81, 58], continuation: [32, 10, 32, 120] });
+    assert.deepEqual(encodePair(plain, "Q:", " x", [256], 256), { context: [256, 81, 58], continuation: [32, 120] });
+    assert.deepEqual(
+      encodePair(plain, "", " x", [], 256),
+      { context: [256], continuation: [32, 120] },
+      "an empty context: the prefix token",
+    );
+  },
+);
 
-test("multiple choice: each choice's log-likelihood is that of one full pass; acc and acc_norm follow mcOutcome", { skip: skipWithoutFixtures }, async () => {
-  const model = Model.open(dir);
-  const tokenizer = loadTokenizer(dir)!;
-  const task = readTaskFile(`${repoRoot}/examples/tasks/general-knowledge.jsonl`, { limit: 3 });
-  // Arm 1 zeroes the first candidate: its scores come from the same pass, and must match its own full passes.
-  const { arms } = planArms(model, { zero: [{ layer: 0, row: 36, column: 486 }] });
-  const runner = new ArmRunner(model, arms);
-  for (const addBos of [false, true]) {
-    const scores = await multipleChoice(model, task, plainEncoder(tokenizer), runner, { addBos });
-    const variant = runner.batches[0].variants[1];
-    for (const [i, item] of task.items.entries()) {
-      const lls: number[][] = [[], []];
-      for (const c of item.choices) {
-        const context = [...(addBos ? [256] : []), ...utf8(c.context)];
-        const ids = [...context, ...utf8(c.continuation)];
-        lls[0].push((await fullPass(model, ids, context.length)).ll);
-        const out = await forward(model, ids, { variants: [variant] });
-        lls[1].push(-nextTokenNll(out.logits!, ids, model.spec.vocab).slice(context.length - 1).reduce((a, b) => a + b, 0));
+test(
+  "multiple choice: each choice's log-likelihood is that of one full pass; acc and acc_norm follow mcOutcome",
+  { skip: skipWithoutFixtures },
+  async () => {
+    const model = Model.open(dir);
+    const tokenizer = loadTokenizer(dir)!;
+    const task = readTaskFile(`${repoRoot}/examples/tasks/general-knowledge.jsonl`, { limit: 3 });
+    // Arm 1 zeroes the first candidate: its scores come from the same pass, and must match its own full passes.
+    const { arms } = planArms(model, { zero: [{ layer: 0, row: 36, column: 486 }] });
+    const runner = new ArmRunner(model, arms);
+    for (const addBos of [false, true]) {
+      const scores = await multipleChoice(model, task, plainEncoder(tokenizer), runner, { addBos });
+      const variant = runner.batches[0].variants[1];
+      for (const [i, item] of task.items.entries()) {
+        const lls: number[][] = [[], []];
+        for (const c of item.choices) {
+          const context = [...(addBos ? [256] : []), ...utf8(c.context)];
+          const ids = [...context, ...utf8(c.continuation)];
+          lls[0].push((await fullPass(model, ids, context.length)).ll);
+          const out = await forward(model, ids, { variants: [variant] });
+          lls[1].push(
+            -nextTokenNll(out.logits!, ids, model.spec.vocab)
+              .slice(context.length - 1)
+              .reduce((a, b) => a + b, 0),
+          );
+        }
+        for (const m of [0, 1]) {
+          const got = scores[m].items[i];
+          got.logLikelihoods.forEach((ll, c) =>
+            assert.ok(
+              Math.abs(ll - lls[m][c]) <= 2e-4,
+              `bos ${addBos} model ${m} item ${i} choice ${c}: ${ll} vs ${lls[m][c]}`,
+            ),
+          );
+          const want = mcOutcome(item, lls[m]);
+          assert.equal(got.pred, want.pred);
+          assert.equal(got.predNorm, want.predNorm);
+        }
       }
-      for (const m of [0, 1]) {
-        const got = scores[m].items[i];
-        got.logLikelihoods.forEach((ll, c) => assert.ok(Math.abs(ll - lls[m][c]) <= 2e-4, `bos ${addBos} model ${m} item ${i} choice ${c}: ${ll} vs ${lls[m][c]}`));
-        const want = mcOutcome(item, lls[m]);
-        assert.equal(got.pred, want.pred);
-        assert.equal(got.predNorm, want.predNorm);
+      for (const s of scores) {
+        assert.equal(s.acc, s.items.filter((x) => x.acc).length / 3);
+        assert.equal(s.accNorm, s.items.filter((x) => x.accNorm).length / 3);
       }
     }
-    for (const s of scores) {
-      assert.equal(s.acc, s.items.filter((x) => x.acc).length / 3);
-      assert.equal(s.accNorm, s.items.filter((x) => x.accNorm).length / 3);
+    model.close();
+  },
+);
+
+test(
+  "an input longer than the model's positions keeps its last max + 1 tokens, as the harness does",
+  { skip: skipWithoutFixtures },
+  async () => {
+    const model = Model.open(dir);
+    const tokenizer = loadTokenizer(dir)!;
+    const context = "The quick brown fox jumps over the lazy dog. ".repeat(13).trim(); // 584 bytes > 512 positions
+    const task: McTask = {
+      kind: "multiple_choice",
+      name: "long",
+      metrics: ["acc", "acc_norm"],
+      source: { file: "long.jsonl" },
+      items: [
+        {
+          id: "long",
+          answer: 0,
+          choices: [" cat", " dog."].map((continuation) => ({
+            context,
+            continuation,
+            normLength: continuation.length - 1,
+          })),
+        },
+      ],
+    };
+    const runner = new ArmRunner(model, planArms(model, {}).arms);
+    const [score] = await multipleChoice(model, task, plainEncoder(tokenizer), runner);
+    for (const [c, choice] of task.items[0].choices.entries()) {
+      const whole = utf8(context + choice.continuation);
+      const ids = whole.slice(-(512 + 1)).slice(0, -1);
+      const cont = utf8(choice.continuation).length;
+      // The pass over those 512 ids predicts the continuation's tokens at its last `cont` positions.
+      const out = await forward(model, ids);
+      const nll = nextTokenNll(out.logits!, [...ids, whole[whole.length - 1]], model.spec.vocab);
+      const want = -nll.slice(ids.length - cont).reduce((a, b) => a + b, 0);
+      assert.ok(
+        Math.abs(score.items[0].logLikelihoods[c] - want) <= 2e-4,
+        `choice ${c}: ${score.items[0].logLikelihoods[c]} vs ${want}`,
+      );
     }
-  }
-  model.close();
-});
+    model.close();
+  },
+);
 
-test("an input longer than the model's positions keeps its last max + 1 tokens, as the harness does", { skip: skipWithoutFixtures }, async () => {
-  const model = Model.open(dir);
-  const tokenizer = loadTokenizer(dir)!;
-  const context = "The quick brown fox jumps over the lazy dog. ".repeat(13).trim(); // 584 bytes > 512 positions
-  const task: McTask = { kind: "multiple_choice", name: "long", metrics: ["acc", "acc_norm"], source: { file: "long.jsonl" }, items: [
-    { id: "long", answer: 0, choices: [" cat", " dog."].map((continuation) => ({ context, continuation, normLength: continuation.length - 1 })) },
-  ] };
-  const runner = new ArmRunner(model, planArms(model, {}).arms);
-  const [score] = await multipleChoice(model, task, plainEncoder(tokenizer), runner);
-  for (const [c, choice] of task.items[0].choices.entries()) {
-    const whole = utf8(context + choice.continuation);
-    const ids = whole.slice(-(512 + 1)).slice(0, -1);
-    const cont = utf8(choice.continuation).length;
-    // The pass over those 512 ids predicts the continuation's tokens at its last `cont` positions.
-    const out = await forward(model, ids);
-    const nll = nextTokenNll(out.logits!, [...ids, whole[whole.length - 1]], model.spec.vocab);
-    const want = -nll.slice(ids.length - cont).reduce((a, b) => a + b, 0);
-    assert.ok(Math.abs(score.items[0].logLikelihoods[c] - want) <= 2e-4, `choice ${c}: ${score.items[0].logLikelihoods[c]} vs ${want}`);
-  }
-  model.close();
-});
-
-test("last word: the continuation's log-likelihood and whether greedy decoding reproduces it", { skip: skipWithoutFixtures }, async () => {
-  const model = Model.open(dir);
-  const tokenizer = loadTokenizer(dir)!;
-  const items = [
-    { id: "a", context: "A stitch in time saves", continuation: " nine." },
-    { id: "b", context: "The quick brown fox jumps over the lazy", continuation: " dog" },
-    { id: "c", context: "The quick brown fox jumps over the lazy", continuation: " zebra" },
-  ];
-  const task: LastWordTask = { kind: "last_word", name: "lw", metrics: ["acc", "perplexity"], source: { file: "lw.jsonl" }, items };
-  const runner = new ArmRunner(model, planArms(model, {}).arms);
-  const [score] = await lastWord(model, task, plainEncoder(tokenizer), runner);
-  let greedy = 0, lls = 0;
-  for (const [i, item] of items.entries()) {
-    const context = utf8(item.context);
-    const want = await fullPass(model, [...context, ...utf8(item.continuation)], context.length);
-    assert.ok(Math.abs(score.items[i].logLikelihood - want.ll) <= 2e-4, `${item.id}: ${score.items[i].logLikelihood} vs ${want.ll}`);
-    assert.equal(score.items[i].greedy, want.greedy, item.id);
-    greedy += want.greedy ? 1 : 0, lls += want.ll;
-  }
-  assert.equal(score.items[2].greedy, false, "a zebra is not what this model expects");
-  assert.equal(score.acc, greedy / 3);
-  assert.ok(Math.abs(score.perplexity - Math.exp(-lls / 3)) <= 1e-6 * score.perplexity);
-  model.close();
-});
+test(
+  "last word: the continuation's log-likelihood and whether greedy decoding reproduces it",
+  { skip: skipWithoutFixtures },
+  async () => {
+    const model = Model.open(dir);
+    const tokenizer = loadTokenizer(dir)!;
+    const items = [
+      { id: "a", context: "A stitch in time saves", continuation: " nine." },
+      { id: "b", context: "The quick brown fox jumps over the lazy", continuation: " dog" },
+      { id: "c", context: "The quick brown fox jumps over the lazy", continuation: " zebra" },
+    ];
+    const task: LastWordTask = {
+      kind: "last_word",
+      name: "lw",
+      metrics: ["acc", "perplexity"],
+      source: { file: "lw.jsonl" },
+      items,
+    };
+    const runner = new ArmRunner(model, planArms(model, {}).arms);
+    const [score] = await lastWord(model, task, plainEncoder(tokenizer), runner);
+    let greedy = 0,
+      lls = 0;
+    for (const [i, item] of items.entries()) {
+      const context = utf8(item.context);
+      const want = await fullPass(model, [...context, ...utf8(item.continuation)], context.length);
+      assert.ok(
+        Math.abs(score.items[i].logLikelihood - want.ll) <= 2e-4,
+        `${item.id}: ${score.items[i].logLikelihood} vs ${want.ll}`,
+      );
+      assert.equal(score.items[i].greedy, want.greedy, item.id);
+      ((greedy += want.greedy ? 1 : 0), (lls += want.ll));
+    }
+    assert.equal(score.items[2].greedy, false, "a zebra is not what this model expects");
+    assert.equal(score.acc, greedy / 3);
+    assert.ok(Math.abs(score.perplexity - Math.exp(-lls / 3)) <= 1e-6 * score.perplexity);
+    model.close();
+  },
+);

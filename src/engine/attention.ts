@@ -26,7 +26,8 @@ export interface AttentionShape {
 export async function attention(backend: MatmulBackend, q: Float32Array, k: Float32Array, v: Float32Array, s: AttentionShape): Promise<Float32Array> {
   const { tokens: T, heads, kvHeads, headDim: d } = s;
   const S = s.keys ?? T, p0 = S - T;
-  if (p0 < 0 || k.length !== S * kvHeads * d || v.length !== k.length) throw new RangeError(`attention: ${T} queries over ${k.length / (kvHeads * d)} keys, ${S} expected`);
+  if (p0 < 0 || k.length !== S * kvHeads * d || v.length !== k.length)
+    throw new RangeError(`attention: ${T} queries over ${k.length / (kvHeads * d)} keys, ${S} expected`);
   const group = heads / kvHeads;
   const out = new Float32Array(T * heads * d);
   // Heads in chunks whose score matrices stay ≤ 8 MB (fresh allocations beyond ~32 MB are page-faulted in anew).

@@ -55,11 +55,15 @@ export async function forward(model: Model, ids: readonly number[], options: For
   if (T === 0) throw new UserError("no tokens to run");
   if (from < 0 || to > spec.layers || from > to) throw new RangeError(`layers [${from}, ${to}) outside 0..${spec.layers}`);
   const { cache, variantIds } = options;
-  if (cache && (from !== 0 || to !== spec.layers || options.start)) throw new Error("forward: a KV cache needs every layer run from the embeddings");
-  if (cache && cache.variants !== variants.length) throw new Error(`forward: the KV cache holds ${cache.variants} variants, the pass runs ${variants.length}`);
-  if (variantIds && (from !== 0 || options.start || variantIds.length !== variants.length || variantIds.some((v) => v.length !== T)))
-    throw new Error(`forward: variantIds must give ${T} tokens for each of ${variants.length} variants, from the embeddings`);
-  const pass = new Pass(model, options.backend ?? (await getBackend()), T, variants, options.hooks ?? [], checksNonFinite(options.allowNonFinite), ids, cache);
+  if (cache && (from !== 0 || to !== spec.layers || options.start))
+    throw new Error("forward: a KV cache needs every layer run from the embeddings");
+  if (cache && cache.variants !== variants.length)
+    throw new Error(`forward: the KV cache holds ${cache.variants} variants, the pass runs ${variants.length}`);
+  const badIds = variantIds && (variantIds.length !== variants.length || variantIds.some((v) => v.length !== T));
+  if (variantIds && (from !== 0 || options.start || badIds))
+    throw new Error(`forward: variantIds must give ${T} tokens for each of ${variants.length} variants, from layer 0`);
+  const backend = options.backend ?? (await getBackend());
+  const pass = new Pass(model, backend, T, variants, options.hooks ?? [], checksNonFinite(options.allowNonFinite), ids, cache);
   prepareOverrides(pass);
 
   // x[variants·T, hidden]: the residual stream.
@@ -91,7 +95,8 @@ export async function forward(model: Model, ids: readonly number[], options: For
   return result;
 }
 
-/** Token embeddings (+ learned positions from the pass's offset, × the embedding scale), reading only the rows needed. */
+/** Token embeddings (+ learned positions from the pass's offset, × the embedding scale), reading only the rows
+ * needed. */
 function embed(pass: Pass, ids: readonly number[]): Float32Array {
   const { model } = pass;
   const { spec, arch } = model;

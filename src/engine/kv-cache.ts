@@ -10,25 +10,35 @@ export class KvCache {
   private readonly store: { k: Float32Array; v: Float32Array; width: number }[][] = [];
 
   constructor(readonly variants: number) {
-    if (!(Number.isInteger(variants) && variants >= 1)) throw new RangeError(`a KV cache needs ≥ 1 variant, got ${variants}`);
+    if (!(Number.isInteger(variants) && variants >= 1))
+      throw new RangeError(`a KV cache needs ≥ 1 variant, got ${variants}`);
   }
 
   /**
    * Store k, v [tokens, width] of (layer, variant) at positions length.. and return every position's
    * k, v [length + tokens, width] (views into the cache, valid until the next call for that slot).
    */
-  extend(layer: number, variant: number, k: Float32Array, v: Float32Array, width: number): { k: Float32Array; v: Float32Array } {
-    if (variant < 0 || variant >= this.variants) throw new RangeError(`variant ${variant} outside the cache's ${this.variants}`);
+  extend(
+    layer: number,
+    variant: number,
+    k: Float32Array,
+    v: Float32Array,
+    width: number,
+  ): { k: Float32Array; v: Float32Array } {
+    if (variant < 0 || variant >= this.variants)
+      throw new RangeError(`variant ${variant} outside the cache's ${this.variants}`);
     const tokens = k.length / width;
     const need = (this.length + tokens) * width;
     const slots = (this.store[layer] ??= []);
     let slot = slots[variant];
-    if (slot && slot.width !== width) throw new RangeError(`layer ${layer}: cached rows are ${slot.width} wide, not ${width}`);
+    if (slot && slot.width !== width)
+      throw new RangeError(`layer ${layer}: cached rows are ${slot.width} wide, not ${width}`);
     if (!slot || slot.k.length < need) {
       // Double the capacity so that N single-token steps copy O(N) rows in all, not O(N²).
       const capacity = Math.max(need, 2 * (slot?.k.length ?? 0), 16 * width);
       const grown = { k: new Float32Array(capacity), v: new Float32Array(capacity), width };
-      if (slot) grown.k.set(slot.k.subarray(0, this.length * width)), grown.v.set(slot.v.subarray(0, this.length * width));
+      if (slot)
+        (grown.k.set(slot.k.subarray(0, this.length * width)), grown.v.set(slot.v.subarray(0, this.length * width)));
       slots[variant] = slot = grown;
     }
     slot.k.set(k, this.length * width);
@@ -43,7 +53,8 @@ export class KvCache {
 
   /** Keep only the first `length` positions. */
   truncate(length: number): void {
-    if (!(Number.isInteger(length) && length >= 0 && length <= this.length)) throw new RangeError(`cannot truncate a cache of ${this.length} positions to ${length}`);
+    if (!(Number.isInteger(length) && length >= 0 && length <= this.length))
+      throw new RangeError(`cannot truncate a cache of ${this.length} positions to ${length}`);
     this.length = length;
   }
 }

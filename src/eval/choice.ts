@@ -58,8 +58,14 @@ interface Request {
 }
 
 /** Each request's log-likelihood (and whether every continuation token is the argmax), per variant of the batch. */
-async function scoreRequests(model: Model, runner: ArmRunner, batch: Batch, requests: Request[]): Promise<{ ll: number; greedy: boolean }[][]> {
-  const V = model.spec.vocab, max = model.spec.maxPositions;
+async function scoreRequests(
+  model: Model,
+  runner: ArmRunner,
+  batch: Batch,
+  requests: Request[],
+): Promise<{ ll: number; greedy: boolean }[][]> {
+  const V = model.spec.vocab,
+    max = model.spec.maxPositions;
   const n = batch.variants.length;
   const out = requests.map(() => new Array<{ ll: number; greedy: boolean }>(n));
   const groups = new Map<string, number[]>();
@@ -75,14 +81,18 @@ async function scoreRequests(model: Model, runner: ArmRunner, batch: Batch, requ
       const { continuation } = requests[i];
       const ids = [...context, ...continuation].slice(-(max + 1)).slice(0, -1);
       const first = ids.length - continuation.length;
-      if (first < 0) throw new UserError(`a continuation of ${continuation.length} tokens does not fit the model's ${max} positions`);
+      if (first < 0)
+        throw new UserError(
+          `a continuation of ${continuation.length} tokens does not fit the model's ${max} positions`,
+        );
       const targets = ids.map((_, p) => (p >= first ? continuation[p - first] : -1));
       const top = { k: 1, positions: continuation.map((_, j) => first + j) };
       const r = await runner.forward(batch, ids, { head: { targets, top } });
-      for (let v = 0; v < n; v++) out[i][v] = {
-        ll: -continuation.reduce((s, _, j) => s + r.nll![v][first + j], 0),
-        greedy: continuation.every((t, j) => r.top![v][j][0].id === t),
-      };
+      for (let v = 0; v < n; v++)
+        out[i][v] = {
+          ll: -continuation.reduce((s, _, j) => s + r.nll![v][first + j], 0),
+          greedy: continuation.every((t, j) => r.top![v][j][0].id === t),
+        };
     }
     if (!fits.length) continue;
     const cache = new KvCache(n);
@@ -90,11 +100,16 @@ async function scoreRequests(model: Model, runner: ArmRunner, batch: Batch, requ
     for (const i of fits) {
       const { continuation } = requests[i];
       const lastLogits = pre.logitsAt!;
-      const rest = continuation.length > 1
-        ? await runner.forward(batch, continuation.slice(0, -1), {
-          cache, head: { targets: continuation.slice(1), top: { k: 1, positions: continuation.slice(1).map((_, j) => j) } },
-        })
-        : undefined;
+      const rest =
+        continuation.length > 1
+          ? await runner.forward(batch, continuation.slice(0, -1), {
+              cache,
+              head: {
+                targets: continuation.slice(1),
+                top: { k: 1, positions: continuation.slice(1).map((_, j) => j) },
+              },
+            })
+          : undefined;
       cache.truncate(context.length);
       for (let v = 0; v < n; v++) {
         const logits = lastLogits[v];
@@ -113,15 +128,35 @@ async function scoreRequests(model: Model, runner: ArmRunner, batch: Batch, requ
   return out;
 }
 
-function requestsOf(model: Model, encode: PlainEncoder, pairs: { context: string; continuation: string }[], o: ChoiceOptions,
-  source: DataSource, item: number): Request[] {
+function requestsOf(
+  model: Model,
+  encode: PlainEncoder,
+  pairs: { context: string; continuation: string }[],
+  o: ChoiceOptions,
+  source: DataSource,
+  item: number,
+): Request[] {
   const bos = model.spec.bosTokenId;
   if (o.addBos && bos === undefined) throw new UserError(`--add-bos: ${model.source.configFile} names no bos_token_id`);
   const prefix = o.addBos ? [bos!] : [];
   return pairs.map((p, c) => {
-    if (p.context.trim() === "" && bos === undefined) throw itemError(source, o, item, "EMPTY_CONTEXT", "has an empty context and the model has no BOS token to stand in for it");
+    if (p.context.trim() === "" && bos === undefined)
+      throw itemError(
+        source,
+        o,
+        item,
+        "EMPTY_CONTEXT",
+        "has an empty context and the model has no BOS token to stand in for it",
+      );
     const r = encodePair(encode, p.context, p.continuation, prefix, bos ?? 0);
-    if (!r.continuation.length) throw itemError(source, o, item, "EMPTY_CHOICE", `choice ${c} (${JSON.stringify(p.continuation.trim())}) tokenizes to no tokens after the context`);
+    if (!r.continuation.length)
+      throw itemError(
+        source,
+        o,
+        item,
+        "EMPTY_CHOICE",
+        `choice ${c} (${JSON.stringify(p.continuation.trim())}) tokenizes to no tokens after the context`,
+      );
     return r;
   });
 }
@@ -132,36 +167,57 @@ function itemError(source: DataSource, o: ChoiceOptions, item: number, code: str
 }
 
 /** acc and acc_norm of a multiple-choice task for each distinct model of the runner. */
-export async function multipleChoice(model: Model, task: McTask, encode: PlainEncoder, runner: ArmRunner, o: ChoiceOptions = {}): Promise<McScore[]> {
+export async function multipleChoice(
+  model: Model,
+  task: McTask,
+  encode: PlainEncoder,
+  runner: ArmRunner,
+  o: ChoiceOptions = {},
+): Promise<McScore[]> {
   const items = runner.models.map((): McItemScore[] => []);
   // Tokenize every item first: a bad one fails before any pass runs.
   const requests = task.items.map((item, i) => requestsOf(model, encode, item.choices, o, task.source, i));
   for (const [i, item] of task.items.entries()) {
-    const perModel = await runner.run((batch) => scoreRequests(model, runner, batch, requests[i]).then((perRequest) =>
-      batch.variants.map((_, v) => perRequest.map((r) => r[v].ll))));
+    const perModel = await runner.run((batch) =>
+      scoreRequests(model, runner, batch, requests[i]).then((perRequest) =>
+        batch.variants.map((_, v) => perRequest.map((r) => r[v].ll)),
+      ),
+    );
     perModel.forEach((lls, m) => items[m].push({ id: item.id, logLikelihoods: lls, ...mcOutcome(item, lls) }));
     o.onItem?.(i + 1, task.items.length);
   }
   return items.map((list) => ({
     items: list,
-    acc: accuracy(list.map((s) => s.acc)), accStderr: accuracyStderr(list.map((s) => s.acc)),
-    accNorm: accuracy(list.map((s) => s.accNorm)), accNormStderr: accuracyStderr(list.map((s) => s.accNorm)),
+    acc: accuracy(list.map((s) => s.acc)),
+    accStderr: accuracyStderr(list.map((s) => s.acc)),
+    accNorm: accuracy(list.map((s) => s.accNorm)),
+    accNormStderr: accuracyStderr(list.map((s) => s.accNorm)),
   }));
 }
 
 /** LAMBADA-style acc (greedy reproduces the last word) and perplexity, for each distinct model. */
-export async function lastWord(model: Model, task: LastWordTask, encode: PlainEncoder, runner: ArmRunner, o: ChoiceOptions = {}): Promise<LastWordScore[]> {
+export async function lastWord(
+  model: Model,
+  task: LastWordTask,
+  encode: PlainEncoder,
+  runner: ArmRunner,
+  o: ChoiceOptions = {},
+): Promise<LastWordScore[]> {
   const items = runner.models.map((): LastWordScore["items"] => []);
   const requests = task.items.map((item, i) => requestsOf(model, encode, [item], o, task.source, i));
   for (const [i, item] of task.items.entries()) {
-    const perModel = await runner.run((batch) => scoreRequests(model, runner, batch, requests[i]).then((perRequest) =>
-      batch.variants.map((_, v) => perRequest[0][v])));
+    const perModel = await runner.run((batch) =>
+      scoreRequests(model, runner, batch, requests[i]).then((perRequest) =>
+        batch.variants.map((_, v) => perRequest[0][v]),
+      ),
+    );
     perModel.forEach((r, m) => items[m].push({ id: item.id, logLikelihood: r.ll, greedy: r.greedy }));
     o.onItem?.(i + 1, task.items.length);
   }
   return items.map((list) => ({
     items: list,
-    acc: accuracy(list.map((s) => s.greedy)), accStderr: accuracyStderr(list.map((s) => s.greedy)),
+    acc: accuracy(list.map((s) => s.greedy)),
+    accStderr: accuracyStderr(list.map((s) => s.greedy)),
     perplexity: lastWordPerplexity(list.map((s) => s.logLikelihood)),
   }));
 }

@@ -7,7 +7,13 @@ import type { PerplexityCorpus, Task } from "../data/requests.js";
 import type { TextTokenizer } from "../tokenizer/tokenizer.js";
 import { scan } from "../superweight/scan.js";
 import { UserError } from "../errors.js";
-import { linearWeights, type ActivationSite, type Intervention, type LocatedWeight, type WeightCoordinate } from "./interventions.js";
+import {
+  linearWeights,
+  type ActivationSite,
+  type Intervention,
+  type LocatedWeight,
+  type WeightCoordinate,
+} from "./interventions.js";
 import { planArms, type ArmRole, type InterventionPlan, type NullGroup, type ScannedWeight } from "./arms.js";
 import { ArmRunner } from "./runner.js";
 import { measurePrompts, type PromptInput, type PromptScore, type TraceSite } from "./prompts.js";
@@ -51,7 +57,14 @@ export interface EvalRequest {
 
 export interface AppliedIntervention {
   weights: (WeightCoordinate & { tensor: string; index: [number, number]; old: number; new: number })[];
-  prune?: { fraction: number; selection: "largest |w|" | "random"; seed?: number; spared: WeightCoordinate[]; tensors: number; zeroed: number };
+  prune?: {
+    fraction: number;
+    selection: "largest |w|" | "random";
+    seed?: number;
+    spared: WeightCoordinate[];
+    tensors: number;
+    zeroed: number;
+  };
   restore?: ActivationSite[];
 }
 
@@ -76,29 +89,56 @@ export interface EvalReport {
   arms: ArmReport[];
   /** Distinct models run, in how many batches of variants. */
   variants: { models: number; batches: number; maxVariants: number };
-  prompts: { items: { label: string; ids: number[]; arms: (PromptScore & { deltaMeanNll: number | null })[] }[]; meanNll: (number | null)[] } | null;
+  prompts: {
+    items: { label: string; ids: number[]; arms: (PromptScore & { deltaMeanNll: number | null })[] }[];
+    meanNll: (number | null)[];
+  } | null;
   /** Per arm (null for the baseline): the averaged next-token distribution against the baseline's. */
   shift: { prompts: number; baselineStopwordMass: number | null; arms: (Shift | null)[] } | null;
   perplexity: {
-    name: string; source: string; tokens: number; windows: number; ctx: number; stride: number; bos: number | null; dropPartial: boolean;
+    name: string;
+    source: string;
+    tokens: number;
+    windows: number;
+    ctx: number;
+    stride: number;
+    bos: number | null;
+    dropPartial: boolean;
     arms: (PerplexityScore & { deltaMeanNll: number })[];
   } | null;
   tasks: {
-    name: string; kind: Task["kind"]; metrics: readonly string[]; source: string; items: number;
-    arms: ((McScore & { deltaAcc: number; deltaAccNorm: number }) | (LastWordScore & { deltaAcc: number; deltaPerplexity: number }))[];
+    name: string;
+    kind: Task["kind"];
+    metrics: readonly string[];
+    source: string;
+    items: number;
+    arms: (
+      | (McScore & { deltaAcc: number; deltaAccNorm: number })
+      | (LastWordScore & { deltaAcc: number; deltaPerplexity: number })
+    )[];
   }[];
   /** Per prompt, per arm (null for null arms, which are not generated). */
-  generation: { tokens: number; prompts: { label: string; arms: ((Generation & { text: string | null }) | null)[] }[] } | null;
+  generation: {
+    tokens: number;
+    prompts: { label: string; arms: ((Generation & { text: string | null }) | null)[] }[];
+  } | null;
   nulls: (NullGroup & { stats: { metric: string; stats: NullStats }[] })[];
   passes: number;
   bytesRead: number;
   seconds: number;
 }
 
-const needsScan = (p: EvalRequest["plan"]) => !!(p.zeroSuper || p.scaleSuper !== undefined || p.prune?.keepSuper || p.restoreSuperActivation
-  || (p.sweepScale?.length && !p.zero?.length && !p.scale?.length));
+const needsScan = (p: EvalRequest["plan"]) =>
+  !!(
+    p.zeroSuper ||
+    p.scaleSuper !== undefined ||
+    p.prune?.keepSuper ||
+    p.restoreSuperActivation ||
+    (p.sweepScale?.length && !p.zero?.length && !p.scale?.length)
+  );
 
-const sourceText = (s: PerplexityCorpus["source"]) => ("file" in s ? s.file : `${s.repo}@${s.revision ?? "main"}/${s.path}`);
+const sourceText = (s: PerplexityCorpus["source"]) =>
+  "file" in s ? s.file : `${s.repo}@${s.revision ?? "main"}/${s.path}`;
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 export async function evaluate(model: Model, r: EvalRequest): Promise<EvalReport> {
@@ -109,20 +149,37 @@ export async function evaluate(model: Model, r: EvalRequest): Promise<EvalReport
   let scanned: ScannedWeight[] | undefined;
   if (needsScan(r.plan)) {
     say(`scan of ${r.prompts.length} prompt${r.prompts.length === 1 ? "" : "s"}`);
-    const report = await scan(model, r.prompts.map((p) => ({ label: p.label, ids: p.ids })), { threshold: r.scan?.threshold ?? 50, maxIterations: r.scan?.maxIterations ?? 10 });
+    const report = await scan(
+      model,
+      r.prompts.map((p) => ({ label: p.label, ids: p.ids })),
+      { threshold: r.scan?.threshold ?? 50, maxIterations: r.scan?.maxIterations ?? 10 },
+    );
     scanned = report.superWeights.map((w) => ({
-      layer: w.layer, ...(w.expert !== undefined ? { expert: w.expert } : {}), row: w.row, column: w.column,
-      tensor: w.tensor, index: w.index, value: w.value, token: w.token, class: w.class,
+      layer: w.layer,
+      ...(w.expert !== undefined ? { expert: w.expert } : {}),
+      row: w.row,
+      column: w.column,
+      tensor: w.tensor,
+      index: w.index,
+      value: w.value,
+      token: w.token,
+      class: w.class,
     }));
   }
   const seed = r.plan.seed ?? 0;
   const plan = planArms(model, { ...r.plan, scanned });
   const runner = new ArmRunner(model, plan.arms, r.maxVariants ?? 16);
-  say(`${plan.arms.length} arms, ${runner.models.length} distinct models in ${runner.batches.length} batch${runner.batches.length === 1 ? "" : "es"}`);
+  say(
+    `${plan.arms.length} arms, ${runner.models.length} distinct models in ${runner.batches.length} ` +
+      `batch${runner.batches.length === 1 ? "" : "es"}`,
+  );
   const perArm = <T>(perModel: readonly T[]) => runner.perArm(perModel);
 
   // Prompts: NLL, spikes, the super activations' residual channels, the next-token distribution.
-  const sites = traceSites(plan.arms.filter((a) => a.role !== "null").flatMap((a) => a.intervention.weights), scanned);
+  const sites = traceSites(
+    plan.arms.filter((a) => a.role !== "null").flatMap((a) => a.intervention.weights),
+    scanned,
+  );
   say("prompts");
   const prompts = await measurePrompts(model, r.prompts, sites, runner, { logits: r.keepLogits });
   const promptArms = prompts.scores.map((perModel) => perArm(perModel));
@@ -136,9 +193,11 @@ export async function evaluate(model: Model, r: EvalRequest): Promise<EvalReport
 
   let perplexity: EvalReport["perplexity"] = null;
   if (r.perplexity) {
-    const p = r.perplexity, c = p.corpus;
+    const p = r.perplexity,
+      c = p.corpus;
     const bos = p.windowBos ? spec.bosTokenId : undefined;
-    if (p.windowBos && bos === undefined) throw new UserError("names no bos_token_id to start each window with (--window-bos)", model.source.configFile);
+    if (p.windowBos && bos === undefined)
+      throw new UserError("names no bos_token_id to start each window with (--window-bos)", model.source.configFile);
     const stream = corpusStream(model, c, r.tokenizer, !!p.windowBos, p.maxTokens);
     const ctx = p.ctx ?? Math.min(c.windowTokens, spec.maxPositions);
     const room = bos === undefined ? ctx : ctx - 1;
@@ -146,27 +205,64 @@ export async function evaluate(model: Model, r: EvalRequest): Promise<EvalReport
     // A named corpus keeps GPTQ's protocol (the paper's): whole windows only.
     const dropPartial = "repo" in c.source && stride === room;
     say(`perplexity: ${stream.length} tokens of ${c.name}`);
-    const run = await windowedPerplexity(model, stream, runner, { ctx, stride, bos, dropPartial, maxWindows: c.maxWindows },
-      (done, of) => say(`perplexity: window ${done}/${of}`));
+    const run = await windowedPerplexity(
+      model,
+      stream,
+      runner,
+      { ctx, stride, bos, dropPartial, maxWindows: c.maxWindows },
+      (done, of) => say(`perplexity: window ${done}/${of}`),
+    );
     const scores = perArm(run.scores);
     perplexity = {
-      name: c.name, source: sourceText(c.source), tokens: run.tokens, windows: run.windows.length, ctx, stride, bos: bos ?? null, dropPartial,
+      name: c.name,
+      source: sourceText(c.source),
+      tokens: run.tokens,
+      windows: run.windows.length,
+      ctx,
+      stride,
+      bos: bos ?? null,
+      dropPartial,
       arms: scores.map((s) => ({ ...s, deltaMeanNll: s.meanNll - scores[0].meanNll })),
     };
   }
 
   const tasks: EvalReport["tasks"] = [];
   for (const task of r.tasks ?? []) {
-    if (!r.tokenizer) throw new UserError(`has no tokenizer.json, so the task ${task.name} cannot be tokenized`, model.path);
+    if (!r.tokenizer)
+      throw new UserError(`has no tokenizer.json, so the task ${task.name} cannot be tokenized`, model.path);
     const encode = plainEncoder(r.tokenizer);
-    const o = { addBos: r.choice?.addBos, itemAt: r.choice?.itemAt && ((i: number) => r.choice!.itemAt!(task, i)), onItem: (d: number, of: number) => say(`${task.name}: item ${d}/${of}`) };
-    const base = { name: task.name, kind: task.kind, metrics: task.metrics, source: sourceText(task.source), items: task.items.length };
+    const o = {
+      addBos: r.choice?.addBos,
+      itemAt: r.choice?.itemAt && ((i: number) => r.choice!.itemAt!(task, i)),
+      onItem: (d: number, of: number) => say(`${task.name}: item ${d}/${of}`),
+    };
+    const base = {
+      name: task.name,
+      kind: task.kind,
+      metrics: task.metrics,
+      source: sourceText(task.source),
+      items: task.items.length,
+    };
     if (task.kind === "multiple_choice") {
       const scores = perArm(await multipleChoice(model, task, encode, runner, o));
-      tasks.push({ ...base, arms: scores.map((s) => ({ ...s, deltaAcc: s.acc - scores[0].acc, deltaAccNorm: s.accNorm - scores[0].accNorm })) });
+      tasks.push({
+        ...base,
+        arms: scores.map((s) => ({
+          ...s,
+          deltaAcc: s.acc - scores[0].acc,
+          deltaAccNorm: s.accNorm - scores[0].accNorm,
+        })),
+      });
     } else {
       const scores = perArm(await lastWord(model, task, encode, runner, o));
-      tasks.push({ ...base, arms: scores.map((s) => ({ ...s, deltaAcc: s.acc - scores[0].acc, deltaPerplexity: s.perplexity - scores[0].perplexity })) });
+      tasks.push({
+        ...base,
+        arms: scores.map((s) => ({
+          ...s,
+          deltaAcc: s.acc - scores[0].acc,
+          deltaPerplexity: s.perplexity - scores[0].perplexity,
+        })),
+      });
     }
   }
 
@@ -179,7 +275,9 @@ export async function evaluate(model: Model, r: EvalRequest): Promise<EvalReport
     generation = { tokens: r.generate.tokens, prompts: [] };
     for (const [i, p] of r.prompts.entries()) {
       say(`generate: prompt ${i + 1}/${r.prompts.length}`);
-      const gens = genRunner.perArm(await generate(model, p.ids, genRunner, { tokens: r.generate.tokens, eos, stopwords: mask }));
+      const gens = genRunner.perArm(
+        await generate(model, p.ids, genRunner, { tokens: r.generate.tokens, eos, stopwords: mask }),
+      );
       generation.prompts.push({
         label: p.label,
         arms: plan.arms.map((a) => {
@@ -188,7 +286,7 @@ export async function evaluate(model: Model, r: EvalRequest): Promise<EvalReport
         }),
       });
     }
-    runner.passes += genRunner.passes, runner.bytesRead += genRunner.bytesRead;
+    ((runner.passes += genRunner.passes), (runner.bytesRead += genRunner.bytesRead));
   }
 
   // Each arm's scalar metrics, for the nulls.
@@ -207,31 +305,56 @@ export async function evaluate(model: Model, r: EvalRequest): Promise<EvalReport
   };
   const baseline = metrics(0);
   const nulls = plan.nulls.map((g) => {
-    const real = metrics(g.real), draws = g.arms.map(metrics);
+    const real = metrics(g.real),
+      draws = g.arms.map(metrics);
     return {
       ...g,
-      stats: Object.keys(real).map((metric) => ({ metric, stats: nullStats(real[metric] - baseline[metric], draws.map((d) => d[metric] - baseline[metric])) })),
+      stats: Object.keys(real).map((metric) => ({
+        metric,
+        stats: nullStats(
+          real[metric] - baseline[metric],
+          draws.map((d) => d[metric] - baseline[metric]),
+        ),
+      })),
     };
   });
 
   return {
     version: EVAL_REPORT_VERSION,
-    model: model.path, modelType: spec.modelType,
+    model: model.path,
+    modelType: spec.modelType,
     shape: { layers: spec.layers, hidden: spec.hidden, intermediate: spec.intermediate, vocab: spec.vocab },
-    chat: !!r.chat, seed,
+    chat: !!r.chat,
+    seed,
     scan: scanned ? { threshold: r.scan?.threshold ?? 50, found: scanned } : null,
-    arms: plan.arms.map((a, i) => ({ id: a.id, label: a.label, role: a.role, ...(a.factor !== undefined ? { factor: a.factor } : {}), model: runner.modelOf[i], applied: applied(model, a.intervention) })),
+    arms: plan.arms.map((a, i) => ({
+      id: a.id,
+      label: a.label,
+      role: a.role,
+      ...(a.factor !== undefined ? { factor: a.factor } : {}),
+      model: runner.modelOf[i],
+      applied: applied(model, a.intervention),
+    })),
     variants: { models: runner.models.length, batches: runner.batches.length, maxVariants: r.maxVariants ?? 16 },
     prompts: {
       items: r.prompts.map((p, i) => ({
-        label: p.label, ids: p.ids,
-        arms: promptArms[i].map((s) => ({ ...s, deltaMeanNll: s.meanNll === null || promptArms[i][0].meanNll === null ? null : s.meanNll - promptArms[i][0].meanNll })),
+        label: p.label,
+        ids: p.ids,
+        arms: promptArms[i].map((s) => ({
+          ...s,
+          deltaMeanNll:
+            s.meanNll === null || promptArms[i][0].meanNll === null ? null : s.meanNll - promptArms[i][0].meanNll,
+        })),
       })),
       meanNll: promptMean,
     },
     shift: { prompts: r.prompts.length, baselineStopwordMass: mask ? stopwordMass(next[0], mask) : null, arms: shifts },
-    perplexity, tasks, generation, nulls,
-    passes: runner.passes, bytesRead: runner.bytesRead,
+    perplexity,
+    tasks,
+    generation,
+    nulls,
+    passes: runner.passes,
+    bytesRead: runner.bytesRead,
     seconds: (performance.now() - t0) / 1000,
   };
 }
@@ -240,11 +363,16 @@ export async function evaluate(model: Model, r: EvalRequest): Promise<EvalReport
  * scan's token when it found the weight. */
 function traceSites(weights: LocatedWeight[], scanned: ScannedWeight[] | undefined): TraceSite[] {
   const sites: TraceSite[] = [];
-  const same = (a: LocatedWeight, b: LocatedWeight) => a.tensor === b.tensor && a.row === b.row && a.column === b.column;
+  const same = (a: LocatedWeight, b: LocatedWeight) =>
+    a.tensor === b.tensor && a.row === b.row && a.column === b.column;
   for (const w of [...(scanned?.filter((s) => s.class === "super") ?? []), ...weights]) {
     if (sites.some((o) => o.layer === w.layer && o.channel === w.row)) continue;
     const s = scanned?.find((o) => same(o, w));
-    sites.push(s ? { layer: w.layer, channel: w.row, token: s.token } : { layer: w.layer, channel: w.row, tensor: w.tensor, column: w.column });
+    sites.push(
+      s
+        ? { layer: w.layer, channel: w.row, token: s.token }
+        : { layer: w.layer, channel: w.row, tensor: w.tensor, column: w.column },
+    );
   }
   return sites;
 }
@@ -252,8 +380,14 @@ function traceSites(weights: LocatedWeight[], scanned: ScannedWeight[] | undefin
 function applied(model: Model, iv: Intervention): AppliedIntervention {
   const out: AppliedIntervention = {
     weights: iv.weights.map((w) => ({
-      layer: w.layer, ...(w.expert !== undefined ? { expert: w.expert } : {}), row: w.row, column: w.column,
-      tensor: w.tensor, index: w.index, old: w.value, new: w.newValue,
+      layer: w.layer,
+      ...(w.expert !== undefined ? { expert: w.expert } : {}),
+      row: w.row,
+      column: w.column,
+      tensor: w.tensor,
+      index: w.index,
+      old: w.value,
+      new: w.newValue,
     })),
   };
   if (iv.prune) {
@@ -263,10 +397,17 @@ function applied(model: Model, iv: Intervention): AppliedIntervention {
       return n + Math.round(iv.prune!.fraction * size);
     }, 0);
     out.prune = {
-      fraction: iv.prune.fraction, selection: iv.prune.random ? "random" : "largest |w|",
+      fraction: iv.prune.fraction,
+      selection: iv.prune.random ? "random" : "largest |w|",
       ...(iv.prune.random ? { seed: iv.prune.random.seed } : {}),
-      spared: iv.prune.spare.map((w) => ({ layer: w.layer, ...(w.expert !== undefined ? { expert: w.expert } : {}), row: w.row, column: w.column })),
-      tensors: tensors.length, zeroed,
+      spared: iv.prune.spare.map((w) => ({
+        layer: w.layer,
+        ...(w.expert !== undefined ? { expert: w.expert } : {}),
+        row: w.row,
+        column: w.column,
+      })),
+      tensors: tensors.length,
+      zeroed,
     };
   }
   if (iv.restore) out.restore = iv.restore;

@@ -40,7 +40,8 @@ export function repetitionRate(ids: readonly number[], n = 4): number | null {
 
 /** KL(p ‖ q) from two rows of logits, in nats. */
 export function klFromLogits(p: Float32Array, q: Float32Array): number {
-  const lp = logSumExp(p, 0, p.length), lq = logSumExp(q, 0, q.length);
+  const lp = logSumExp(p, 0, p.length),
+    lq = logSumExp(q, 0, q.length);
   let kl = 0;
   for (let i = 0; i < p.length; i++) {
     const a = p[i] - lp;
@@ -56,7 +57,12 @@ const argmax = (x: Float32Array) => {
 };
 
 /** Greedy continuations of `prompt` for every distinct model of the runner. */
-export async function generate(model: Model, prompt: readonly number[], runner: ArmRunner, o: GenerateOptions): Promise<Generation[]> {
+export async function generate(
+  model: Model,
+  prompt: readonly number[],
+  runner: ArmRunner,
+  o: GenerateOptions,
+): Promise<Generation[]> {
   const V = model.spec.vocab;
   const eos = new Set(o.eos ?? []);
   return runner.run(async (batch) => {
@@ -77,8 +83,14 @@ export async function generate(model: Model, prompt: readonly number[], runner: 
         if (baselineOn && v > 0) kl[v].push(klFromLogits(logits[0], logits[n + v - 1]));
         if (stopped[v]) continue;
         if (o.stopwords) {
-          const l = logits[v], lse = logSumExp(l, 0, V);
-          mass[v].push(stopwordMass(Float64Array.from(l, (x) => Math.exp(x - lse)), o.stopwords));
+          const l = logits[v],
+            lse = logSumExp(l, 0, V);
+          mass[v].push(
+            stopwordMass(
+              Float64Array.from(l, (x) => Math.exp(x - lse)),
+              o.stopwords,
+            ),
+          );
         }
         if (eos.has(next[v])) stopped[v] = true;
         else ids[v].push(next[v]);
@@ -90,11 +102,16 @@ export async function generate(model: Model, prompt: readonly number[], runner: 
       out = await runner.forward({ ...batch, variants }, [0], { cache, variantIds: fed, head: { logitsAt: [0] } });
     }
     const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
-    return ids.map((list, v): Generation => ({
-      ids: list, stoppedAtEos: stopped[v], repetition: repetitionRate(list),
-      klToBaseline: v === 0 ? null : mean(kl[v]), klFirst: v === 0 ? null : kl[v][0] ?? null,
-      stopwordMass: o.stopwords ? mean(mass[v]) : null,
-      stopwordShare: o.stopwords && list.length ? list.filter((id) => o.stopwords![id]).length / list.length : null,
-    }));
+    return ids.map(
+      (list, v): Generation => ({
+        ids: list,
+        stoppedAtEos: stopped[v],
+        repetition: repetitionRate(list),
+        klToBaseline: v === 0 ? null : mean(kl[v]),
+        klFirst: v === 0 ? null : (kl[v][0] ?? null),
+        stopwordMass: o.stopwords ? mean(mass[v]) : null,
+        stopwordShare: o.stopwords && list.length ? list.filter((id) => o.stopwords![id]).length / list.length : null,
+      }),
+    );
   });
 }

@@ -63,8 +63,10 @@ export function parseCoordinate(text: string, option = "--zero"): WeightCoordina
   const parts = text.split(":");
   const int = (p: string) => (/^\d+$/.test(p) && Number.isSafeInteger(Number(p)) ? Number(p) : undefined);
   const nums = parts.map(int);
-  const bad = () => new UserError(`${option} ${text}: expected LAYER:ROW:COLUMN (or LAYER:EXPERT:ROW:COLUMN), non-negative integers`);
-  if (parts.length === 3 && nums.every((n) => n !== undefined)) return { layer: nums[0]!, row: nums[1]!, column: nums[2]! };
+  const bad = () =>
+    new UserError(`${option} ${text}: expected LAYER:ROW:COLUMN (or LAYER:EXPERT:ROW:COLUMN), non-negative integers`);
+  if (parts.length === 3 && nums.every((n) => n !== undefined))
+    return { layer: nums[0]!, row: nums[1]!, column: nums[2]! };
   if (parts.length === 4 && nums[0] !== undefined && nums[2] !== undefined && nums[3] !== undefined) {
     const expert = parts[1] === "shared" ? "shared" : nums[1];
     if (expert === undefined) throw bad();
@@ -91,14 +93,22 @@ export function locateWeight(model: Model, c: WeightCoordinate): LocatedWeight {
   const p = projections.find((d) => d.expert === c.expert);
   if (!p) {
     const experts = projections.filter((d) => d.expert !== undefined).map((d) => d.expert);
-    if (c.expert === undefined) throw new UserError(`weight ${where}: layer ${c.layer} is a Mixture-of-Experts layer; give LAYER:EXPERT:ROW:COLUMN (experts ${experts.join(", ")})`);
-    throw new UserError(`weight ${where}: layer ${c.layer} has ${experts.length ? `experts ${experts.join(", ")}` : "no experts"}`);
+    if (c.expert === undefined)
+      throw new UserError(
+        `weight ${where}: layer ${c.layer} is a Mixture-of-Experts layer; ` +
+          `give LAYER:EXPERT:ROW:COLUMN (experts ${experts.join(", ")})`,
+      );
+    throw new UserError(
+      `weight ${where}: layer ${c.layer} has ${experts.length ? `experts ${experts.join(", ")}` : "no experts"}`,
+    );
   }
   const [r, k] = model.shape(p.tensor);
   const transposed = model.layout(p.tensor) === "kn";
   const [outputs, inputs] = transposed ? [k, r] : [r, k];
   if (c.row >= outputs || c.column >= inputs)
-    throw new UserError(`weight ${where}: ${p.tensor} has ${outputs} output channels (rows) and ${inputs} input channels (columns)`);
+    throw new UserError(
+      `weight ${where}: ${p.tensor} has ${outputs} output channels (rows) and ${inputs} input channels (columns)`,
+    );
   const index: [number, number] = transposed ? [c.column, c.row] : [c.row, c.column];
   return { ...c, tensor: p.tensor, index, value: model.weight(p.tensor, index[0], index[1]) };
 }
@@ -107,13 +117,16 @@ export function locateWeight(model: Model, c: WeightCoordinate): LocatedWeight {
 export const setTo = (w: LocatedWeight, value: number): WeightChange => ({ ...w, newValue: Math.fround(value) });
 
 /** w·F in float32 (F rounded to float32 first, as a float32 tensor times a Python float is computed). */
-export const scaledBy = (w: LocatedWeight, factor: number): WeightChange => setTo(w, Math.fround(w.value * Math.fround(factor)));
+export const scaledBy = (w: LocatedWeight, factor: number): WeightChange =>
+  setTo(w, Math.fround(w.value * Math.fround(factor)));
 
 /** Every 2-D weight of the decoder layers (not the embeddings or the head): what --prune-outliers acts on. */
 export function linearWeights(model: Model): string[] {
   const { spec, arch } = model;
   const prefixes = Array.from({ length: spec.layers }, (_, l) => arch.layerPrefix(l));
-  return [...arch.tensors(spec)].filter(([name, shape]) => shape.length === 2 && prefixes.some((p) => name.startsWith(p))).map(([name]) => name);
+  return [...arch.tensors(spec)]
+    .filter(([name, shape]) => shape.length === 2 && prefixes.some((p) => name.startsWith(p)))
+    .map(([name]) => name);
 }
 
 /** Stored flat index of a weight in its tensor. */
@@ -126,8 +139,13 @@ const effective = (iv: Intervention) => iv.weights.filter((w) => !Object.is(w.ne
 
 /** What decides a variant: interventions with equal keys compute the same model. */
 export function interventionKey(iv: Intervention): string {
-  const weights = effective(iv).map((w) => `${w.tensor}[${w.index}]=${w.newValue}`).sort();
-  const prune = iv.prune && `${iv.prune.random ? `random${iv.prune.random.seed}` : "largest"}:${iv.prune.fraction}:${iv.prune.spare.map((w) => `${w.tensor}[${w.index}]`).sort()}`;
+  const weights = effective(iv)
+    .map((w) => `${w.tensor}[${w.index}]=${w.newValue}`)
+    .sort();
+  const prune =
+    iv.prune &&
+    `${iv.prune.random ? `random${iv.prune.random.seed}` : "largest"}:${iv.prune.fraction}:` +
+      iv.prune.spare.map((w) => `${w.tensor}[${w.index}]`).sort();
   const restore = iv.restore?.map((s) => `${s.tensor}@${s.token}:${s.channel}`).sort();
   return JSON.stringify([weights, prune ?? null, restore ?? []]);
 }
@@ -142,32 +160,52 @@ export interface PassClock {
  * point of the same pass), then one per intervention. Build them once and reuse them for every pass, so
  * that each override looks at its tensor once.
  */
-export function interventionVariants(model: Model, interventions: readonly Intervention[], clock: PassClock): Variant[] {
+export function interventionVariants(
+  model: Model,
+  interventions: readonly Intervention[],
+  clock: PassClock,
+): Variant[] {
   const recorded = new Map<string, number>();
   const sites = interventions.flatMap((iv) => iv.restore ?? []);
   const siteKey = (s: ActivationSite) => `${s.tensor}@${s.token}:${s.channel}`;
-  const baselineHooks: Hook[] = sites.length ? [(e) => {
-    if (e.point !== "down_proj_output") return;
-    for (const s of sites) {
-      const row = rowOf(e, s, clock.offset);
-      if (row >= 0) recorded.set(siteKey(s), e.data[row * e.width + s.channel]);
-    }
-  }] : [];
+  const baselineHooks: Hook[] = sites.length
+    ? [
+        (e) => {
+          if (e.point !== "down_proj_output") return;
+          for (const s of sites) {
+            const row = rowOf(e, s, clock.offset);
+            if (row >= 0) recorded.set(siteKey(s), e.data[row * e.width + s.channel]);
+          }
+        },
+      ]
+    : [];
   const baseline: Variant = { hooks: baselineHooks };
-  return [baseline, ...interventions.map((iv): Variant => {
-    const overrides: WeightOverride[] = [...pruneOverrides(model, iv.prune), ...editWeights(model, effective(iv).map((w) =>
-      ({ tensor: w.tensor, row: w.index[0], column: w.index[1], value: w.newValue })))];
-    const restore = iv.restore ?? [];
-    const hooks: Hook[] = restore.length ? [(e) => {
-      if (e.point !== "down_proj_output") return;
-      for (const s of restore) {
-        const row = rowOf(e, s, clock.offset);
-        const value = recorded.get(siteKey(s));
-        if (row >= 0 && value !== undefined) e.data[row * e.width + s.channel] = value;
-      }
-    }] : [];
-    return { overrides, hooks };
-  })];
+  return [
+    baseline,
+    ...interventions.map((iv): Variant => {
+      const overrides: WeightOverride[] = [
+        ...pruneOverrides(model, iv.prune),
+        ...editWeights(
+          model,
+          effective(iv).map((w) => ({ tensor: w.tensor, row: w.index[0], column: w.index[1], value: w.newValue })),
+        ),
+      ];
+      const restore = iv.restore ?? [];
+      const hooks: Hook[] = restore.length
+        ? [
+            (e) => {
+              if (e.point !== "down_proj_output") return;
+              for (const s of restore) {
+                const row = rowOf(e, s, clock.offset);
+                const value = recorded.get(siteKey(s));
+                if (row >= 0 && value !== undefined) e.data[row * e.width + s.channel] = value;
+              }
+            },
+          ]
+        : [];
+      return { overrides, hooks };
+    }),
+  ];
 }
 
 /** The row of `e` that holds the site's token in this pass, or −1. */
@@ -182,6 +220,8 @@ function pruneOverrides(model: Model, prune: Prune | undefined): WeightOverride[
   if (!prune) return [];
   return linearWeights(model).map((tensor) => {
     const spare = prune.spare.filter((w) => w.tensor === tensor).map((w) => flatIndex(model, w));
-    return prune.random ? zeroRandom(tensor, prune.fraction, spare, prune.random.seed) : zeroLargest(tensor, prune.fraction, spare);
+    return prune.random
+      ? zeroRandom(tensor, prune.fraction, spare, prune.random.seed)
+      : zeroLargest(tensor, prune.fraction, spare);
   });
 }

@@ -19,7 +19,9 @@ export function nullStats(real: number, draws: readonly number[]): NullStats {
   const mean = draws.reduce((a, b) => a + b, 0) / n;
   const sd = n > 1 ? Math.sqrt(draws.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1)) : null;
   return {
-    real, nullMean: mean, nullSd: sd,
+    real,
+    nullMean: mean,
+    nullSd: sd,
     z: sd ? (real - mean) / sd : null,
     rank: 1 + draws.filter((d) => Math.abs(d) >= Math.abs(real)).length,
     of: n + 1,

@@ -31,9 +31,12 @@ export interface Window {
 
 export function perplexityWindows(tokens: number, o: WindowOptions): Window[] {
   const room = o.bos === undefined ? o.ctx : o.ctx - 1;
-  if (!(Number.isInteger(o.ctx) && o.ctx >= 2)) throw new UserError(`--ctx ${o.ctx}: a window needs at least 2 positions`);
+  if (!(Number.isInteger(o.ctx) && o.ctx >= 2))
+    throw new UserError(`--ctx ${o.ctx}: a window needs at least 2 positions`);
   if (!(Number.isInteger(o.stride) && o.stride >= 1 && o.stride <= room))
-    throw new UserError(`--stride ${o.stride}: must be from 1 to the ${room} stream tokens a window holds (a larger stride skips tokens)`);
+    throw new UserError(
+      `--stride ${o.stride}: must be from 1 to the ${room} stream tokens a window holds (a larger stride skips tokens)`,
+    );
   const windows: Window[] = [];
   let prevEnd = 0;
   for (let begin = 0; begin < tokens; begin += o.stride) {
@@ -49,18 +52,31 @@ export function perplexityWindows(tokens: number, o: WindowOptions): Window[] {
 
 /** The corpus as one token stream: ids as given, or the text as tokenizer(text) encodes it (without the
  * tokenizer's special tokens when each window brings its own BOS). */
-export function corpusStream(model: Model, corpus: PerplexityCorpus, tokenizer: TextTokenizer | undefined, windowBos: boolean,
-  maxTokens?: number): number[] {
+export function corpusStream(
+  model: Model,
+  corpus: PerplexityCorpus,
+  tokenizer: TextTokenizer | undefined,
+  windowBos: boolean,
+  maxTokens?: number,
+): number[] {
   const where = "file" in corpus.source ? corpus.source.file : `${corpus.source.repo}/${corpus.source.path}`;
   let ids: number[];
   if (corpus.kind === "ids") ids = corpus.ids;
   else {
-    if (!tokenizer) throw new UserError(`${model.path} has no tokenizer.json, so ${where} cannot be tokenized: give token ids with --ids-file`);
+    if (!tokenizer)
+      throw new UserError(
+        `${model.path} has no tokenizer.json, so ${where} cannot be tokenized: give token ids with --ids-file`,
+      );
     ids = windowBos ? plainEncoder(tokenizer)(corpus.text) : tokenizer.encode(corpus.text);
   }
   if (maxTokens !== undefined) ids = ids.slice(0, maxTokens);
   const bad = ids.findIndex((id) => id >= model.spec.vocab);
-  if (bad >= 0) throw new DataError(where, `token ${bad + 1} (id ${ids[bad]}) is outside the model's vocabulary (0..${model.spec.vocab - 1})`, "TOKEN_OUT_OF_VOCABULARY");
+  if (bad >= 0)
+    throw new DataError(
+      where,
+      `token ${bad + 1} (id ${ids[bad]}) is outside the model's vocabulary (0..${model.spec.vocab - 1})`,
+      "TOKEN_OUT_OF_VOCABULARY",
+    );
   return ids;
 }
 
@@ -80,10 +96,19 @@ export interface PerplexityRun {
 }
 
 /** Every window through every batch of the runner's models; `onWindow` after each window (progress). */
-export async function windowedPerplexity(model: Model, stream: readonly number[], runner: ArmRunner, o: WindowOptions,
-  onWindow?: (done: number, of: number) => void): Promise<PerplexityRun> {
+export async function windowedPerplexity(
+  model: Model,
+  stream: readonly number[],
+  runner: ArmRunner,
+  o: WindowOptions,
+  onWindow?: (done: number, of: number) => void,
+): Promise<PerplexityRun> {
   if (o.ctx > model.spec.maxPositions)
-    throw new UserError(`a window of ${o.ctx} positions (--ctx) is larger than the model's ${model.spec.maxPositions} (max_position_embeddings)`, model.source.configFile);
+    throw new UserError(
+      `a window of ${o.ctx} positions (--ctx) is larger than the model's ${model.spec.maxPositions} ` +
+        "(max_position_embeddings)",
+      model.source.configFile,
+    );
   const windows = perplexityWindows(stream.length, o);
   if (!windows.length) throw new UserError(`${stream.length} tokens do not fill one window of ${o.ctx} positions`);
   const sums = runner.models.map(() => ({ n: 0, sum: 0 }));
@@ -91,11 +116,14 @@ export async function windowedPerplexity(model: Model, stream: readonly number[]
     const head = o.bos === undefined ? [] : [o.bos];
     const ids = [...head, ...stream.slice(w.begin, w.end)];
     // Position p predicts ids[p + 1], the stream token at begin + p + 1 − |head|.
-    const targets = ids.map((_, p) => (p + 1 < ids.length && w.begin + p + 1 - head.length >= w.scoreFrom ? ids[p + 1] : -1));
+    const targets = ids.map((_, p) =>
+      p + 1 < ids.length && w.begin + p + 1 - head.length >= w.scoreFrom ? ids[p + 1] : -1,
+    );
     const perModel = await runner.run(async (batch) => {
       const out = await runner.forward(batch, ids, { head: { targets } });
       return out.nll!.map((nll) => {
-        let sum = 0, n = 0;
+        let sum = 0,
+          n = 0;
         targets.forEach((t, p) => t >= 0 && ((sum += nll[p]), n++));
         return { sum, n };
       });
@@ -104,7 +132,13 @@ export async function windowedPerplexity(model: Model, stream: readonly number[]
     onWindow?.(i + 1, windows.length);
   }
   return {
-    tokens: stream.length, windows,
-    scores: sums.map(({ n, sum }) => ({ tokensScored: n, nllSum: sum, meanNll: sum / n, perplexity: Math.exp(sum / n) })),
+    tokens: stream.length,
+    windows,
+    scores: sums.map(({ n, sum }) => ({
+      tokensScored: n,
+      nllSum: sum,
+      meanNll: sum / n,
+      perplexity: Math.exp(sum / n),
+    })),
   };
 }

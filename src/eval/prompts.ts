@@ -54,8 +54,13 @@ export interface PromptsRun {
 
 const siteKey = (s: { tensor: string; column: number }) => `${s.tensor}:${s.column}`;
 
-export async function measurePrompts(model: Model, prompts: readonly PromptInput[], sites: readonly TraceSite[], runner: ArmRunner,
-  o: { logits?: boolean } = {}): Promise<PromptsRun> {
+export async function measurePrompts(
+  model: Model,
+  prompts: readonly PromptInput[],
+  sites: readonly TraceSite[],
+  runner: ArmRunner,
+  o: { logits?: boolean } = {},
+): Promise<PromptsRun> {
   const { layers: L, vocab: V } = model.spec;
   const meanNext = runner.models.map(() => new Float64Array(V));
   const scores: PromptScore[][] = [];
@@ -67,7 +72,9 @@ export async function measurePrompts(model: Model, prompts: readonly PromptInput
       // residual[v][layer][channel] = that channel over all tokens; peaks[layer][channel]: the baseline's
       // down_proj output peak token there.
       const channels = [...new Set(sites.map((s) => s.channel))];
-      const residual = Array.from({ length: n }, () => Array.from({ length: L }, () => new Map<number, Float32Array>()));
+      const residual = Array.from({ length: n }, () =>
+        Array.from({ length: L }, () => new Map<number, Float32Array>()),
+      );
       const peaks = new Map<string, { abs: number; token: number }>();
       const hook = (e: HookEvent) => {
         const v = e.variant;
@@ -75,32 +82,52 @@ export async function measurePrompts(model: Model, prompts: readonly PromptInput
           const s = largest(e.data, e.width);
           const at = { ...s, token: e.positions ? e.positions[s.token] : s.token };
           const side = e.point === "down_proj_input" ? "downProjInput" : "downProjOutput";
-          const layer = spikes[v].get(e.layer) ?? { layer: e.layer, downProjInput: { max: -1, value: 0, token: 0, channel: 0 }, downProjOutput: { max: -1, value: 0, token: 0, channel: 0 } };
+          const layer = spikes[v].get(e.layer) ?? {
+            layer: e.layer,
+            downProjInput: { max: -1, value: 0, token: 0, channel: 0 },
+            downProjOutput: { max: -1, value: 0, token: 0, channel: 0 },
+          };
           if (at.max > layer[side].max) layer[side] = at;
           spikes[v].set(e.layer, layer);
           if (e.point === "down_proj_input")
             for (const site of sites)
               if (!("token" in site) && site.tensor === e.tensor)
                 for (let r = 0; r < e.tokens; r++) {
-                  const abs = Math.abs(e.data[r * e.width + site.column]), key = siteKey(site);
-                  if (abs > (peaks.get(key)?.abs ?? -1)) peaks.set(key, { abs, token: e.positions ? e.positions[r] : r });
+                  const abs = Math.abs(e.data[r * e.width + site.column]),
+                    key = siteKey(site);
+                  if (abs > (peaks.get(key)?.abs ?? -1))
+                    peaks.set(key, { abs, token: e.positions ? e.positions[r] : r });
                 }
         }
         if (e.point === "layer_output")
-          for (const c of channels) residual[v][e.layer].set(c, Float32Array.from({ length: e.tokens }, (_, t) => e.data[t * e.width + c]));
+          for (const c of channels)
+            residual[v][e.layer].set(
+              c,
+              Float32Array.from({ length: e.tokens }, (_, t) => e.data[t * e.width + c]),
+            );
       };
       const targets = prompt.ids.map((_, t) => (t + 1 < T ? prompt.ids[t + 1] : -1));
-      const out = await runner.forward(batch, prompt.ids, { hooks: [hook], head: o.logits ? { logits: true, targets } : { targets, logitsAt: [T - 1] } });
+      const out = await runner.forward(batch, prompt.ids, {
+        hooks: [hook],
+        head: o.logits ? { logits: true, targets } : { targets, logitsAt: [T - 1] },
+      });
       return batch.variants.map((_, v): PromptScore & { next: Float32Array } => {
         const nll = [...out.nll![v].subarray(0, T - 1)];
         const traces = sites.map((s) => {
-          const token = "token" in s ? s.token : peaks.get(siteKey(s))?.token ?? 0;
-          return { layer: s.layer, channel: s.channel, token, byLayer: residual[v].map((m) => (token < T ? m.get(s.channel)![token] : NaN)) };
+          const token = "token" in s ? s.token : (peaks.get(siteKey(s))?.token ?? 0);
+          return {
+            layer: s.layer,
+            channel: s.channel,
+            token,
+            byLayer: residual[v].map((m) => (token < T ? m.get(s.channel)![token] : NaN)),
+          };
         });
         const logits = o.logits ? out.logits!.slice(v * T * V, (v + 1) * T * V) : undefined;
         return {
-          nll, meanNll: nll.length ? nll.reduce((a, b) => a + b, 0) / nll.length : null,
-          layers: [...spikes[v].values()].sort((a, b) => a.layer - b.layer), traces,
+          nll,
+          meanNll: nll.length ? nll.reduce((a, b) => a + b, 0) / nll.length : null,
+          layers: [...spikes[v].values()].sort((a, b) => a.layer - b.layer),
+          traces,
           ...(logits ? { logits } : {}),
           next: logits ? logits.subarray((T - 1) * V) : out.logitsAt![v],
         };

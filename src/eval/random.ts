@@ -57,13 +57,15 @@ export function zeroRandom(tensor: string, fraction: number, spare: readonly num
       });
     },
     apply(w, first) {
-      for (let i = lowerBound(zeroed, first); i < zeroed.length && zeroed[i] < first + w.length; i++) w[zeroed[i] - first] = 0;
+      for (let i = lowerBound(zeroed, first); i < zeroed.length && zeroed[i] < first + w.length; i++)
+        w[zeroed[i] - first] = 0;
     },
   };
 }
 
 function lowerBound(a: Int32Array, x: number): number {
-  let lo = 0, hi = a.length;
+  let lo = 0,
+    hi = a.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
     if (a[mid] < x) lo = mid + 1;
@@ -85,8 +87,13 @@ export interface RankedElement {
  * stored order), never those in `exclude`: nearer ranks first, the one above before the one below at equal
  * distance. Also the target's own rank. One pass over the tensor, keeping a bounded list on each side.
  */
-export function rankNeighbours(model: Model, tensor: string, target: number, count: number, exclude: ReadonlySet<number>):
-  { rank: number; neighbours: RankedElement[] } {
+export function rankNeighbours(
+  model: Model,
+  tensor: string,
+  target: number,
+  count: number,
+  exclude: ReadonlySet<number>,
+): { rank: number; neighbours: RankedElement[] } {
   const [rows, cols] = model.shape(tensor);
   const t = Math.abs(model.readRows(tensor, Math.floor(target / cols), Math.floor(target / cols) + 1)[target % cols]);
   type E = { index: number; abs: number };
@@ -94,22 +101,26 @@ export function rankNeighbours(model: Model, tensor: string, target: number, cou
   const ahead = (a: E, b: E) => a.abs > b.abs || (a.abs === b.abs && a.index < b.index);
   // Excluded elements are kept too (so that ranks count them), then dropped: each side keeps count + |exclude|.
   const keep = count + exclude.size;
-  const above: E[] = [], below: E[] = []; // nearest first
+  const above: E[] = [],
+    below: E[] = []; // nearest first
   let rank = 0;
   const step = Math.max(1, Math.floor(MAX_BLOCK_ELEMENTS / cols));
   for (let r0 = 0; r0 < rows; r0 += step) {
     const block = model.readRows(tensor, r0, Math.min(rows, r0 + step));
     for (let j = 0; j < block.length; j++) {
-      const index = r0 * cols + j, abs = Math.abs(block[j]);
+      const index = r0 * cols + j,
+        abs = Math.abs(block[j]);
       if (index === target) continue;
       if (abs > t || (abs === t && index < target)) {
         rank++;
         // Nearer above = ranked after: smaller |w|, or equal and stored later.
         const last = above[keep - 1];
-        if (!last || last.abs > abs || (last.abs === abs && last.index < index)) keepNearest(above, { index, abs }, keep, (a, b) => ahead(b, a));
+        if (!last || last.abs > abs || (last.abs === abs && last.index < index))
+          keepNearest(above, { index, abs }, keep, (a, b) => ahead(b, a));
       } else {
         const last = below[keep - 1];
-        if (!last || abs > last.abs || (abs === last.abs && index < last.index)) keepNearest(below, { index, abs }, keep, ahead);
+        if (!last || abs > last.abs || (abs === last.abs && index < last.index))
+          keepNearest(below, { index, abs }, keep, ahead);
       }
     }
   }

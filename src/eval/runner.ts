@@ -28,15 +28,21 @@ export class ArmRunner {
   passes = 0;
   bytesRead = 0;
 
-  constructor(readonly model: Model, readonly arms: readonly Arm[], maxVariants = 16) {
-    if (!(Number.isInteger(maxVariants) && maxVariants >= 2)) throw new RangeError(`maxVariants ${maxVariants}: at least 2`);
+  constructor(
+    readonly model: Model,
+    readonly arms: readonly Arm[],
+    maxVariants = 16,
+  ) {
+    if (!(Number.isInteger(maxVariants) && maxVariants >= 2))
+      throw new RangeError(`maxVariants ${maxVariants}: at least 2`);
     const keys: string[] = [];
     this.modelOf = arms.map((a) => {
       let i = keys.indexOf(a.key);
-      if (i < 0) i = keys.push(a.key) - 1, this.models.push(a.intervention);
+      if (i < 0) ((i = keys.push(a.key) - 1), this.models.push(a.intervention));
       return i;
     });
-    if (arms[0]?.role !== "baseline" || arms[0].key !== interventionKey({ weights: [] })) throw new Error("arm 0 must be the baseline");
+    if (arms[0]?.role !== "baseline" || arms[0].key !== interventionKey({ weights: [] }))
+      throw new Error("arm 0 must be the baseline");
     const rest = this.models.slice(1).map((_, i) => i + 1);
     const per = maxVariants - 1;
     for (let b = 0; b === 0 || b * per < rest.length; b++) {
@@ -60,13 +66,22 @@ export class ArmRunner {
   }
 
   /** One forward pass of a batch's variants (after `options.cache`'s positions, when given). */
-  async forward(batch: Batch, ids: readonly number[], options: Omit<ForwardOptions, "variants"> = {}): Promise<ForwardResult> {
+  async forward(
+    batch: Batch,
+    ids: readonly number[],
+    options: Omit<ForwardOptions, "variants"> = {},
+  ): Promise<ForwardResult> {
     this.clock.offset = options.cache?.length ?? 0;
     this.passes++;
     const { variants, from } = batch;
     let start: Partial<ForwardOptions> = {};
     if (variants.length > 1 && from > 0 && !options.cache && !options.variantIds && !options.hooks?.length) {
-      const shared = await forward(this.model, ids, { variants: [variants[0]], toLayer: from, head: false, allowNonFinite: options.allowNonFinite });
+      const shared = await forward(this.model, ids, {
+        variants: [variants[0]],
+        toLayer: from,
+        head: false,
+        allowNonFinite: options.allowNonFinite,
+      });
       this.bytesRead += shared.bytesRead;
       start = { fromLayer: from, start: shared.residual };
     }
@@ -84,5 +99,8 @@ export class ArmRunner {
 /** The first layer an intervention changes (a prune: every layer). */
 function firstLayer(iv: Intervention): number {
   if (iv.prune) return 0;
-  return Math.min(...iv.weights.filter((w) => !Object.is(w.newValue, w.value)).map((w) => w.layer), ...(iv.restore ?? []).map((s) => s.layer));
+  return Math.min(
+    ...iv.weights.filter((w) => !Object.is(w.newValue, w.value)).map((w) => w.layer),
+    ...(iv.restore ?? []).map((s) => s.layer),
+  );
 }

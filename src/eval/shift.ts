@@ -39,12 +39,18 @@ export interface Shift {
 export function probabilityShift(before: Float64Array, after: Float64Array, k: number, mask?: Uint8Array): Shift {
   const ids = [...before.keys()];
   const change = (i: number) => after[i] - before[i];
-  const pick = (sign: number) => ids.filter((i) => sign * change(i) > 0).sort((a, b) => sign * (change(b) - change(a)) || a - b).slice(0, k)
-    .map((id) => ({ id, before: before[id], after: after[id] }));
+  const pick = (sign: number) =>
+    ids
+      .filter((i) => sign * change(i) > 0)
+      .sort((a, b) => sign * (change(b) - change(a)) || a - b)
+      .slice(0, k)
+      .map((id) => ({ id, before: before[id], after: after[id] }));
   let kl = 0;
   for (const i of ids) if (before[i] > 0) kl += before[i] * Math.log(before[i] / after[i]);
   return {
-    kl, rises: pick(1), falls: pick(-1),
+    kl,
+    rises: pick(1),
+    falls: pick(-1),
     stopwordMass: mask ? { before: stopwordMass(before, mask), after: stopwordMass(after, mask) } : null,
   };
 }

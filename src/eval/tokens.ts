@@ -15,11 +15,15 @@ export type PlainEncoder = (text: string) => number[];
 
 export function plainEncoder(tokenizer: TextTokenizer): PlainEncoder {
   // What an empty text gets, split into what goes before and after any text (found with a probe).
-  const specials = tokenizer.encode(""), probe = tokenizer.encode("a");
+  const specials = tokenizer.encode(""),
+    probe = tokenizer.encode("a");
   let before = 0;
   for (let p = specials.length; p >= 0; p--) {
     const after = specials.slice(p);
-    if (specials.slice(0, p).every((id, i) => probe[i] === id) && after.every((id, i) => probe[probe.length - after.length + i] === id)) {
+    if (
+      specials.slice(0, p).every((id, i) => probe[i] === id) &&
+      after.every((id, i) => probe[probe.length - after.length + i] === id)
+    ) {
       before = p;
       break;
     }
@@ -40,12 +44,18 @@ const rstrip = (s: string) => pyStrip(`x${s}`).slice(1);
  * starts every context (the BOS with add_bos_token, else nothing); `empty` stands in for an empty context
  * (the harness's prefix_token_id).
  */
-export function encodePair(encode: PlainEncoder, context: string, continuation: string, prefix: readonly number[], empty: number):
-  { context: number[]; continuation: number[] } {
+export function encodePair(
+  encode: PlainEncoder,
+  context: string,
+  continuation: string,
+  prefix: readonly number[],
+  empty: number,
+): { context: number[]; continuation: number[] } {
   const kept = rstrip(context);
   const moved = context.slice(kept.length) + continuation;
   if (kept === "") return { context: prefix.length ? [...prefix] : [empty], continuation: encode(moved) };
-  const whole = encode(kept + moved), head = encode(kept);
+  const whole = encode(kept + moved),
+    head = encode(kept);
   return { context: [...prefix, ...head], continuation: whole.slice(head.length) };
 }
 
@@ -63,13 +73,20 @@ export function chatTemplateFor(model: Model): ChatTemplate {
   if (source instanceof GgufCheckpoint) {
     const meta = source.metadata;
     const template = meta.get("tokenizer.chat_template")?.value;
-    if (typeof template !== "string") throw new UserError("has no tokenizer.chat_template, so --chat has no template to apply", source.path);
+    if (typeof template !== "string")
+      throw new UserError("has no tokenizer.chat_template, so --chat has no template to apply", source.path);
     const tokens = meta.get("tokenizer.ggml.tokens")?.value as unknown[] | undefined;
     const token = (key: string) => {
       const id = meta.get(key)?.value;
-      return typeof id === "number" || typeof id === "bigint" ? (tokens?.[Number(id)] as string | undefined) : undefined;
+      return typeof id === "number" || typeof id === "bigint"
+        ? (tokens?.[Number(id)] as string | undefined)
+        : undefined;
     };
-    return { template, label: source.path, options: { bosToken: token("tokenizer.ggml.bos_token_id"), eosToken: token("tokenizer.ggml.eos_token_id") } };
+    return {
+      template,
+      label: source.path,
+      options: { bosToken: token("tokenizer.ggml.bos_token_id"), eosToken: token("tokenizer.ggml.eos_token_id") },
+    };
   }
   const file = join(model.path, "tokenizer_config.json");
   if (!existsSync(file)) throw new UserError("is missing, so --chat has no template to apply", file);
@@ -87,5 +104,11 @@ export function chatTemplateFor(model: Model): ChatTemplate {
 /** One user turn through the template, ending with the assistant's header, tokenized as apply_chat_template
  * does (the template writes the special tokens itself). */
 export function chatPromptIds(encode: PlainEncoder, chat: ChatTemplate, text: string): number[] {
-  return encode(renderChat(chat.template, [{ role: "user", content: text }], { ...chat.options, addGenerationPrompt: true, label: chat.label }));
+  return encode(
+    renderChat(chat.template, [{ role: "user", content: text }], {
+      ...chat.options,
+      addGenerationPrompt: true,
+      label: chat.label,
+    }),
+  );
 }
