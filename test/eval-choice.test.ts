@@ -14,6 +14,7 @@ import { encodePair, plainEncoder } from "../src/eval/tokens.js";
 import { lastWord, multipleChoice } from "../src/eval/choice.js";
 import { ArmRunner } from "../src/eval/runner.js";
 import { planArms } from "../src/eval/arms.js";
+import { evaluate } from "../src/eval/eval.js";
 import { fixturePath, repoRoot, skipWithoutFixtures } from "./fixtures.js";
 
 const dir = fixturePath("bytes-llama-6m");
@@ -180,6 +181,28 @@ test(
     assert.equal(score.items[2].greedy, false, "a zebra is not what this model expects");
     assert.equal(score.acc, greedy / 3);
     assert.ok(Math.abs(score.perplexity - Math.exp(-lls / 3)) <= 1e-6 * score.perplexity);
+    model.close();
+  },
+);
+
+test(
+  "bad input fails before any pass runs: a coordinate, a window, before the scan",
+  { skip: skipWithoutFixtures },
+  async () => {
+    const model = Model.open(dir);
+    const tokenizer = loadTokenizer(dir)!;
+    const said: string[] = [];
+    const base = { prompts: [{ label: "p", ids: [256, 65] }], tokenizer, onProgress: (m: string) => said.push(m) };
+    const corpus = { kind: "ids" as const, name: "x", ids: [1, 2, 3], windowTokens: 8, source: { file: "x" } };
+    await assert.rejects(
+      evaluate(model, { ...base, plan: { zeroSuper: true, zero: [{ layer: 9, row: 0, column: 0 }] } }),
+      /layers 0\.\.7/,
+    );
+    await assert.rejects(
+      evaluate(model, { ...base, plan: { zeroSuper: true }, perplexity: { corpus, ctx: 600 } }),
+      /600 positions/,
+    );
+    assert.deepEqual(said, [], "no scan, no pass");
     model.close();
   },
 );

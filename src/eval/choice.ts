@@ -52,7 +52,7 @@ export interface LastWordScore {
 }
 
 /** A request: context tokens, continuation tokens. */
-interface Request {
+export interface Request {
   context: number[];
   continuation: number[];
 }
@@ -167,6 +167,18 @@ function itemError(source: DataSource, o: ChoiceOptions, item: number, code: str
 }
 
 /** acc and acc_norm of a multiple-choice task for each distinct model of the runner. */
+/** Every item's requests (one per choice), tokenized: a bad item fails before any pass runs. */
+export function taskRequests(
+  model: Model,
+  task: McTask | LastWordTask,
+  encode: PlainEncoder,
+  o: ChoiceOptions = {},
+): Request[][] {
+  return task.kind === "multiple_choice"
+    ? task.items.map((item, i) => requestsOf(model, encode, item.choices, o, task.source, i))
+    : task.items.map((item, i) => requestsOf(model, encode, [item], o, task.source, i));
+}
+
 export async function multipleChoice(
   model: Model,
   task: McTask,
@@ -175,8 +187,7 @@ export async function multipleChoice(
   o: ChoiceOptions = {},
 ): Promise<McScore[]> {
   const items = runner.models.map((): McItemScore[] => []);
-  // Tokenize every item first: a bad one fails before any pass runs.
-  const requests = task.items.map((item, i) => requestsOf(model, encode, item.choices, o, task.source, i));
+  const requests = taskRequests(model, task, encode, o);
   for (const [i, item] of task.items.entries()) {
     const perModel = await runner.run((batch) =>
       scoreRequests(model, runner, batch, requests[i]).then((perRequest) =>
@@ -204,7 +215,7 @@ export async function lastWord(
   o: ChoiceOptions = {},
 ): Promise<LastWordScore[]> {
   const items = runner.models.map((): LastWordScore["items"] => []);
-  const requests = task.items.map((item, i) => requestsOf(model, encode, [item], o, task.source, i));
+  const requests = taskRequests(model, task, encode, o);
   for (const [i, item] of task.items.entries()) {
     const perModel = await runner.run((batch) =>
       scoreRequests(model, runner, batch, requests[i]).then((perRequest) =>

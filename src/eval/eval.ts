@@ -9,6 +9,7 @@ import { scan } from "../superweight/scan.js";
 import { UserError } from "../errors.js";
 import {
   linearWeights,
+  locateWeight,
   type ActivationSite,
   type Intervention,
   type LocatedWeight,
@@ -18,8 +19,8 @@ import { planArms, type ArmRole, type InterventionPlan, type NullGroup, type Sca
 import { ArmRunner } from "./runner.js";
 import { measurePrompts, type PromptInput, type PromptScore, type TraceSite } from "./prompts.js";
 import { probabilityShift, stopwordMask, stopwordMass, type Shift } from "./shift.js";
-import { corpusStream, windowedPerplexity, type PerplexityScore } from "./perplexity.js";
-import { lastWord, multipleChoice, type LastWordScore, type McScore } from "./choice.js";
+import { checkWindows, corpusStream, windowedPerplexity, type PerplexityScore } from "./perplexity.js";
+import { lastWord, multipleChoice, taskRequests, type LastWordScore, type McScore } from "./choice.js";
 import { generate, type Generation } from "./generate.js";
 import { nullStats, type NullStats } from "./null-stats.js";
 import { plainEncoder } from "./tokens.js";
@@ -146,6 +147,21 @@ export async function evaluate(model: Model, r: EvalRequest): Promise<EvalReport
   const say = r.onProgress ?? (() => {});
   const { spec } = model;
 
+  // Bad input fails before any pass runs: coordinates, windows, every task item's tokens.
+  for (const c of [...(r.plan.zero ?? []), ...(r.plan.scale ?? []).map((s) => s.weight)]) locateWeight(model, c);
+  const windows = r.perplexity && perplexityPlan(model, r.perplexity, r.tokenizer);
+  const choice = (task: Task) => ({
+    addBos: r.choice?.addBos,
+    itemAt: r.choice?.itemAt && ((i: number) => r.choice!.itemAt!(task, i)),
+    onItem: (d: number, of: number) => say(`${task.name}: item ${d}/${of}`),
+  });
+  const encodeOf = (task: Task) => {
+    if (!r.tokenizer)
+      throw new UserError(`has no tokenizer.json, so the task ${task.name} cannot be tokenized`, model.path);
+    return plainEncoder(r.tokenizer);
+  };
+  for (const task of r.tasks ?? []) taskRequests(model, task, encodeOf(task), choice(task));
+
   let scanned: ScannedWeight[] | undefined;
   if (needsScan(r.plan)) {
     say(`scan of ${r.prompts.length} prompt${r.prompts.length === 1 ? "" : "s"}`);
@@ -192,18 +208,8 @@ export async function evaluate(model: Model, r: EvalRequest): Promise<EvalReport
   const shifts = plan.arms.map((a, i) => (i === 0 ? null : probabilityShift(next[0], next[i], r.shiftTop ?? 10, mask)));
 
   let perplexity: EvalReport["perplexity"] = null;
-  if (r.perplexity) {
-    const p = r.perplexity,
-      c = p.corpus;
-    const bos = p.windowBos ? spec.bosTokenId : undefined;
-    if (p.windowBos && bos === undefined)
-      throw new UserError("names no bos_token_id to start each window with (--window-bos)", model.source.configFile);
-    const stream = corpusStream(model, c, r.tokenizer, !!p.windowBos, p.maxTokens);
-    const ctx = p.ctx ?? Math.min(c.windowTokens, spec.maxPositions);
-    const room = bos === undefined ? ctx : ctx - 1;
-    const stride = p.stride ?? room;
-    // A named corpus keeps GPTQ's protocol (the paper's): whole windows only.
-    const dropPartial = "repo" in c.source && stride === room;
+  if (windows) {
+    const { stream, corpus: c, ctx, stride, bos, dropPartial } = windows;
     say(`perplexity: ${stream.length} tokens of ${c.name}`);
     const run = await windowedPerplexity(
       model,
@@ -228,14 +234,8 @@ export async function evaluate(model: Model, r: EvalRequest): Promise<EvalReport
 
   const tasks: EvalReport["tasks"] = [];
   for (const task of r.tasks ?? []) {
-    if (!r.tokenizer)
-      throw new UserError(`has no tokenizer.json, so the task ${task.name} cannot be tokenized`, model.path);
-    const encode = plainEncoder(r.tokenizer);
-    const o = {
-      addBos: r.choice?.addBos,
-      itemAt: r.choice?.itemAt && ((i: number) => r.choice!.itemAt!(task, i)),
-      onItem: (d: number, of: number) => say(`${task.name}: item ${d}/${of}`),
-    };
+    const encode = encodeOf(task),
+      o = choice(task);
     const base = {
       name: task.name,
       kind: task.kind,
@@ -357,6 +357,24 @@ export async function evaluate(model: Model, r: EvalRequest): Promise<EvalReport
     bytesRead: runner.bytesRead,
     seconds: (performance.now() - t0) / 1000,
   };
+}
+
+/** The corpus as a token stream and its windows' protocol, checked (a window longer than the model's positions,
+ * a bad stride, no BOS for --window-bos). */
+function perplexityPlan(model: Model, p: NonNullable<EvalRequest["perplexity"]>, tokenizer: TextTokenizer | undefined) {
+  const { spec } = model,
+    corpus = p.corpus;
+  const bos = p.windowBos ? spec.bosTokenId : undefined;
+  if (p.windowBos && bos === undefined)
+    throw new UserError("names no bos_token_id to start each window with (--window-bos)", model.source.configFile);
+  const ctx = p.ctx ?? Math.min(corpus.windowTokens, spec.maxPositions);
+  const room = bos === undefined ? ctx : ctx - 1;
+  const stride = p.stride ?? room;
+  // A named corpus keeps GPTQ's protocol (the paper's): whole windows only.
+  const dropPartial = "repo" in corpus.source && stride === room;
+  const stream = corpusStream(model, corpus, tokenizer, !!p.windowBos, p.maxTokens);
+  checkWindows(model, stream.length, { ctx, stride, bos, dropPartial, maxWindows: corpus.maxWindows });
+  return { stream, corpus, ctx, stride, bos, dropPartial };
 }
 
 /** The residual channels to follow: each super weight's and each changed weight's output channel, at the

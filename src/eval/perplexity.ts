@@ -95,6 +95,19 @@ export interface PerplexityRun {
   scores: PerplexityScore[];
 }
 
+/** The windows of a stream of `tokens`, checked against the model: none longer than its positions, at least one. */
+export function checkWindows(model: Model, tokens: number, o: WindowOptions): Window[] {
+  if (o.ctx > model.spec.maxPositions)
+    throw new UserError(
+      `a window of ${o.ctx} positions (--ctx) is larger than the model's ${model.spec.maxPositions} ` +
+        "(max_position_embeddings)",
+      model.source.configFile,
+    );
+  const windows = perplexityWindows(tokens, o);
+  if (!windows.length) throw new UserError(`${tokens} tokens do not fill one window of ${o.ctx} positions`);
+  return windows;
+}
+
 /** Every window through every batch of the runner's models; `onWindow` after each window (progress). */
 export async function windowedPerplexity(
   model: Model,
@@ -103,14 +116,7 @@ export async function windowedPerplexity(
   o: WindowOptions,
   onWindow?: (done: number, of: number) => void,
 ): Promise<PerplexityRun> {
-  if (o.ctx > model.spec.maxPositions)
-    throw new UserError(
-      `a window of ${o.ctx} positions (--ctx) is larger than the model's ${model.spec.maxPositions} ` +
-        "(max_position_embeddings)",
-      model.source.configFile,
-    );
-  const windows = perplexityWindows(stream.length, o);
-  if (!windows.length) throw new UserError(`${stream.length} tokens do not fill one window of ${o.ctx} positions`);
+  const windows = checkWindows(model, stream.length, o);
   const sums = runner.models.map(() => ({ n: 0, sum: 0 }));
   for (const [i, w] of windows.entries()) {
     const head = o.bos === undefined ? [] : [o.bos];
