@@ -107,10 +107,14 @@ export function planArms(model: Model, plan: InterventionPlan): ArmPlan {
   for (const s of plan.scale ?? []) add(locateWeight(model, s.weight), { kind: "scale", factor: s.factor }, "--scale");
   if (plan.zeroSuper && plan.scaleSuper !== undefined)
     throw new UserError("give --zero-super or --scale-super, not both");
-  if (plan.zeroSuper) (needSupers("--zero-super"), supers.forEach((w) => add(w, { kind: "zero" }, "--zero-super")));
-  if (plan.scaleSuper !== undefined)
-    (needSupers("--scale-super"),
-      supers.forEach((w) => add(w, { kind: "scale", factor: plan.scaleSuper! }, "--scale-super")));
+  if (plan.zeroSuper) {
+    needSupers("--zero-super");
+    for (const w of supers) add(w, { kind: "zero" }, "--zero-super");
+  }
+  if (plan.scaleSuper !== undefined) {
+    needSupers("--scale-super");
+    for (const w of supers) add(w, { kind: "scale", factor: plan.scaleSuper }, "--scale-super");
+  }
 
   const prune = plan.prune && checkedPrune(plan.prune.fraction);
   if (plan.prune?.keepSuper) needSupers("--keep-super");
@@ -193,9 +197,10 @@ export function planArms(model: Model, plan: InterventionPlan): ArmPlan {
       });
     });
 
+  if (plan.sweepScale?.length && !targets.length) needSupers("--sweep-scale");
+  const swept = targets.length ? targets.map((t) => t.weight) : supers;
   for (const factor of plan.sweepScale ?? []) {
     if (!Number.isFinite(factor)) throw new UserError(`--sweep-scale: ${factor} is not a finite factor`);
-    const swept = targets.length ? targets.map((t) => t.weight) : (needSupers("--sweep-scale"), supers);
     const ts = swept.map((weight) => ({ weight, op: { kind: "scale", factor } as Op }));
     arm(`scale ×${factor}`, "sweep", { weights: weightsOf(ts) }, factor);
   }
