@@ -10,6 +10,7 @@ import { directoryCommand } from "./directory.js";
 import { doctorCommand } from "./doctor.js";
 import { auditCommand } from "./audit.js";
 import { quantizeCommand } from "./quantize.js";
+import { evalCommand } from "./eval.js";
 
 const program = new Command("superweight")
   .description("Find and use the super weights of large language models (Yu et al., arXiv 2411.07191).")
@@ -19,6 +20,7 @@ const program = new Command("superweight")
 const commands = [
   runCommand(),
   scanCommand(),
+  evalCommand(),
   quantizeCommand(),
   auditCommand(),
   directoryCommand(),

@@ -1,6 +1,7 @@
 // The forward pass, top to bottom: embeddings → each decoder layer, its weights loaded and released
 // → final norm → LM head. Optionally starts from a cached residual entering some layer, stops early,
-// and runs several variants of the model (weight overrides, own hooks) in lockstep.
+// runs several variants of the model (weight overrides, own hooks) in lockstep, or continues a KV cache
+// (its tokens then sit at the positions after the cache's, and only they are run).
 import { UserError } from "../errors.js";
 import type { Model } from "./model.js";
 import { getBackend, type MatmulBackend } from "./matmul.js";
@@ -11,6 +12,7 @@ import { EngineOps } from "./ops.js";
 import { runHead, type HeadRequest, type HeadResult } from "./head.js";
 import { tensorRows } from "./linear.js";
 import { checksNonFinite } from "./finite.js";
+import type { KvCache } from "./kv-cache.js";
 
 export interface ForwardOptions {
   /** Copies of the model to run side by side (default: one, unchanged). */
@@ -29,6 +31,10 @@ export interface ForwardOptions {
   allowNonFinite?: boolean;
   /** Called after each layer (progress). */
   onLayer?: (layer: number) => void;
+  /** Continue these variants' keys and values (one slot per variant); the pass's tokens are appended. */
+  cache?: KvCache;
+  /** Each variant's own tokens (T each), instead of `ids` for all (generation: each continues its own text). */
+  variantIds?: readonly (readonly number[])[];
 }
 
 export interface ForwardResult extends HeadResult {
@@ -48,12 +54,22 @@ export async function forward(model: Model, ids: readonly number[], options: For
   const to = options.toLayer ?? spec.layers;
   if (T === 0) throw new UserError("no tokens to run");
   if (from < 0 || to > spec.layers || from > to) throw new RangeError(`layers [${from}, ${to}) outside 0..${spec.layers}`);
-  const pass = new Pass(model, options.backend ?? (await getBackend()), T, variants, options.hooks ?? [], checksNonFinite(options.allowNonFinite), ids);
+  const { cache, variantIds } = options;
+  if (cache && (from !== 0 || to !== spec.layers || options.start))
+    throw new Error("forward: a KV cache needs every layer run from the embeddings");
+  if (cache && cache.variants !== variants.length)
+    throw new Error(`forward: the KV cache holds ${cache.variants} variants, the pass runs ${variants.length}`);
+  const badIds = variantIds && (variantIds.length !== variants.length || variantIds.some((v) => v.length !== T));
+  if (variantIds && (from !== 0 || options.start || badIds))
+    throw new Error(`forward: variantIds must give ${T} tokens for each of ${variants.length} variants, from layer 0`);
+  const backend = options.backend ?? (await getBackend());
+  const pass = new Pass(model, backend, T, variants, options.hooks ?? [], checksNonFinite(options.allowNonFinite), ids, cache);
   prepareOverrides(pass);
 
   // x[variants·T, hidden]: the residual stream.
   let x: Float32Array;
-  if (from === 0 && !options.start) x = repeat(embed(pass, ids), variants.length);
+  if (variantIds) x = concat(variantIds.map((v) => embed(pass, v)));
+  else if (from === 0 && !options.start) x = repeat(embed(pass, ids), variants.length);
   else {
     if (!options.start) throw new Error("forward: fromLayer > 0 needs the residual entering that layer (start)");
     x = options.start.length === T * spec.hidden ? repeat(options.start, variants.length) : options.start.slice();
@@ -75,10 +91,12 @@ export async function forward(model: Model, ids: readonly number[], options: For
     Object.assign(result, await runHead(pass, normed, arch.lmHead(spec), head, spec.layers));
   }
   result.bytesRead = pass.bytesRead;
+  cache?.advance(T);
   return result;
 }
 
-/** Token embeddings (+ learned positions, × the embedding scale), reading only the rows needed. */
+/** Token embeddings (+ learned positions from the pass's offset, × the embedding scale), reading only the rows
+ * needed. */
 function embed(pass: Pass, ids: readonly number[]): Float32Array {
   const { model } = pass;
   const { spec, arch } = model;
@@ -92,11 +110,19 @@ function embed(pass: Pass, ids: readonly number[]): Float32Array {
   pass.bytesRead += (ids.length * info.bytes) / info.shape[0];
   if (spec.embedScale !== 1) for (let i = 0; i < x.length; i++) x[i] = Math.fround(x[i] * spec.embedScale);
   if (arch.positionEmbedding) {
-    if (ids.length > spec.maxPositions) throw new UserError(`${ids.length} tokens exceed the model's ${spec.maxPositions} positions`);
-    const pos = model.readRows(arch.positionEmbedding, 0, ids.length, new Float32Array(ids.length * H));
+    const end = pass.offset + ids.length;
+    if (end > spec.maxPositions) throw new UserError(`${end} tokens exceed the model's ${spec.maxPositions} positions`);
+    const pos = model.readRows(arch.positionEmbedding, pass.offset, end, new Float32Array(ids.length * H));
     for (let i = 0; i < x.length; i++) x[i] += pos[i];
   }
   return x;
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) out.set(p, at), (at += p.length);
+  return out;
 }
 
 function repeat(x: Float32Array, times: number): Float32Array {

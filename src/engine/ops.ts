@@ -93,13 +93,17 @@ export class EngineOps implements LayerOps {
       }
     }
     const ctx = new Float32Array(q.length);
+    const { cache, offset } = this.pass;
     const shape = {
-      tokens: T, heads, kvHeads, headDim: d, scale: this.spec.attnScale(this.layer),
+      tokens: T, keys: offset + T, heads, kvHeads, headDim: d, scale: this.spec.attnScale(this.layer),
       window: this.spec.slidingWindow(this.layer), softcap: this.spec.attnSoftcap,
     };
     for (let b = 0; b < variants.length; b++) {
       const slice = (a: Float32Array, w: number) => a.subarray(b * T * w, (b + 1) * T * w);
-      ctx.set(await attention(backend, slice(q, heads * d), slice(k, kvHeads * d), slice(v, kvHeads * d), shape), b * T * heads * d);
+      // With a cache, attend over its positions and these; their keys and values join it.
+      const kv = cache ? cache.extend(this.layer, b, slice(k, kvHeads * d), slice(v, kvHeads * d), kvHeads * d)
+        : { k: slice(k, kvHeads * d), v: slice(v, kvHeads * d) };
+      ctx.set(await attention(backend, slice(q, heads * d), kv.k, kv.v, shape), b * T * heads * d);
     }
     const out = await this.linear(ctx, block.out);
     this.pass.fire("attn_output", this.layer, out, this.spec.hidden);

@@ -1,4 +1,5 @@
-// The state of one forward pass: the model, the variants run side by side, the hooks, and what it read.
+// The state of one forward pass: the model, the variants run side by side, the hooks, what it read, and the
+// KV cache it continues (its tokens then sit at positions cache.length..).
 import type { RopeSpec } from "../models/spec.js";
 import type { Model } from "./model.js";
 import type { MatmulBackend } from "./matmul.js";
@@ -6,11 +7,14 @@ import type { Hook, HookEvent, HookPoint } from "./hooks.js";
 import type { Variant } from "./variants.js";
 import { ropeTable, type RopeTable } from "./rope.js";
 import { firstNonFinite, nonFiniteError } from "./finite.js";
+import type { KvCache } from "./kv-cache.js";
 
 export class Pass {
   /** Bytes of weights read so far (for throughput figures). */
   bytesRead = 0;
   private readonly ropes = new Map<RopeSpec, RopeTable>();
+  /** Position of the pass's first token: what the cache holds before it. */
+  readonly offset: number;
 
   constructor(
     readonly model: Model,
@@ -23,7 +27,10 @@ export class Pass {
     readonly checkFinite = true,
     /** The prompt's token ids (to name the embedding rows that hold a non-finite value). */
     readonly ids: readonly number[] = [],
-  ) {}
+    readonly cache?: KvCache,
+  ) {
+    this.offset = cache?.length ?? 0;
+  }
 
   /** Throw a NonFiniteError naming the culprit when `data` at (layer, point) holds a NaN or an infinity. */
   check(point: HookPoint, layer: number, data: Float32Array): void {
@@ -50,10 +57,13 @@ export class Pass {
     return this.variants.map(() => this.tokens);
   }
 
-  /** cos/sin tables for a RoPE spec, built once per pass. */
+  /** cos/sin tables of positions offset..offset + T − 1 for a RoPE spec, built once per pass. */
   rope(spec: RopeSpec): RopeTable {
     let t = this.ropes.get(spec);
-    if (!t) this.ropes.set(spec, (t = ropeTable(spec, this.tokens)));
+    if (!t) {
+      const all = ropeTable(spec, this.offset + this.tokens), at = this.offset * all.half;
+      this.ropes.set(spec, (t = { cos: all.cos.subarray(at), sin: all.sin.subarray(at), half: all.half }));
+    }
     return t;
   }
 

@@ -3,7 +3,8 @@
 /** nll[i] = −log softmax(logits[i])[ids[i+1]] for i = 0..T−2 (float64 log-sum-exp). */
 export function nextTokenNll(logits: Float32Array, ids: readonly number[], vocab: number): number[] {
   const nll: number[] = [];
-  for (let i = 0; i + 1 < ids.length; i++) nll.push(logSumExp(logits, i * vocab, vocab) - logits[i * vocab + ids[i + 1]]);
+  for (let i = 0; i + 1 < ids.length; i++)
+    nll.push(logSumExp(logits, i * vocab, vocab) - logits[i * vocab + ids[i + 1]]);
   return nll;
 }
 
@@ -25,7 +26,12 @@ export function mean(xs: readonly number[]): number {
 }
 
 /** The k most likely next tokens after position `pos`, with probabilities. */
-export function topK(logits: Float32Array, pos: number, vocab: number, k: number): { id: number; prob: number; logit: number }[] {
+export function topK(
+  logits: Float32Array,
+  pos: number,
+  vocab: number,
+  k: number,
+): { id: number; prob: number; logit: number }[] {
   const o = pos * vocab;
   const lse = logSumExp(logits, o, vocab);
   const best: number[] = [];
