@@ -12,6 +12,8 @@ export interface MatmulBackend {
   readonly name: string; // "onnxruntime" or "js"
   /** Why onnxruntime-node was not used, when getBackend() fell back to JS without being asked to. */
   readonly fallbackReason?: string;
+  /** Cores onnxruntime's products use (the engine's streamed products run one lane per core, lanes.ts). */
+  readonly threads?: number;
   /** out[m,n] = x[m,k] · W, W laid out per `layout` (w.length === n*k). Returns a new Float32Array of m*n. */
   linear(x: Float32Array, m: number, k: number, w: Float32Array, n: number, layout: Layout): Promise<Float32Array>;
   /** Batched: out[b][m,n] = a[b][m,k] · B[b], B[b] stored [k,n] (transB false) or [n,k] (transB true). Returns batch*m*n floats. */
@@ -207,6 +209,7 @@ export async function createOrtBackend(threads = threadCount()): Promise<MatmulB
 
   return {
     name: "onnxruntime",
+    threads,
     async linear(x, m, k, w, n, layout) {
       checkLinear(x, m, k, w, n, layout);
       const W = layout === "nk" ? f32(w, [n, k]) : f32(w, [k, n]);
