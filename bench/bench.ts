@@ -4,15 +4,18 @@
 // a table with ratios and writes every figure to <bench dir>/results.json.
 //
 //   node dist/bench/bench.js [--quick] [--layers 2..4] [--repeat N] [--no-peer]
+//   node dist/bench/bench.js --full [--13b] [--repeat N] [--no-peer]    real-size checkpoints (full.ts)
 //   SUPERWEIGHT_BENCH_DIR   where the checkpoint and results go (default: <tmpdir>/superweight-bench)
 //
 // To add a measurement, add an entry to `measurements` below: a name and the child's arguments.
 import { spawnSync } from "node:child_process";
-import { closeSync, existsSync, openSync, readFileSync, readdirSync, readSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureCheckpoint, PLANT } from "./synthetic.js";
+import { findPeer, gb, runPeer, s2, table, warmPageCache, type PeerRun } from "./tools.js";
+import { full } from "./full.js";
 
 const here = dirname(fileURLToPath(import.meta.url)); // dist/bench
 const repo = resolve(here, "../..");
@@ -60,60 +63,27 @@ function measure(m: Measurement, times = repeat): Outcome {
   return best!;
 }
 
-/** Read every file of the checkpoint once so that all runs find it in the page cache. */
-function warmPageCache(folder: string): void {
-  const buf = Buffer.alloc(64 << 20);
-  for (const f of readdirSync(folder)) {
-    const fd = openSync(join(folder, f), "r");
-    while (readSync(fd, buf, 0, buf.length, null) > 0);
-    closeSync(fd);
-  }
-}
-
 // ---- the PyTorch peer (../shared/tools/peer/scan_torch.py); never installed by the bench ----
-interface PeerRun { name: string; mode: string; tokens: number; wallS: number; peakRSSKB: number; loadS: number; forwardS: number; found: number; runs: number }
+interface PeerCase extends PeerRun { name: string; mode: string; runs: number }
 
-function peer(): { runs: PeerRun[] } | { skipped: string } {
-  const script = process.env.SUPERWEIGHT_PEER || resolve(repo, "../shared/tools/peer/scan_torch.py");
-  const python = "/usr/bin/python3", time = "/usr/bin/time";
+function peer(): { runs: PeerCase[] } | { skipped: string } {
   if (flag("--no-peer")) return { skipped: "--no-peer" };
-  if (!existsSync(script)) return { skipped: `${script} not found` };
-  if (!existsSync(time)) return { skipped: `${time} not installed` };
-  if (spawnSync(python, ["-c", "import torch"]).status !== 0) return { skipped: "python3-torch not installed" };
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  const openblas = "/usr/lib/x86_64-linux-gnu/openblas-pthread";
-  if (existsSync(openblas)) env.LD_LIBRARY_PATH = [openblas, env.LD_LIBRARY_PATH].filter(Boolean).join(":");
-  if (/avx512f/.test(readFileSync("/proc/cpuinfo", "utf8"))) env.OPENBLAS_CORETYPE = "SkylakeX";
-  const runs: PeerRun[] = [];
+  const found = findPeer(repo);
+  if ("skipped" in found) return found;
+  const runs: PeerCase[] = [];
   const cases: [string, number | undefined][] = [["bf16", undefined], ["bf16", 16], ["f32", undefined], ["f32", 16]];
   if (!quick) cases.push(["bf16", 512], ["f32", 512]);
   for (const [mode, tokens] of cases) {
-    let best: PeerRun | undefined;
+    let best: PeerCase | undefined;
     for (let i = 0; i < repeat; i++) {
-      const args = ["-f", "%M %e", python, script, ckpt, mode, "2", ...(tokens ? [String(tokens)] : [])];
-      const p = spawnSync(time, args, { encoding: "utf8", env, maxBuffer: 64 << 20 });
-      const out = p.stdout.split("\n").reverse().find((l) => l.startsWith("{"));
-      const timeLine = p.stderr.trim().split("\n").pop() ?? "";
-      if (p.status !== 0 || !out) throw new Error(`peer ${mode} ${tokens ?? 11} failed (exit ${p.status}):\n${p.stderr.slice(-4000)}`);
-      const r = JSON.parse(out) as Json;
-      const [rss, wall] = timeLine.split(" ").map(Number);
-      const run: PeerRun = { name: `torch-${mode}-${r.tokens}`, mode, tokens: r.tokens, wallS: wall, peakRSSKB: rss, loadS: r.load_s, forwardS: r.forward_s, found: r.found, runs: repeat };
+      const r = runPeer(found, ckpt, mode, 2, tokens);
+      const run: PeerCase = { ...r, name: `torch-${mode}-${r.tokens}`, mode, runs: repeat };
       if (!best || run.wallS < best.wallS) best = run;
     }
     runs.push(best!);
     log(`  ${best!.name}: ${best!.wallS} s, ${(best!.peakRSSKB / 1e6).toFixed(2)} GB, found ${best!.found}`);
   }
   return { runs };
-}
-
-// ---- printing ----
-const gb = (kb: number) => (kb / 1e6).toFixed(2);
-const s2 = (x: number) => x.toFixed(2);
-function table(head: string[], rows: (string | number)[][]): string {
-  const cells = [head, ...rows.map((r) => r.map(String))];
-  const w = head.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join("  ");
-  return [line(head), w.map((n) => "-".repeat(n)).join("  "), ...cells.slice(1).map(line)].join("\n");
 }
 
 async function main(): Promise<void> {
@@ -134,13 +104,13 @@ async function main(): Promise<void> {
   const fwd = Object.values(ours).filter((o) => o.result.kind === "forward");
   out.push(`\nOur forward pass (${layers} layers, Llama-2-7B shapes, bf16 on disk, backend ${fwd[0]?.result.backend}; best of ${repeat} fresh processes)\n`);
   out.push(table(
-    ["run", "wall s", "init s", "fwd s", "tok/s", "s/layer", "head s", "read s", "linear s", "attn s", "other s", "gc s", "GB/s", "peak RSS GB", "page faults", "sys s"],
+    ["run", "wall s", "init s", "fwd s", "tok/s", "s/layer", "head s", "lanes s", "worker share", "read s", "linear s", "attn s", "other s", "gc s", "GB/s", "peak RSS GB", "page faults", "sys s"],
     fwd.map(({ name, wallS, result: r }) => [
       name, s2(wallS), s2(r.backendInitS + r.openS), s2(r.forwardS), r.tokensPerS.toFixed(1),
-      r.layerS.map(s2).join(" "), s2(r.headS), s2(r.readS), s2(r.linearS), s2(r.attentionS), s2(r.otherS), s2(r.gcS),
+      r.layerS.map(s2).join(" "), s2(r.headS), s2(r.lanesS), s2(r.workerBlockShare), s2(r.readS), s2(r.linearS), s2(r.attentionS), s2(r.otherS), s2(r.gcS),
       (r.bytesRead / r.forwardS / 1e9).toFixed(2), gb(r.maxRSSKB), r.minorPageFaults, s2(r.systemS),
     ])));
-  out.push("\n(read = Model.readRows: file read + bf16→f32 widening; linear / attn = backend products; other = norms, rope, softmax, copies, hooks; gc = V8 GC pauses, inside the others;\n GB/s = weight bytes read / forward s; page faults = the process's minor faults, each a first touch of fresh memory)");
+  out.push("\n(lanes = the weight products of safetensors weights, each block read, widened and multiplied by one of the lanes — the main thread and a worker per further core —,\n worker share = the blocks the workers made; read = Model.readRows: file read + bf16→f32 widening elsewhere; linear / attn = backend products; other = norms, rope, softmax, copies, hooks;\n gc = V8 GC pauses, inside the others; GB/s = weight bytes read / forward s; page faults = the process's minor faults, each a first touch of fresh memory)");
 
   const scans = Object.values(ours).filter((o) => o.result.kind === "scan");
   if (scans.length) {
@@ -196,4 +166,5 @@ async function main(): Promise<void> {
   console.log(`\nresults: ${join(benchDir, "results.json")}`);
 }
 
-await main();
+if (flag("--full")) await full({ repo, here, benchDir, repeat: option("--repeat", 3), peer: !flag("--no-peer"), big: flag("--13b"), log });
+else await main();

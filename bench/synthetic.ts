@@ -1,4 +1,4 @@
-// A synthetic bf16 checkpoint with Llama-2-7B layer shapes (random N(0, 0.02) weights, norms 1) and one
+// A synthetic bf16 checkpoint with Llama-2-7B (or 13B) layer shapes (random N(0, 0.02) weights, norms 1) and one
 // planted super weight, written once and cached. Each tensor has its own seeded stream, so the folder is
 // the same on every machine. Writing goes straight to bf16 bits: a 65536-entry table of normal samples
 // indexed by 16 random bits (two samples per xorshift32 step) costs ~1 ns per weight.
@@ -10,7 +10,12 @@ import { Model } from "../src/engine/model.js";
 import type { Checkpoint } from "../src/checkpoint/checkpoint.js";
 import { forward } from "../src/engine/forward.js";
 
-export const SHAPE = { hidden: 4096, intermediate: 11008, heads: 32, vocab: 32000 };
+export interface Shape { name: string; hidden: number; intermediate: number; heads: number; vocab: number; layers: number }
+/** Llama-2-7B and -13B: their full depths, and the layer shapes a shallower bench checkpoint keeps. */
+export const SHAPES = {
+  llama7b: { name: "llama7b", hidden: 4096, intermediate: 11008, heads: 32, vocab: 32000, layers: 32 },
+  llama13b: { name: "llama13b", hidden: 5120, intermediate: 13824, heads: 40, vocab: 32000, layers: 40 },
+} satisfies Record<string, Shape>;
 /** Where the super weight is planted: down_proj[row, channel] of `layer`. */
 export const PLANT = { layer: 1, channel: 7003, row: 3968, downValue: 2.0, target: 500 };
 /** The BOS row of the embeddings is scaled by this (std 0.02·1024 ≈ 20) so that token 0's residual is
@@ -18,8 +23,8 @@ export const PLANT = { layer: 1, channel: 7003, row: 3968, downValue: 2.0, targe
 export const BOS_SCALE = 1024;
 const VERSION = 2; // bump when the generated weights change
 
-export function configFor(layers: number): Record<string, unknown> {
-  const { hidden, intermediate, heads, vocab } = SHAPE;
+export function configFor(layers: number, shape: Shape = SHAPES.llama7b): Record<string, unknown> {
+  const { hidden, intermediate, heads, vocab } = shape;
   return {
     architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: hidden, intermediate_size: intermediate,
     num_hidden_layers: layers, num_attention_heads: heads, num_key_value_heads: heads, vocab_size: vocab,
@@ -64,8 +69,8 @@ const bf16 = (bits: number) => new Float32Array(new Uint32Array([bits << 16]).bu
 
 interface Spec { name: string; shape: number[]; fill: "random" | "ones" }
 
-function tensorsOf(layers: number): Spec[][] {
-  const { hidden: H, intermediate: I, vocab: V } = SHAPE;
+function tensorsOf(layers: number, shape: Shape): Spec[][] {
+  const { hidden: H, intermediate: I, vocab: V } = shape;
   const layer = (l: number): Spec[] => {
     const p = `model.layers.${l}.`;
     return [
@@ -140,20 +145,27 @@ export interface PlantInfo {
   downValue: number;
 }
 
+/** Bytes of the checkpoint's tensors (bf16). */
+export function checkpointBytes(layers: number, shape: Shape = SHAPES.llama7b): number {
+  return tensorsOf(layers, shape).flat().reduce((s, t) => s + 2 * t.shape.reduce((a, b) => a * b, 1), 0);
+}
+
 /**
- * The checkpoint folder with `layers` layers, written if absent or of an older VERSION (weights.json marks
- * the weights complete, plant.json the super weight). The plant does not depend on the weights it changes, so redoing it after
- * an interruption gives the same bytes.
+ * The checkpoint folder with `layers` layers of `shape`, written if absent, of an older VERSION or of another
+ * shape (weights.json marks the weights complete, plant.json the super weight). The plant does not depend on the
+ * weights it changes, so redoing it after an interruption gives the same bytes.
  */
-export async function ensureCheckpoint(folder: string, layers: number, log: (s: string) => void): Promise<PlantInfo> {
-  const plantFile = join(folder, "plant.json"), weightsFile = join(folder, "weights.json");
+export async function ensureCheckpoint(folder: string, layers: number, log: (s: string) => void, shape: Shape = SHAPES.llama7b): Promise<PlantInfo> {
+  const plantFile = join(folder, "plant.json"), weightsFile = join(folder, "weights.json"), configFile = join(folder, "config.json");
   const version = (file: string) => (existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as { version?: number }).version : undefined);
-  if (version(plantFile) === VERSION) return JSON.parse(readFileSync(plantFile, "utf8")) as PlantInfo;
-  if (version(weightsFile) !== VERSION) {
+  const config = JSON.stringify(configFor(layers, shape), null, 2);
+  const sameShape = existsSync(configFile) && readFileSync(configFile, "utf8") === config;
+  if (sameShape && version(plantFile) === VERSION) return JSON.parse(readFileSync(plantFile, "utf8")) as PlantInfo;
+  if (!sameShape || version(weightsFile) !== VERSION) {
     mkdirSync(folder, { recursive: true });
-    for (const f of [plantFile, weightsFile, join(folder, "config.json")]) rmSync(f, { force: true });
+    for (const f of [plantFile, weightsFile, configFile]) rmSync(f, { force: true });
     const t0 = performance.now();
-    const shards = tensorsOf(layers);
+    const shards = tensorsOf(layers, shape);
     const weightMap: Record<string, string> = {};
     let total = 0;
     shards.forEach((specs, i) => {
@@ -163,7 +175,7 @@ export async function ensureCheckpoint(folder: string, layers: number, log: (s: 
       for (const s of specs) weightMap[s.name] = file;
     });
     writeAtomic(join(folder, "model.safetensors.index.json"), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
-    writeAtomic(join(folder, "config.json"), JSON.stringify(configFor(layers), null, 2));
+    writeAtomic(configFile, config);
     writeAtomic(weightsFile, JSON.stringify({ version: VERSION }));
     log(`wrote ${(total / 1e9).toFixed(2)} GB in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
