@@ -1,6 +1,7 @@
 // One measurement per process, so peak RSS is its own: `node dist/bench/child.js <kind> <args…>`.
 // Prints one line `BENCH_RESULT {json}` (always with maxRSSKB, the process's peak RSS, its minor page
-// faults and CPU seconds: on some VMs a first touch of fresh memory costs more than the work itself).
+// faults and CPU seconds: on some VMs a first touch of fresh memory costs more than the work itself; and the
+// bytes it had read from the drive, where the system tells).
 //   forward <ckpt> <tokens>   one forward pass; seconds per phase, per layer, and where the time went
 //   gemm <M> <K> <N>          the matmul backend alone on f32 weights
 //   io <ckpt>                 raw read, bf16→f32 widening, Model.readRows (into a reused / a fresh buffer),
@@ -9,7 +10,7 @@
 //   cli <script> <args…>      any CLI command (e.g. dist/src/cli/main.js scan <ckpt>), peak RSS at exit
 //   floor <ckpt> <threads>    the page-cache floor: every byte of the checkpoint's .safetensors files read once
 //                             (1 MB reads), by `threads` threads each reading its own contiguous part
-import { closeSync, fstatSync, openSync, readdirSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Worker } from "node:worker_threads";
 import { pathToFileURL } from "node:url";
@@ -27,8 +28,18 @@ import { scan } from "../src/superweight/scan.js";
 const now = () => performance.now() / 1000;
 const report = (result: Record<string, unknown>) => {
   const u = process.resourceUsage();
-  process.stdout.write(`BENCH_RESULT ${JSON.stringify({ ...result, maxRSSKB: u.maxRSS, minorPageFaults: u.minorPageFault, userS: u.userCPUTime / 1e6, systemS: u.systemCPUTime / 1e6 })}\n`);
+  const usage = { maxRSSKB: u.maxRSS, minorPageFaults: u.minorPageFault, userS: u.userCPUTime / 1e6, systemS: u.systemCPUTime / 1e6 };
+  process.stdout.write(`BENCH_RESULT ${JSON.stringify({ ...result, ...usage, diskReadBytes: diskReadBytes() })}\n`);
 };
+
+/** Bytes this process has had read from the drive (Linux's /proc/self/io: what the page cache did not hold). */
+function diskReadBytes(): number | undefined {
+  try {
+    return Number(/^read_bytes: (\d+)$/m.exec(readFileSync("/proc/self/io", "utf8"))?.[1]);
+  } catch {
+    return undefined;
+  }
+}
 
 /** BOS 1, then fixed pseudo-random ids in [3, vocab). */
 function promptIds(tokens: number, vocab: number): number[] {

@@ -19,7 +19,7 @@ type Json = Record<string, any>;
 /** The peer's 11 ids ("Apple Inc. is a worldwide tech company." in Llama-2's tokenizer). */
 const IDS = [1, 12113, 9266, 29889, 338, 263, 3186, 8157, 13784, 5001, 29889];
 
-interface Sample { wallS: number; cpuS: number; peakRSSKB: number; load: number; result: Json }
+interface Sample { wallS: number; cpuS: number; peakRSSKB: number; load: number; diskBytes?: number; result: Json }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
@@ -56,7 +56,7 @@ export async function full(o: { repo: string; here: string; benchDir: string; re
       ...("skipped" in peer ? [] : [["torch bf16 (peer)", () => {
         const load = loadavg()[0];
         const r = runPeer(peer, folder, "bf16", threads);
-        return { wallS: r.wallS, cpuS: r.cpuS, peakRSSKB: r.peakRSSKB, load, result: r };
+        return { wallS: r.wallS, cpuS: r.cpuS, peakRSSKB: r.peakRSSKB, load, diskBytes: r.diskReadBytes, result: r };
       }] as [string, () => Sample]]),
     ];
     const samples = new Map<string, Sample[]>(commands.map(([name]) => [name, []]));
@@ -72,9 +72,10 @@ export async function full(o: { repo: string; here: string; benchDir: string; re
     const scan = samples.get("ours: scan")![0].result.output as Json;
     const onePass = bytes;
     out.push(`\n${shape.name}-shaped, ${shape.layers} layers, ${(bytes / 1e9).toFixed(1)} GB bf16${fits ? ", page cache warm" : ", larger than 70% of memory: read from disk"}; medians of ${o.repeat} interleaved rounds, ${threads} threads\n`);
-    out.push(table(["command", "wall s", "CPU s", "peak RSS GB", "load", "GB/s"],
+    const disk = (name: string) => m(name, (s) => s.diskBytes ?? NaN);
+    out.push(table(["command", "wall s", "CPU s", "peak RSS GB", "load", "checkpoint GB/s", "from the drive GB", "drive GB/s"],
       commands.map(([name]) => [name, s2(wall(name)), s2(m(name, (s) => s.cpuS)), gb(m(name, (s) => s.peakRSSKB)), m(name, (s) => s.load).toFixed(1),
-        name.startsWith("floor") ? (bytes / wall(name) / 1e9).toFixed(2) : name === "ours: run" ? (bytes / wall(name) / 1e9).toFixed(2) : ""])));
+        name.includes("scan") ? "" : (bytes / wall(name) / 1e9).toFixed(2), (disk(name) / 1e9).toFixed(2), (disk(name) / wall(name) / 1e9).toFixed(2)])));
     const ratios: (string | number)[][] = [
       ["run / floor (1 thread)", s2(wall("ours: run") / wall("floor, 1 thread"))],
       [`run / floor (${threads} threads)`, s2(wall("ours: run") / wall(`floor, ${threads} threads`))],
@@ -109,5 +110,5 @@ function measureChild(here: string, args: string[]): Sample {
   const result = JSON.parse(lines[at].slice("BENCH_RESULT ".length)) as Json;
   // A CLI command's own output (--json) comes before the result line.
   if (args[0] === "cli") result.output = JSON.parse(lines.slice(0, at).join("\n"));
-  return { wallS, cpuS: result.userS + result.systemS, peakRSSKB: result.maxRSSKB, load, result };
+  return { wallS, cpuS: result.userS + result.systemS, peakRSSKB: result.maxRSSKB, load, diskBytes: result.diskReadBytes, result };
 }

@@ -29,18 +29,22 @@ export function findPeer(repo: string): Peer | { skipped: string } {
   return { python, time, script, env };
 }
 
-export interface PeerRun { tokens: number; wallS: number; cpuS: number; peakRSSKB: number; loadS: number; forwardS: number; found: number }
+export interface PeerRun {
+  tokens: number; wallS: number; cpuS: number; peakRSSKB: number; loadS: number; forwardS: number; found: number;
+  /** Bytes read from the drive (GNU time's file system inputs, 512-byte blocks). */
+  diskReadBytes: number;
+}
 
 /** One run of the peer on `ckpt` under /usr/bin/time: wall, CPU and peak RSS of the whole process. */
 export function runPeer(peer: Peer, ckpt: string, mode: string, threads: number, tokens?: number): PeerRun {
-  const args = ["-f", "%M %e %U %S", peer.python, peer.script, ckpt, mode, String(threads), ...(tokens ? [String(tokens)] : [])];
+  const args = ["-f", "%M %e %U %S %I", peer.python, peer.script, ckpt, mode, String(threads), ...(tokens ? [String(tokens)] : [])];
   const p = spawnSync(peer.time, args, { encoding: "utf8", env: peer.env, maxBuffer: 64 << 20 });
   const out = p.stdout.split("\n").reverse().find((l) => l.startsWith("{"));
   const timeLine = p.stderr.trim().split("\n").pop() ?? "";
   if (p.status !== 0 || !out) throw new Error(`peer ${mode} ${tokens ?? 11} failed (exit ${p.status}):\n${p.stderr.slice(-4000)}`);
   const r = JSON.parse(out) as Record<string, number>;
-  const [rss, wall, user, sys] = timeLine.split(" ").map(Number);
-  return { tokens: r.tokens, wallS: wall, cpuS: user + sys, peakRSSKB: rss, loadS: r.load_s, forwardS: r.forward_s, found: r.found };
+  const [rss, wall, user, sys, inputs] = timeLine.split(" ").map(Number);
+  return { tokens: r.tokens, wallS: wall, cpuS: user + sys, peakRSSKB: rss, loadS: r.load_s, forwardS: r.forward_s, found: r.found, diskReadBytes: inputs * 512 };
 }
 
 export const gb = (kb: number) => (kb / 1e6).toFixed(2);
