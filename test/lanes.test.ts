@@ -69,6 +69,16 @@ for (const dtype of ["F32", "F16", "BF16"] as const) {
   });
 }
 
+test("products awaited side by side queue: each is its own matrix's product", async () => {
+  const a = matrix("BF16", 11), b = matrix("F16", 12);
+  const [ga, gb] = await Promise.all([lanes.product(a.job, x, M), lanes.product(b.job, x, M)].map((p) => p.then((y) => y.slice())));
+  for (const [got, { stored }] of [[ga, a], [gb, b]] as const) {
+    const want = new Float32Array(M * ROWS);
+    matmulRef(want, x, M, COLS, stored, ROWS, "nk");
+    assert.ok(toleranceUsed(got, Array.from(want)) <= 1);
+  }
+});
+
 test("a file cut short under the lanes fails the product with the reader's TRUNCATED error", async () => {
   const { path, job } = matrix("BF16", 7);
   truncateSync(path, job.start + 2 * COLS * 10); // ten rows left: every later block is past the end

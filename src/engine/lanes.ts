@@ -89,9 +89,17 @@ export class Lanes {
 
   /**
    * x[m, cols] · W[r0:r1]ᵀ as [m, r1 − r0], for the stored matrix of `job`. The result is a view of a shared
-   * buffer, valid until the next product.
+   * buffer, valid until the next product. Products run one at a time (two passes awaited side by side queue).
    */
-  async product(job: Omit<RowsJob, "step" | "m">, x: Float32Array, m: number): Promise<Float32Array> {
+  product(job: Omit<RowsJob, "step" | "m">, x: Float32Array, m: number): Promise<Float32Array> {
+    const run = this.queue.then(() => this.run(job, x, m));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private async run(job: Omit<RowsJob, "step" | "m">, x: Float32Array, m: number): Promise<Float32Array> {
     const { cols, r0, r1 } = job;
     const full: RowsJob = { ...job, m, step: Lanes.step(cols, m) };
     const n = r1 - r0;

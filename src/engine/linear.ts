@@ -96,8 +96,9 @@ export async function products(
   const plain = layout === "nk" && gs.length === 1 && !gs[0].overrides.length;
   const lanes = plain ? await lanedWeight(pass, weight) : undefined;
   if (lanes) {
-    // Parts of at most maxRows rows (all of them when unbounded), each made by every lane.
-    const chunk = Math.min(rows, maxRows ?? rows);
+    // Parts of at most maxRows rows, and of at most a block's elements ([m, rows] in shared memory, copied out by
+    // the caller), each made by every lane.
+    const chunk = Math.max(1, Math.min(rows, maxRows ?? rows, Math.floor(MAX_BLOCK_ELEMENTS / m)));
     for (let r0 = 0; r0 < rows; r0 += chunk) {
       const r1 = Math.min(rows, r0 + chunk);
       const part = await lanes.lanes.product({ ...lanes.job, r0, r1 }, x, m);
