@@ -86,6 +86,7 @@ async function forwardOnce(folder: string, tokens: number): Promise<void> {
   const lanes = backend.threads ? await lanesFor(backend.threads) : undefined;
   let lanesS = 0, laneBlocks = 0;
   if (lanes) {
+    lanes.startWorkers();
     while (lanes.ready < lanes.threads - 1 && now() - t0 < 10) await new Promise((r) => setTimeout(r, 10));
     const product = lanes.product.bind(lanes);
     lanes.product = async (job, x, m) => {

@@ -42,6 +42,7 @@ function matrix(dtype: FloatDtype, seed: number) {
 let lanes: LanesType;
 before(async () => {
   lanes = await Lanes.create(2);
+  lanes.startWorkers();
   for (let waited = 0; lanes.ready < 1 && waited < 20000; waited += 20) await new Promise((r) => setTimeout(r, 20));
 });
 

@@ -2,7 +2,7 @@
 // it is ready in the shared state (or unusable, when onnxruntime does not load here), then runs each job it is
 // sent on the shared counter beside the other lanes, and reports a failure as a message before it counts itself
 // done.
-import { workerData, type MessagePort } from "node:worker_threads";
+import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { createOrtBackend } from "./matmul.js";
 import { DONE, FAILED, laneFailure, NEXT, WORKER, runLane, type Gemm, type RowsJob } from "./lane.js";
 
@@ -17,6 +17,7 @@ try {
 } catch {
   Atomics.store(ctrl, WORKER + 2 * index, -1); // the main thread's lane does the work
 }
+parentPort!.postMessage("started");
 
 let x: Float32Array = new Float32Array(0), out: Float32Array = new Float32Array(0), local = new Float32Array(0);
 port.on("message", async (msg: { job: RowsJob; x?: SharedArrayBuffer; out?: SharedArrayBuffer }) => {

@@ -28,20 +28,22 @@ export class Lanes {
   /** Which workers have been sent the current shared buffers. */
   private sent = new WeakMap<LaneWorker, { x: Float32Array; out: Float32Array }>();
 
-  private constructor(
-    readonly threads: number,
-    private readonly gemm: Gemm,
-    private readonly ctrl: Int32Array,
-    private readonly workers: LaneWorker[],
-  ) {}
+  private workers: LaneWorker[] = [];
 
-  /** Lanes on `threads` cores; the workers start in the background and join the jobs once they are ready. */
+  private constructor(readonly threads: number, private readonly gemm: Gemm, private readonly ctrl: Int32Array) {}
+
+  /** Lanes on `threads` cores: the main thread's now, the workers' once a product has blocks to share. */
   static async create(threads: number): Promise<Lanes> {
     const backend = await createOrtBackend(1);
     const gemm: Gemm = (x, m, k, w, n) => backend.linear(x, m, k, w, n, "nk");
-    const ctrl = new Int32Array(new SharedArrayBuffer(4 * (WORKER + 2 * (threads - 1))));
-    const workers: LaneWorker[] = [];
-    for (let index = 0; index < threads - 1; index++) {
+    return new Lanes(threads, gemm, new Int32Array(new SharedArrayBuffer(4 * (WORKER + 2 * (threads - 1)))));
+  }
+
+  /** Start the worker lanes (once); they join the products when they are ready. */
+  startWorkers(): void {
+    if (this.workers.length || this.threads === 1) return;
+    const { ctrl } = this;
+    for (let index = 0; index < this.threads - 1; index++) {
       const { port1, port2 } = new MessageChannel();
       let worker: Worker;
       try {
@@ -61,10 +63,11 @@ export class Lanes {
         Atomics.add(ctrl, DONE, 1);
         Atomics.notify(ctrl, DONE);
       });
-      worker.unref();
-      workers.push(lane);
+      // The process waits for a starting worker (torn down while onnxruntime loads, the process aborts); a
+      // ready one, idle between products, does not keep it alive.
+      worker.once("message", () => worker.unref());
+      this.workers.push(lane);
     }
-    return new Lanes(threads, gemm, ctrl, workers);
   }
 
   /** Rows per block of a matrix with `cols` columns multiplied by m rows (the [m, rows] product bounded too). */
@@ -103,6 +106,7 @@ export class Lanes {
     const { cols, r0, r1 } = job;
     const full: RowsJob = { ...job, m, step: Lanes.step(cols, m) };
     const n = r1 - r0;
+    if (n > full.step) this.startWorkers();
     const helpers = n > full.step ? this.helpers() : [];
     if (helpers.length) this.share(x, m * cols, m * n);
     const out = helpers.length ? this.out.subarray(0, m * n) : new Float32Array(m * n);
