@@ -4,7 +4,7 @@
 // a table with ratios and writes every figure to <bench dir>/results.json.
 //
 //   node dist/bench/bench.js [--quick] [--layers 2..4] [--repeat N] [--no-peer]
-//   node dist/bench/bench.js --full [--13b] [--repeat N] [--no-peer]    real-size checkpoints (full.ts)
+//   node dist/bench/bench.js --full [--13b] [--cold] [--repeat N] [--no-peer]    real-size checkpoints (full.ts)
 //   SUPERWEIGHT_BENCH_DIR   where the checkpoint and results go (default: <tmpdir>/superweight-bench)
 //
 // To add a measurement, add an entry to `measurements` below: a name and the child's arguments.
@@ -166,5 +166,5 @@ async function main(): Promise<void> {
   console.log(`\nresults: ${join(benchDir, "results.json")}`);
 }
 
-if (flag("--full")) await full({ repo, here, benchDir, repeat: option("--repeat", 3), peer: !flag("--no-peer"), big: flag("--13b"), log });
+if (flag("--full")) await full({ repo, here, benchDir, repeat: option("--repeat", 3), peer: !flag("--no-peer"), big: flag("--13b"), cold: flag("--cold"), log });
 else await main();

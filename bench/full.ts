@@ -5,8 +5,10 @@
 // …, the machine is shared), it measures: the page-cache floor (every byte of the checkpoint read once, on one
 // thread and on every core), `superweight run` and `superweight scan` of 11 tokens, and the PyTorch peer's bf16
 // forward of the same 11 tokens; it prints medians of wall and CPU time, peak RSS, the load average, and ratios.
+// With --cold every command starts with the checkpoint out of the page cache (posix_fadvise DONTNEED on each file,
+// through Python's os module, as Node has no fadvise): a first scan's reads from the drive.
 //
-//   node dist/bench/bench.js --full [--13b] [--repeat N] [--no-peer]
+//   node dist/bench/bench.js --full [--13b] [--cold] [--repeat N] [--no-peer]
 import { spawnSync } from "node:child_process";
 import { existsSync, statfsSync, writeFileSync } from "node:fs";
 import { availableParallelism, loadavg, totalmem } from "node:os";
@@ -23,7 +25,16 @@ interface Sample { wallS: number; cpuS: number; peakRSSKB: number; load: number;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
-export async function full(o: { repo: string; here: string; benchDir: string; repeat: number; peer: boolean; big: boolean; log: (s: string) => void }): Promise<void> {
+interface FullOptions { repo: string; here: string; benchDir: string; repeat: number; peer: boolean; big: boolean; cold: boolean; log: (s: string) => void }
+
+/** Drop the page cache's copy of the folder's .safetensors files (clean pages only: they were written long ago). */
+function evict(folder: string): void {
+  const code = "import os,sys,glob\nfor f in glob.glob(sys.argv[1]+'/*.safetensors'):\n fd=os.open(f,os.O_RDONLY); os.posix_fadvise(fd,0,0,os.POSIX_FADV_DONTNEED); os.close(fd)";
+  const p = spawnSync("/usr/bin/python3", ["-c", code, folder], { encoding: "utf8" });
+  if (p.status !== 0) throw new Error(`--cold: could not drop ${folder} from the page cache: ${p.stderr || p.error}`);
+}
+
+export async function full(o: FullOptions): Promise<void> {
   const { log } = o;
   const threads = Number(process.env.SUPERWEIGHT_THREADS || availableParallelism());
   const peer = o.peer ? findPeer(o.repo) : { skipped: "--no-peer" };
@@ -42,7 +53,7 @@ export async function full(o: { repo: string; here: string; benchDir: string; re
     log(`checkpoint: ${folder} (${shape.layers} layers, ${(bytes / 1e9).toFixed(1)} GB)`);
     await ensureCheckpoint(folder, shape.layers, log, shape);
     const fits = bytes < 0.7 * totalmem();
-    if (fits) {
+    if (fits && !o.cold) {
       log("warming the page cache …");
       warmPageCache(folder);
     }
@@ -62,6 +73,7 @@ export async function full(o: { repo: string; here: string; benchDir: string; re
     const samples = new Map<string, Sample[]>(commands.map(([name]) => [name, []]));
     for (let round = 1; round <= o.repeat; round++) {
       for (const [name, run] of commands) {
+        if (o.cold) evict(folder);
         const s = run();
         samples.get(name)!.push(s);
         log(`  round ${round} ${name}: ${s2(s.wallS)} s wall, ${s2(s.cpuS)} s CPU, ${gb(s.peakRSSKB)} GB, load ${s.load.toFixed(1)}`);
@@ -71,7 +83,8 @@ export async function full(o: { repo: string; here: string; benchDir: string; re
     const wall = (name: string) => m(name, (s) => s.wallS);
     const scan = samples.get("ours: scan")![0].result.output as Json;
     const onePass = bytes;
-    out.push(`\n${shape.name}-shaped, ${shape.layers} layers, ${(bytes / 1e9).toFixed(1)} GB bf16${fits ? ", page cache warm" : ", larger than 70% of memory: read from disk"}; medians of ${o.repeat} interleaved rounds, ${threads} threads\n`);
+    const state = o.cold ? ", dropped from the page cache before each command" : fits ? ", page cache warm" : ", larger than 70% of memory: read from disk";
+    out.push(`\n${shape.name}-shaped, ${shape.layers} layers, ${(bytes / 1e9).toFixed(1)} GB bf16${state}; medians of ${o.repeat} interleaved rounds, ${threads} threads\n`);
     const disk = (name: string) => m(name, (s) => s.diskBytes ?? NaN);
     out.push(table(["command", "wall s", "CPU s", "peak RSS GB", "load", "checkpoint GB/s", "from the drive GB", "drive GB/s"],
       commands.map(([name]) => [name, s2(wall(name)), s2(m(name, (s) => s.cpuS)), gb(m(name, (s) => s.peakRSSKB)), m(name, (s) => s.load).toFixed(1),
