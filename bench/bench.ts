@@ -6,16 +6,23 @@
 // expert: our forward pass and scan (experts read per pass) beside a PyTorch forward of it (torch_moe.py;
 // the peer's scan_torch.py runs dense models only, which the bench shows by trying it).
 //
-//   node dist/bench/bench.js [--quick] [--layers 2..4] [--repeat N] [--no-peer] [--no-moe]
+// Then the other commands' costs on the same checkpoint: eval's perplexity window (1 and 4 arms), GGUF
+// dequantization, and with --extra a Q4_K_M GGUF of it scanned beside the bf16 original and a 2048-token
+// window on a Llama-3-shaped checkpoint (128k vocabulary).
+//
+//   node dist/bench/bench.js [--quick] [--layers 2..4] [--repeat N] [--no-peer] [--no-moe] [--extra]
+//   node dist/bench/bench.js --full [--13b] [--cold] [--repeat N] [--no-peer]    real-size checkpoints (full.ts)
 //   SUPERWEIGHT_BENCH_DIR   where the checkpoint and results go (default: <tmpdir>/superweight-bench)
 //
-// To add a measurement, add an entry to `measurements` below: a name and the child's arguments.
+// To add a measurement, add an entry to `measurements` below: a name, the child's arguments (and its script).
 import { spawnSync } from "node:child_process";
-import { closeSync, existsSync, openSync, readFileSync, readdirSync, readSync, writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureCheckpoint, MOE_SHAPE, PLANT } from "./synthetic.js";
+import { findPeer, gb, runPeer, s2, table, warmPageCache, type Peer, type PeerRun } from "./tools.js";
+import { full } from "./full.js";
 
 const here = dirname(fileURLToPath(import.meta.url)); // dist/bench
 const repo = resolve(here, "../..");
@@ -35,7 +42,8 @@ const moeCkpt = join(benchDir, "mixtral-shaped-L2");
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
 type Json = Record<string, any>;
-interface Measurement { name: string; args: string[] }
+/** A child measurement: `script` (default child.js) in dist/bench with `args`. */
+interface Measurement { name: string; args: string[]; script?: string }
 interface Outcome { name: string; wallS: number; result: Json; runs: number }
 
 const measurements: Measurement[] = [
@@ -54,7 +62,8 @@ function measure(m: Measurement, times = repeat): Outcome {
   let best: Outcome | undefined;
   for (let i = 0; i < times; i++) {
     const t0 = performance.now();
-    const p = spawnSync(process.execPath, [join(here, "child.js"), ...m.args], { encoding: "utf8", maxBuffer: 64 << 20 });
+    const script = join(here, m.script ?? "child.js");
+    const p = spawnSync(process.execPath, [script, ...m.args], { encoding: "utf8", maxBuffer: 64 << 20 });
     const wallS = (performance.now() - t0) / 1000;
     const line = p.stdout.split("\n").reverse().find((l) => l.startsWith("BENCH_RESULT "));
     if (p.status !== 0 || !line) throw new Error(`measurement ${m.name} failed (exit ${p.status}):\n${p.stderr.slice(-4000)}`);
@@ -64,61 +73,39 @@ function measure(m: Measurement, times = repeat): Outcome {
   return best!;
 }
 
-/** Read every file of the checkpoint once so that all runs find it in the page cache. */
-function warmPageCache(folder: string): void {
-  const buf = Buffer.alloc(64 << 20);
-  for (const f of readdirSync(folder)) {
-    const fd = openSync(join(folder, f), "r");
-    while (readSync(fd, buf, 0, buf.length, null) > 0);
-    closeSync(fd);
-  }
-}
-
 // ---- the PyTorch peer (../shared/tools/peer/scan_torch.py); never installed by the bench ----
-interface PeerRun { name: string; mode: string; tokens: number; wallS: number; peakRSSKB: number; loadS: number; forwardS: number; found: number; runs: number; result: Json }
-const python = "/usr/bin/python3", time = "/usr/bin/time";
-const peerScript = process.env.SUPERWEIGHT_PEER || resolve(repo, "../shared/tools/peer/scan_torch.py");
+interface PeerCase extends PeerRun { name: string; mode: string; runs: number }
 
-function peerUnavailable(script: string): string | undefined {
-  if (flag("--no-peer")) return "--no-peer";
-  if (!existsSync(script)) return `${script} not found`;
-  if (!existsSync(time)) return `${time} not installed`;
-  if (spawnSync(python, ["-c", "import torch"]).status !== 0) return "python3-torch not installed";
-  return undefined;
+function peer(): { runs: PeerCase[] } | { skipped: string } {
+  if (flag("--no-peer")) return { skipped: "--no-peer" };
+  const found = findPeer(repo);
+  if ("skipped" in found) return found;
+  const runs: PeerCase[] = [];
+  const cases: [string, number | undefined][] = [["bf16", undefined], ["bf16", 16], ["f32", undefined], ["f32", 16]];
+  if (!quick) cases.push(["bf16", 512], ["f32", 512]);
+  for (const [mode, tokens] of cases) {
+    let best: PeerCase | undefined;
+    for (let i = 0; i < repeat; i++) {
+      const r = runPeer(found, ckpt, mode, 2, tokens);
+      const run: PeerCase = { ...r, name: `torch-${mode}-${r.tokens}`, mode, runs: repeat };
+      if (!best || run.wallS < best.wallS) best = run;
+    }
+    runs.push(best!);
+    log(`  ${best!.name}: ${best!.wallS} s, ${(best!.peakRSSKB / 1e6).toFixed(2)} GB, found ${best!.found}`);
+  }
+  return { runs };
 }
 
-function peerEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, SUPERWEIGHT_PEER_DIR: dirname(peerScript) };
-  const openblas = "/usr/lib/x86_64-linux-gnu/openblas-pthread";
-  if (existsSync(openblas)) env.LD_LIBRARY_PATH = [openblas, env.LD_LIBRARY_PATH].filter(Boolean).join(":");
-  if (/avx512f/.test(readFileSync("/proc/cpuinfo", "utf8"))) env.OPENBLAS_CORETYPE = "SkylakeX";
-  return env;
-}
-
-/** One peer script on a checkpoint, best of `repeat`: its JSON line, wall time and peak RSS (/usr/bin/time). */
-function peerRun(script: string, folder: string, prefix: string, mode: string, tokens?: number): PeerRun {
-  let best: PeerRun | undefined;
+/** The peer's runner on another script (bench/torch_moe.py), best of `repeat`. */
+function peerRun(peer: Peer, script: string, folder: string, prefix: string, mode: string, tokens?: number): PeerCase {
+  let best: PeerCase | undefined;
   for (let i = 0; i < repeat; i++) {
-    const args = ["-f", "%M %e", python, script, folder, mode, "2", ...(tokens ? [String(tokens)] : [])];
-    const p = spawnSync(time, args, { encoding: "utf8", env: peerEnv(), maxBuffer: 64 << 20 });
-    const out = p.stdout.split("\n").reverse().find((l) => l.startsWith("{"));
-    const timeLine = p.stderr.trim().split("\n").pop() ?? "";
-    if (p.status !== 0 || !out) throw new Error(`peer ${prefix} ${mode} ${tokens ?? 11} failed (exit ${p.status}):\n${p.stderr.slice(-4000)}`);
-    const r = JSON.parse(out) as Json;
-    const [rss, wall] = timeLine.split(" ").map(Number);
-    const run: PeerRun = { name: `${prefix}-${mode}-${r.tokens}`, mode, tokens: r.tokens, wallS: wall, peakRSSKB: rss, loadS: r.load_s, forwardS: r.forward_s, found: r.found, runs: repeat, result: r };
+    const r = runPeer({ ...peer, script }, folder, mode, 2, tokens);
+    const run: PeerCase = { ...r, name: `${prefix}-${mode}-${r.tokens}`, mode, runs: repeat };
     if (!best || run.wallS < best.wallS) best = run;
   }
   log(`  ${best!.name}: ${best!.wallS} s, ${(best!.peakRSSKB / 1e6).toFixed(2)} GB, found ${best!.found}`);
   return best!;
-}
-
-function peer(): { runs: PeerRun[] } | { skipped: string } {
-  const skipped = peerUnavailable(peerScript);
-  if (skipped) return { skipped };
-  const cases: [string, number | undefined][] = [["bf16", undefined], ["bf16", 16], ["f32", undefined], ["f32", 16]];
-  if (!quick) cases.push(["bf16", 512], ["f32", 512]);
-  return { runs: cases.map(([mode, tokens]) => peerRun(peerScript, ckpt, "torch", mode, tokens)) };
 }
 
 // ---- the Mixtral-shaped MoE ----
@@ -129,17 +116,15 @@ const moeMeasurements: Measurement[] = [
 ];
 
 /** Whether the peer's own scan_torch.py can run the MoE checkpoint (it cannot: it reads dense MLP names). */
-function peerOnMoe(): string {
-  const skipped = peerUnavailable(peerScript);
-  if (skipped) return `skipped (${skipped})`;
-  const p = spawnSync(python, [peerScript, moeCkpt, "bf16", "2"], { encoding: "utf8", env: peerEnv(), maxBuffer: 64 << 20 });
+function peerOnMoe(peer: Peer): string {
+  const p = spawnSync(peer.python, [peer.script, moeCkpt, "bf16", "2"], { encoding: "utf8", env: peer.env, maxBuffer: 64 << 20 });
   if (p.status === 0) return "ran";
   return `fails: ${p.stderr.trim().split("\n").pop()}`;
 }
 
 async function moe(): Promise<{ lines: string[]; results: Json }> {
   log(`MoE checkpoint: ${moeCkpt}`);
-  const plant = await ensureCheckpoint(moeCkpt, 2, log, true);
+  const plant = await ensureCheckpoint(moeCkpt, 2, log, "moe");
   log("warming the page cache …");
   warmPageCache(moeCkpt);
   const ours: Record<string, Outcome> = {};
@@ -148,10 +133,14 @@ async function moe(): Promise<{ lines: string[]; results: Json }> {
     ours[m.name] = measure(m);
   }
   log("PyTorch on the MoE …");
-  const scanTorch = peerOnMoe();
+  const found = flag("--no-peer") ? { skipped: "--no-peer" } : findPeer(repo);
+  const skipped = "skipped" in found ? found.skipped : undefined;
+  const scanTorch = "skipped" in found ? `skipped (${found.skipped})` : peerOnMoe(found);
   const torchScript = join(repo, "bench", "torch_moe.py");
-  const skipped = peerUnavailable(torchScript);
-  const torch = skipped ? [] : [...MOE_TOKENS.map((t) => peerRun(torchScript, moeCkpt, "torch-moe", "bf16", t)), peerRun(torchScript, moeCkpt, "torch-moe", "f32", 11)];
+  const torch = "skipped" in found ? [] : [
+    ...MOE_TOKENS.map((t) => peerRun(found, torchScript, moeCkpt, "torch-moe", "bf16", t)),
+    peerRun(found, torchScript, moeCkpt, "torch-moe", "f32", 11),
+  ];
 
   const { hidden, experts, intermediate, topK } = MOE_SHAPE;
   const lines = [`\nMixture of Experts: 2 layers of Mixtral-8x7B shape (hidden ${hidden}, ${experts} experts of ${intermediate}, top-${topK}), bf16 on disk; planted: layer ${plant.layer} expert ${plant.expert} w2[${plant.row}, ${plant.channel}]\n`];
@@ -177,14 +166,36 @@ async function moe(): Promise<{ lines: string[]; results: Json }> {
   return { lines, results: { checkpoint: moeCkpt, plant, ours, scanTorch, torch } };
 }
 
-// ---- printing ----
-const gb = (kb: number) => (kb / 1e6).toFixed(2);
-const s2 = (x: number) => x.toFixed(2);
-function table(head: string[], rows: (string | number)[][]): string {
-  const cells = [head, ...rows.map((r) => r.map(String))];
-  const w = head.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join("  ");
-  return [line(head), w.map((n) => "-".repeat(n)).join("  "), ...cells.slice(1).map(line)].join("\n");
+// ---- the other commands: eval's perplexity window, GGUF dequantization and scan, a 128k-vocabulary head ----
+const llama3 = join(benchDir, "llama3-shaped-L2"), gguf = join(benchDir, `llama7b-shaped-L${layers}-Q4_K_M.gguf`);
+const otherMeasurements = (): Measurement[] => [
+  { name: "eval-ppl-512x1", script: "child-eval.js", args: ["perplexity", ckpt, "512", "1"] },
+  { name: "eval-ppl-512x4", script: "child-eval.js", args: ["perplexity", ckpt, "512", "4"] },
+  { name: "gguf-dequant-Q4_K", script: "child-gguf.js", args: ["dequant", "Q4_K", String(1 << 24)] },
+  { name: "gguf-dequant-Q8_0", script: "child-gguf.js", args: ["dequant", "Q8_0", String(1 << 24)] },
+  ...(flag("--extra") ? [
+    { name: "gguf-write-Q4_K_M", script: "child-gguf.js", args: ["write", ckpt, gguf] },
+    { name: "scan-16-gguf", args: ["scan", gguf, "16"] },
+    { name: "eval-ppl-llama3-2048", script: "child-eval.js", args: ["perplexity-llama3", llama3, "2048"] },
+  ] : []),
+];
+
+function others(): { lines: string[]; results: Record<string, Outcome> } {
+  const ours: Record<string, Outcome> = {};
+  for (const m of otherMeasurements()) {
+    log(`measuring ${m.name} …`);
+    ours[m.name] = measure(m, m.name.startsWith("gguf-write") ? 1 : repeat);
+  }
+  const rows = Object.values(ours).map(({ name, wallS, result: r }) => {
+    const what = r.kind === "perplexity"
+      ? `${r.tokensPerS.toFixed(1)} tok/s (${r.variantTokensPerS.toFixed(1)} variant·tok/s), ${r.variants} arm${r.variants > 1 ? "s" : ""}`
+      : r.kind === "dequant" ? `${(r.elementsPerS / 1e9).toFixed(2)} G elements/s, rms error ${r.rmsError.toExponential(2)}`
+      : r.kind === "write" ? (r.skipped ? "already written" : `${(r.bytes / 1e9).toFixed(2)} GB in ${s2(r.wallS)} s`)
+      : r.kind === "scan" ? `${s2(r.scanS)} s scan, ${(r.bytesRead / 1e9).toFixed(2)} GB read`
+      : "";
+    return [name, s2(wallS), what, gb(r.maxRSSKB)];
+  });
+  return { lines: ["\nOther commands (best of " + repeat + " fresh processes)\n", table(["run", "wall s", "figure", "peak RSS GB"], rows)], results: ours };
 }
 
 async function main(): Promise<void> {
@@ -205,13 +216,13 @@ async function main(): Promise<void> {
   const fwd = Object.values(ours).filter((o) => o.result.kind === "forward");
   out.push(`\nOur forward pass (${layers} layers, Llama-2-7B shapes, bf16 on disk, backend ${fwd[0]?.result.backend}; best of ${repeat} fresh processes)\n`);
   out.push(table(
-    ["run", "wall s", "init s", "fwd s", "tok/s", "s/layer", "head s", "read s", "linear s", "attn s", "other s", "gc s", "GB/s", "peak RSS GB", "page faults", "sys s"],
+    ["run", "wall s", "init s", "fwd s", "tok/s", "s/layer", "head s", "lanes s", "worker share", "read s", "linear s", "attn s", "other s", "gc s", "GB/s", "peak RSS GB", "page faults", "sys s"],
     fwd.map(({ name, wallS, result: r }) => [
       name, s2(wallS), s2(r.backendInitS + r.openS), s2(r.forwardS), r.tokensPerS.toFixed(1),
-      r.layerS.map(s2).join(" "), s2(r.headS), s2(r.readS), s2(r.linearS), s2(r.attentionS), s2(r.otherS), s2(r.gcS),
+      r.layerS.map(s2).join(" "), s2(r.headS), s2(r.lanesS), s2(r.workerBlockShare), s2(r.readS), s2(r.linearS), s2(r.attentionS), s2(r.otherS), s2(r.gcS),
       (r.bytesRead / r.forwardS / 1e9).toFixed(2), gb(r.maxRSSKB), r.minorPageFaults, s2(r.systemS),
     ])));
-  out.push("\n(read = Model.readRows: file read + bf16→f32 widening; linear / attn = backend products; other = norms, rope, softmax, copies, hooks; gc = V8 GC pauses, inside the others;\n GB/s = weight bytes read / forward s; page faults = the process's minor faults, each a first touch of fresh memory)");
+  out.push("\n(lanes = the weight products of safetensors weights, each block read, widened and multiplied by one of the lanes — the main thread and a worker per further core —,\n worker share = the blocks the workers made; read = Model.readRows: file read + bf16→f32 widening elsewhere; linear / attn = backend products; other = norms, rope, softmax, copies, hooks;\n gc = V8 GC pauses, inside the others; GB/s = weight bytes read / forward s; page faults = the process's minor faults, each a first touch of fresh memory)");
 
   const scans = Object.values(ours).filter((o) => o.result.kind === "scan");
   if (scans.length) {
@@ -262,11 +273,14 @@ async function main(): Promise<void> {
   }
   const moeResults = flag("--no-moe") ? undefined : await moe();
   if (moeResults) out.push(...moeResults.lines);
+  const other = quick ? undefined : others();
+  if (other) out.push(...other.lines);
   console.log(out.join("\n"));
 
-  const results = { date: new Date().toISOString(), node: process.version, checkpoint: ckpt, layers, repeat, quick, plant: { ...plant, planted: PLANT }, ours, torch, moe: moeResults?.results };
+  const results = { date: new Date().toISOString(), node: process.version, checkpoint: ckpt, layers, repeat, quick, plant: { ...plant, planted: PLANT }, ours, torch, moe: moeResults?.results, other: other?.results };
   writeFileSync(join(benchDir, "results.json"), JSON.stringify(results, null, 2));
   console.log(`\nresults: ${join(benchDir, "results.json")}`);
 }
 
-await main();
+if (flag("--full")) await full({ repo, here, benchDir, repeat: option("--repeat", 3), peer: !flag("--no-peer"), big: flag("--13b"), cold: flag("--cold"), log });
+else await main();

@@ -1,6 +1,7 @@
 // One measurement per process, so peak RSS is its own: `node dist/bench/child.js <kind> <args…>`.
 // Prints one line `BENCH_RESULT {json}` (always with maxRSSKB, the process's peak RSS, its minor page
-// faults and CPU seconds: on some VMs a first touch of fresh memory costs more than the work itself).
+// faults and CPU seconds: on some VMs a first touch of fresh memory costs more than the work itself; and the
+// bytes it had read from the drive, where the system tells).
 //   forward <ckpt> <tokens>   one forward pass; seconds per phase, per layer, and where the time went
 //   gemm <M> <K> <N>          the matmul backend alone on f32 weights
 //   io <ckpt>                 raw read, bf16→f32 widening, Model.readRows (into a reused / a fresh buffer),
@@ -8,14 +9,18 @@
 //   scan <ckpt> <tokens>      the whole scan (iterations + causal checks) on the same ids as `forward`; for a
 //                             Mixture-of-Experts checkpoint also the experts each pass read
 //   cli <script> <args…>      any CLI command (e.g. dist/src/cli/main.js scan <ckpt>), peak RSS at exit
-import { closeSync, openSync, readSync } from "node:fs";
-import { resolve } from "node:path";
+//   floor <ckpt> <threads>    the page-cache floor: every byte of the checkpoint's .safetensors files read once
+//                             (1 MB reads), by `threads` threads each reading its own contiguous part
+import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { Worker } from "node:worker_threads";
 import { pathToFileURL } from "node:url";
 import { PerformanceObserver } from "node:perf_hooks";
 import { Model } from "../src/engine/model.js";
 import type { Checkpoint } from "../src/checkpoint/checkpoint.js";
 import { forward } from "../src/engine/forward.js";
 import { getBackend, type MatmulBackend } from "../src/engine/matmul.js";
+import { Lanes, lanesFor } from "../src/engine/lanes.js";
 import { blockBuffer, MAX_BLOCK_ELEMENTS } from "../src/checkpoint/block-buffer.js";
 import { widenInPlace } from "../src/checkpoint/dtype.js";
 import { xorshift } from "./synthetic.js";
@@ -24,8 +29,18 @@ import { scan } from "../src/superweight/scan.js";
 const now = () => performance.now() / 1000;
 const report = (result: Record<string, unknown>) => {
   const u = process.resourceUsage();
-  process.stdout.write(`BENCH_RESULT ${JSON.stringify({ ...result, maxRSSKB: u.maxRSS, minorPageFaults: u.minorPageFault, userS: u.userCPUTime / 1e6, systemS: u.systemCPUTime / 1e6 })}\n`);
+  const usage = { maxRSSKB: u.maxRSS, minorPageFaults: u.minorPageFault, userS: u.userCPUTime / 1e6, systemS: u.systemCPUTime / 1e6 };
+  process.stdout.write(`BENCH_RESULT ${JSON.stringify({ ...result, ...usage, diskReadBytes: diskReadBytes() })}\n`);
 };
+
+/** Bytes this process has had read from the drive (Linux's /proc/self/io: what the page cache did not hold). */
+function diskReadBytes(): number | undefined {
+  try {
+    return Number(/^read_bytes: (\d+)$/m.exec(readFileSync("/proc/self/io", "utf8"))?.[1]);
+  } catch {
+    return undefined;
+  }
+}
 
 /** BOS 1, then fixed pseudo-random ids in [3, vocab). */
 function promptIds(tokens: number, vocab: number): number[] {
@@ -63,9 +78,27 @@ async function forwardOnce(folder: string, tokens: number): Promise<void> {
   };
   const timedBackend: MatmulBackend = {
     name: backend.name,
+    threads: backend.threads,
     linear: (...a) => wrap("linear", () => backend.linear(...a)),
     batched: (...a) => wrap("attention", () => backend.batched(...a)),
   };
+  // The lanes' products (safetensors weights: read, widen and multiply on every core) are timed as one, with
+  // the share of blocks the worker lanes made.
+  const lanes = backend.threads ? await lanesFor(backend.threads) : undefined;
+  let lanesS = 0, laneBlocks = 0;
+  if (lanes) {
+    lanes.startWorkers();
+    while (lanes.ready < lanes.threads - 1 && now() - t0 < 10) await new Promise((r) => setTimeout(r, 10));
+    const product = lanes.product.bind(lanes);
+    lanes.product = async (job, x, m) => {
+      const s = now();
+      const y = await product(job, x, m);
+      lanesS += now() - s;
+      laneBlocks += Math.ceil((job.r1 - job.r0) / Lanes.step(job.cols, m));
+      return y;
+    };
+  }
+  const workerBlocks0 = lanes?.workerBlocks ?? 0;
   // The paper's statistics per layer: max |down_proj input| and |output|, where, and the largest off token 0.
   const spikes: { layer: number; input: Spike; output: Spike }[] = [];
   let expertsRead = 0; // Mixture of Experts: experts a token was routed to (only those are read)
@@ -93,7 +126,8 @@ async function forwardOnce(folder: string, tokens: number): Promise<void> {
     layerS: layerS.map(f), headS: f(t4 - layerEnds[layerEnds.length - 1]),
     bytesRead: result.bytesRead, readS: f(readS), readBytes,
     linearS: f(timed.linearS), linearCalls: timed.linearCalls, attentionS: f(timed.attentionS), attentionCalls: timed.attentionCalls,
-    otherS: f(t4 - t3 - readS - timed.linearS - timed.attentionS), gcS: f(gcS),
+    lanesS: f(lanesS), lanes: lanes?.threads ?? 0, workerBlockShare: f(((lanes?.workerBlocks ?? 0) - workerBlocks0) / Math.max(laneBlocks, 1)),
+    otherS: f(t4 - t3 - readS - timed.linearS - timed.attentionS - lanesS), gcS: f(gcS),
     spikes, logitsFinite: result.logits!.every(Number.isFinite),
     ...(ex ? { experts: [{ touched: expertsRead, total: ex.count * sparseLayers(model) }] } : {}),
   });
@@ -184,6 +218,31 @@ async function scanOnce(folder: string, tokens: number): Promise<void> {
   model.close();
 }
 
+/** Read every .safetensors file of `folder` once, split into `threads` contiguous parts read side by side. */
+async function floor(folder: string, threads: number): Promise<void> {
+  const files = readdirSync(folder).filter((f) => f.endsWith(".safetensors")).map((f) => join(folder, f));
+  const parts = files.flatMap((path) => {
+    const fd = openSync(path, "r"), size = fstatSync(fd).size;
+    closeSync(fd);
+    const per = Math.ceil(size / threads / 2 ** 20) * 2 ** 20;
+    return Array.from({ length: threads }, (_, i) => ({ path, from: i * per, to: Math.min(size, (i + 1) * per) }));
+  });
+  const bytes = parts.reduce((s, p) => s + Math.max(0, p.to - p.from), 0);
+  const reader = `const { workerData, parentPort } = require("node:worker_threads"), fs = require("node:fs");
+    const buf = Buffer.alloc(1 << 20);
+    for (const p of workerData) { const fd = fs.openSync(p.path, "r");
+      for (let at = p.from; at < p.to;) at += fs.readSync(fd, buf, 0, Math.min(buf.length, p.to - at), at);
+      fs.closeSync(fd); }
+    parentPort.postMessage("done");`;
+  const t0 = now();
+  await Promise.all(Array.from({ length: threads }, (_, i) => new Promise((done, fail) => {
+    const w = new Worker(reader, { eval: true, workerData: parts.filter((_, j) => j % threads === i) });
+    w.once("message", done).once("error", fail);
+  })));
+  const seconds = now() - t0;
+  report({ kind: "floor", threads, bytes, seconds, GBps: bytes / seconds / 1e9 });
+}
+
 async function cli(script: string, args: string[]): Promise<void> {
   process.argv = [process.argv[0], resolve(script), ...args];
   process.on("exit", (code) => report({ kind: "cli", exitCode: code }));
@@ -196,4 +255,5 @@ else if (kind === "gemm") await gemm(Number(args[0]), Number(args[1]), Number(ar
 else if (kind === "io") await io(args[0]);
 else if (kind === "scan") await scanOnce(args[0], Number(args[1]));
 else if (kind === "cli") await cli(args[0], args.slice(1));
+else if (kind === "floor") await floor(args[0], Number(args[1]));
 else throw new Error(`unknown measurement kind "${kind}"`);

@@ -1,4 +1,4 @@
-// Synthetic bf16 checkpoints, written once and cached: Llama-2-7B layer shapes, or Mixtral-8x7B's (8 experts
+// Synthetic bf16 checkpoints, written once and cached: Llama-2-7B (or 13B) layer shapes, or Mixtral-8x7B's (8 experts
 // of 14336, top-2), with random N(0, 0.02) weights, norms 1, and one planted super weight (in the MoE: in one
 // expert, with token 0 routed to it). Each tensor has its own seeded stream, so the folder is
 // the same on every machine. Writing goes straight to bf16 bits: a 65536-entry table of normal samples
@@ -11,7 +11,12 @@ import { Model } from "../src/engine/model.js";
 import type { Checkpoint } from "../src/checkpoint/checkpoint.js";
 import { forward } from "../src/engine/forward.js";
 
-export const SHAPE = { hidden: 4096, intermediate: 11008, heads: 32, vocab: 32000 };
+export interface Shape { name: string; hidden: number; intermediate: number; heads: number; vocab: number; layers: number }
+/** Llama-2-7B and -13B: their full depths, and the layer shapes a shallower bench checkpoint keeps. */
+export const SHAPES = {
+  llama7b: { name: "llama7b", hidden: 4096, intermediate: 11008, heads: 32, vocab: 32000, layers: 32 },
+  llama13b: { name: "llama13b", hidden: 5120, intermediate: 13824, heads: 40, vocab: 32000, layers: 40 },
+} satisfies Record<string, Shape>;
 /** Where the super weight is planted: down_proj[row, channel] of `layer`. */
 export const PLANT = { layer: 1, channel: 7003, row: 3968, downValue: 2.0, target: 500 };
 /** The BOS row of the embeddings is scaled by this (std 0.02·1024 ≈ 20) so that token 0's residual is
@@ -33,8 +38,8 @@ export function moeConfigFor(layers: number): Record<string, unknown> {
   };
 }
 
-export function configFor(layers: number): Record<string, unknown> {
-  const { hidden, intermediate, heads, vocab } = SHAPE;
+export function configFor(layers: number, shape: Shape = SHAPES.llama7b): Record<string, unknown> {
+  const { hidden, intermediate, heads, vocab } = shape;
   return {
     architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: hidden, intermediate_size: intermediate,
     num_hidden_layers: layers, num_attention_heads: heads, num_key_value_heads: heads, vocab_size: vocab,
@@ -98,8 +103,12 @@ function layerTensors(l: number, H: number, I: number, kvDim: number, experts?: 
   ];
 }
 
-function tensorsOf(layers: number, moe = false): Spec[][] {
-  const { hidden: H, intermediate: I, vocab: V } = moe ? MOE_SHAPE : SHAPE;
+/** A dense shape, or "moe" for the Mixtral one. */
+export type Kind = Shape | "moe";
+
+function tensorsOf(layers: number, kind: Kind): Spec[][] {
+  const moe = kind === "moe";
+  const { hidden: H, intermediate: I, vocab: V } = moe ? MOE_SHAPE : kind;
   const kvDim = moe ? (MOE_SHAPE.kvHeads * H) / MOE_SHAPE.heads : H;
   const layer = (l: number) => layerTensors(l, H, I, kvDim, moe ? MOE_SHAPE.experts : undefined);
   // Two shards of about equal size: embeddings + the first half of the layers | the rest + norm + head.
@@ -167,20 +176,30 @@ export interface PlantInfo {
   downValue: number;
 }
 
+/** Bytes of the checkpoint's tensors (bf16). */
+export function checkpointBytes(layers: number, kind: Kind = SHAPES.llama7b): number {
+  return tensorsOf(layers, kind).flat().reduce((s, t) => s + 2 * t.shape.reduce((a, b) => a * b, 1), 0);
+}
+
 /**
- * The checkpoint folder with `layers` layers, written if absent or of an older VERSION (weights.json marks
- * the weights complete, plant.json the super weight). The plant does not depend on the weights it changes, so redoing it after
- * an interruption gives the same bytes.
+ * The checkpoint folder with `layers` layers of `kind`, written if absent, of an older VERSION or of another
+ * shape (weights.json marks the weights complete, plant.json the super weight). The plant does not depend on the
+ * weights it changes, so redoing it after an interruption gives the same bytes.
  */
-export async function ensureCheckpoint(folder: string, layers: number, log: (s: string) => void, moe = false): Promise<PlantInfo> {
-  const plantFile = join(folder, "plant.json"), weightsFile = join(folder, "weights.json");
+export async function ensureCheckpoint(
+  folder: string, layers: number, log: (s: string) => void, kind: Kind = SHAPES.llama7b,
+): Promise<PlantInfo> {
+  const moe = kind === "moe";
+  const plantFile = join(folder, "plant.json"), weightsFile = join(folder, "weights.json"), configFile = join(folder, "config.json");
   const version = (file: string) => (existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as { version?: number }).version : undefined);
-  if (version(plantFile) === VERSION) return JSON.parse(readFileSync(plantFile, "utf8")) as PlantInfo;
-  if (version(weightsFile) !== VERSION) {
+  const config = JSON.stringify(moe ? moeConfigFor(layers) : configFor(layers, kind), null, 2);
+  const sameShape = existsSync(configFile) && readFileSync(configFile, "utf8") === config;
+  if (sameShape && version(plantFile) === VERSION) return JSON.parse(readFileSync(plantFile, "utf8")) as PlantInfo;
+  if (!sameShape || version(weightsFile) !== VERSION) {
     mkdirSync(folder, { recursive: true });
-    for (const f of [plantFile, weightsFile, join(folder, "config.json")]) rmSync(f, { force: true });
+    for (const f of [plantFile, weightsFile, configFile]) rmSync(f, { force: true });
     const t0 = performance.now();
-    const shards = tensorsOf(layers, moe);
+    const shards = tensorsOf(layers, kind);
     const weightMap: Record<string, string> = {};
     let total = 0;
     shards.forEach((specs, i) => {
@@ -190,7 +209,7 @@ export async function ensureCheckpoint(folder: string, layers: number, log: (s: 
       for (const s of specs) weightMap[s.name] = file;
     });
     writeAtomic(join(folder, "model.safetensors.index.json"), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
-    writeAtomic(join(folder, "config.json"), JSON.stringify(moe ? moeConfigFor(layers) : configFor(layers), null, 2));
+    writeAtomic(configFile, config);
     writeAtomic(weightsFile, JSON.stringify({ version: VERSION }));
     log(`wrote ${(total / 1e9).toFixed(2)} GB in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }

@@ -1,5 +1,5 @@
 // Storage dtypes and their exact conversion to float32 (little-endian hosts).
-import { widenBf16Simd } from "./block-buffer.js";
+import { widenSimd } from "./block-buffer.js";
 
 /** Every dtype the safetensors format defines, with its size in bytes (F4/F6 sub-byte types are not listed). */
 export const DTYPE_BYTES = {
@@ -29,10 +29,9 @@ function halfTable(): Float32Array {
  * Walking from the back is safe: element i's 4 output bytes only cover raw elements ≥ i.
  */
 export function widenInPlace(out: Float32Array, count: number, dtype: FloatDtype): void {
-  if (dtype === "F32") return;
+  if (dtype === "F32" || widenSimd(out, count, dtype)) return;
   const raw = new Uint16Array(out.buffer, out.byteOffset, count);
   if (dtype === "BF16") {
-    if (widenBf16Simd(out, count)) return;
     const bits = new Uint32Array(out.buffer, out.byteOffset, count);
     for (let i = count - 1; i >= 0; i--) bits[i] = raw[i] << 16;
   } else {

@@ -159,7 +159,8 @@ export function openSafetensors(path: string): SafetensorsFile {
   }
 }
 
-function readExactly(fd: number, into: Uint8Array, position: number, path: string): void {
+/** Fill `into` from byte `position` of the open file `fd` (CheckpointError IO / TRUNCATED naming `path`). */
+export function readExactly(fd: number, into: Uint8Array, position: number, path: string): void {
   let done = 0;
   while (done < into.length) {
     let n: number;
@@ -173,9 +174,10 @@ function readExactly(fd: number, into: Uint8Array, position: number, path: strin
   }
 }
 
-// One shared descriptor per file while the process runs; the checkpoint closes them.
+// One shared descriptor per file while the process runs; the checkpoint closes them. The engine's worker
+// lanes read through the same descriptors (a descriptor belongs to the process, not to a thread).
 const descriptors = new Map<string, number>();
-function fdFor(path: string): number {
+export function fdFor(path: string): number {
   let fd = descriptors.get(path);
   if (fd === undefined) {
     try {

@@ -44,6 +44,8 @@ export interface ForwardResult extends HeadResult {
   residual: Float32Array;
   /** Bytes of weights read from the checkpoint. */
   bytesRead: number;
+  /** Rows read of each stored tensor the pass read. */
+  rowsRead: Map<string, number>;
 }
 
 export async function forward(model: Model, ids: readonly number[], options: ForwardOptions = {}): Promise<ForwardResult> {
@@ -84,7 +86,7 @@ export async function forward(model: Model, ids: readonly number[], options: For
     options.onLayer?.(layer);
   }
 
-  const result: ForwardResult = { tokens: T, variants: variants.length, residual: x, bytesRead: 0 };
+  const result: ForwardResult = { tokens: T, variants: variants.length, residual: x, bytesRead: 0, rowsRead: pass.rowsRead };
   const head = options.head ?? { logits: true };
   if (to === spec.layers && head) {
     const normed = new EngineOps(pass, spec.layers, "").norm(x, arch.finalNorm);
@@ -107,7 +109,7 @@ function embed(pass: Pass, ids: readonly number[]): Float32Array {
     if (!Number.isInteger(id) || id < 0 || id >= spec.vocab) throw new UserError(`token id ${id} is outside the vocabulary (0..${spec.vocab - 1})`);
     model.readRows(arch.embedding, id, id + 1, x.subarray(t * H, (t + 1) * H));
   });
-  pass.bytesRead += (ids.length * info.bytes) / info.shape[0];
+  pass.countRead(arch.embedding, ids.length, info);
   if (spec.embedScale !== 1) for (let i = 0; i < x.length; i++) x[i] = Math.fround(x[i] * spec.embedScale);
   if (arch.positionEmbedding) {
     const end = pass.offset + ids.length;

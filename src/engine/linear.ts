@@ -2,7 +2,14 @@
 // source's buffer and multiplied, then overwritten by the next. Variants whose overrides transform the weight
 // get their own product on a transformed copy of the block (a second slot), shared by every variant whose
 // overrides carry the same keys — so each weight is read once per pass, whatever the number of variants.
+// A safetensors F32/F16/BF16 weight in [out, in] layout that no override transforms is multiplied by the lanes
+// (lanes.ts: every core reads, widens and multiplies blocks of its own) when the backend is onnxruntime.
 import { MAX_BLOCK_ELEMENTS } from "../checkpoint/block-buffer.js";
+import { Checkpoint } from "../checkpoint/checkpoint.js";
+import { isSupportedDtype } from "../checkpoint/dtype.js";
+import { fdFor } from "../checkpoint/safetensors.js";
+import { lanesFor, type Lanes } from "./lanes.js";
+import type { RowsJob } from "./lane.js";
 import type { Pass } from "./pass.js";
 import type { TensorRows, WeightOverride } from "./variants.js";
 
@@ -86,11 +93,25 @@ export async function products(
   const m = counts.reduce((a, b) => a + b, 0);
   if (x.length !== m * k) throw new Error(`linear ${weight}: input has ${x.length / m} columns, weight expects ${k}`);
   const gs = groups(pass, x, counts, k, weight);
+  const plain = layout === "nk" && gs.length === 1 && !gs[0].overrides.length;
+  const lanes = plain ? await lanedWeight(pass, weight) : undefined;
+  if (lanes) {
+    // Parts of at most maxRows rows, and of at most a block's elements ([m, rows] in shared memory, copied out by
+    // the caller), each made by every lane.
+    const chunk = Math.max(1, Math.min(rows, maxRows ?? rows, Math.floor(MAX_BLOCK_ELEMENTS / m)));
+    for (let r0 = 0; r0 < rows; r0 += chunk) {
+      const r1 = Math.min(rows, r0 + chunk);
+      const part = await lanes.lanes.product({ ...lanes.job, r0, r1 }, x, m);
+      pass.countRead(weight, r1 - r0, info);
+      onPart(gs[0], part, r0, r1);
+    }
+    return { n, k };
+  }
   const step = blockRows(rows, cols, gs.flatMap((g) => g.overrides), maxRows);
   for (let r0 = 0; r0 < rows; r0 += step) {
     const r1 = Math.min(rows, r0 + step);
     const w = model.readRows(weight, r0, r1);
-    pass.bytesRead += (info.bytes * (r1 - r0)) / rows;
+    pass.countRead(weight, r1 - r0, info);
     for (const g of gs) {
       let wg = w;
       if (g.overrides.length) {
@@ -106,6 +127,19 @@ export async function products(
     }
   }
   return { n, k };
+}
+
+type StoredRows = Omit<RowsJob, "step" | "m" | "r0" | "r1">;
+
+/** The lanes and where a weight is stored, when the lanes can multiply it (see the header). */
+async function lanedWeight(pass: Pass, weight: string): Promise<{ lanes: Lanes; job: StoredRows } | undefined> {
+  const { model, backend } = pass;
+  if (backend.name !== "onnxruntime" || !(model.source instanceof Checkpoint)) return undefined;
+  const stored = model.info(weight).name;
+  const { start, dtype, shape } = model.source.header(stored);
+  if (!isSupportedDtype(dtype) || shape.length !== 2) return undefined;
+  const path = model.source.fileOf(stored);
+  return { lanes: await lanesFor(backend.threads ?? 1), job: { fd: fdFor(path), path, start, dtype, cols: shape[1] } };
 }
 
 /** out[Σ counts, n] = x · W for a stored weight (each variant's overrides applied). */
@@ -143,7 +177,7 @@ export function tensorRows(pass: Pass, tensor: string): TensorRows {
   const info = model.info(tensor);
   const [rows, cols] = info.shape.length === 2 ? info.shape : [info.shape[0] ?? 1, info.shape.slice(1).reduce((a, b) => a * b, 1)];
   const read = (r0: number, r1: number) => {
-    pass.bytesRead += (info.bytes * (r1 - r0)) / rows;
+    pass.countRead(tensor, r1 - r0, { bytes: info.bytes, shape: [rows] });
     return model.readRows(tensor, r0, r1);
   };
   return {

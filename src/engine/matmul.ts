@@ -12,6 +12,8 @@ export interface MatmulBackend {
   readonly name: string; // "onnxruntime" or "js"
   /** Why onnxruntime-node was not used, when getBackend() fell back to JS without being asked to. */
   readonly fallbackReason?: string;
+  /** Cores onnxruntime's products use (the engine's streamed products run one lane per core, lanes.ts). */
+  readonly threads?: number;
   /** out[m,n] = x[m,k] · W, W laid out per `layout` (w.length === n*k). Returns a new Float32Array of m*n. */
   linear(x: Float32Array, m: number, k: number, w: Float32Array, n: number, layout: Layout): Promise<Float32Array>;
   /** Batched: out[b][m,n] = a[b][m,k] · B[b], B[b] stored [k,n] (transB false) or [n,k] (transB true). Returns batch*m*n floats. */
@@ -184,6 +186,9 @@ export async function createOrtBackend(threads = threadCount()): Promise<MatmulB
     interOpNumThreads: 1,
     graphOptimizationLevel: "all",
     executionMode: "sequential",
+    // Pool threads that spin between products take a core from the lanes and from the reading between products
+    // (≈ 2 CPU-seconds of a 7B forward pass of 11 tokens here); blocked, they cost a wake-up per product.
+    extra: { session: { intra_op: { allow_spinning: "0" } } },
   };
   const create = (model: Uint8Array) => ort.InferenceSession.create(model, options);
   const [nk, kn, nn, nt] = await Promise.all([
@@ -207,6 +212,7 @@ export async function createOrtBackend(threads = threadCount()): Promise<MatmulB
 
   return {
     name: "onnxruntime",
+    threads,
     async linear(x, m, k, w, n, layout) {
       checkLinear(x, m, k, w, n, layout);
       const W = layout === "nk" ? f32(w, [n, k]) : f32(w, [k, n]);

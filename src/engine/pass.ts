@@ -12,6 +12,8 @@ import type { KvCache } from "./kv-cache.js";
 export class Pass {
   /** Bytes of weights read so far (for throughput figures). */
   bytesRead = 0;
+  /** Rows of each stored tensor read so far (a routed expert's are read only when a token goes to it). */
+  readonly rowsRead = new Map<string, number>();
   private readonly ropes = new Map<RopeSpec, RopeTable>();
   /** Position of the pass's first token: what the cache holds before it. */
   readonly offset: number;
@@ -30,6 +32,12 @@ export class Pass {
     readonly cache?: KvCache,
   ) {
     this.offset = cache?.length ?? 0;
+  }
+
+  /** Count `rows` rows of `tensor` as read (`info`: its stored bytes, and its rows as shape[0]). */
+  countRead(tensor: string, rows: number, info: { bytes: number; shape: readonly number[] }): void {
+    this.bytesRead += (info.bytes * rows) / (info.shape[0] ?? 1);
+    this.rowsRead.set(tensor, (this.rowsRead.get(tensor) ?? 0) + rows);
   }
 
   /** Throw a NonFiniteError naming the culprit when `data` at (layer, point) holds a NaN or an infinity. */

@@ -2,6 +2,7 @@
 // the verdict last; or as one JSON object.
 import type { AuditedWeight, AuditReport, Mates } from "../superweight/audit.js";
 import { shortestFloat32 } from "../gguf/source.js";
+import { signed } from "../signed.js";
 import { formatTable } from "./table.js";
 
 const where = (w: AuditedWeight) => `[${w.layer}, ${w.row}, ${w.column}]`;
@@ -101,7 +102,7 @@ function nllLine(r: AuditReport): string {
     `${s.meanNll.toFixed(4)} (perplexity ${s.perplexity.toFixed(4)})`;
   if (!n.gguf) return `NLL on ${what}: not measured (one token)`;
   if (!n.reference) return `mean NLL on ${what}: GGUF ${side(n.gguf)}; no reference to compare`;
-  const change = n.change === null ? "" : `: ${n.change >= 0 ? "+" : "−"}${Math.abs(100 * n.change).toFixed(2)}%`;
+  const change = n.change === null ? "" : `: ${signed(100 * n.change, 2)}%`;
   return `mean NLL on ${what}: GGUF ${side(n.gguf)}, reference ${side(n.reference)}${change}`;
 }
 

@@ -3,11 +3,11 @@
 // their summaries.
 import type { EvalReport } from "../eval/eval.js";
 import type { TextTokenizer } from "../tokenizer/tokenizer.js";
+import { signed } from "../signed.js";
 import { formatTable } from "./table.js";
 
 const coord = (w: { layer: number; expert?: number | "shared"; row: number; column: number }) =>
   `[${[w.layer, ...(w.expert !== undefined ? [w.expert] : []), w.row, w.column].join(", ")}]`;
-const signed = (x: number, digits = 4) => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(digits)}`;
 const fixed = (x: number | null, digits = 4) => (x === null || !Number.isFinite(x) ? "—" : x.toFixed(digits));
 const pct = (x: number) => `${(100 * x).toPrecision(3)}%`;
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : word.endsWith("h") ? "es" : "s"}`;

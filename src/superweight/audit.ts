@@ -4,6 +4,7 @@
 // cannot). The super weights come from the directory of published coordinates (when the model is known), the
 // file's own `superweight.*` metadata (this project's exporter), a scan of the reference; failing all of these,
 // from a scan of the file itself. The result is a typed, versioned report; src/report/audit-text.ts renders it.
+import { signed } from "../signed.js";
 import { UserError } from "../errors.js";
 import type { Model } from "../engine/model.js";
 import { forward } from "../engine/forward.js";
@@ -450,7 +451,7 @@ function unknowns(weights: AuditedWeight[]): string[] {
 const fmt = (x: number) => (Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(1) : x.toPrecision(3));
 /** A weight's value: enough digits to tell a quantized one from its original. */
 const val = (x: number) => String(Number(x.toPrecision(6)));
-const pct = (x: number) => `${x >= 0 ? "+" : "−"}${Math.abs(100 * x).toFixed(Math.abs(x) < 0.001 ? 2 : 1)}%`;
+const pct = (x: number) => `${signed(100 * x, Math.abs(x) < 0.001 ? 2 : 1)}%`;
 const where = (w: Coordinate) => `[${w.layer}, ${w.row}, ${w.column}]`;
 
 /** One sentence: per super weight its value, its block-mates, its activation; then the NLL. */

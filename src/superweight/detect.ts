@@ -6,14 +6,16 @@
 // largest |output| at (token t', channel r). Where both exceed the threshold, weight[r, c] is a candidate.
 // Zero the candidates and run again until nothing new appears.
 //
-// Work is shared, never redone: after pass k finds candidates in layers ≥ L, ONE sweep from layer L —
-// starting from the residual entering L cached during pass k — runs, in lockstep, pass k+1 (every
-// find so far zeroed) and one causal check per new candidate (that candidate alone zeroed on top of
-// pass k's model). Each sweep reads every weight once, whatever the number of variants.
+// Work is shared, never redone: ONE sweep over the layers carries every pass and every causal check in lockstep.
+// When pass k's rule fires in layer l, pass k+1 (every find so far zeroed) and a causal check per new candidate
+// (that candidate alone zeroed on top of pass k's model) start right there, from the residual entering l that
+// pass k holds: layer l is read again for them, and from l + 1 on every variant shares each read. A later find
+// of pass k, in layer l', re-runs l' for the variants that zero it. So the iterated rule and its checks cost
+// one pass over the weights plus one read of each layer where candidates appear, whatever the number of variants.
 import type { Model } from "../engine/model.js";
 import { forward } from "../engine/forward.js";
 import type { HookEvent } from "../engine/hooks.js";
-import { editWeights, type Variant, type WeightEdit } from "../engine/variants.js";
+import { editWeights, type WeightEdit } from "../engine/variants.js";
 
 export interface SpikeAt {
   /** max |x| */
@@ -108,7 +110,8 @@ export interface Detection {
   /** Mean NLL of the prompt: full model, and with every candidate zeroed. */
   meanNll: number | null;
   withCandidatesZeroed: { zeroed: Coordinate[]; meanNll: number | null };
-  /** Forward runs (a variant of a sweep counts as one), layer·variant evaluations / layers, weight sweeps. */
+  /** Forward runs (each model variant the sweep carried to the head counts as one), layer·variant evaluations /
+   * layers, and layers' weights read / layers (one sweep, plus each layer read again where candidates appeared). */
   forwardRuns: number;
   layerPasses: number;
   weightPasses: number;
@@ -152,119 +155,204 @@ interface ProjectionLog extends DownProjSpikes {
   routing?: Map<number, number>;
 }
 
-/** What one sweep records for the variant that carries the detection pass. */
+/** What a pass of the rule saw, layer by layer. */
 interface PassLog {
   /** Every down projection that fired, in order. */
   projections: ProjectionLog[];
   /** Residual after each layer, [T_kept, H] per layer (T_kept ≤ T under the log budget). */
   residual: (Float32Array | undefined)[];
   medianAbsResidual: number[];
-  /** Residual entering each layer where a new candidate was found (the next sweep starts there). */
-  entering: Map<number, Float32Array>;
   /** A sparse block's largest |output|, by layer. */
   blocks: Map<number, SpikeAt>;
   meanNll: number | null;
 }
+
+/** A model variant the sweep carries: its edits, the residual entering the layer being run, and that layer's
+ * record once it has run. Variants are told apart by their edits: equal edits, one run. */
+interface Run {
+  key: string;
+  edits: WeightEdit[];
+  entering: Float32Array;
+  record?: LayerRecord;
+  meanNll?: number | null;
+}
+
+interface LayerRecord {
+  projections: ProjectionLog[];
+  /** The residual leaving the layer, [T, H]. */
+  residual: Float32Array;
+  /** A sparse block's largest |output|. */
+  block?: SpikeAt;
+}
+
+/** Pass k of the rule: its log, what it found, and the run that carries it. */
+interface PassState {
+  k: number;
+  log: PassLog;
+  found: Candidate[];
+  run: Run;
+  /** The last layer whose spikes it has looked at. */
+  examined: number;
+}
+
+/** The causal check of a candidate of pass `pass`: that candidate alone zeroed on top of pass `pass`'s model. */
+interface Check {
+  candidate: Candidate;
+  pass: number;
+  run: Run;
+}
+
+type Stats = { forwardRuns: number; layerEvals: number; layerReads: number; bytesRead: number };
 
 export async function detect(model: Model, ids: number[], o: DetectOptions): Promise<Detection> {
   const t0 = performance.now();
   const { spec } = model;
   const L = spec.layers, H = spec.hidden, T = ids.length;
   const keptTokens = Math.max(1, Math.min(T, Math.floor((o.residualLogBudget ?? 16 * 1024 * 1024) / (L * H))));
-  const stats = { forwardRuns: 0, layerEvals: 0, layerSweeps: 0, bytesRead: 0 };
+  const stats: Stats = { forwardRuns: 0, layerEvals: 0, layerReads: 0, bytesRead: 0 };
+  const targets = ids.map((_, t) => (t + 1 < T ? ids[t + 1] : -1));
 
   const zeroEdit = (c: Candidate): WeightEdit => ({ tensor: c.tensor, row: c.index[0], column: c.index[1], value: 0 });
-  const candidates: Candidate[] = [];
-  const iterations: Detection["iterations"] = [];
   const known = new Set<string>();
-  const rule = { known, threshold: o.threshold, keptTokens };
+  const embedded = await forward(model, ids, { toLayer: 0, head: false });
+  stats.bytesRead += embedded.bytesRead;
+  const first: Run = { key: "", edits: [], entering: embedded.residual };
+  const passes: PassState[] = [{ k: 1, log: newLog(L), found: [], run: first, examined: -1 }];
+  const checks: Check[] = [];
 
-  // Pass 1: the full model, from the embeddings.
-  let zeroed: WeightEdit[] = [];
-  let pass = newLog(L);
-  let sweep = await runSweep(model, ids, 0, undefined, [{}], pass, rule, [], stats, o.onLayer);
-  pass.meanNll = sweep.meanNll[0];
-  const fullMeanNll = pass.meanNll;
+  // Each pass's and each check's edits, given what the passes found so far; a role whose edits changed moves to
+  // the run with those edits, or to a new run that starts from its old run's residual (the edits differ only in
+  // the layer being run, where the change was found).
+  let runs = new Map<string, Run>([["", first]]);
+  const zeroedBefore = (k: number) => passes.filter((p) => p.k < k).flatMap((p) => p.found.map(zeroEdit));
+  const assign = (role: { run: Run }, edits: WeightEdit[]) => {
+    const key = edits.map((e) => `${e.tensor}:${e.row}:${e.column}`).sort().join(" ");
+    if (role.run.key === key) return;
+    let run = runs.get(key);
+    if (!run) runs.set(key, (run = { key, edits, entering: role.run.entering }));
+    role.run = run;
+  };
+  const reassign = () => {
+    for (const p of passes) assign(p, zeroedBefore(p.k));
+    for (const c of checks) assign(c, [...zeroedBefore(c.pass), zeroEdit(c.candidate)]);
+  };
+  const live = () => [...new Set([...passes.map((p) => p.run), ...checks.map((c) => c.run)])];
 
-  for (let iteration = 1; iteration <= o.maxIterations; iteration++) {
-    const found = newCandidates(pass, o.threshold, known);
-    const layers = layerSpikes(pass, L);
-    iterations.push({ iteration, layers, found: found.map((f) => coordinate(f)), ...expertsTouched(model, pass) });
-    const names = found.map((f) => `[${coordinate(f).join(", ")}]`).join(" ");
-    o.onProgress?.(`pass ${iteration}: ${found.length ? names : "nothing new"}`);
-    if (!found.length) break;
-
-    const newOnes: Candidate[] = found.map((f) => {
-      const index: [number, number] = model.layout(f.tensor) === "nk" ? [f.row, f.column] : [f.column, f.row];
-      const p = f.log;
-      const residual = pass.residual.map((r) => (r && f.token < keptTokens ? r[f.token * H + f.row] : null));
-      const entering = pass.entering.get(f.layer)!;
-      return {
-        layer: f.layer, ...(f.expert !== undefined ? { expert: f.expert } : {}), row: f.row, column: f.column,
-        tensor: f.tensor, index,
-        value: model.weight(f.tensor, index[0], index[1]),
-        iteration,
-        token: p.downProjOutput.token, inputToken: p.downProjInput.token,
-        inputActivation: p.downProjInput.value, outputActivation: p.downProjOutput.value,
-        ...(p.routing ? { routingWeight: p.routing.get(p.downProjOutput.token) } : {}),
-        inputToMedian: p.downProjInput.max / p.inputMedian,
-        outputToMedian: p.downProjOutput.max / p.outputMedian,
-        residual, medianAbsResidual: pass.medianAbsResidual.slice(),
-        residualBefore: entering[f.token * H + f.row],
-        ablation: { residual: new Array(L).fill(null), meanNll: null },
-        baseMeanNll: pass.meanNll,
-      };
-    });
-    for (const c of newOnes) known.add(key(c));
-    candidates.push(...newOnes);
-
-    // One sweep from the first layer that changes: the next pass, plus a causal check per new candidate
-    // (deduplicated: with a single new candidate, its check *is* the next pass).
-    const from = Math.min(...newOnes.map((c) => c.layer));
-    const nextZeroed = [...zeroed, ...newOnes.map(zeroEdit)];
-    const variantEdits: WeightEdit[][] = [nextZeroed];
-    const checks = newOnes.map((c) => {
-      const edits = [...zeroed, zeroEdit(c)];
-      const same = variantEdits.findIndex((v) => sameEdits(v, edits));
-      if (same >= 0) return same;
-      variantEdits.push(edits);
-      return variantEdits.length - 1;
-    });
-    const variants: Variant[] = variantEdits.map((edits) => ({ overrides: editWeights(model, edits) }));
-    const traces = newOnes.map((c, i) => ({ variant: checks[i], layer: c.layer, token: c.token, channel: c.row, out: c.ablation.residual }));
-    const next = newLog(L);
-    // Layers before `from` are unchanged: carry their spikes and residuals over.
-    next.projections = pass.projections.filter((p) => p.layer < from);
-    for (const [l, b] of pass.blocks) if (l < from) next.blocks.set(l, b);
-    for (let l = 0; l < from; l++) {
-      next.residual[l] = pass.residual[l];
-      next.medianAbsResidual[l] = pass.medianAbsResidual[l];
+  for (let layer = 0; layer < L; layer++) {
+    // Run the layer for every variant that has not, then look at each pass's spikes in order; a find starts
+    // new variants in this layer (and changes later passes' edits), so run it again for them, until none is new.
+    for (;;) {
+      const pending = live().filter((r) => !r.record);
+      if (!pending.length) break;
+      await runLayer(model, ids, layer, pending, stats);
+      for (const p of passes) {
+        if (p.k > o.maxIterations || !p.run.record) break;
+        if (p.examined === layer) continue;
+        p.examined = layer;
+        const found = newCandidates(p.run.record.projections, o.threshold, known);
+        if (!found.length) continue;
+        const newOnes = found.map((f) => candidate(model, f, p, H));
+        for (const c of newOnes) known.add(key(c));
+        p.found.push(...newOnes);
+        const next = passes.some((q) => q.k === p.k + 1);
+        // The next pass sees layers before this one as this pass did: their log carries over.
+        const { projections, residual, medianAbsResidual, blocks } = p.log;
+        const log = { ...newLog(L), projections: [...projections], residual: [...residual],
+          medianAbsResidual: [...medianAbsResidual], blocks: new Map(blocks) };
+        if (!next) passes.push({ k: p.k + 1, log, found: [], run: p.run, examined: layer - 1 });
+        checks.push(...newOnes.map((c) => ({ candidate: c, pass: p.k, run: p.run })));
+        reassign();
+        const names = newOnes.map((c) => `[${coordinate(c).join(", ")}]`).join(" ");
+        const checksText = `${newOnes.length} causal check${newOnes.length > 1 ? "s" : ""}`;
+        const them = newOnes.length > 1 ? "them" : "it";
+        o.onProgress?.(`pass ${p.k}: ${names}; ` + (next
+          ? `pass ${p.k + 1} runs layer ${layer} again with ${them} zeroed, beside ${checksText}`
+          : `pass ${p.k + 1} and ${checksText} start in layer ${layer}`));
+      }
     }
-    sweep = await runSweep(model, ids, from, pass.entering.get(from)!, variants, next, rule, traces, stats, o.onLayer);
-    newOnes.forEach((c, i) => (c.ablation.meanNll = sweep.meanNll[checks[i]]));
-    const checksText = `${newOnes.length} causal check${newOnes.length > 1 ? "s" : ""}`;
-    o.onProgress?.(`pass ${iteration + 1} and ${checksText} ran in one sweep from layer ${from} (${variants.length} variant${variants.length > 1 ? "s" : ""})`);
-    next.meanNll = sweep.meanNll[0];
-    zeroed = nextZeroed;
-    pass = next;
+    for (const p of passes) {
+      const { projections, residual, block } = p.run.record!;
+      p.log.projections.push(...projections);
+      if (block) p.log.blocks.set(layer, block);
+      p.log.residual[layer] = residual.slice(0, keptTokens * H);
+      p.log.medianAbsResidual[layer] = medianAbs(residual);
+    }
+    for (const { candidate: c, run } of checks) c.ablation.residual[layer] = run.record!.residual[c.token * H + c.row];
+    const now = live();
+    runs = new Map(now.map((r) => [r.key, r]));
+    for (const r of now) (r.entering = r.record!.residual), (r.record = undefined);
+    o.onLayer?.(layer, 0);
   }
 
+  // The head, for every variant at once: each one's mean NLL of the prompt.
+  const finals = live();
+  const start = new Float32Array(finals.length * T * H);
+  finals.forEach((r, i) => start.set(r.entering, i * T * H));
+  const variants = finals.map((r) => ({ overrides: editWeights(model, r.edits) }));
+  const head = await forward(model, ids, { fromLayer: L, start, variants, head: { targets } });
+  stats.bytesRead += head.bytesRead;
+  stats.forwardRuns = finals.length;
+  const mean = (nll: Float64Array) => (T > 1 ? nll.subarray(0, T - 1).reduce((a, b) => a + b, 0) / (T - 1) : null);
+  finals.forEach((r, i) => (r.meanNll = mean(head.nll![i])));
+
+  const iterations: Detection["iterations"] = [];
+  for (const p of passes) {
+    p.log.meanNll = p.run.meanNll!;
+    for (const c of p.found) {
+      c.residual = p.log.residual.map((r) => (r && c.token < keptTokens ? r[c.token * H + c.row] : null));
+      c.medianAbsResidual = p.log.medianAbsResidual.slice();
+      c.baseMeanNll = p.log.meanNll;
+    }
+    const found = p.found.map((c) => coordinate(c));
+    if (p.k <= o.maxIterations) iterations.push({ iteration: p.k, layers: layerSpikes(p.log, L), found, ...expertsTouched(model, p.log) });
+  }
+  for (const { candidate, run } of checks) candidate.ablation.meanNll = run.meanNll!;
+  const last = passes[passes.length - 1];
+  if (last.k <= o.maxIterations) o.onProgress?.(`pass ${last.k}: nothing new`);
+  const reread = stats.layerReads - L;
+  const runsText = `${stats.forwardRuns} forward run${stats.forwardRuns > 1 ? "s" : ""}`;
+  const rereadText = `${reread} layer${reread === 1 ? "" : "s"} read again where candidates appeared`;
+  o.onProgress?.(`one sweep carried ${runsText}; ${rereadText}`);
+
+  const candidates = passes.flatMap((p) => p.found);
   return {
     ids, threshold: o.threshold, candidates, iterations,
-    meanNll: fullMeanNll,
-    withCandidatesZeroed: { zeroed: candidates.map((c) => coordinate(c)), meanNll: pass.meanNll },
+    meanNll: passes[0].log.meanNll,
+    withCandidatesZeroed: { zeroed: candidates.map((c) => coordinate(c)), meanNll: last.log.meanNll },
     forwardRuns: stats.forwardRuns,
     layerPasses: stats.layerEvals / L,
-    weightPasses: stats.layerSweeps / L,
+    weightPasses: stats.layerReads / L,
     bytesRead: stats.bytesRead,
     seconds: (performance.now() - t0) / 1000,
+  };
+}
+
+/** A candidate as pass `p` found it in the layer being run; the fields that need the whole pass (its residual
+ * trace, its NLL) and its check's are filled in after the sweep. */
+function candidate(model: Model, f: Found, p: PassState, H: number): Candidate {
+  const index: [number, number] = model.layout(f.tensor) === "nk" ? [f.row, f.column] : [f.column, f.row];
+  const s = f.log;
+  return {
+    layer: f.layer, ...(f.expert !== undefined ? { expert: f.expert } : {}), row: f.row, column: f.column,
+    tensor: f.tensor, index,
+    value: model.weight(f.tensor, index[0], index[1]),
+    iteration: p.k,
+    token: s.downProjOutput.token, inputToken: s.downProjInput.token,
+    inputActivation: s.downProjInput.value, outputActivation: s.downProjOutput.value,
+    ...(s.routing ? { routingWeight: s.routing.get(s.downProjOutput.token) } : {}),
+    inputToMedian: s.downProjInput.max / s.inputMedian,
+    outputToMedian: s.downProjOutput.max / s.outputMedian,
+    residual: [], medianAbsResidual: [],
+    residualBefore: p.run.entering[f.token * H + f.row],
+    ablation: { residual: new Array(model.spec.layers).fill(null), meanNll: null },
+    baseMeanNll: null,
   };
 }
 
 function newLog(L: number): PassLog {
   return {
     projections: [], residual: new Array(L).fill(undefined), medianAbsResidual: new Array(L).fill(NaN),
-    entering: new Map(), blocks: new Map(), meanNll: null,
+    blocks: new Map(), meanNll: null,
   };
 }
 
@@ -300,9 +388,11 @@ function layerSpikes(log: PassLog, L: number): LayerSpikes[] {
 }
 
 /** Down projections where the rule fires on a coordinate not yet known. */
-function newCandidates(log: PassLog, threshold: number, known: Set<string>) {
-  const out: { layer: number; expert?: Expert; row: number; column: number; token: number; tensor: string; log: ProjectionLog }[] = [];
-  for (const p of log.projections) {
+interface Found { layer: number; expert?: Expert; row: number; column: number; token: number; tensor: string; log: ProjectionLog }
+
+function newCandidates(projections: readonly ProjectionLog[], threshold: number, known: Set<string>): Found[] {
+  const out: Found[] = [];
+  for (const p of projections) {
     const hit = spikeCandidate(p, threshold);
     if (!hit) continue;
     const c = { layer: p.layer, ...(p.expert !== undefined ? { expert: p.expert } : {}), ...hit, tensor: p.tensor, log: p };
@@ -311,71 +401,40 @@ function newCandidates(log: PassLog, threshold: number, known: Set<string>) {
   return out;
 }
 
-function sameEdits(a: readonly WeightEdit[], b: readonly WeightEdit[]): boolean {
-  const k = (e: WeightEdit) => `${e.tensor}:${e.row}:${e.column}:${e.value}`;
-  const sa = new Set(a.map(k));
-  return a.length === b.length && b.every((e) => sa.has(k(e)));
-}
-
-interface Trace { variant: number; layer: number; token: number; channel: number; out: (number | null)[] }
-
-/** Run variants from `from` to the end; variant 0 carries the detection pass and fills `log`; traces record (token, channel). */
-async function runSweep(
-  model: Model, ids: number[], from: number, start: Float32Array | undefined, variants: Variant[], log: PassLog,
-  rule: { known: Set<string>; threshold: number; keptTokens: number },
-  traces: Trace[], stats: { forwardRuns: number; layerEvals: number; layerSweeps: number; bytesRead: number },
-  onLayer?: (layer: number, from: number) => void,
-): Promise<{ meanNll: (number | null)[] }> {
-  const { spec } = model;
-  const H = spec.hidden;
-  let entering: Float32Array | undefined;
+/** Layer `layer` for these runs, in one pass over its weights: each run's record (its down projections' spikes,
+ * the residual leaving the layer). */
+async function runLayer(model: Model, ids: number[], layer: number, runs: Run[], stats: Stats): Promise<void> {
+  const T = ids.length, H = model.spec.hidden;
+  const records: LayerRecord[] = runs.map(() => ({ projections: [], residual: new Float32Array(0) }));
   const inputs = new Map<string, { spike: SpikeAt; median: number }>();
   const hook = (e: HookEvent) => {
-    if (e.point === "layer_output") for (const t of traces) if (t.variant === e.variant && e.layer >= t.layer) t.out[e.layer] = e.data[t.token * H + t.channel];
-    if (e.variant !== 0) return;
     const at = (token: number) => (e.positions ? e.positions[token] : token);
-    switch (e.point) {
-      case "layer_input":
-        entering = e.data.slice();
-        break;
-      case "down_proj_input": {
-        const s = largest(e.data, e.width);
-        inputs.set(e.tensor!, { spike: { ...s, token: at(s.token) }, median: medianAbs(e.data) });
-        break;
+    if (e.point === "down_proj_input") {
+      const s = largest(e.data, e.width);
+      inputs.set(`${e.variant}:${e.tensor}`, { spike: { ...s, token: at(s.token) }, median: medianAbs(e.data) });
+    } else if (e.point === "down_proj_output") {
+      const s = largest(e.data, e.width);
+      if (e.tensor === undefined) {
+        records[e.variant].block = s; // a sparse block's whole output: not a projection the rule looks at
+        return;
       }
-      case "down_proj_output": {
-        const s = largest(e.data, e.width);
-        if (e.tensor === undefined) {
-          log.blocks.set(e.layer, s); // a sparse block's whole output: not a projection the rule looks at
-          break;
-        }
-        const input = inputs.get(e.tensor!)!;
-        const p: ProjectionLog = {
-          layer: e.layer, tensor: e.tensor!, ...(e.expert !== undefined ? { expert: e.expert } : {}), rows: e.tokens,
-          downProjInput: input.spike, downProjOutput: { ...s, token: at(s.token) },
-          inputMedian: input.median, outputMedian: medianAbs(e.data),
-          ...(e.routingWeights ? { routing: new Map(Array.from(e.routingWeights, (w, i) => [at(i), w])) } : {}),
-        };
-        log.projections.push(p);
-        const hit = spikeCandidate(p, rule.threshold);
-        if (hit && !rule.known.has(key({ layer: p.layer, expert: p.expert, ...hit }))) log.entering.set(e.layer, entering!);
-        break;
-      }
-      case "layer_output":
-        log.residual[e.layer] = e.data.slice(0, rule.keptTokens * H);
-        log.medianAbsResidual[e.layer] = medianAbs(e.data);
-        break;
+      const input = inputs.get(`${e.variant}:${e.tensor}`)!;
+      records[e.variant].projections.push({
+        layer: e.layer, tensor: e.tensor!, ...(e.expert !== undefined ? { expert: e.expert } : {}), rows: e.tokens,
+        downProjInput: input.spike, downProjOutput: { ...s, token: at(s.token) },
+        inputMedian: input.median, outputMedian: medianAbs(e.data),
+        ...(e.routingWeights ? { routing: new Map(Array.from(e.routingWeights, (w, i) => [at(i), w])) } : {}),
+      });
     }
   };
-  const T = ids.length;
-  const targets = ids.map((_, t) => (t + 1 < T ? ids[t + 1] : -1));
-  const out = await forward(model, ids, { fromLayer: from, start, variants, hooks: [hook], head: { targets }, onLayer: onLayer && ((l) => onLayer(l, from)) });
-  stats.forwardRuns += variants.length;
-  stats.layerEvals += variants.length * (spec.layers - from);
-  stats.layerSweeps += spec.layers - from;
+  const start = new Float32Array(runs.length * T * H);
+  runs.forEach((r, i) => start.set(r.entering, i * T * H));
+  const variants = runs.map((r) => ({ overrides: editWeights(model, r.edits) }));
+  const out = await forward(model, ids, { fromLayer: layer, toLayer: layer + 1, start, variants, hooks: [hook], head: false });
+  runs.forEach((r, i) => (r.record = { ...records[i], residual: out.residual.slice(i * T * H, (i + 1) * T * H) }));
+  stats.layerEvals += runs.length;
+  stats.layerReads++;
   stats.bytesRead += out.bytesRead;
-  const meanNll = out.nll!.map((nll) => (T > 1 ? nll.subarray(0, T - 1).reduce((a, b) => a + b, 0) / (T - 1) : null));
-  return { meanNll };
 }
 
 /** The first largest |x| in [token][channel] order. */
