@@ -96,6 +96,9 @@ export interface CompareRequest {
 
 export interface ComparedConfig {
   id: number;
+  /** Configurations with the same model quantize every tensor alike (e.g. blocks larger than every tensor): one
+   * variant computed them. */
+  model: number;
   weights: {
     method: WeightMethod;
     scheme: "rtn" | "nf4";
@@ -170,15 +173,24 @@ export async function compareQuantization(model: Model, r: CompareRequest): Prom
   const windows = checkWindows(model, r.stream.length, r.windows);
   const configs = compareConfigs(r.plan);
   const held = r.superWeights.held;
+  // The distinct models: configurations whose every override and activation setting agree are one.
+  const keys: string[] = [];
+  const modelOf = configs.map((c) => {
+    const v = variantOf(model, c, tensors, held, r.superActivations, new MeasurePool());
+    const key = JSON.stringify([v.overrides?.map((o) => `${o.tensor}=${o.key}`), c.activations]);
+    const i = keys.indexOf(key);
+    return i >= 0 ? i : keys.push(key) - 1;
+  });
+  const distinct = keys.map((_, m) => configs[modelOf.indexOf(m)]);
   const V = model.spec.vocab;
   const per = r.maxVariants - 1;
-  const batches = Math.ceil(configs.length / per);
-  const sums = configs.map(() => ({ nll: 0, n: 0, kl: 0, klMax: 0 }));
+  const batches = Math.ceil(distinct.length / per);
+  const sums = distinct.map(() => ({ nll: 0, n: 0, kl: 0, klMax: 0 }));
   const base = { nll: 0, n: 0 };
   const reconstructed: ComparedConfig["superWeights"][] = [];
   let passes = 0, bytesRead = 0;
   for (let b = 0; b < batches; b++) {
-    const members = configs.slice(b * per, (b + 1) * per);
+    const members = distinct.slice(b * per, (b + 1) * per);
     const pool = new MeasurePool();
     const variants: Variant[] = [{}];
     for (const c of members) variants.push(variantOf(model, c, tensors, held, r.superActivations, pool));
@@ -225,11 +237,12 @@ export async function compareQuantization(model: Model, r: CompareRequest): Prom
     baseline: { tokensScored: base.n, meanNll: baseMean, perplexity: Math.exp(baseMean),
       size: layoutSize(model, tensors, null) },
     configs: configs.map((c, id): ComparedConfig => {
-      const s = sums[id];
+      const s = sums[modelOf[id]];
       const w = c.weights;
       const holdOut = !!w && w.method.includes("hold-out");
       return {
         id,
+        model: modelOf[id],
         weights: w && {
           method: w.method,
           scheme: w.scheme.kind,
@@ -246,7 +259,7 @@ export async function compareQuantization(model: Model, r: CompareRequest): Prom
         deltaMeanNll: s.nll / s.n - baseMean,
         kl: { mean: s.kl / s.n, max: s.klMax },
         size: layoutSize(model, tensors, w?.scheme ?? null, kept(holdOut)),
-        superWeights: reconstructed[id],
+        superWeights: reconstructed[modelOf[id]],
       };
     }),
     run: { passes, batches, maxVariants: r.maxVariants, bytesRead, seconds: (performance.now() - t0) / 1000 },

@@ -88,7 +88,8 @@ export function quantizeOverride(
   const cols = matrixShape(shape)[1];
   const levels = levelTable(scheme);
   const rows = alignedRows(scheme, shape);
-  const key = `quantize:${schemeText(scheme)}:${keep.join(",")}`;
+  // Keyed by the blocks as they fall on this tensor: "tensor", "1M" and "channel" may be the same blocking here.
+  const key = `quantize:${schemeText({ ...scheme, block: g.blockLength })}:${keep.join(",")}`;
   const kept = new Float32Array(keep.length);
   /** Save the held-out values of w (elements [first, first + w.length)) into `kept`; how many there are. */
   const save = (w: Float32Array, first: number) => {

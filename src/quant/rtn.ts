@@ -307,7 +307,7 @@ export function decodePacked(
       continue;
     }
     for (let q = 0; q < n; q++) value[q] = Math.fround(levels[q] * s) + o;
-    if (bits === 8) for (let at = (bitOffset >> 3) - j; j < end; j++) out[j] = value[bytes[at + j]];
+    if (bits === 8) for (const at = bitOffset >> 3; j < end; j++) out[j] = value[bytes[at + j]];
     else if (bits === 4 && (bitOffset & 3) === 0) {
       for (let nibble = (bitOffset >> 2) + j; j < end; j++, nibble++)
         out[j] = value[(bytes[nibble >> 1] >> ((nibble & 1) << 2)) & 15];
