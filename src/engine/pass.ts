@@ -15,6 +15,8 @@ export class Pass {
   private readonly ropes = new Map<RopeSpec, RopeTable>();
   /** Position of the pass's first token: what the cache holds before it. */
   readonly offset: number;
+  /** Whether any hook sees this pass (the pass's own or a variant's). */
+  readonly hooked: boolean;
 
   constructor(
     readonly model: Model,
@@ -30,6 +32,7 @@ export class Pass {
     readonly cache?: KvCache,
   ) {
     this.offset = cache?.length ?? 0;
+    this.hooked = hooks.length > 0 || variants.some((v) => (v.hooks?.length ?? 0) > 0);
   }
 
   /** Throw a NonFiniteError naming the culprit when `data` at (layer, point) holds a NaN or an infinity. */
@@ -73,7 +76,7 @@ export class Pass {
    */
   fire(point: HookPoint, layer: number, data: Float32Array, width: number, extra: Partial<HookEvent> = {}, counts: readonly number[] = this.uniform,
     perVariant?: (v: number) => Partial<HookEvent>): void {
-    this.check(point, layer, data);
+    if (point !== "linear_input") this.check(point, layer, data);
     let row = 0;
     this.variants.forEach((variant, v) => {
       const hooks = variant.hooks?.length ? [...this.hooks, ...variant.hooks] : this.hooks;
