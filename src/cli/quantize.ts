@@ -15,7 +15,7 @@ import {
   compareQuantization, DEFAULT_COMPARE_BITS, DEFAULT_COMPARE_BLOCKS, DEFAULT_COMPARE_CLIP, type QuantizeComparison,
   type SchemeFamily,
 } from "../compress/compare.js";
-import { ACTIVATION_BITS, type ActivationSite } from "../compress/activations.js";
+import { ACTIVATION_BITS, type ActivationInputs, type ActivationSite } from "../compress/activations.js";
 import { heldWeights, type Selection } from "../compress/tensors.js";
 import { scoredText } from "../compress/text.js";
 import { quantizeReport, safetensorsSource, writeCompressed, type WrittenCheckpoint } from "../compress/write.js";
@@ -335,6 +335,7 @@ interface CompressOptions {
   includeHead?: boolean;
   includeEmbeddings?: boolean;
   actBits?: number[];
+  actInputs: ActivationInputs;
   keepSuperActivation?: boolean;
   idsFile?: string;
   ctx?: number;
@@ -378,6 +379,9 @@ function compressOptions(format: "rtn" | "nf4" | "dequantized"): Option[] {
     new Option("--include-embeddings", "quantize the embeddings too"),
     new Option("--act-bits <list>", `--compare: also quantize every down_proj input to these bits, per tensor (e.g. ` +
       `${ACTIVATION_BITS})`).argParser(list(activationBits)),
+    new Option("--act-inputs <which>", "--compare with --act-bits: the activations quantized: down_proj (its inputs, " +
+      "the paper's experiment) or all (every linear layer's input)").default("down_proj")
+      .argParser(choice("--act-inputs", { down_proj: "down_proj", all: "linear" } as const)),
     new Option("--keep-super-activation", "--compare with --act-bits: also each with the super activation (from a " +
       "scan) held out"),
     new Option("--ids-file <file>", "--compare: a file of token ids to score instead of a text"),
@@ -418,6 +422,7 @@ function compressFormat(name: "rtn" | "nf4" | "dequantized", summary: string): F
       if (kind === "nf4" && o.bits) throw new UserError("--bits: nf4 codes are 4 bits (--bits is for rtn)");
       if (o.actBits && !o.compare) throw new UserError("--act-bits quantizes activations for --compare only");
       if (o.keepSuperActivation && !o.actBits) throw new UserError("--keep-super-activation needs --act-bits");
+      if (o.actInputs === "linear" && !o.actBits) throw new UserError("--act-inputs all needs --act-bits");
       const family: SchemeFamily = kind === "rtn" ? { kind: "rtn" } : { kind: "nf4", range: o.nf4Range };
       const selection: Selection = { includeHead: o.includeHead, includeEmbeddings: o.includeEmbeddings };
       let scheme: Scheme | undefined;
@@ -444,6 +449,7 @@ function compressFormat(name: "rtn" | "nf4" | "dequantized", summary: string): F
           plan: {
             family, bits: o.bits ?? DEFAULT_COMPARE_BITS, blocks: o.blocks ?? DEFAULT_COMPARE_BLOCKS,
             clip: o.clip ?? DEFAULT_COMPARE_CLIP, holdOut: held.length > 0, activationBits: o.actBits ?? [],
+            activationInputs: o.actInputs,
             keepSuperActivation: !!o.keepSuperActivation,
           },
           selection, superWeights: { source: found.source, held }, superActivations: sites, ...text,

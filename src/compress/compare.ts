@@ -13,7 +13,7 @@ import { checkWindows, type Window, type WindowOptions } from "../eval/perplexit
 import { klFromLogits } from "../eval/generate.js";
 import type { Bits, Block, Clip, Scheme } from "../quant/scheme.js";
 import { formatClip } from "../quant/scheme.js";
-import { quantizeActivations, type ActivationSite } from "./activations.js";
+import { quantizeActivations, type ActivationInputs, type ActivationSite } from "./activations.js";
 import { layoutSize, type LayoutSize } from "./size.js";
 import {
   keptIndices, quantizesEmbeddingLookup, selectTensors, type HeldWeight, type Selection, type SelectedTensor,
@@ -36,7 +36,15 @@ export type WeightMethod = "naive" | "clip" | "hold-out" | "clip+hold-out";
 
 export interface CompareConfig {
   weights: { method: WeightMethod; scheme: Scheme } | null;
-  activations: { bits: number; keepSuperActivation: boolean } | null;
+  activations: ActivationSetting | null;
+}
+
+/** Activations quantized per tensor to `bits`: the down_proj inputs or every linear input, super activation held
+ * out or not. */
+export interface ActivationSetting {
+  bits: number;
+  inputs: ActivationInputs;
+  keepSuperActivation: boolean;
 }
 
 export interface ConfigPlan {
@@ -49,6 +57,8 @@ export interface ConfigPlan {
   holdOut: boolean;
   /** Activation bits to compare (none: weights only). */
   activationBits: readonly number[];
+  /** Which activations those are. */
+  activationInputs: ActivationInputs;
   /** Also each activation setting with the super activation held out. */
   keepSuperActivation: boolean;
 }
@@ -71,8 +81,8 @@ export function compareConfigs(p: ConfigPlan): CompareConfig[] {
       }
   const activations: CompareConfig["activations"][] = [null];
   for (const bits of p.activationBits) {
-    activations.push({ bits, keepSuperActivation: false });
-    if (p.keepSuperActivation) activations.push({ bits, keepSuperActivation: true });
+    activations.push({ bits, inputs: p.activationInputs, keepSuperActivation: false });
+    if (p.keepSuperActivation) activations.push({ bits, inputs: p.activationInputs, keepSuperActivation: true });
   }
   const all = p.activationBits.length ? [null, ...weights] : weights;
   return all.flatMap((w) => activations.filter((a) => w || a).map((a) => ({ weights: w, activations: a })));
@@ -109,7 +119,7 @@ export interface ComparedConfig {
     /** Weights held out exactly. */
     heldOut: number;
   } | null;
-  activations: { bits: number; keepSuperActivation: boolean } | null;
+  activations: ActivationSetting | null;
   tokensScored: number;
   meanNll: number;
   perplexity: number;
@@ -281,7 +291,7 @@ function variantOf(
     ? tensors.map((t) => quantizeOverride(model, t.name, w.scheme, holdOut ? keptIndices(held, t.name) : [], pool))
     : [];
   const a = c.activations;
-  const hooks = a ? [quantizeActivations(a.bits, a.keepSuperActivation ? sites : [])] : [];
+  const hooks = a ? [quantizeActivations(a.bits, a.keepSuperActivation ? sites : [], a.inputs)] : [];
   return { overrides, hooks };
 }
 

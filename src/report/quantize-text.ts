@@ -38,7 +38,8 @@ function renderWritten(w: WrittenCheckpoint): string[] {
   ];
 }
 
-/** "rtn4 + clip zscore:9 + hold-out", "nf4", "unquantized weights"; " · A8" with activations. */
+/** "rtn4 + clip zscore:9 + hold-out", "nf4", "unquantized weights"; " · A8" with down_proj inputs quantized,
+ * " · A8 all linear" with every linear input. */
 export function configLabel(c: ComparedConfig): string {
   const w = c.weights;
   let label = "unquantized weights";
@@ -48,7 +49,10 @@ export function configLabel(c: ComparedConfig): string {
     if (w.method.endsWith("hold-out")) label += " + hold-out";
   }
   const a = c.activations;
-  if (a) label += ` · A${a.bits}${a.keepSuperActivation ? " + super act." : ""}`;
+  if (a) {
+    label += ` · A${a.bits}${a.inputs === "linear" ? " all linear" : ""}`;
+    if (a.keepSuperActivation) label += " + super act.";
+  }
   return label;
 }
 
