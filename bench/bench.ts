@@ -39,6 +39,7 @@ if (!(Number.isInteger(layers) && layers >= 2 && layers <= 4)) throw new Error("
 const benchDir = process.env.SUPERWEIGHT_BENCH_DIR || join(tmpdir(), "superweight-bench");
 const ckpt = join(benchDir, `llama7b-shaped-L${layers}`);
 const moeCkpt = join(benchDir, "mixtral-shaped-L2");
+const rtn4 = `${ckpt}.rtn4`; // the packed 4-bit checkpoint of ckpt (bench/child-quantize.ts)
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
 type Json = Record<string, any>;
@@ -53,6 +54,8 @@ const measurements: Measurement[] = [
   { name: "gemm-16", args: ["gemm", "16", "4096", "11008"] },
   { name: "gemm-512", args: ["gemm", "512", "4096", "11008"] },
   { name: "io", args: ["io", ckpt] },
+  { name: "quantize-rtn4", script: "child-quantize.js", args: ["write", ckpt, rtn4] },
+  { name: "forward-16-rtn4", args: ["forward", rtn4, "16"] },
   // A CLI command measured the same way (the checkpoint has no tokenizer.json, so give ids; these are the peer's 11):
   // { name: "scan-11", args: ["cli", join(repo, "dist/src/cli/main.js"), "scan", ckpt, "--ids", "1,12113,9266,29889,338,263,3186,8157,13784,5001,29889"] },
 ];
@@ -249,6 +252,14 @@ async function main(): Promise<void> {
       ["first touch of fresh memory (page faults)", `${io.touchFreshGBps.toFixed(2)} GB/s`],
     ] : []),
   ]));
+
+  const quantized = Object.values(ours).filter((o) => o.result.kind === "quantize");
+  if (quantized.length) {
+    out.push("\nQuantization to the packed checkpoint (planted super weight held out); forward-16-rtn4 above runs it\n");
+    out.push(table(["run", "scheme", "s", "M params/s", "peak RSS GB", "GB on disk", "of the source's"],
+      quantized.map(({ name, result: r }) => [name, r.scheme, s2(r.seconds), (r.parametersPerS / 1e6).toFixed(1),
+        gb(r.maxRSSKB), (r.writtenBytes / 1e9).toFixed(2), `${(100 * r.writtenBytes / r.sourceBytes).toFixed(1)} %`])));
+  }
 
   out.push(`\nPlanted super weight: layer ${plant.layer} down_proj[${plant.row}, ${plant.channel}] (expected input at token 0 ≈ ${plant.expectedInput.toFixed(1)})\n`);
   for (const { name, result: r } of fwd) {

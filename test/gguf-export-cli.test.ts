@@ -81,7 +81,7 @@ test("bad options and inputs: one line, exit 2, nothing written", { skip: skipWi
     [q("--keep", "1:256:0", "-o", o), out, undefined, "[256, 0] is outside model.layers.1.mlp.down_proj.weight"],
     [q("--keep", "1:40", "-o", o), out, undefined, "expected layer:row:column"],
     [q("--clip", "zscore:-1", "-o", o), out, undefined, "clip must be"],
-    [q(), out, undefined, "give --out FILE"],
+    [q(), out, undefined, "give --out PATH"],
     [q("--compare", "--text", "t.txt", "--text-ids", "1,2"), out, undefined, "--text or --text-ids"],
     [q("-o", out), out, undefined, "is a folder"],
     [q("-o", join(home, "nowhere", "x.gguf")), out, undefined, "does not exist"],

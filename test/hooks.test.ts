@@ -8,13 +8,16 @@ import { editWeights } from "../src/engine/variants.js";
 import { fixturePath, readReference, skipWithoutFixtures } from "./fixtures.js";
 import { toleranceUsed } from "./tolerance.js";
 
-test("every hook point fires once per layer (logits once), in order", { skip: skipWithoutFixtures }, async () => {
+test("every hook point fires once per layer (linear_input once per projection, logits once), in order", { skip: skipWithoutFixtures }, async () => {
   const model = Model.open(fixturePath("llama-f32"));
   const seen: string[] = [];
   await forward(model, [1, 5, 9], { hooks: [(e) => seen.push(`${e.layer}:${e.point}:${e.tokens}x${e.width}`)] });
   model.close();
-  const { hidden: H, intermediate: I, layers: L, vocab: V } = model.spec;
-  const perLayer = (l: number) => [`${l}:layer_input:3x${H}`, `${l}:attn_output:3x${H}`, `${l}:down_proj_input:3x${I}`, `${l}:down_proj_output:3x${H}`, `${l}:layer_output:3x${H}`];
+  const { hidden: H, intermediate: I, layers: L, vocab: V, heads, headDim } = model.spec;
+  const linear = (l: number, width: number, n = 1) => Array<string>(n).fill(`${l}:linear_input:3x${width}`);
+  const perLayer = (l: number) => [`${l}:layer_input:3x${H}`, ...linear(l, H, 3), ...linear(l, heads * headDim),
+    `${l}:attn_output:3x${H}`, ...linear(l, H, 2), `${l}:down_proj_input:3x${I}`, ...linear(l, I),
+    `${l}:down_proj_output:3x${H}`, `${l}:layer_output:3x${H}`];
   assert.deepEqual(seen, [...Array.from({ length: L }, (_, l) => perLayer(l)).flat(), `${L}:logits:3x${V}`]);
 });
 

@@ -7,9 +7,11 @@ import assert from "node:assert/strict";
 import { UserError } from "../src/errors.js";
 import { fakeQuantizeActivations } from "../src/quant/activations.js";
 import { NF4_LEVELS, nearestNf4 } from "../src/quant/nf4.js";
-import { BlockStatistics, decode, encode, QuantizeError, quantizeTensor } from "../src/quant/rtn.js";
+import { BlockStatistics, decode, decodePacked, encode, QuantizeError, quantizeTensor } from "../src/quant/rtn.js";
+import { AbsMoments } from "../src/quant/clip.js";
+import { pack, unpack } from "../src/quant/pack.js";
 import {
-  formatClip, geometry, levelTable, parseBlock, parseClip, type Bits, type Block, type Clip, type Scheme,
+  formatBlock, formatClip, geometry, levelTable, parseBlock, parseClip, type Bits, type Block, type Clip, type Scheme,
 } from "../src/quant/scheme.js";
 
 const f = Math.fround;
@@ -237,6 +239,49 @@ test("statistics fed in pieces of any length equal those of the whole tensor", (
   }
 });
 
+test("zscore moments are the same, to the last bit of float64, however the stream is cut", () => {
+  const w = weights(997, 11);
+  const whole = new AbsMoments();
+  whole.addAbs(w, 0, w.length);
+  for (const piece of [1, 2, 7, 64, 500]) {
+    const m = new AbsMoments();
+    for (let i = 0; i < w.length; i += piece) m.addAbs(w, i, Math.min(w.length, i + piece));
+    for (const k of [0, 1, 9]) assert.ok(Object.is(m.value(k), whole.value(k)), `piece ${piece}, K ${k}`);
+  }
+  // and the value is mean + K·std of |w| with Bessel's correction
+  const a = Array.from(w, Math.abs), mean = a.reduce((x, y) => x + y) / a.length;
+  const std = Math.sqrt(a.reduce((x, y) => x + (y - mean) ** 2, 0) / (a.length - 1));
+  assert.ok(Math.abs(whole.value(3) - (mean + 3 * std)) < 1e-15);
+});
+
+test("decodePacked equals unpack + decode bit for bit: every width, start, block length and NF4", () => {
+  for (const scheme of [rtn(8), rtn(4), rtn(3), rtn(2), nf4()]) {
+    const bits = scheme.kind === "rtn" ? scheme.bits : 4;
+    const levels = levelTable(scheme);
+    const n = 700;
+    const codes = Uint8Array.from({ length: n }, (_, i) => (i * 37 + (i >> 3)) % levels.length);
+    const bytes = pack(codes, bits);
+    for (const blockLength of [1, 5, 16, 300, 1000]) {
+      const blocks = Math.ceil(n / blockLength);
+      const scale = Float32Array.from({ length: blocks }, (_, b) => 0.013 * (b + 1) + (b === 2 ? 0 : 1e-3));
+      const offset = Float32Array.from({ length: blocks }, (_, b) => -0.5 + 0.07 * b);
+      if (blocks > 2) scale[2] = 0; // a degenerate block decodes to its offset
+      for (const [first, count] of [[0, n], [1, 299], [3, 8], [17, 600], [299, 2], [699, 1]]) {
+        const b0 = Math.floor(first / blockLength);
+        const byte0 = (first * bits) >> 3;
+        const slice = bytes.subarray(byte0);
+        const expected = new Float32Array(count);
+        const c = unpack(new Uint8Array(count), slice, first * bits - byte0 * 8, count, bits);
+        decode(expected, c, first, count, levels, blockLength, scale.subarray(b0), offset.subarray(b0), b0);
+        const got = new Float32Array(count);
+        decodePacked(got, slice, first * bits - byte0 * 8, bits, first, count, levels, blockLength,
+          scale.subarray(b0), offset.subarray(b0), b0);
+        assert.deepEqual(got, expected, `${bits} bits, block ${blockLength}, [${first}, ${first + count})`);
+      }
+    }
+  }
+});
+
 test("a block's parameters are final as soon as its last value arrives, except under tensor-pct clipping", () => {
   const w = weights(91, 5);
   for (const clip of [none, { method: "zscore", k: 2 }, { method: "block-pct", fraction: 0.1 }] as Clip[]) {
@@ -298,7 +343,14 @@ test("block sizes: positive integers, tensor or channel; a block larger than the
   assert.equal(parseBlock("128"), 128);
   assert.equal(parseBlock("tensor"), "tensor");
   assert.equal(parseBlock("channel"), "channel");
-  for (const bad of ["0", "-4", "1.5", "", "rows", "1e3"]) assert.throws(() => parseBlock(bad), UserError, bad);
+  assert.equal(parseBlock("4K"), 4096);
+  assert.equal(parseBlock("256K"), 262144);
+  assert.equal(parseBlock("1M"), 1048576);
+  for (const b of [128, 4096, 65536, 1048576, 3072, 100, "tensor", "channel"] as Block[])
+    assert.equal(parseBlock(formatBlock(b)), b);
+  assert.equal(formatBlock(65536), "64K");
+  for (const bad of ["0", "-4", "1.5", "", "rows", "1e3", "0K", "4k", "K", "4KB", "-1M"])
+    assert.throws(() => parseBlock(bad), UserError, bad);
   assert.throws(() => geometry(0, [4, 4]), RangeError);
   assert.throws(() => geometry(-2, [4, 4]), RangeError);
   assert.deepEqual(geometry(1000, [4, 4]), { elements: 16, blockLength: 16, blocks: 1 });

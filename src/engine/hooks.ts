@@ -2,6 +2,10 @@
 // every point itself, the same for every architecture:
 //
 //   layer_input       the residual entering layer L          [T, hidden]
+//   linear_input      the input of one of the layer's linear projections (q/k/v, o_proj, gate/up, down_proj,
+//                     a router), as that projection alone sees it: a copy, so writing into it changes only
+//                     that product; `tensor` names the weight. Fired only when the pass has hooks (the copy
+//                     costs nothing otherwise) and not checked for NaN: every point downstream is.  [rows, in]
 //   attn_output       the attention block's output (o_proj)  [T, hidden]
 //   down_proj_input   the input of a down projection (mlp.down_proj; GPT-2: mlp.c_proj; an expert's w2 /
 //                     down_proj), act(gate)·up               [rows, its intermediate]
@@ -17,8 +21,10 @@
 // role a dense layer's down_proj output plays — with `routing` (what the router chose; changing it has no
 // effect). So in every layer the down_proj_output event with no `expert` is what the MLP adds.
 
-export type HookPoint = "layer_input" | "attn_output" | "down_proj_input" | "down_proj_output" | "layer_output" | "logits";
-export const HOOK_POINTS: readonly HookPoint[] = ["layer_input", "attn_output", "down_proj_input", "down_proj_output", "layer_output", "logits"];
+export type HookPoint =
+  | "layer_input" | "linear_input" | "attn_output" | "down_proj_input" | "down_proj_output" | "layer_output" | "logits";
+export const HOOK_POINTS: readonly HookPoint[] =
+  ["layer_input", "linear_input", "attn_output", "down_proj_input", "down_proj_output", "layer_output", "logits"];
 
 export interface HookEvent {
   point: HookPoint;
@@ -30,7 +36,7 @@ export interface HookEvent {
   /** Rows in `data`. */
   tokens: number;
   width: number;
-  /** down_proj_*: the down projection's weight tensor. */
+  /** down_proj_*, linear_input: the projection's weight tensor. */
   tensor?: string;
   /** down_proj_*: the expert, in a Mixture-of-Experts layer (a shared expert is "shared"). */
   expert?: number | "shared";

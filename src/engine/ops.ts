@@ -43,9 +43,16 @@ export class EngineOps implements LayerOps {
     return this.linearRows(x, this.pass.uniform, name);
   }
 
-  /** x · W (+ b) where counts[v] rows of x belong to variant v. */
-  private async linearRows(x: Activations, counts: readonly number[], name: string): Promise<Activations> {
-    const out = await linear(this.pass, x, counts, `${this.prefix}${name}.weight`);
+  /** x · W (+ b) where counts[v] rows of x belong to variant v; the hooks see the input first (on a copy). */
+  private async linearRows(x: Activations, counts: readonly number[], name: string, extra: Partial<HookEvent> = {},
+    perVariant?: (v: number) => Partial<HookEvent>): Promise<Activations> {
+    const tensor = `${this.prefix}${name}.weight`;
+    if (this.pass.hooked) {
+      x = x.slice();
+      const rows = counts.reduce((a, b) => a + b, 0);
+      this.pass.fire("linear_input", this.layer, x, rows ? x.length / rows : 0, { tensor, ...extra }, counts, perVariant);
+    }
+    const out = await linear(this.pass, x, counts, tensor);
     const bias = this.vector(`${name}.bias`);
     if (bias) addBias(out, bias, out.length / bias.length);
     return out;
@@ -120,21 +127,21 @@ export class EngineOps implements LayerOps {
     const p = block.proj;
     let inner: Float32Array;
     if ("gateUp" in p) {
-      const [gate, up] = this.split(await this.linearRows(x, counts, p.gateUp), [width, width]);
+      const [gate, up] = this.split(await this.linearRows(x, counts, p.gateUp, extra, perVariant), [width, width]);
       activate(gate, this.spec.act);
       mulInPlace(gate, up);
       inner = gate;
     } else if ("gate" in p) {
-      inner = await this.linearRows(x, counts, p.gate);
+      inner = await this.linearRows(x, counts, p.gate, extra, perVariant);
       activate(inner, this.spec.act);
-      mulInPlace(inner, await this.linearRows(x, counts, p.up));
+      mulInPlace(inner, await this.linearRows(x, counts, p.up, extra, perVariant));
     } else {
-      inner = await this.linearRows(x, counts, p.up);
+      inner = await this.linearRows(x, counts, p.up, extra, perVariant);
       activate(inner, this.spec.act);
     }
     const tensor = `${this.prefix}${block.down}.weight`;
     this.pass.fire("down_proj_input", this.layer, inner, width, { tensor, ...extra }, counts, perVariant);
-    const out = await this.linearRows(inner, counts, block.down);
+    const out = await this.linearRows(inner, counts, block.down, extra, perVariant);
     this.pass.fire("down_proj_output", this.layer, out, this.spec.hidden, { tensor, ...extra }, counts, perVariant);
     return out;
   }

@@ -17,6 +17,8 @@ export class Pass {
   private readonly ropes = new Map<RopeSpec, RopeTable>();
   /** Position of the pass's first token: what the cache holds before it. */
   readonly offset: number;
+  /** Whether any hook sees this pass (the pass's own or a variant's). */
+  readonly hooked: boolean;
 
   constructor(
     readonly model: Model,
@@ -32,6 +34,7 @@ export class Pass {
     readonly cache?: KvCache,
   ) {
     this.offset = cache?.length ?? 0;
+    this.hooked = hooks.length > 0 || variants.some((v) => (v.hooks?.length ?? 0) > 0);
   }
 
   /** Count `rows` rows of `tensor` as read (`info`: its stored bytes, and its rows as shape[0]). */
@@ -81,7 +84,7 @@ export class Pass {
    */
   fire(point: HookPoint, layer: number, data: Float32Array, width: number, extra: Partial<HookEvent> = {}, counts: readonly number[] = this.uniform,
     perVariant?: (v: number) => Partial<HookEvent>): void {
-    this.check(point, layer, data);
+    if (point !== "linear_input") this.check(point, layer, data);
     let row = 0;
     this.variants.forEach((variant, v) => {
       const hooks = variant.hooks?.length ? [...this.hooks, ...variant.hooks] : this.hooks;

@@ -66,39 +66,47 @@ export class KthLargest {
   }
 }
 
-/** Count, mean and sum of squared deviations of |w|, merged segment by segment (Chan et al.), in float64. */
+/**
+ * Count, mean and standard deviation of |w|, from running float64 sums taken element by element in stream order
+ * (shifted by the first |w|, against cancellation): the same result however the stream is cut into segments, so
+ * a block measured in the engine's row blocks and one measured in the writer's chunks get the same threshold.
+ */
 export class AbsMoments {
   n = 0;
-  private mean = 0;
-  private m2 = 0;
+  private shift = 0;
+  private sum = 0;
+  private squares = 0;
 
   reset(): void {
-    this.n = this.mean = this.m2 = 0;
+    this.n = this.shift = this.sum = this.squares = 0;
   }
 
   addAbs(values: Float32Array, from: number, to: number): void {
-    const count = to - from;
-    if (count <= 0) return;
-    let sum = 0;
-    for (let i = from; i < to; i++) sum += Math.abs(values[i]);
-    const mean = sum / count;
-    let m2 = 0;
+    if (to <= from) return;
+    if (this.n === 0) this.shift = Math.abs(values[from]);
+    const k = this.shift;
+    let sum = this.sum, squares = this.squares;
     for (let i = from; i < to; i++) {
-      const d = Math.abs(values[i]) - mean;
-      m2 += d * d;
+      const d = Math.abs(values[i]) - k;
+      sum += d;
+      squares += d * d;
     }
-    const total = this.n + count;
-    const delta = mean - this.mean;
-    this.mean += (delta * count) / total;
-    this.m2 += m2 + (delta * delta * this.n * count) / total;
-    this.n = total;
+    this.sum = sum;
+    this.squares = squares;
+    this.n += to - from;
   }
 
-  /** mean + k·std (std 0 for a single value); NaN when empty. */
+  /** mean + k·std in float64 (std 0 for a single value); NaN when empty. */
+  value(k: number): number {
+    const n = this.n;
+    if (n === 0) return NaN;
+    const variance = n > 1 ? Math.max(0, (this.squares - (this.sum * this.sum) / n) / (n - 1)) : 0;
+    return this.shift + this.sum / n + k * Math.sqrt(variance);
+  }
+
+  /** value(k) rounded to float32: the clipping threshold. */
   threshold(k: number): number {
-    if (this.n === 0) return NaN;
-    const std = this.n > 1 ? Math.sqrt(this.m2 / (this.n - 1)) : 0;
-    return Math.fround(this.mean + k * std);
+    return Math.fround(this.value(k));
   }
 }
 

@@ -1,6 +1,7 @@
 // The packed quantized checkpoint (docs/quantized-format.md): the names of a quantized weight's parts, and the
 // `quantization` section of config.json that the writer builds and the reader validates.
 import { CheckpointError, UserError } from "../errors.js";
+import { packedBytes } from "./pack.js";
 import { codeBits, formatClip, geometry, parseBits, parseBlock, parseClip, type Scheme } from "./scheme.js";
 
 export const FORMAT = "superweight-packed";
@@ -64,6 +65,26 @@ export function sectionFor(
     kept,
   };
   return section;
+}
+
+/** Bytes of each stored part of a quantized weight of `elements` in `blocks` blocks with `kept` held out. */
+export function packedParts(elements: number, blocks: number, bits: number, kept: number) {
+  const wide = elements > 2 ** 31 - 1;
+  return {
+    qweight: packedBytes(elements, bits),
+    qscale: 4 * blocks,
+    qmin: 4 * blocks,
+    keepIndex: kept * (wide ? 8 : 4),
+    keepValue: kept * 4,
+    /** Held-out indices are I64 past 2³¹ − 1 elements, else I32. */
+    indexDtype: wide ? ("I64" as const) : ("I32" as const),
+  };
+}
+
+/** Total bytes of a quantized weight's parts (what it costs on disk, headers aside). */
+export function packedTensorBytes(elements: number, blocks: number, bits: number, kept: number): number {
+  const p = packedParts(elements, blocks, bits, kept);
+  return p.qweight + p.qscale + p.qmin + p.keepIndex + p.keepValue;
 }
 
 export function flatIndex(shape: readonly number[], coordinates: readonly number[]): number {

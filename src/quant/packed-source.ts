@@ -2,13 +2,14 @@
 // `quantization` section and every packed part's dtype and size; readRows reads and dequantizes only the codes and
 // block parameters of the rows asked for, then puts the held-out weights back. Plain tensors pass through.
 import { join } from "node:path";
+import { blockBuffer, MAX_BLOCK_ELEMENTS } from "../checkpoint/block-buffer.js";
 import { Checkpoint } from "../checkpoint/checkpoint.js";
 import type { RawConfig, SourceTensor, TensorSource } from "../checkpoint/source.js";
 import { readTensorBytes, type TensorInfo } from "../checkpoint/safetensors.js";
 import { CheckpointError } from "../errors.js";
 import { parseSection, PARTS, type KeptWeight, type QuantizedEntry } from "./format.js";
-import { packedBytes, unpack } from "./pack.js";
-import { decode, restoreKept } from "./rtn.js";
+import { packedBytes } from "./pack.js";
+import { decodePacked, restoreKept } from "./rtn.js";
 import { codeBits, dtypeLabel, geometry, levelTable, type Geometry, type Scheme } from "./scheme.js";
 
 interface PackedTensor {
@@ -25,6 +26,8 @@ interface PackedTensor {
 export class PackedCheckpoint implements TensorSource {
   private readonly bits: number;
   private readonly levels: Float32Array;
+  /** The packed code bytes of the rows being read (reused). */
+  private codeBytes = new Uint8Array(0);
 
   private constructor(
     readonly path: string,
@@ -93,7 +96,8 @@ export class PackedCheckpoint implements TensorSource {
     return { name, shape: [...t.shape], dtype: t.dtype, bytes: t.byteLength };
   }
 
-  /** Rows [r0, r1) as float32 (a row = product of the trailing dims); quantized tensors dequantized. */
+  /** Rows [r0, r1) as float32 (a row = product of the trailing dims); quantized tensors dequantized. Without `out`,
+   * into the block buffer, valid until the next read (as the safetensors reader). */
   readRows(name: string, r0: number, r1: number, out?: Float32Array): Float32Array {
     const p = this.packed.get(name);
     if (!p) return this.files.readRows(name, r0, r1, out);
@@ -106,7 +110,7 @@ export class PackedCheckpoint implements TensorSource {
     const count = (r1 - r0) * rowSize;
     if (out && out.length < count)
       throw new RangeError(`output buffer holds ${out.length} elements, ${count} requested from "${name}"`);
-    const result = out ?? new Float32Array(count);
+    const result = out ?? (count <= MAX_BLOCK_ELEMENTS ? blockBuffer(count) : new Float32Array(count));
     if (count === 0) return result;
 
     const { blockLength } = p.geometry;
@@ -117,17 +121,18 @@ export class PackedCheckpoint implements TensorSource {
     const bit0 = first * this.bits;
     const byte0 = Math.floor(bit0 / 8);
     const byteCount = packedBytes(first + count, this.bits) - byte0;
-    const bytes = readTensorBytes(this.stored(p.qweight), p.qweight, byte0, byteCount);
-    const codes = unpack(new Uint8Array(count), bytes, bit0 - byte0 * 8, count, this.bits);
-    decode(result, codes, first, count, this.levels, blockLength, scale, offset, b0);
+    if (this.codeBytes.length < byteCount) this.codeBytes = new Uint8Array(byteCount);
+    const bytes = readTensorBytes(this.stored(p.qweight), p.qweight, byte0, byteCount, this.codeBytes);
+    decodePacked(result, bytes, bit0 - byte0 * 8, this.bits, first, count, this.levels, blockLength, scale, offset, b0);
     restoreKept(result, first, count, p.keepIndex, p.keepValue);
     return result;
   }
 
-  /** The whole tensor as float32. */
+  /** The whole tensor as float32, in a new array. */
   read(name: string): Float32Array {
     const shape = this.info(name).shape;
-    return this.readRows(name, 0, shape.length === 0 ? 1 : shape[0]);
+    const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    return this.readRows(name, 0, shape.length === 0 ? 1 : shape[0], out);
   }
 
   close(): void {

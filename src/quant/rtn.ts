@@ -273,6 +273,59 @@ export function decode(
   }
 }
 
+/**
+ * decode straight from the packed stream: elements [first, first + count) whose codes start at bit `bitOffset` of
+ * `bytes` (see pack.ts). The same float32 values as unpack + decode, bit for bit: where a block covers at least as
+ * many elements as there are levels, each level's value fl32(fl32(level·scale) + offset) is computed once per block
+ * and looked up.
+ */
+export function decodePacked(
+  out: Float32Array,
+  bytes: Uint8Array,
+  bitOffset: number,
+  bits: number,
+  first: number,
+  count: number,
+  levels: Float32Array,
+  blockLength: number,
+  scale: Float32Array,
+  offset: Float32Array,
+  firstBlock = 0,
+): void {
+  if (bitOffset + count * bits > bytes.length * 8)
+    throw new RangeError(`${count} ${bits}-bit codes from bit ${bitOffset} overrun ${bytes.length} bytes`);
+  const n = levels.length;
+  const value = levelValues.length >= n ? levelValues : (levelValues = new Float32Array(n));
+  const mask = (1 << bits) - 1;
+  let j = 0;
+  while (j < count) {
+    const b = Math.floor((first + j) / blockLength);
+    const end = Math.min(count, (b + 1) * blockLength - first);
+    const s = scale[b - firstBlock], o = offset[b - firstBlock];
+    if (end - j < n) {
+      for (; j < end; j++) out[j] = Math.fround(levels[codeAt(bytes, bitOffset + j * bits, bits, mask)] * s) + o;
+      continue;
+    }
+    for (let q = 0; q < n; q++) value[q] = Math.fround(levels[q] * s) + o;
+    if (bits === 8) for (const at = bitOffset >> 3; j < end; j++) out[j] = value[bytes[at + j]];
+    else if (bits === 4 && (bitOffset & 3) === 0) {
+      for (let nibble = (bitOffset >> 2) + j; j < end; j++, nibble++)
+        out[j] = value[(bytes[nibble >> 1] >> ((nibble & 1) << 2)) & 15];
+    } else for (; j < end; j++) out[j] = value[codeAt(bytes, bitOffset + j * bits, bits, mask)];
+  }
+}
+
+/** Per-level values of the block being decoded (reused). */
+let levelValues = new Float32Array(256);
+
+/** The code of `bits` bits at stream bit `bit`. */
+function codeAt(bytes: Uint8Array, bit: number, bits: number, mask: number): number {
+  const byte = bit >> 3, shift = bit & 7;
+  let v = bytes[byte] >> shift;
+  if (shift + bits > 8) v |= bytes[byte + 1] << (8 - shift);
+  return v & mask;
+}
+
 /** Put held-out values back into out, which holds elements [first, first + count). */
 export function restoreKept(
   out: Float32Array,

@@ -55,12 +55,23 @@ export function parseBits(text: string): Bits {
   return bits as Bits;
 }
 
+/** "tensor", "channel", or a positive number of elements, optionally in units of K = 1024 or M = 1024² ("4K"). */
 export function parseBlock(text: string): Block {
   if (text === "tensor" || text === "channel") return text;
-  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  const m = /^(\d+)([KM]?)$/.exec(text);
+  const n = m ? Number(m[1]) * (m[2] === "K" ? 1024 : m[2] === "M" ? 1024 * 1024 : 1) : NaN;
   if (!Number.isSafeInteger(n) || n <= 0)
-    throw new UserError(`block must be "tensor", "channel" or a positive number of elements (got "${text}")`);
+    throw new UserError(
+      `block must be "tensor", "channel" or a positive number of elements, e.g. 128 or 64K (got "${text}")`,
+    );
   return n;
+}
+
+/** A block as the command line spells it: 65536 → "64K", 1048576 → "1M". */
+export function formatBlock(block: Block): string {
+  if (typeof block !== "number") return block;
+  if (block % (1024 * 1024) === 0) return `${block / (1024 * 1024)}M`;
+  return block % 1024 === 0 ? `${block / 1024}K` : String(block);
 }
 
 /** "none", "zscore:K" (K > 0), "block-pct:F" or "tensor-pct:F" (0 ≤ F < 1, a fraction of the weights). */
