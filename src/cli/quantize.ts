@@ -98,7 +98,15 @@ export function quantizeCommand(): Command {
     .option("--download", "download the model from the Hugging Face Hub when it is not in the local cache")
     .option("--model-id <id>", "the Hugging Face model id (for the scan's published coordinates)")
     .option(...ALLOW_NON_FINITE)
-    .option("--json", "print one JSON object");
+    .option("--json", "print one JSON object")
+    .addHelpText("after", `
+Examples:
+  superweight quantize ./ckpt --format gguf --type Q4_K_M --keep-super -o model.Q4_K_M.gguf
+  superweight quantize ./ckpt --format gguf --type Q4_0 --keep 2:3968:7003 --keep-type F16 -o model.Q4_0.gguf
+  superweight quantize ./ckpt --format gguf --compare --text heldout.txt --json > compare.json
+  superweight quantize --demo --format gguf --clip zscore:6 --keep-super -o demo.gguf
+
+A --compare --json file draws Figure 7 of \`superweight report --quantize-compare FILE\`.`);
   const owner = new Map<string, string>();
   for (const f of FORMATS)
     for (const option of f.options()) {
