@@ -21,4 +21,15 @@ export { scan, DEFAULT_PROMPT, type ScanReport, type ScannedWeight } from "./sup
 export { classify, RULES } from "./superweight/classify.js";
 export { DIRECTORY, lookupPublished } from "./superweight/directory.js";
 export { renderScan, scanJson } from "./report/scan-text.js";
+export { evaluate, EVAL_REPORT_VERSION, type EvalReport, type EvalRequest } from "./eval/eval.js";
+export { audit, verdict as auditVerdict, type AuditReport } from "./superweight/audit.js";
+export { planGgufExport, writeGgufExport, type GgufExportResult } from "./gguf/export.js";
+export { GgufCheckpoint } from "./gguf/source.js";
+export { writeGguf } from "./gguf/writer.js";
+export { dequantize } from "./gguf/dequant.js";
+export { quantizeRow } from "./gguf/quantize.js";
+export { PackedCheckpoint } from "./quant/packed-source.js";
+export { writePackedCheckpoint } from "./quant/packed-writer.js";
+export { quantizeTensor } from "./quant/rtn.js";
+export * as data from "./data/index.js";
 export { CheckpointError, UserError } from "./errors.js";

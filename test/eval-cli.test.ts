@@ -163,7 +163,7 @@ test(
     // The text report shows both beside each other.
     const text = cli("eval", fixturePath(name), "--ids", ref.input_ids.join(","), "--zero", "1:11:37");
     assert.equal(text.status, 0, text.stderr);
-    assert.match(text.stdout, /model\.layers\.1\.mlp\.down_proj\.weight\[11, 37\] = \[1, 11, 37\]: 2\.328125 → 0/);
+    assert.match(text.stdout, /\[1, 11, 37\] is model\.layers\.1\.mlp\.down_proj\.weight\[11, 37\]: 2\.328125 → 0/);
   },
 );
 

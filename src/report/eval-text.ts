@@ -38,7 +38,7 @@ export function renderEval(r: EvalReport, tokenizer?: TextTokenizer): string {
     const twin = r.arms.findIndex((b) => b.model === a.model);
     out.push(`  ${a.id}  ${a.label}${twin !== a.id ? ` (same model as arm ${twin})` : ""}`);
     for (const w of a.applied.weights)
-      out.push(`       ${w.tensor}[${w.index.join(", ")}] = ${coord(w)}: ${w.old} → ${w.new}`);
+      out.push(`       ${coord(w)} is ${w.tensor}[${w.index.join(", ")}]: ${w.old} → ${w.new}`);
     const p = a.applied.prune;
     if (p)
       out.push(
@@ -189,7 +189,7 @@ export function renderEval(r: EvalReport, tokenizer?: TextTokenizer): string {
   }
   out.push(
     "",
-    `${r.passes} forward passes, ${(r.bytesRead / 1e9).toFixed(2)} GB of weights read, ${r.seconds.toFixed(1)} s`,
+    `${r.passes} forward pass${r.passes === 1 ? "" : "es"}, ${(r.bytesRead / 1e9).toFixed(2)} GB of weights read, ${r.seconds.toFixed(1)} s`,
   );
   return out.join("\n");
 }
