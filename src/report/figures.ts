@@ -105,6 +105,7 @@ export function shiftSpec(s: ShiftFigure): TopLevelSpec {
     kind: t.stopword === null ? "token" : t.stopword ? "stopword" : "other token",
     tip: `${t.label} (id ${t.id}): ${pct(t.before)} → ${pct(t.after)}`,
   }));
+  const changes = values.map((v) => v.change);
   const tokens = {
     width: s.stopwordMass ? 380 : WIDTH, height: { step: 16 },
     data: { values },
@@ -112,9 +113,9 @@ export function shiftSpec(s: ShiftFigure): TopLevelSpec {
     mark: { type: "bar" },
     encoding: {
       y: { field: "label", type: "nominal", sort: { field: "change", order: "descending" }, title: null,
-        axis: { labelLimit: 160 } },
+        axis: { labelLimit: 160, labelFontSize: 13, ...stopwordLabels(s) } },
       x: { field: "change", type: "quantitative", title: "change in average next-token probability",
-        axis: { format: "+.0%", tickCount: 5 } },
+        axis: { format: `+.${percentDecimals(Math.max(...changes, 0) - Math.min(...changes, 0))}~%`, tickCount: 5 } },
       color: { field: "kind", type: "nominal", title: null, scale: colors(kinds),
         ...(s.stopwordMass ? {} : { legend: null }) },
       description: { field: "tip" },
@@ -125,9 +126,6 @@ export function shiftSpec(s: ShiftFigure): TopLevelSpec {
     { when: "original", mass: s.stopwordMass.before },
     { when: "zeroed", mass: s.stopwordMass.after },
   ].map((m) => ({ ...m, tip: `stopword mass, ${m.when}: ${pct(m.mass)}` }));
-  // Enough decimals for the largest mass to show two significant digits (a small model's can be 0.01 %).
-  const top = Math.max(s.stopwordMass.before, s.stopwordMass.after);
-  const decimals = top > 0 ? Math.max(0, Math.min(6, 1 - Math.floor(Math.log10(100 * top)))) : 0;
   return spec({
     hconcat: [tokens, {
       width: 120, height: Math.max(120, 16 * values.length),
@@ -137,12 +135,29 @@ export function shiftSpec(s: ShiftFigure): TopLevelSpec {
       encoding: {
         x: { field: "when", type: "nominal", title: "super weights", sort: null, axis: { labelAngle: 0 } },
         y: { field: "mass", type: "quantitative", title: "stopword probability mass",
-          axis: { format: `.${decimals}~%`, tickCount: 5 } },
+          axis: { format: `.${percentDecimals(Math.max(s.stopwordMass.before, s.stopwordMass.after))}~%`,
+            tickCount: 5 } },
         description: { field: "tip" },
       },
     }],
     resolve: { scale: { color: "independent" } },
   });
+}
+
+/** Decimals of a percent axis over a range of this width (in probability) so that its ~5 ticks read apart: a
+ * small model's changes can be hundredths of a percent. */
+function percentDecimals(span: number): number {
+  return span > 0 ? Math.max(0, Math.min(6, Math.ceil(-Math.log10((100 * span) / 5)))) : 0;
+}
+
+/** A stopword's bar can be too short to see its colour: its axis label is bold, in the stopword colour. */
+function stopwordLabels(s: ShiftFigure) {
+  if (!s.stopwordMass) return {};
+  const test = `indexof(${JSON.stringify(s.tokens.filter((t) => t.stopword).map((t) => t.label))}, datum.value) >= 0`;
+  return {
+    labelFontWeight: { condition: { test, value: "bold" }, value: "normal" },
+    labelColor: { condition: { test, value: PALETTE[0] }, value: "#000000" },
+  };
 }
 
 const pct = (p: number) => `${(100 * p).toPrecision(3)}%`;
@@ -153,7 +168,9 @@ export function sweepSpec(s: SweepFigure): TopLevelSpec {
     factor: p.factor, perplexity: p.perplexity,
     tip: `×${p.factor}: perplexity ${fmt(p.perplexity)}, mean NLL ${p.meanNll.toFixed(4)}`,
   }));
-  const x = { field: "factor", type: "quantitative", title: "super weights scaled by" };
+  // Ticks at the factors measured, as the paper's Figure 6 labels them.
+  const x = { field: "factor", type: "quantitative", title: "super weights scaled by",
+    axis: { values: s.points.map((p) => p.factor), format: "~g", labelOverlap: true } };
   const y = { field: "perplexity", type: "quantitative", title: `perplexity (${s.scored})`,
     scale: { zero: false } };
   return spec({
@@ -195,7 +212,8 @@ export function quantizationSpec(q: QuantComparison): TopLevelSpec {
   const x = byBlock
     ? { field: "block", type: "ordinal", title: "block size (weights per scale)", sort: blocks, axis: { labelAngle: 0 } }
     : { field: "bitsPerWeight", type: "quantitative", title: "bits per weight", scale: { zero: false, padding: 16 } };
-  const y = { field: "perplexity", type: "quantitative", title: "perplexity", scale: { zero: false } };
+  // Padded so that a baseline at the bottom of the range is not drawn on the axis line.
+  const y = { field: "perplexity", type: "quantitative", title: "perplexity", scale: { zero: false, padding: 12 } };
   const color = { field: "series", type: "nominal", title: null, scale: colors(series) };
   const baselines = [...new Set(q.baselines.map((b) => b.perplexity).filter((p) => p !== null))];
   return spec({

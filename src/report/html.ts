@@ -17,7 +17,7 @@ const num = (x: number | null, digits = 4) =>
 const act = (x: number) => (Math.abs(x) >= 100 ? x.toFixed(1) : x.toFixed(2));
 const signed = (x: number, digits = 4) => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(digits)}`;
 const pct = (p: number) => `${(100 * p).toPrecision(3)}%`;
-const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+const plural = (n: number, word: string, many = `${word}s`) => `${n} ${n === 1 ? word : many}`;
 const coord = (w: { layer: number; expert?: number | "shared"; row: number; column: number }) =>
   `[${[w.layer, ...(w.expert !== undefined ? [w.expert] : []), w.row, w.column].join(", ")}]`;
 
@@ -88,7 +88,8 @@ export async function renderReportHtml(r: ReportData): Promise<string> {
       id: "fig5", title: "Next-token probabilities with the super weights zeroed",
       body: figure("figure-5", "5", await renderSvg(shiftSpec(s)),
         `The tokens whose average next-token probability (after the last position of ${plural(s.prompts, "prompt")})` +
-        ` rises and falls most when the super weights are zeroed${s.stopwordMass ? ", stopwords marked" : ""}; ` +
+        ` rises and falls most when the super weights are zeroed${s.stopwordMass ? " (stopwords in bold, " +
+          "their bars in the stopword colour)" : ""}; ` +
         "KL(original ‖ zeroed) = " +
         `${s.kl.toFixed(4)} nats.${mass}`,
         table(["token", "id", "", "original", "zeroed", "change", "stopword"], s.tokens.map((t) => [
@@ -272,13 +273,13 @@ function runSection(r: ReportData): string {
   const prompts = table(["#", "prompt", "tokens", "mean NLL"], scan.prompts.map((p, i) => [
     String(i + 1), esc(p.label), String(p.ids.length), num(p.meanNll),
   ]), [true, false, true, true]);
-  const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
+  const size = (b: number) => (b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB` : `${(b / 1e6).toFixed(1)} MB`);
   return prompts + "<ul>" +
     `<li>scan: threshold ${scan.threshold}, at most ${scan.maxIterations} passes; ${plural(scan.forwardPasses,
-      "forward run")}, weights read ${scan.weightPasses.toFixed(2)}× (${gb(scan.bytesRead)}) in ` +
+      "forward run")}, weights read ${scan.weightPasses.toFixed(2)}× (${size(scan.bytesRead)}) in ` +
     `${scan.seconds.toFixed(2)} s</li>` +
     `<li>eval: ${plural(e.arms.length, "arm")} (${e.arms.map((a) => esc(a.label)).join("; ")}), ` +
-    `${plural(e.passes, "pass")}, ${gb(e.bytesRead)} read in ${e.seconds.toFixed(2)} s</li>` +
+    `${plural(e.passes, "pass", "passes")}, ${size(e.bytesRead)} read in ${e.seconds.toFixed(2)} s</li>` +
     `<li>checkpoint: <code>${esc(r.model.path)}</code></li></ul>`;
 }
 
