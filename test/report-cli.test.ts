@@ -119,3 +119,31 @@ test("progress goes to stderr only on a terminal, or with SUPERWEIGHT_PROGRESS=1
     assert.match(runs[4].stderr, /^layers 0-3: 1\/4 layer 0\n/m);
     assert.match(runs[4].stderr, /^eval: prompts\n/m);
   });
+
+test("every command's --json prints one JSON object on stdout and nothing on stderr; --version the package's",
+  { skip: skipWithoutFixtures }, async () => {
+    const env = userEnv(join(scratch, "home"));
+    const gguf = join(scratch, "json.gguf");
+    const cases: string[][] = [
+      ["run", model, "--ids", ids()], ["scan", model, "--ids", ids()], ["eval", model, "--ids", ids(), "--zero-super"],
+      ["report", model, "--ids", ids()],
+      ["quantize", fixturePath("planted-llama-256"), "--format", "gguf", "--type", "Q4_0", "--stand-in-vocab", "-o", gguf],
+      ["audit", fixturePath("gguf", "planted-llama-256.Q4_0.gguf")], ["directory"], ["doctor"],
+    ];
+    assert.deepEqual(cases.map((c) => c[0]).sort(), [...COMMANDS].sort(), "every command");
+    const runs = await Promise.all(cases.map((args) => run([...args, "--json"], env)));
+    runs.forEach((r, i) => {
+      const what = `superweight ${cases[i].join(" ")} --json`;
+      assert.equal(r.status, 0, `${what}: ${r.stderr}`);
+      assert.equal(r.stderr, "", what);
+      const value = JSON.parse(r.stdout);
+      assert.ok(value !== null && typeof value === "object" && !Array.isArray(value), what);
+    });
+    assert.ok(existsSync(gguf));
+    const version = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")).version;
+    for (const flag of ["--version", "-V"]) {
+      const r = await run([flag], env);
+      assert.equal(r.status, 0);
+      assert.equal(r.stdout, `${version}\n`);
+    }
+  });
