@@ -127,7 +127,8 @@ test("every command's --json prints one JSON object on stdout and nothing on std
     const cases: string[][] = [
       ["run", model, "--ids", ids()], ["scan", model, "--ids", ids()], ["eval", model, "--ids", ids(), "--zero-super"],
       ["report", model, "--ids", ids()],
-      ["quantize", fixturePath("planted-llama-256"), "--format", "gguf", "--type", "Q4_0", "--stand-in-vocab", "-o", gguf],
+      ["quantize", fixturePath("planted-llama-256"), "--format", "gguf", "--type", "Q4_0", "--stand-in-vocab",
+        "-o", gguf],
       ["audit", fixturePath("gguf", "planted-llama-256.Q4_0.gguf")], ["directory"], ["doctor"],
     ];
     assert.deepEqual(cases.map((c) => c[0]).sort(), [...COMMANDS].sort(), "every command");
