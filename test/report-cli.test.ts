@@ -64,7 +64,8 @@ test("report refuses bad output paths and inputs before it scans, with one line 
     assert.equal(readFileSync(notes, "utf8"), "keep me");
     const text = join(scratch, "text.html");
     writeFileSync(text, "a text to score");
-    expectRefusal(["report", model, "--ids", "1,2", "--text", text, "--out", text], text, "one of this report's inputs");
+    expectRefusal(["report", model, "--ids", "1,2", "--text", text, "--out", text], text,
+      "one of this report's inputs");
     assert.equal(readFileSync(text, "utf8"), "a text to score");
     const missing = join(scratch, "no-such-folder", "r.html");
     expectRefusal(["report", model, "--ids", "1,2", "--out", missing], missing, "does not exist");

@@ -67,7 +67,8 @@ for (const name of PLANTED) {
     const outputs = ref.layers.map((l: any) => largest(l, "downProjOutput"));
     assert.ok(toleranceUsed(spikes.map((s) => s.input), inputs, abs, rel) <= 1);
     assert.ok(toleranceUsed(spikes.map((s) => s.output), outputs.map((o: any) => o.max), abs, rel) <= 1);
-    assert.deepEqual(spikes.map((s) => [s.outputToken, s.outputChannel]), outputs.map((o: any) => [o.token, o.channel]));
+    assert.deepEqual(spikes.map((s) => [s.outputToken, s.outputChannel]),
+      outputs.map((o: any) => [o.token, o.channel]));
 
     // Figures 2 and 4: each super activation, in the full model, with every super weight zeroed, and (found in a
     // later pass) as that pass saw it.
@@ -196,7 +197,8 @@ test("quantization files: the gguf compare output and the block-wise form, merge
   // The rtn / nf4 comparison (src/compress/compare.ts's QuantizeComparison inside a "quantize" report).
   const config = (weights: unknown, perplexity: number, activations: unknown = null) => ({
     id: 0, model: 0, weights, activations, tokensScored: 10, meanNll: Math.log(perplexity), perplexity,
-    deltaMeanNll: 0.1, kl: { mean: 0.01, max: 0.1 }, size: { quantizedBytes: 5000, totalBytes: 9000, bitsPerWeight: 4.25 },
+    deltaMeanNll: 0.1, kl: { mean: 0.01, max: 0.1 },
+    size: { quantizedBytes: 5000, totalBytes: 9000, bitsPerWeight: 4.25 },
     superWeights: [],
   });
   const rtnWeights = (block: unknown, method = "naive") =>
@@ -207,7 +209,8 @@ test("quantization files: the gguf compare output and the block-wise form, merge
       kind: "quantize-comparison", version: 1, baseline: { tokensScored: 10, meanNll: 1.6, perplexity: 4.95,
         size: { quantizedBytes: 1, totalBytes: 1, bitsPerWeight: 16 } },
       configs: [config(null, 5.0, { bits: 8, keepSuperActivation: false }), config(rtnWeights("tensor"), 7.5),
-        config(rtnWeights(128, "clip+hold-out"), 5.1), config(rtnWeights(128), 5.3, { bits: 8, keepSuperActivation: true })],
+        config(rtnWeights(128, "clip+hold-out"), 5.1),
+        config(rtnWeights(128), 5.3, { bits: 8, keepSuperActivation: true })],
     },
   }));
   const q = readQuantComparisons([gguf, blocks, compress]);

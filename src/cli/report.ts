@@ -62,7 +62,8 @@ export function reportCommand(): Command {
     .addOption(new Option("--stride <n>", "--text: tokens between window starts (default: a whole window)")
       .argParser(whole("--stride", 1)))
     .option("--window-bos", "--text: start every window with the BOS token")
-    .addOption(new Option("--max-tokens <n>", "--text: score only its first N tokens").argParser(whole("--max-tokens", 1)))
+    .addOption(new Option("--max-tokens <n>", "--text: score only its first N tokens")
+      .argParser(whole("--max-tokens", 1)))
     .addOption(new Option("--sweep-scale <list>", "Figure 6: scale the super weights by each factor, e.g. 0,0.5,1,2,3")
       .argParser(factors))
     .option("--quantize-compare <file>", "Figure 7: a `superweight quantize --compare --json` output (repeatable)",
@@ -91,7 +92,8 @@ Examples:
           prompts: inputs(opened, o.prompt, o.ids, DEFAULT_PROMPT),
           threshold: o.threshold, maxIterations: o.maxIterations,
           tokenizer: opened.tokenizer,
-          perplexity: corpus && { corpus, ctx: o.ctx, stride: o.stride, windowBos: o.windowBos, maxTokens: o.maxTokens },
+          perplexity: corpus &&
+            { corpus, ctx: o.ctx, stride: o.stride, windowBos: o.windowBos, maxTokens: o.maxTokens },
           sweepScale: o.sweepScale,
           quantization,
           top: o.top,
@@ -107,7 +109,8 @@ Examples:
           try {
             writeReportHtml(out, html);
           } catch (e) {
-            throw new UserError(`cannot be written (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, out);
+            const why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+            throw new UserError(`cannot be written (${why})`, out);
           }
           const line = `wrote ${o.out} (${(Buffer.byteLength(html) / 1024).toFixed(0)} KB): ${summary(data)}\n`;
           (o.json ? process.stderr : process.stdout).write(line);

@@ -156,7 +156,8 @@ function fromConfigurations(root: Json, file: string, field: Fields) {
       const block = o.block === null ? null : field.block(o, `${at}.block`);
       return {
         file, method, series: `${method} ${bits}-bit`, bits, block,
-        label: typeof o.label === "string" ? o.label : `${method} ${bits}-bit${block !== null ? `, block ${block}` : ""}`,
+        label: typeof o.label === "string" ? o.label
+          : `${method} ${bits}-bit${block !== null ? `, block ${block}` : ""}`,
         perplexity: field.positive(o, `${at}.perplexity`),
         meanNll: o.meanNll === undefined ? null : field.finite(o, `${at}.meanNll`),
         kl: o.kl === undefined || o.kl === null ? null : field.finite(o, `${at}.kl`),
@@ -224,7 +225,8 @@ class Fields {
 
   version(o: Json, prefix: string, known: number): void {
     if (o.version !== known)
-      throw new DataError(this.file, `${prefix}version ${JSON.stringify(o.version)}: this reader knows version ${known}`,
+      throw new DataError(this.file,
+        `${prefix}version ${JSON.stringify(o.version)}: this reader knows version ${known}`,
         "COMPARE_VERSION");
   }
 }

@@ -55,10 +55,11 @@ export function spikesSpec(layers: SpikePoint[], threshold: number): TopLevelSpe
   return spec({
     width: WIDTH, height: HEIGHT,
     layer: [
-      { data: { values }, mark: { type: "line", strokeWidth: 1.5 }, encoding: { x, y: { field: "max", type: "quantitative" },
-        color } },
+      { data: { values }, mark: { type: "line", strokeWidth: 1.5 },
+        encoding: { x, y: { field: "max", type: "quantitative" }, color } },
       { data: { values }, name: MARKS.spikes, mark: { type: "point" }, encoding: {
-        x, y: { field: "max", type: "quantitative", title: "max |activation|" }, color, description: { field: "tip" } } },
+        x, y: { field: "max", type: "quantitative", title: "max |activation|" }, color,
+        description: { field: "tip" } } },
       { data: { values: [{ threshold }] }, mark: { type: "rule", strokeDash: [4, 3], color: REFERENCE },
         encoding: { y: { field: "threshold", type: "quantitative" } } },
     ],
@@ -177,7 +178,8 @@ export function sweepSpec(s: SweepFigure): TopLevelSpec {
     width: WIDTH, height: HEIGHT, data: { values },
     layer: [
       { mark: { type: "line", strokeWidth: 1.5, color: PALETTE[0] }, encoding: { x, y } },
-      { name: MARKS.sweep, mark: { type: "point", color: PALETTE[0] }, encoding: { x, y, description: { field: "tip" } } },
+      { name: MARKS.sweep, mark: { type: "point", color: PALETTE[0] },
+        encoding: { x, y, description: { field: "tip" } } },
       { data: { values: [{ factor: 1 }] }, mark: { type: "rule", strokeDash: [4, 3], color: REFERENCE },
         encoding: { x: { field: "factor", type: "quantitative" } } },
     ],
@@ -210,7 +212,8 @@ export function quantizationSpec(q: QuantComparison): TopLevelSpec {
     b === "tensor" ? -2 : b === "channel" ? -1 : 1 / b;
   const blocks = [...new Set(drawn.map((c) => c.block!))].sort((a, b) => rank(a) - rank(b)).map(blockText);
   const x = byBlock
-    ? { field: "block", type: "ordinal", title: "block size (weights per scale)", sort: blocks, axis: { labelAngle: 0 } }
+    ? { field: "block", type: "ordinal", title: "block size (weights per scale)", sort: blocks,
+      axis: { labelAngle: 0 } }
     : { field: "bitsPerWeight", type: "quantitative", title: "bits per weight", scale: { zero: false, padding: 16 } };
   // Padded so that a baseline at the bottom of the range is not drawn on the axis line.
   const y = { field: "perplexity", type: "quantitative", title: "perplexity", scale: { zero: false, padding: 12 } };

@@ -142,7 +142,8 @@ export async function buildReport(model: Model, r: ReportRequest): Promise<Repor
       "was zeroed: no super activation trace, next-token shift or scale sweep");
   }
   const sweep = supers.length ? r.sweepScale : undefined;
-  if (r.sweepScale?.length && !supers.length) notes.push("--sweep-scale was skipped: there is no super weight to scale");
+  if (r.sweepScale?.length && !supers.length)
+    notes.push("--sweep-scale was skipped: there is no super weight to scale");
   const evaluated = await evaluate(model, {
     plan: { zero: supers.map(coordinate), sweepScale: sweep },
     prompts: r.prompts,

@@ -47,8 +47,8 @@ export async function renderReportHtml(r: ReportData): Promise<string> {
     body: figure("figure-3", "3", await renderSvg(spikesSpec(spikes, f.spikes.threshold)),
       `The largest |down_proj input| and |down_proj output| in each of the ${L} layers, in the full model on the ` +
       `first prompt${scan.shape.experts ? " (in a sparse layer the largest over its experts, before the routing " +
-        "weight)" : ""}; the dashed line is the detection threshold (${f.spikes.threshold}). A super weight sits in a ` +
-      "layer where both spike: its input channel is the input spike's channel, its row the output spike's.",
+        "weight)" : ""}; the dashed line is the detection threshold (${f.spikes.threshold}). A super weight sits ` +
+      "in a layer where both spike: its input channel is the input spike's channel, its row the output spike's.",
       table(["layer", "max |input|", "token", "channel", "max |output|", "token", "channel"],
         spikes.map((l) => [l.layer, act(l.input), l.inputToken, l.inputChannel, act(l.output), l.outputToken,
           l.outputChannel].map(String)), [true, true, true, true, true, true, true])),
@@ -124,8 +124,8 @@ export async function renderReportHtml(r: ReportData): Promise<string> {
           "numbers only.)" : ""),
         table(["configuration", "bits", "block", "bits/weight", "size", "perplexity", "mean NLL", "KL"],
           q.configurations.map((c) => [esc(c.label), c.bits === null ? "—" : String(c.bits),
-            c.block === null ? "—" : blockText(c.block), c.bitsPerWeight.toFixed(2), `${(c.bytes / 1e6).toFixed(2)} MB`,
-            num(c.perplexity), num(c.meanNll), num(c.kl)]),
+            c.block === null ? "—" : blockText(c.block), c.bitsPerWeight.toFixed(2),
+            `${(c.bytes / 1e6).toFixed(2)} MB`, num(c.perplexity), num(c.meanNll), num(c.kl)]),
           [false, true, true, true, true, true, true, true])),
     });
   }
@@ -201,8 +201,8 @@ function superWeightSection(r: ReportData): string {
       `<span class="badge ${w.class}">${w.class}</span>`, String(w.layer) + (w.expert !== undefined ?
         ` <small>expert ${w.expert}</small>` : ""), String(w.row), String(w.column),
       w.value.toPrecision(4), `${act(w.inputActivation)} @${w.inputToken}`,
-      `${act(w.outputActivation)} @${w.token}${w.tokenText !== undefined ? ` <code>${esc(JSON.stringify(w.tokenText))}` +
-        "</code>" : ""}`,
+      `${act(w.outputActivation)} @${w.token}` +
+        (w.tokenText !== undefined ? ` <code>${esc(JSON.stringify(w.tokenText))}</code>` : ""),
       String(w.iteration), ...(many ? [`${w.prompts.length}/${scan.prompts.length}`] : []), nllChange(w),
     ]);
     parts.push(table(headers, rows, headers.map((h) => ["layer", "row", "column", "weight", "pass"].includes(h))));
@@ -253,8 +253,8 @@ function evidenceSection(r: ReportData): string {
     const p = scan.prompts.length > 1 ? ` (evidence from prompt ${(w.perPrompt.find((v) => v.class === w.class) ??
       w.perPrompt[0]).prompt + 1})` : "";
     const items = [...w.reasons, w.nllNote];
-    if (w.iteration > 1) items.push(`found in pass ${w.iteration}: its baseline is the model with the earlier passes' ` +
-      "candidates zeroed");
+    if (w.iteration > 1)
+      items.push(`found in pass ${w.iteration}: its baseline is the model with the earlier passes' candidates zeroed`);
     const trace = table(["after layer", ...w.evidence.residual.map((_, l) => String(l))], [
       ["residual", ...w.evidence.residual.map((v) => num(v, 2))],
       ["it alone zeroed", ...w.evidence.residualZeroed.map((v) => num(v, 2))],
