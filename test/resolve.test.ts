@@ -221,7 +221,7 @@ test("HF_HUB_OFFLINE: 1/true/yes/on in any case block downloads with a helpful e
       ),
   );
   await assert.rejects(resolveModel("org/name", { env: base, offline: true, download: true, fetch: down }), (e) =>
-    oneLine(e, /Offline mode was asked for/),
+    oneLine(e, /Offline mode was asked for \(--offline\), so nothing was downloaded: drop --offline and use --downlo/),
   );
   assert.equal(calls, 0);
   await assert.rejects(

@@ -254,8 +254,9 @@ function notCached(
   const offline = o.offline ?? isOffline(o.env ?? process.env);
   const why = !offline
     ? `Download it with --download, or with ${cli}`
-    : `${o.offline ? "Offline mode was asked for" : "HF_HUB_OFFLINE is set"}, so nothing was downloaded: ` +
-      `unset it and use --download, or run ${cli} where the Hub is reachable`;
+    : `${o.offline ? "Offline mode was asked for (--offline)" : "HF_HUB_OFFLINE is set"}, so nothing was ` +
+      `downloaded: ${o.offline ? "drop --offline" : "unset it"} and use --download, or run ${cli} where the Hub is ` +
+      "reachable";
   return new UserError(
     `${missing}. ${why} (cache folder: HF_HUB_CACHE, else $HF_HOME/hub, ` + `else ~/.cache/huggingface/hub)`,
     what,

@@ -37,6 +37,14 @@ export function auditCommand(): Command {
     .option("--download", "download the reference from the Hugging Face Hub when it is not in the local cache")
     .option(...ALLOW_NON_FINITE)
     .option("--json", "print one JSON object")
+    .addHelpText("after", `
+Examples:
+  superweight audit model.Q4_K_M.gguf
+  superweight audit model.Q4_K_M.gguf --reference meta-llama/Llama-2-7b-hf --text heldout.txt
+  superweight audit ./folder-with-one-gguf --ids 1,2,3 --json
+
+Exit status 0 whatever the verdict (it is the report's last line, and "verdict" in --json); 2 for a bad file
+or option.`)
     .action(async (ref: string, o: AuditOptions) => {
       const opened = await openModel(ref, { allowNonFinite: o.allowNonFinite });
       let reference: OpenedModel | undefined;

@@ -119,9 +119,12 @@ export function inputs(opened: OpenedModel, prompts: string[], idLists: string[]
   return out;
 }
 
-/** Progress is shown on stderr unless silenced, or --json output goes to a pipe without a terminal for it. */
-export function quietProgress(json?: boolean): boolean {
-  return (json === true && !process.stderr.isTTY) || process.env.SUPERWEIGHT_PROGRESS === "0";
+/** Progress goes to stderr only when it is a terminal, as src/report/progress.ts decides: SUPERWEIGHT_PROGRESS=0
+ * silences it, =1 prints it anywhere. (`json` no longer changes the answer: --json output is on stdout, progress
+ * on stderr; the argument stays for the commands that pass it.) */
+export function quietProgress(_json?: boolean): boolean {
+  const mode = process.env.SUPERWEIGHT_PROGRESS;
+  return mode === "0" || (mode !== "1" && !process.stderr.isTTY);
 }
 
 /** Collect a repeatable option's values. */

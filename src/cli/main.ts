@@ -11,16 +11,31 @@ import { doctorCommand } from "./doctor.js";
 import { auditCommand } from "./audit.js";
 import { quantizeCommand } from "./quantize.js";
 import { evalCommand } from "./eval.js";
+import { reportCommand } from "./report.js";
 
 const program = new Command("superweight")
   .description("Find and use the super weights of large language models (Yu et al., arXiv 2411.07191).")
   .version(JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")).version)
   .showHelpAfterError()
+  .addHelpText("after", `
+Examples:
+  superweight scan --demo
+  superweight scan meta-llama/Llama-2-7b-hf --download
+  superweight eval ./ckpt --zero-super --text heldout.txt
+  superweight report ./ckpt --out report.html
+  superweight <command> --help
+
+Every command that prints results takes --json (one JSON object on stdout). Progress goes to stderr, and only
+when it is a terminal (SUPERWEIGHT_PROGRESS=0 turns it off, =1 prints it as lines anywhere).
+
+Exit status: 0 done, 1 an unexpected failure (a bug: please report it; SUPERWEIGHT_DEBUG=1 shows where),
+2 a usage error or bad input (one line on stderr naming the file or option).`)
   .exitOverride();
 const commands = [
   runCommand(),
   scanCommand(),
   evalCommand(),
+  reportCommand(),
   quantizeCommand(),
   auditCommand(),
   directoryCommand(),

@@ -117,7 +117,17 @@ export function quantizeCommand(): Command {
     .option("--download", "download the model from the Hugging Face Hub when it is not in the local cache")
     .option("--model-id <id>", "the Hugging Face model id (for the scan's published coordinates)")
     .option(...ALLOW_NON_FINITE)
-    .option("--json", "print one JSON object");
+    .option("--json", "print one JSON object")
+    .addHelpText("after", `
+Examples:
+  superweight quantize ./ckpt --format rtn --bits 4 --block 4K --clip zscore:9 --keep-super -o ./ckpt-rtn4
+  superweight quantize ./ckpt --format rtn --compare --text heldout.txt --bits 4,3 --json > compare.json
+  superweight quantize ./ckpt --format dequantized --bits 4 --block 128 --keep-super -o ./ckpt-fake4
+  superweight quantize ./ckpt --format gguf --type Q4_K_M --keep-super -o model.Q4_K_M.gguf
+  superweight quantize ./ckpt --format gguf --type Q4_0 --keep 2:3968:7003 --keep-type F16 -o model.Q4_0.gguf
+  superweight quantize --demo --format gguf --clip zscore:6 --keep-super -o demo.gguf
+
+A --compare --json file draws Figure 7 of \`superweight report --quantize-compare FILE\`.`);
   // An option several formats take is declared by each; it is added once, owned by all of them.
   const owner = new Map<string, string[]>();
   const declared = new Map<string, Option>();
