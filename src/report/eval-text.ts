@@ -119,8 +119,17 @@ export function renderEval(r: EvalReport, tokenizer?: TextTokenizer): string {
     const first = r.prompts.items[0];
     if (first.arms[0].traces.length) {
       out.push("  residual stream at the super activations (first prompt), after each layer:");
+      // Super weights of several layers can feed one activation: one trace per (token, channel).
+      const sites = new Map<string, { i: number; layers: number[] }>();
       for (const [i, t] of first.arms[0].traces.entries()) {
-        out.push(`    channel ${t.channel}, token ${t.token} (from layer ${t.layer}):`);
+        const key = `${t.token}:${t.channel}`;
+        const site = sites.get(key) ?? sites.set(key, { i, layers: [] }).get(key)!;
+        site.layers.push(t.layer);
+      }
+      for (const { i, layers } of sites.values()) {
+        const t = first.arms[0].traces[i];
+        const from = layers.length > 1 ? `from layers ${layers.join(", ")}` : `from layer ${layers[0]}`;
+        out.push(`    channel ${t.channel}, token ${t.token} (${from}):`);
         for (const a of shown)
           out.push(
             `      ${(a.id === 0 ? "baseline" : `arm ${a.id}`).padEnd(8)}  ` +
