@@ -50,6 +50,9 @@ test("massive means at least 10× the layer's median |residual|", () => {
 test("creating needs |residual| to grow through the layer", () => {
   const same = classify({ ...creator, residualBefore: 300 }, L);
   assert.equal(same.evidence.creates, false);
+  assert.deepEqual(same.reasons, ["it shrinks the residual at channel 3 (300.0 → 300.0): it cancels an activation instead of creating one"]);
+  // From 10 up: one decimal.
+  assert.equal(classify({ ...creator, residualBefore: 10 }, L).reasons[0], "creates a massive activation: residual channel 3 at token 0 goes 10.0 → 300.0 (300× the median)");
   const shrinks = classify({ ...creator, residualBefore: -400 }, L);
   assert.deepEqual(shrinks.reasons, ["it shrinks the residual at channel 3 (-400.0 → 300.0): it cancels an activation instead of creating one"]);
   assert.equal(shrinks.class, "outlier");
@@ -58,7 +61,7 @@ test("creating needs |residual| to grow through the layer", () => {
 });
 
 test("persisting: a later layer carries it at ≥ half its size and the same sign, in at least half the later layers", () => {
-  const with_ = (residual: number[]) => classify({ ...creator, residual }, L);
+  const with_ = (residual: (number | null)[]) => classify({ ...creator, residual }, L);
   assert.equal(with_([1, 300, 150, 150]).evidence.persistsLayers, 2, "exactly half its size still carries it");
   assert.equal(with_([1, 300, 149, 150]).evidence.persistsLayers, 1);
   assert.equal(with_([1, 300, -290, 150]).evidence.persistsLayers, 1, "the opposite sign does not carry it");
@@ -72,6 +75,9 @@ test("persisting: a later layer carries it at ≥ half its size and the same sig
     "creates a massive activation: residual channel 3 at token 0 goes 1.00 → 300.0 (300× the median)",
     "fades: carried by only 0 of 2 later layers",
   ]);
+  // Nothing recorded, nothing counted: a residual of 0 after the layer with later ones not recorded, and the reverse.
+  assert.equal(with_([1, 0, null, null]).evidence.persistsLayers, 0);
+  assert.equal(with_([1, null, 0, 0]).evidence.persistsLayers, 0);
   // Layer 1 of 5: 1 of 3 later layers is less than half.
   const five = classify({ ...creator, residual: [1, 300, 290, 10, 5], medianAbsResidual: [1, 1, 1, 1, 1] }, 5);
   assert.deepEqual([five.evidence.persistsLayers, five.evidence.laterLayers, five.evidence.persists], [1, 3, false]);
@@ -95,6 +101,14 @@ test("a later canceller on the same token and channel ends the layers it is judg
   // Not a canceller: another token, another channel, or the same sign as the activation.
   for (const other of [{ ...canceller, token: 1 }, { ...canceller, row: 4 }, { ...canceller, outputActivation: 290 }])
     assert.equal(classify({ ...creator, residual: [1, 300, 10, 5] }, L, [other]).evidence.cancelledBy, null);
+  // The canceller's own layer is not one that carries it, even where it does not cancel it all.
+  const partial = classify({ ...creator, residual: [1, 300, 290, 280] }, L, [canceller]);
+  assert.deepEqual([partial.evidence.persistsLayers, partial.evidence.laterLayers], [0, 0]);
+  // Cancelled later: the layers in between must carry it.
+  const gone = classify({ ...creator, residual: [1, 300, 10, 5] }, L, [{ ...canceller, layer: 3 }]);
+  assert.deepEqual([gone.evidence.laterLayers, gone.evidence.persists, gone.class], [1, false, "outlier"]);
+  // With the residual not recorded there is nothing to cancel.
+  assert.equal(classify({ ...creator, residual: [null, null, null, null] }, L, [canceller]).evidence.cancelledBy, null);
   // The earliest of two cancellers counts.
   const later = { ...canceller, layer: 3, column: 30 };
   assert.deepEqual(classify(creator, L, [later, canceller]).evidence.cancelledBy, [2, 3, 17]);
@@ -110,21 +124,31 @@ test("zeroing it alone must shrink the activation by at least 20%", () => {
   // Not recorded, or a zero residual: no shrink, so not super.
   const unknown = classify({ ...creator, ablation: { residual: [null, null, null, null], meanNll: null } }, L);
   assert.deepEqual([unknown.evidence.shrink, unknown.evidence.shrinkAtLastLayer, unknown.evidence.nllChange, unknown.class], [null, null, null, "outlier"]);
+  assert.deepEqual(unknown.reasons.slice(1), ["persists through 2 of 2 later layers"], "no word on a shrink not measured");
+  assert.equal(classify({ ...creator, baseMeanNll: null }, L).evidence.nllChange, null);
   assert.equal(classify({ ...creator, residual: [1, 300, 290, 0] }, L).evidence.shrinkAtLastLayer, null);
 });
 
 test("spikes on different tokens, or a residual not recorded, are outliers with their reason", () => {
   const split = classify({ ...creator, inputToken: 5 }, L);
   assert.equal(split.class, "outlier");
-  assert.equal(split.reasons[0], "input spike at token 5 but output spike at token 0: this weight does not produce that output");
+  assert.deepEqual(split.reasons, [
+    "input spike at token 5 but output spike at token 0: this weight does not produce that output",
+    "persists through 2 of 2 later layers",
+    "zeroing it alone shrinks the activation by 99%",
+  ]);
   const unrecorded = classify({ ...creator, residual: [null, null, null, null] }, L);
-  assert.deepEqual([unrecorded.evidence.activationToMedian, unrecorded.evidence.creates, unrecorded.class], [null, false, "outlier"]);
+  assert.deepEqual([unrecorded.evidence.activationToMedian, unrecorded.evidence.creates, unrecorded.evidence.shrink, unrecorded.class], [null, false, null, "outlier"]);
   assert.deepEqual(unrecorded.reasons, ["the residual at its token was not recorded (prompt too long for the trace budget)"]);
 });
 
 test("the NLL effect's labels at their bars: perplexity ×2, ×1.1 either way, |ΔNLL| 0.005", () => {
   assert.equal(nllEffect(null, 1), "unknown");
   assert.equal(nllEffect(1, null), "unknown");
+  // On each bar exactly (e^ln 2 = 2, e^ln 1.1 = 1.1 and e^ln(1/1.1) = 1/1.1 in floating point).
+  assert.equal(nllEffect(0, Math.LN2), "catastrophic");
+  assert.equal(nllEffect(0, Math.log(1.1)), "large");
+  assert.equal(nllEffect(0, Math.log(1 / 1.1)), "large");
   assert.equal(nllEffect(0, 0.7), "catastrophic"); // e^0.7 = 2.01
   assert.equal(nllEffect(0, 0.69), "large"); // e^0.69 = 1.99
   assert.equal(nllEffect(0, 0.096), "large"); // e^0.096 = 1.1008
