@@ -16,7 +16,7 @@ import { MAX_HEADER_BYTES, parseHeader } from "../src/checkpoint/safetensors.js"
 import { CheckpointError } from "../src/errors.js";
 import { detect, largest, spikeCandidate, type Candidate, type DownProjSpikes } from "../src/superweight/detect.js";
 import { classify } from "../src/superweight/classify.js";
-import { DIRECTORY } from "../src/superweight/directory.js";
+import { DIRECTORY, lookupPublished } from "../src/superweight/directory.js";
 import { fixturePath, readReference, skipWithoutFixtures } from "./fixtures.js";
 import { cliJson } from "./cli-child.js";
 import { toleranceUsed } from "./tolerance.js";
@@ -198,33 +198,44 @@ test("a header that ends exactly at the end of the file is whole; one byte more 
 // Sizes from each model's published config.json on the Hugging Face Hub (num_hidden_layers, hidden_size,
 // intermediate_size; GPT-2: n_layer, n_embd, and n_inner = null → 4·n_embd), read independently of
 // src/superweight/directory.ts: https://huggingface.co/<model id>/blob/main/config.json.
-const PUBLISHED_CONFIGS: Record<string, [layers: number, hidden: number, intermediate: number]> = {
-  "huggyllama/llama-7b": [32, 4096, 11008],
-  "huggyllama/llama-13b": [40, 5120, 13824],
-  "huggyllama/llama-30b": [60, 6656, 17920],
-  "meta-llama/Llama-2-7b-hf": [32, 4096, 11008],
-  "meta-llama/Llama-2-13b-hf": [40, 5120, 13824],
-  "mistralai/Mistral-7B-v0.1": [32, 4096, 14336],
-  "allenai/OLMo-1B-0724-hf": [16, 2048, 8192],
-  "allenai/OLMo-7B-0724-hf": [32, 4096, 11008],
-  "microsoft/Phi-3-mini-4k-instruct": [32, 3072, 8192],
-  "meta-llama/Meta-Llama-3-8B": [32, 4096, 14336],
-  "meta-llama/Llama-3.1-8B": [32, 4096, 14336],
-  "HuggingFaceTB/SmolLM2-1.7B": [24, 2048, 8192],
-  "Qwen/Qwen2.5-3B": [36, 2048, 11008],
-  "openai-community/gpt2": [12, 768, 3072],
+const PUBLISHED_CONFIGS: Record<string, [modelType: string, layers: number, hidden: number, intermediate: number]> = {
+  "huggyllama/llama-7b": ["llama", 32, 4096, 11008],
+  "huggyllama/llama-13b": ["llama", 40, 5120, 13824],
+  "huggyllama/llama-30b": ["llama", 60, 6656, 17920],
+  "meta-llama/Llama-2-7b-hf": ["llama", 32, 4096, 11008],
+  "meta-llama/Llama-2-13b-hf": ["llama", 40, 5120, 13824],
+  "mistralai/Mistral-7B-v0.1": ["mistral", 32, 4096, 14336],
+  "allenai/OLMo-1B-0724-hf": ["olmo", 16, 2048, 8192],
+  "allenai/OLMo-7B-0724-hf": ["olmo", 32, 4096, 11008],
+  "microsoft/Phi-3-mini-4k-instruct": ["phi3", 32, 3072, 8192],
+  "meta-llama/Meta-Llama-3-8B": ["llama", 32, 4096, 14336],
+  "meta-llama/Llama-3.1-8B": ["llama", 32, 4096, 14336],
+  "HuggingFaceTB/SmolLM2-1.7B": ["llama", 24, 2048, 8192],
+  "Qwen/Qwen2.5-3B": ["qwen2", 36, 2048, 11008],
+  "openai-community/gpt2": ["gpt2", 12, 768, 3072],
 };
 
 test("the directory's sizes are the published config.json values, and every coordinate fits them", () => {
   assert.deepEqual(DIRECTORY.map((e) => e.modelId).sort(), Object.keys(PUBLISHED_CONFIGS).sort(), "every entry is checked");
   for (const e of DIRECTORY) {
-    const [layers, hidden, intermediate] = PUBLISHED_CONFIGS[e.modelId];
-    assert.deepEqual(e.dims, { layers, hidden, intermediate }, e.modelId);
+    const [modelType, layers, hidden, intermediate] = PUBLISHED_CONFIGS[e.modelId];
+    assert.deepEqual([e.modelType, e.dims], [modelType, { layers, hidden, intermediate }], e.modelId);
     for (const c of e.coordinates) {
       assert.ok(c.layer < layers && c.row < hidden && c.column < intermediate, `${e.modelId} [${c.layer}, ${c.row}, ${c.column}]`);
       assert.deepEqual(c.index, c.layout === "nk" ? [c.row, c.column] : [c.column, c.row], `${e.modelId} index`);
     }
   }
+});
+
+test("the directory's texts: provenance said in every entry, no empty note, every alias found", () => {
+  for (const e of DIRECTORY) {
+    assert.ok(e.aliases.length > 0, `${e.modelId} has a short name`);
+    for (const a of e.aliases) assert.equal(lookupPublished(a)?.modelId, e.modelId, a);
+    assert.match(e.reference, e.source === "paper" ? /^Yu et al\. 2024, The Super Weight/ : /^community report, not in the paper/);
+    for (const text of [e.notes, ...e.coordinates.map((c) => c.note)]) if (text !== undefined) assert.ok(text.length > 20, `${e.modelId}: ${text}`);
+    for (const c of e.coordinates) if (c.activation) assert.equal(c.activation.source, "community", `${e.modelId} activations`);
+  }
+  assert.equal(lookupPublished("gpt2 @main")?.modelId, "openai-community/gpt2", "space before the revision");
 });
 
 // ---- CLI ----
