@@ -5,7 +5,9 @@ import { fileURLToPath } from "node:url";
 
 /** Repository root: this file is compiled to dist/test/fixtures.js. */
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-export const fixturesRoot = resolve(repoRoot, "..", "shared", "fixtures");
+/** ../shared/fixtures beside the repository, or SUPERWEIGHT_FIXTURES (a copy of the repository elsewhere, e.g.
+ * the mutation-testing sandbox). */
+export const fixturesRoot = resolve(process.env.SUPERWEIGHT_FIXTURES || resolve(repoRoot, "..", "shared", "fixtures"));
 const present = existsSync(fixturesRoot);
 
 if (!present && process.env.CI === "true") {

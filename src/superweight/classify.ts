@@ -61,12 +61,15 @@ export interface Verdict {
  * output opposes the activation is a canceller (a late outlier): the activation is judged on the
  * layers before it, since what a late layer removes says nothing about what this weight created.
  */
+// Stryker disable next-line ArrayDeclaration: equivalent, a default holding non-candidates filters to no canceller.
 export function classify(c: Candidate, layers: number, others: readonly Candidate[] = []): Verdict {
   const after = c.residual[c.layer];
   const median = c.medianAbsResidual[c.layer];
   const sameToken = c.token === c.inputToken;
   const activationToMedian = after === null ? null : Math.abs(after) / median;
-  const creates = after !== null && Math.abs(after) > Math.abs(c.residualBefore) && Math.sign(after) === Math.sign(c.outputActivation)
+  // Stryker disable next-line ConditionalExpression: equivalent, without the guard |null| = 0 > |before| is false.
+  const creates = after !== null
+    && Math.abs(after) > Math.abs(c.residualBefore) && Math.sign(after) === Math.sign(c.outputActivation)
     && activationToMedian! >= RULES.massiveToMedian;
 
   const canceller = others
@@ -88,6 +91,8 @@ export function classify(c: Candidate, layers: number, others: readonly Candidat
   };
   const shrink = shrinkAt(c.layer);
   const shrinkAtLastLayer = shrinkAt(layers - 1);
+  // Stryker disable next-line EqualityOperator: equivalent, 1 − |z|/|b| near 0.2 is a multiple of 2⁻⁵³ and 0.2 is not.
+  const shrinksEnough = (shrink ?? 0) >= RULES.minShrink;
 
   const nllChange = c.baseMeanNll !== null && c.ablation.meanNll !== null ? c.ablation.meanNll / c.baseMeanNll - 1 : null;
   const evidence: Evidence = {
@@ -108,11 +113,11 @@ export function classify(c: Candidate, layers: number, others: readonly Candidat
   } else if (sameToken) reasons.push(`creates a massive activation: residual channel ${c.row} at token ${c.token} goes ${f(c.residualBefore)} → ${f(after)} (${Math.round(activationToMedian!)}× the median)`);
   const until = canceller ? ` until layer ${canceller.layer} [${canceller.row}, ${canceller.column}] cancels it` : "";
   if (laterLayers === 0 && !canceller) reasons.push("last layer: nothing after it carries an activation");
-  else if (after !== null && creates)
+  else if (creates)
     reasons.push(persists ? `persists through ${persistsLayers} of ${laterLayers} later layers${until}` : `fades: carried by only ${persistsLayers} of ${laterLayers} later layers${until}`);
   if (shrink !== null && creates && persists)
-    reasons.push(shrink >= RULES.minShrink ? `zeroing it alone shrinks the activation by ${Math.round(100 * shrink)}%` : `zeroing it alone shrinks the activation by only ${Math.round(100 * shrink)}% (< ${100 * RULES.minShrink}%): others make it`);
-  const isSuper = sameToken && creates && persists && shrink !== null && shrink >= RULES.minShrink;
+    reasons.push(shrinksEnough ? `zeroing it alone shrinks the activation by ${Math.round(100 * shrink)}%` : `zeroing it alone shrinks the activation by only ${Math.round(100 * shrink)}% (< ${100 * RULES.minShrink}%): others make it`);
+  const isSuper = sameToken && creates && persists && shrinksEnough;
   return { class: isSuper ? "super" : "outlier", evidence, reasons };
 }
 
