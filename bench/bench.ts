@@ -44,8 +44,17 @@ const log = (s: string) => process.stderr.write(`${s}\n`);
 
 type Json = Record<string, any>;
 /** A child measurement: `script` (default child.js) in dist/bench with `args`. */
-interface Measurement { name: string; args: string[]; script?: string }
-interface Outcome { name: string; wallS: number; result: Json; runs: number }
+interface Measurement {
+  name: string;
+  args: string[];
+  script?: string;
+}
+interface Outcome {
+  name: string;
+  wallS: number;
+  result: Json;
+  runs: number;
+}
 
 const measurements: Measurement[] = [
   { name: "forward-16", args: ["forward", ckpt, "16"] },
@@ -68,8 +77,12 @@ function measure(m: Measurement, times = repeat): Outcome {
     const script = join(here, m.script ?? "child.js");
     const p = spawnSync(process.execPath, [script, ...m.args], { encoding: "utf8", maxBuffer: 64 << 20 });
     const wallS = (performance.now() - t0) / 1000;
-    const line = p.stdout.split("\n").reverse().find((l) => l.startsWith("BENCH_RESULT "));
-    if (p.status !== 0 || !line) throw new Error(`measurement ${m.name} failed (exit ${p.status}):\n${p.stderr.slice(-4000)}`);
+    const line = p.stdout
+      .split("\n")
+      .reverse()
+      .find((l) => l.startsWith("BENCH_RESULT "));
+    if (p.status !== 0 || !line)
+      throw new Error(`measurement ${m.name} failed (exit ${p.status}):\n${p.stderr.slice(-4000)}`);
     const result = JSON.parse(line.slice("BENCH_RESULT ".length)) as Json;
     if (!best || wallS < best.wallS) best = { name: m.name, wallS, result, runs: times };
   }
@@ -77,14 +90,23 @@ function measure(m: Measurement, times = repeat): Outcome {
 }
 
 // ---- the PyTorch peer (../shared/tools/peer/scan_torch.py); never installed by the bench ----
-interface PeerCase extends PeerRun { name: string; mode: string; runs: number }
+interface PeerCase extends PeerRun {
+  name: string;
+  mode: string;
+  runs: number;
+}
 
 function peer(): { runs: PeerCase[] } | { skipped: string } {
   if (flag("--no-peer")) return { skipped: "--no-peer" };
   const found = findPeer(repo);
   if ("skipped" in found) return found;
   const runs: PeerCase[] = [];
-  const cases: [string, number | undefined][] = [["bf16", undefined], ["bf16", 16], ["f32", undefined], ["f32", 16]];
+  const cases: [string, number | undefined][] = [
+    ["bf16", undefined],
+    ["bf16", 16],
+    ["f32", undefined],
+    ["f32", 16],
+  ];
   if (!quick) cases.push(["bf16", 512], ["f32", 512]);
   for (const [mode, tokens] of cases) {
     let best: PeerCase | undefined;
@@ -120,7 +142,11 @@ const moeMeasurements: Measurement[] = [
 
 /** Whether the peer's own scan_torch.py can run the MoE checkpoint (it cannot: it reads dense MLP names). */
 function peerOnMoe(peer: Peer): string {
-  const p = spawnSync(peer.python, [peer.script, moeCkpt, "bf16", "2"], { encoding: "utf8", env: peer.env, maxBuffer: 64 << 20 });
+  const p = spawnSync(peer.python, [peer.script, moeCkpt, "bf16", "2"], {
+    encoding: "utf8",
+    env: peer.env,
+    maxBuffer: 64 << 20,
+  });
   if (p.status === 0) return "ran";
   return `fails: ${p.stderr.trim().split("\n").pop()}`;
 }
@@ -140,47 +166,86 @@ async function moe(): Promise<{ lines: string[]; results: Json }> {
   const skipped = "skipped" in found ? found.skipped : undefined;
   const scanTorch = "skipped" in found ? `skipped (${found.skipped})` : peerOnMoe(found);
   const torchScript = join(repo, "bench", "torch_moe.py");
-  const torch = "skipped" in found ? [] : [
-    ...MOE_TOKENS.map((t) => peerRun(found, torchScript, moeCkpt, "torch-moe", "bf16", t)),
-    peerRun(found, torchScript, moeCkpt, "torch-moe", "f32", 11),
-  ];
+  const torch =
+    "skipped" in found
+      ? []
+      : [
+          ...MOE_TOKENS.map((t) => peerRun(found, torchScript, moeCkpt, "torch-moe", "bf16", t)),
+          peerRun(found, torchScript, moeCkpt, "torch-moe", "f32", 11),
+        ];
 
   const { hidden, experts, intermediate, topK } = MOE_SHAPE;
-  const lines = [`\nMixture of Experts: 2 layers of Mixtral-8x7B shape (hidden ${hidden}, ${experts} experts of ${intermediate}, top-${topK}), bf16 on disk; planted: layer ${plant.layer} expert ${plant.expert} w2[${plant.row}, ${plant.channel}]\n`];
+  const lines = [
+    `\nMixture of Experts: 2 layers of Mixtral-8x7B shape (hidden ${hidden}, ${experts} experts of ${intermediate}, top-${topK}), bf16 on disk; planted: layer ${plant.layer} expert ${plant.expert} w2[${plant.row}, ${plant.channel}]\n`,
+  ];
   const read = (r: Json) => (r.experts ? r.experts.map((e: Json) => `${e.touched}/${e.total}`).join(", ") : "-");
-  lines.push(table(["run", "wall s", "fwd/scan s", "forward runs", "experts read per pass", "GB read", "peak RSS GB", "found"],
-    Object.values(ours).map(({ name, wallS, result: r }) => [
-      name, s2(wallS), s2(r.kind === "scan" ? r.scanS : r.forwardS), r.forwardRuns ?? 1, read(r), (r.bytesRead / 1e9).toFixed(2), gb(r.maxRSSKB),
-      r.found ? r.found.map((w: Json) => `[${w.layer}, ${w.expert}, ${w.row}, ${w.column}] ${w.class}`).join("; ") : "-",
-    ])));
+  lines.push(
+    table(
+      ["run", "wall s", "fwd/scan s", "forward runs", "experts read per pass", "GB read", "peak RSS GB", "found"],
+      Object.values(ours).map(({ name, wallS, result: r }) => [
+        name,
+        s2(wallS),
+        s2(r.kind === "scan" ? r.scanS : r.forwardS),
+        r.forwardRuns ?? 1,
+        read(r),
+        (r.bytesRead / 1e9).toFixed(2),
+        gb(r.maxRSSKB),
+        r.found
+          ? r.found.map((w: Json) => `[${w.layer}, ${w.expert}, ${w.row}, ${w.column}] ${w.class}`).join("; ")
+          : "-",
+      ]),
+    ),
+  );
   lines.push(`\nthe peer's scan_torch.py on this checkpoint: ${scanTorch}`);
   if (skipped) lines.push(`torch_moe.py: skipped (${skipped})`);
   else {
-    lines.push("PyTorch forward of the same checkpoint (bench/torch_moe.py, 2 threads, one pass + the per-expert rule), and ratios ours / torch\n");
-    lines.push(table(["torch run", "wall s", "load s", "fwd s", "experts computed", "peak RSS GB", "found"],
-      torch.map((p) => [p.name, s2(p.wallS), s2(p.loadS), s2(p.forwardS), `${p.result.experts_touched}/${p.result.experts_total}`, gb(p.peakRSSKB), JSON.stringify(p.result.found_at)])));
+    lines.push(
+      "PyTorch forward of the same checkpoint (bench/torch_moe.py, 2 threads, one pass + the per-expert rule), and ratios ours / torch\n",
+    );
+    lines.push(
+      table(
+        ["torch run", "wall s", "load s", "fwd s", "experts computed", "peak RSS GB", "found"],
+        torch.map((p) => [
+          p.name,
+          s2(p.wallS),
+          s2(p.loadS),
+          s2(p.forwardS),
+          `${p.result.experts_touched}/${p.result.experts_total}`,
+          gb(p.peakRSSKB),
+          JSON.stringify(p.result.found_at),
+        ]),
+      ),
+    );
     lines.push("");
     const rows: string[][] = [];
     for (const o of Object.values(ours))
       for (const p of torch.filter((p) => p.tokens === o.result.tokens))
-        rows.push([`${o.name} vs ${p.name}`, s2(o.wallS / p.wallS), s2((o.result.kind === "scan" ? o.result.scanS : o.result.forwardS) / p.forwardS), s2(o.result.maxRSSKB / p.peakRSSKB)]);
+        rows.push([
+          `${o.name} vs ${p.name}`,
+          s2(o.wallS / p.wallS),
+          s2((o.result.kind === "scan" ? o.result.scanS : o.result.forwardS) / p.forwardS),
+          s2(o.result.maxRSSKB / p.peakRSSKB),
+        ]);
     lines.push(table(["ours vs torch", "wall ratio", "forward/scan vs torch forward", "RSS ratio"], rows));
   }
   return { lines, results: { checkpoint: moeCkpt, plant, ours, scanTorch, torch } };
 }
 
 // ---- the other commands: eval's perplexity window, GGUF dequantization and scan, a 128k-vocabulary head ----
-const llama3 = join(benchDir, "llama3-shaped-L2"), gguf = join(benchDir, `llama7b-shaped-L${layers}-Q4_K_M.gguf`);
+const llama3 = join(benchDir, "llama3-shaped-L2"),
+  gguf = join(benchDir, `llama7b-shaped-L${layers}-Q4_K_M.gguf`);
 const otherMeasurements = (): Measurement[] => [
   { name: "eval-ppl-512x1", script: "child-eval.js", args: ["perplexity", ckpt, "512", "1"] },
   { name: "eval-ppl-512x4", script: "child-eval.js", args: ["perplexity", ckpt, "512", "4"] },
   { name: "gguf-dequant-Q4_K", script: "child-gguf.js", args: ["dequant", "Q4_K", String(1 << 24)] },
   { name: "gguf-dequant-Q8_0", script: "child-gguf.js", args: ["dequant", "Q8_0", String(1 << 24)] },
-  ...(flag("--extra") ? [
-    { name: "gguf-write-Q4_K_M", script: "child-gguf.js", args: ["write", ckpt, gguf] },
-    { name: "scan-16-gguf", args: ["scan", gguf, "16"] },
-    { name: "eval-ppl-llama3-2048", script: "child-eval.js", args: ["perplexity-llama3", llama3, "2048"] },
-  ] : []),
+  ...(flag("--extra")
+    ? [
+        { name: "gguf-write-Q4_K_M", script: "child-gguf.js", args: ["write", ckpt, gguf] },
+        { name: "scan-16-gguf", args: ["scan", gguf, "16"] },
+        { name: "eval-ppl-llama3-2048", script: "child-eval.js", args: ["perplexity-llama3", llama3, "2048"] },
+      ]
+    : []),
 ];
 
 function others(): { lines: string[]; results: Record<string, Outcome> } {
@@ -190,15 +255,27 @@ function others(): { lines: string[]; results: Record<string, Outcome> } {
     ours[m.name] = measure(m, m.name.startsWith("gguf-write") ? 1 : repeat);
   }
   const rows = Object.values(ours).map(({ name, wallS, result: r }) => {
-    const what = r.kind === "perplexity"
-      ? `${r.tokensPerS.toFixed(1)} tok/s (${r.variantTokensPerS.toFixed(1)} variant·tok/s), ${r.variants} arm${r.variants > 1 ? "s" : ""}`
-      : r.kind === "dequant" ? `${(r.elementsPerS / 1e9).toFixed(2)} G elements/s, rms error ${r.rmsError.toExponential(2)}`
-      : r.kind === "write" ? (r.skipped ? "already written" : `${(r.bytes / 1e9).toFixed(2)} GB in ${s2(r.wallS)} s`)
-      : r.kind === "scan" ? `${s2(r.scanS)} s scan, ${(r.bytesRead / 1e9).toFixed(2)} GB read`
-      : "";
+    const what =
+      r.kind === "perplexity"
+        ? `${r.tokensPerS.toFixed(1)} tok/s (${r.variantTokensPerS.toFixed(1)} variant·tok/s), ${r.variants} arm${r.variants > 1 ? "s" : ""}`
+        : r.kind === "dequant"
+          ? `${(r.elementsPerS / 1e9).toFixed(2)} G elements/s, rms error ${r.rmsError.toExponential(2)}`
+          : r.kind === "write"
+            ? r.skipped
+              ? "already written"
+              : `${(r.bytes / 1e9).toFixed(2)} GB in ${s2(r.wallS)} s`
+            : r.kind === "scan"
+              ? `${s2(r.scanS)} s scan, ${(r.bytesRead / 1e9).toFixed(2)} GB read`
+              : "";
     return [name, s2(wallS), what, gb(r.maxRSSKB)];
   });
-  return { lines: ["\nOther commands (best of " + repeat + " fresh processes)\n", table(["run", "wall s", "figure", "peak RSS GB"], rows)], results: ours };
+  return {
+    lines: [
+      "\nOther commands (best of " + repeat + " fresh processes)\n",
+      table(["run", "wall s", "figure", "peak RSS GB"], rows),
+    ],
+    results: ours,
+  };
 }
 
 async function main(): Promise<void> {
@@ -217,69 +294,198 @@ async function main(): Promise<void> {
 
   const out: string[] = [];
   const fwd = Object.values(ours).filter((o) => o.result.kind === "forward");
-  out.push(`\nOur forward pass (${layers} layers, Llama-2-7B shapes, bf16 on disk, backend ${fwd[0]?.result.backend}; best of ${repeat} fresh processes)\n`);
-  out.push(table(
-    ["run", "wall s", "init s", "fwd s", "tok/s", "s/layer", "head s", "lanes s", "worker share", "read s", "linear s", "attn s", "other s", "gc s", "GB/s", "peak RSS GB", "page faults", "sys s"],
-    fwd.map(({ name, wallS, result: r }) => [
-      name, s2(wallS), s2(r.backendInitS + r.openS), s2(r.forwardS), r.tokensPerS.toFixed(1),
-      r.layerS.map(s2).join(" "), s2(r.headS), s2(r.lanesS), s2(r.workerBlockShare), s2(r.readS), s2(r.linearS), s2(r.attentionS), s2(r.otherS), s2(r.gcS),
-      (r.bytesRead / r.forwardS / 1e9).toFixed(2), gb(r.maxRSSKB), r.minorPageFaults, s2(r.systemS),
-    ])));
-  out.push("\n(lanes = the weight products of safetensors weights, each block read, widened and multiplied by one of the lanes — the main thread and a worker per further core —,\n worker share = the blocks the workers made; read = Model.readRows: file read + bf16→f32 widening elsewhere; linear / attn = backend products; other = norms, rope, softmax, copies, hooks;\n gc = V8 GC pauses, inside the others; GB/s = weight bytes read / forward s; page faults = the process's minor faults, each a first touch of fresh memory)");
+  out.push(
+    `\nOur forward pass (${layers} layers, Llama-2-7B shapes, bf16 on disk, backend ${fwd[0]?.result.backend}; best of ${repeat} fresh processes)\n`,
+  );
+  out.push(
+    table(
+      [
+        "run",
+        "wall s",
+        "init s",
+        "fwd s",
+        "tok/s",
+        "s/layer",
+        "head s",
+        "lanes s",
+        "worker share",
+        "read s",
+        "linear s",
+        "attn s",
+        "other s",
+        "gc s",
+        "GB/s",
+        "peak RSS GB",
+        "page faults",
+        "sys s",
+      ],
+      fwd.map(({ name, wallS, result: r }) => [
+        name,
+        s2(wallS),
+        s2(r.backendInitS + r.openS),
+        s2(r.forwardS),
+        r.tokensPerS.toFixed(1),
+        r.layerS.map(s2).join(" "),
+        s2(r.headS),
+        s2(r.lanesS),
+        s2(r.workerBlockShare),
+        s2(r.readS),
+        s2(r.linearS),
+        s2(r.attentionS),
+        s2(r.otherS),
+        s2(r.gcS),
+        (r.bytesRead / r.forwardS / 1e9).toFixed(2),
+        gb(r.maxRSSKB),
+        r.minorPageFaults,
+        s2(r.systemS),
+      ]),
+    ),
+  );
+  out.push(
+    "\n(lanes = the weight products of safetensors weights, each block read, widened and multiplied by one of the lanes — the main thread and a worker per further core —,\n worker share = the blocks the workers made; read = Model.readRows: file read + bf16→f32 widening elsewhere; linear / attn = backend products; other = norms, rope, softmax, copies, hooks;\n gc = V8 GC pauses, inside the others; GB/s = weight bytes read / forward s; page faults = the process's minor faults, each a first touch of fresh memory)",
+  );
 
   const scans = Object.values(ours).filter((o) => o.result.kind === "scan");
   if (scans.length) {
     out.push("\nThe scan (paper's rule iterated + one causal check per candidate), same ids as the forward pass\n");
-    out.push(table(["run", "wall s", "scan s", "forward runs", "layer passes", "weights read (passes)", "GB read", "GB/s", "peak RSS GB", "scan / forward-" + scans[0].result.tokens, "found"],
-      scans.map(({ name, wallS, result: r }) => {
-        const f = ours[`forward-${r.tokens}`]?.result;
-        return [name, s2(wallS), s2(r.scanS), r.forwardRuns, r.layerPasses.toFixed(2), r.weightPasses.toFixed(2), (r.bytesRead / 1e9).toFixed(2),
-          (r.bytesRead / r.scanS / 1e9).toFixed(2), gb(r.maxRSSKB), f ? s2(r.scanS / f.forwardS) : "-",
-          r.found.map((w: Json) => `[${w.layer}, ${w.row}, ${w.column}] ${w.class}`).join("; ")];
-      })));
+    out.push(
+      table(
+        [
+          "run",
+          "wall s",
+          "scan s",
+          "forward runs",
+          "layer passes",
+          "weights read (passes)",
+          "GB read",
+          "GB/s",
+          "peak RSS GB",
+          "scan / forward-" + scans[0].result.tokens,
+          "found",
+        ],
+        scans.map(({ name, wallS, result: r }) => {
+          const f = ours[`forward-${r.tokens}`]?.result;
+          return [
+            name,
+            s2(wallS),
+            s2(r.scanS),
+            r.forwardRuns,
+            r.layerPasses.toFixed(2),
+            r.weightPasses.toFixed(2),
+            (r.bytesRead / 1e9).toFixed(2),
+            (r.bytesRead / r.scanS / 1e9).toFixed(2),
+            gb(r.maxRSSKB),
+            f ? s2(r.scanS / f.forwardS) : "-",
+            r.found.map((w: Json) => `[${w.layer}, ${w.row}, ${w.column}] ${w.class}`).join("; "),
+          ];
+        }),
+      ),
+    );
   }
 
   const gemm = Object.values(ours).filter((o) => o.result.kind === "gemm");
   const io = ours["io"]?.result;
   out.push("\nKernels\n");
-  out.push(table(["what", "figure"], [
-    ...gemm.map(({ result: r }) => [`GEMM ${r.backend} M=${r.m} K=${r.k} N=${r.n} (f32)`, `${r.gflops.toFixed(1)} GFLOP/s`]),
-    ...(io ? [
-      ["raw read, page cache (readSync)", `${io.rawReadGBps.toFixed(2)} GB/s`],
-      ["bf16→f32 widening in the block buffer (WASM SIMD)", `${io.widenGElemPerS.toFixed(2)} G elements/s`],
-      ["Model.readRows (read + widen) into the block buffer", `${io.readRowsGElemPerS.toFixed(2)} G elements/s = ${io.readRowsGBps.toFixed(2)} GB/s of bf16`],
-      ["Model.readRows, fresh array per block (JS widening)", `${io.readRowsFreshGElemPerS.toFixed(2)} G elements/s`],
-      ["first touch of fresh memory (page faults)", `${io.touchFreshGBps.toFixed(2)} GB/s`],
-    ] : []),
-  ]));
+  out.push(
+    table(
+      ["what", "figure"],
+      [
+        ...gemm.map(({ result: r }) => [
+          `GEMM ${r.backend} M=${r.m} K=${r.k} N=${r.n} (f32)`,
+          `${r.gflops.toFixed(1)} GFLOP/s`,
+        ]),
+        ...(io
+          ? [
+              ["raw read, page cache (readSync)", `${io.rawReadGBps.toFixed(2)} GB/s`],
+              ["bf16→f32 widening in the block buffer (WASM SIMD)", `${io.widenGElemPerS.toFixed(2)} G elements/s`],
+              [
+                "Model.readRows (read + widen) into the block buffer",
+                `${io.readRowsGElemPerS.toFixed(2)} G elements/s = ${io.readRowsGBps.toFixed(2)} GB/s of bf16`,
+              ],
+              [
+                "Model.readRows, fresh array per block (JS widening)",
+                `${io.readRowsFreshGElemPerS.toFixed(2)} G elements/s`,
+              ],
+              ["first touch of fresh memory (page faults)", `${io.touchFreshGBps.toFixed(2)} GB/s`],
+            ]
+          : []),
+      ],
+    ),
+  );
 
   const quantized = Object.values(ours).filter((o) => o.result.kind === "quantize");
   if (quantized.length) {
-    out.push("\nQuantization to the packed checkpoint (planted super weight held out); forward-16-rtn4 above runs it\n");
-    out.push(table(["run", "scheme", "s", "M params/s", "peak RSS GB", "GB on disk", "of the source's"],
-      quantized.map(({ name, result: r }) => [name, r.scheme, s2(r.seconds), (r.parametersPerS / 1e6).toFixed(1),
-        gb(r.maxRSSKB), (r.writtenBytes / 1e9).toFixed(2), `${(100 * r.writtenBytes / r.sourceBytes).toFixed(1)} %`])));
+    out.push(
+      "\nQuantization to the packed checkpoint (planted super weight held out); forward-16-rtn4 above runs it\n",
+    );
+    out.push(
+      table(
+        ["run", "scheme", "s", "M params/s", "peak RSS GB", "GB on disk", "of the source's"],
+        quantized.map(({ name, result: r }) => [
+          name,
+          r.scheme,
+          s2(r.seconds),
+          (r.parametersPerS / 1e6).toFixed(1),
+          gb(r.maxRSSKB),
+          (r.writtenBytes / 1e9).toFixed(2),
+          `${((100 * r.writtenBytes) / r.sourceBytes).toFixed(1)} %`,
+        ]),
+      ),
+    );
   }
 
-  out.push(`\nPlanted super weight: layer ${plant.layer} down_proj[${plant.row}, ${plant.channel}] (expected input at token 0 ≈ ${plant.expectedInput.toFixed(1)})\n`);
+  out.push(
+    `\nPlanted super weight: layer ${plant.layer} down_proj[${plant.row}, ${plant.channel}] (expected input at token 0 ≈ ${plant.expectedInput.toFixed(1)})\n`,
+  );
   for (const { name, result: r } of fwd) {
     out.push(`${name}:`);
-    out.push(table(["layer", "max|down_proj in|", "at [tok, ch]", "max off token 0", "max|down_proj out|", "at [tok, row]", "max off token 0"],
-      r.spikes.map((s: Json) => [s.layer, s2(s.input.max), `[${s.input.token}, ${s.input.index}]`, s2(s.input.maxOffToken0), s2(s.output.max), `[${s.output.token}, ${s.output.index}]`, s2(s.output.maxOffToken0)])));
+    out.push(
+      table(
+        [
+          "layer",
+          "max|down_proj in|",
+          "at [tok, ch]",
+          "max off token 0",
+          "max|down_proj out|",
+          "at [tok, row]",
+          "max off token 0",
+        ],
+        r.spikes.map((s: Json) => [
+          s.layer,
+          s2(s.input.max),
+          `[${s.input.token}, ${s.input.index}]`,
+          s2(s.input.maxOffToken0),
+          s2(s.output.max),
+          `[${s.output.token}, ${s.output.index}]`,
+          s2(s.output.maxOffToken0),
+        ]),
+      ),
+    );
     const over = r.spikes.filter((s: Json) => s.input.max > 50 && s.output.max > 50).map((s: Json) => s.layer);
-    out.push(`  layers with both > 50: [${over.join(", ")}] — ${over.length === 1 && over[0] === plant.layer ? "as planted" : "NOT as planted"}\n`);
+    out.push(
+      `  layers with both > 50: [${over.join(", ")}] — ${over.length === 1 && over[0] === plant.layer ? "as planted" : "NOT as planted"}\n`,
+    );
   }
 
   if ("skipped" in torch) out.push(`peer: skipped (${torch.skipped})`);
   else {
     out.push("PyTorch peer (scan_torch.py, 2 threads; best of " + repeat + "), and ratios ours / torch\n");
-    out.push(table(["torch run", "wall s", "load s", "fwd s", "peak RSS GB", "found"],
-      torch.runs.map((p) => [p.name, s2(p.wallS), s2(p.loadS), s2(p.forwardS), gb(p.peakRSSKB), p.found])));
+    out.push(
+      table(
+        ["torch run", "wall s", "load s", "fwd s", "peak RSS GB", "found"],
+        torch.runs.map((p) => [p.name, s2(p.wallS), s2(p.loadS), s2(p.forwardS), gb(p.peakRSSKB), p.found]),
+      ),
+    );
     out.push("");
     const rows: string[][] = [];
     for (const o of fwd)
       for (const p of torch.runs.filter((p) => p.tokens === o.result.tokens))
-        rows.push([`${o.name} vs ${p.name}`, s2(o.wallS / p.wallS), s2(o.result.forwardS / p.forwardS), s2(o.result.maxRSSKB / p.peakRSSKB)]);
+        rows.push([
+          `${o.name} vs ${p.name}`,
+          s2(o.wallS / p.wallS),
+          s2(o.result.forwardS / p.forwardS),
+          s2(o.result.maxRSSKB / p.peakRSSKB),
+        ]);
     out.push(table(["ours vs torch", "wall ratio", "forward ratio", "RSS ratio"], rows));
   }
   const moeResults = flag("--no-moe") ? undefined : await moe();
@@ -288,10 +494,32 @@ async function main(): Promise<void> {
   if (other) out.push(...other.lines);
   console.log(out.join("\n"));
 
-  const results = { date: new Date().toISOString(), node: process.version, checkpoint: ckpt, layers, repeat, quick, plant: { ...plant, planted: PLANT }, ours, torch, moe: moeResults?.results, other: other?.results };
+  const results = {
+    date: new Date().toISOString(),
+    node: process.version,
+    checkpoint: ckpt,
+    layers,
+    repeat,
+    quick,
+    plant: { ...plant, planted: PLANT },
+    ours,
+    torch,
+    moe: moeResults?.results,
+    other: other?.results,
+  };
   writeFileSync(join(benchDir, "results.json"), JSON.stringify(results, null, 2));
   console.log(`\nresults: ${join(benchDir, "results.json")}`);
 }
 
-if (flag("--full")) await full({ repo, here, benchDir, repeat: option("--repeat", 3), peer: !flag("--no-peer"), big: flag("--13b"), cold: flag("--cold"), log });
+if (flag("--full"))
+  await full({
+    repo,
+    here,
+    benchDir,
+    repeat: option("--repeat", 3),
+    peer: !flag("--no-peer"),
+    big: flag("--13b"),
+    cold: flag("--cold"),
+    log,
+  });
 else await main();

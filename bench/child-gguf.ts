@@ -55,8 +55,15 @@ function dequantBench(type: GgmlType, elements: number): void {
   let sq = 0;
   for (let i = 0; i < elements; i++) sq += (out[i] - src[i]) ** 2;
   report({
-    kind: "dequant", type, elements, bytes: raw.length, sweeps: sweeps.length, bestS: best,
-    elementsPerS: elements / best, bytesPerS: raw.length / best, quantizeElementsPerS: elements / quantizeS,
+    kind: "dequant",
+    type,
+    elements,
+    bytes: raw.length,
+    sweeps: sweeps.length,
+    bestS: best,
+    elementsPerS: elements / best,
+    bytesPerS: raw.length / best,
+    quantizeElementsPerS: elements / quantizeS,
     rmsError: Math.sqrt(sq / elements),
   });
 }
@@ -64,20 +71,35 @@ function dequantBench(type: GgmlType, elements: number): void {
 // ---- a Q4_K_M GGUF from a Hugging Face llama checkpoint (bench only: the exporter is src/gguf/export*.ts) ----
 
 const LAYER_NAMES: [string, string][] = [
-  ["input_layernorm", "attn_norm"], ["self_attn.q_proj", "attn_q"], ["self_attn.k_proj", "attn_k"],
-  ["self_attn.v_proj", "attn_v"], ["self_attn.o_proj", "attn_output"], ["post_attention_layernorm", "ffn_norm"],
-  ["mlp.gate_proj", "ffn_gate"], ["mlp.up_proj", "ffn_up"], ["mlp.down_proj", "ffn_down"],
+  ["input_layernorm", "attn_norm"],
+  ["self_attn.q_proj", "attn_q"],
+  ["self_attn.k_proj", "attn_k"],
+  ["self_attn.v_proj", "attn_v"],
+  ["self_attn.o_proj", "attn_output"],
+  ["post_attention_layernorm", "ffn_norm"],
+  ["mlp.gate_proj", "ffn_gate"],
+  ["mlp.up_proj", "ffn_up"],
+  ["mlp.down_proj", "ffn_down"],
 ];
 
 /** One tensor to write: where it comes from, its type, where it goes in the file. */
-interface Job { hf: string; gguf: string; type: GgmlType; ne: number[]; heads: number; at: number; bytes: number }
+interface Job {
+  hf: string;
+  gguf: string;
+  type: GgmlType;
+  ne: number[];
+  heads: number;
+  at: number;
+  bytes: number;
+}
 
 function plan(ckpt: string): { jobs: Job[]; header: Uint8Array; total: number } {
   const model = Model.open(ckpt);
   try {
     const s = model.spec;
     const names: [string, string, number][] = [
-      ["model.embed_tokens.weight", "token_embd.weight", 0], ["model.norm.weight", "output_norm.weight", 0],
+      ["model.embed_tokens.weight", "token_embd.weight", 0],
+      ["model.norm.weight", "output_norm.weight", 0],
       ["lm_head.weight", "output.weight", 0],
     ];
     for (let l = 0; l < s.layers; l++)
@@ -97,18 +119,27 @@ function plan(ckpt: string): { jobs: Job[]; header: Uint8Array; total: number } 
     const metadata: [string, GgufKv][] = [
       ["general.architecture", { type: "STRING", value: "llama" }],
       ["general.name", { type: "STRING", value: "llama7b-shaped synthetic (superweight bench)" }],
-      ["llama.block_count", u32(s.layers)], ["llama.context_length", u32(s.maxPositions)],
-      ["llama.embedding_length", u32(s.hidden)], ["llama.feed_forward_length", u32(s.intermediate)],
-      ["llama.attention.head_count", u32(s.heads)], ["llama.attention.head_count_kv", u32(s.kvHeads)],
+      ["llama.block_count", u32(s.layers)],
+      ["llama.context_length", u32(s.maxPositions)],
+      ["llama.embedding_length", u32(s.hidden)],
+      ["llama.feed_forward_length", u32(s.intermediate)],
+      ["llama.attention.head_count", u32(s.heads)],
+      ["llama.attention.head_count_kv", u32(s.kvHeads)],
       ["llama.rope.freq_base", f32(Number(model.source.config.rope_theta ?? 10000))],
       ["llama.attention.layer_norm_rms_epsilon", f32(s.normEps)],
-      ["llama.rope.dimension_count", u32(s.headDim)], ["llama.vocab_size", u32(s.vocab)],
-      ["general.file_type", u32(15)], ["general.quantization_version", u32(2)],
+      ["llama.rope.dimension_count", u32(s.headDim)],
+      ["llama.vocab_size", u32(s.vocab)],
+      ["general.file_type", u32(15)],
+      ["general.quantization_version", u32(2)],
     ];
     const { header, placed } = encodeHeader(metadata, tensors);
     const jobs = placed.map((p) => ({
-      ...byName.get(p.name)!, gguf: p.name, type: p.type.name as GgmlType, ne: p.ne,
-      at: header.length + p.offset, bytes: p.byteLength,
+      ...byName.get(p.name)!,
+      gguf: p.name,
+      type: p.type.name as GgmlType,
+      ne: p.ne,
+      at: header.length + p.offset,
+      bytes: p.byteLength,
     }));
     const last = placed[placed.length - 1];
     return { jobs, header, total: header.length + last.offset + last.byteLength };
@@ -119,7 +150,8 @@ function plan(ckpt: string): { jobs: Job[]; header: Uint8Array; total: number } 
 
 /** HF row of GGUF row g of a permuted projection (heads of hd rows): the converter's permutation. */
 const hfRow = (g: number, hd: number) => {
-  const h = Math.floor(g / hd), rem = g - h * hd;
+  const h = Math.floor(g / hd),
+    rem = g - h * hd;
   return h * hd + (rem & 1) * (hd / 2) + (rem >> 1);
 };
 
@@ -144,7 +176,8 @@ function quantizeJobs(ckpt: string, file: string, jobs: Job[]): void {
         const g1 = Math.min(rows, g0 + step);
         let x = model.readRows(j.hf, g0, g1, new Float32Array((g1 - g0) * cols));
         if (j.heads) {
-          const hd = rows / j.heads, src = x;
+          const hd = rows / j.heads,
+            src = x;
           x = new Float32Array(src.length);
           for (let g = g0; g < g1; g++) {
             const from = (hfRow(g, hd) - g0) * cols;
@@ -154,7 +187,7 @@ function quantizeJobs(ckpt: string, file: string, jobs: Job[]): void {
         const out = new Uint8Array((g1 - g0) * rowBytes);
         quantizeRow(j.type, x, out);
         const at = j.at + g0 * rowBytes;
-        for (let done = 0; done < out.length; ) done += writeSync(fd, out, done, out.length - done, at + done);
+        for (let done = 0; done < out.length;) done += writeSync(fd, out, done, out.length - done, at + done);
       }
     }
   } finally {
@@ -181,11 +214,20 @@ async function write(ckpt: string, out: string): Promise<void> {
       shares[w].push(j);
       load[w] += j.bytes * (j.type === "Q8_0" || j.type === "F32" ? 0.1 : 1);
     }
-    await Promise.all(shares.filter((s) => s.length).map((share) => new Promise<void>((resolve, reject) => {
-      const w = new Worker(fileURLToPath(import.meta.url), { workerData: { ckpt, file: tmp, jobs: share } });
-      w.on("error", reject);
-      w.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`quantizing worker exited with ${code}`))));
-    })));
+    await Promise.all(
+      shares
+        .filter((s) => s.length)
+        .map(
+          (share) =>
+            new Promise<void>((resolve, reject) => {
+              const w = new Worker(fileURLToPath(import.meta.url), { workerData: { ckpt, file: tmp, jobs: share } });
+              w.on("error", reject);
+              w.on("exit", (code) =>
+                code === 0 ? resolve() : reject(new Error(`quantizing worker exited with ${code}`)),
+              );
+            }),
+        ),
+    );
     fsyncSync(fd);
     closeSync(fd);
     renameSync(tmp, out);

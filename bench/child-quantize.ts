@@ -20,12 +20,16 @@ const report = (result: Record<string, unknown>) => {
 };
 
 /** Bytes of a folder's safetensors files. */
-const weightBytes = (folder: string) => readdirSync(folder).filter((f) => f.endsWith(".safetensors"))
-  .reduce((sum, f) => sum + statSync(join(folder, f)).size, 0);
+const weightBytes = (folder: string) =>
+  readdirSync(folder)
+    .filter((f) => f.endsWith(".safetensors"))
+    .reduce((sum, f) => sum + statSync(join(folder, f)).size, 0);
 
 function write(source: string, out: string, bits = "4", block = "128"): void {
   const scheme = { kind: "rtn", bits: parseBits(bits), block: parseBlock(block), clip: { method: "none" } } as const;
-  const keep = [{ tensor: `model.layers.${PLANT.layer}.mlp.down_proj.weight`, coordinates: [PLANT.row, PLANT.channel] }];
+  const keep = [
+    { tensor: `model.layers.${PLANT.layer}.mlp.down_proj.weight`, coordinates: [PLANT.row, PLANT.channel] },
+  ];
   const t0 = now();
   const summary = writePackedCheckpoint(source, out, { scheme, keep, force: true });
   const seconds = now() - t0;
@@ -34,8 +38,14 @@ function write(source: string, out: string, bits = "4", block = "128"): void {
   const parameters = quantized.reduce((sum, t) => sum + ckpt.info(t.name).shape.reduce((a, b) => a * b, 1), 0);
   ckpt.close();
   report({
-    kind: "quantize", scheme: `rtn${bits} block ${block}`, seconds, parameters, parametersPerS: parameters / seconds,
-    tensorsQuantized: quantized.length, sourceBytes: weightBytes(source), writtenBytes: weightBytes(out),
+    kind: "quantize",
+    scheme: `rtn${bits} block ${block}`,
+    seconds,
+    parameters,
+    parametersPerS: parameters / seconds,
+    tensorsQuantized: quantized.length,
+    sourceBytes: weightBytes(source),
+    writtenBytes: weightBytes(out),
     kept: summary.kept.map((k) => ({ tensor: k.tensor, coordinates: k.coordinates, value: k.value })),
   });
 }

@@ -29,7 +29,12 @@ import { scan } from "../src/superweight/scan.js";
 const now = () => performance.now() / 1000;
 const report = (result: Record<string, unknown>) => {
   const u = process.resourceUsage();
-  const usage = { maxRSSKB: u.maxRSS, minorPageFaults: u.minorPageFault, userS: u.userCPUTime / 1e6, systemS: u.systemCPUTime / 1e6 };
+  const usage = {
+    maxRSSKB: u.maxRSS,
+    minorPageFaults: u.minorPageFault,
+    userS: u.userCPUTime / 1e6,
+    systemS: u.systemCPUTime / 1e6,
+  };
   process.stdout.write(`BENCH_RESULT ${JSON.stringify({ ...result, ...usage, diskReadBytes: diskReadBytes() })}\n`);
 };
 
@@ -50,7 +55,9 @@ function promptIds(tokens: number, vocab: number): number[] {
 
 async function forwardOnce(folder: string, tokens: number): Promise<void> {
   let gcS = 0;
-  new PerformanceObserver((list) => list.getEntries().forEach((e) => (gcS += e.duration / 1000))).observe({ entryTypes: ["gc"] });
+  new PerformanceObserver((list) => list.getEntries().forEach((e) => (gcS += e.duration / 1000))).observe({
+    entryTypes: ["gc"],
+  });
   const t0 = now();
   const backend = await getBackend();
   const t1 = now();
@@ -58,7 +65,8 @@ async function forwardOnce(folder: string, tokens: number): Promise<void> {
   const t2 = now();
   // Where the time goes: readRows (read + widen) is synchronous and timed exactly; a product's time is
   // call → resolve minus any reading done meanwhile (the engine reads the next block before awaiting).
-  let readS = 0, readBytes = 0;
+  let readS = 0,
+    readBytes = 0;
   const readRows = model.readRows.bind(model);
   model.readRows = (name, r0, r1, out) => {
     const s = now();
@@ -69,7 +77,8 @@ async function forwardOnce(folder: string, tokens: number): Promise<void> {
   };
   const timed = { linearS: 0, linearCalls: 0, attentionS: 0, attentionCalls: 0 };
   const wrap = (kind: "linear" | "attention", run: () => Promise<Float32Array>) => {
-    const s = now(), r = readS;
+    const s = now(),
+      r = readS;
     return run().then((y) => {
       timed[`${kind}S`] += now() - s - (readS - r);
       timed[`${kind}Calls`]++;
@@ -85,7 +94,8 @@ async function forwardOnce(folder: string, tokens: number): Promise<void> {
   // The lanes' products (safetensors weights: read, widen and multiply on every core) are timed as one, with
   // the share of blocks the worker lanes made.
   const lanes = backend.threads ? await lanesFor(backend.threads) : undefined;
-  let lanesS = 0, laneBlocks = 0;
+  let lanesS = 0,
+    laneBlocks = 0;
   if (lanes) {
     lanes.startWorkers();
     while (lanes.ready < lanes.threads - 1 && now() - t0 < 10) await new Promise((r) => setTimeout(r, 10));
@@ -108,27 +118,47 @@ async function forwardOnce(folder: string, tokens: number): Promise<void> {
   const result = await forward(model, ids, {
     backend: timedBackend,
     onLayer: () => layerEnds.push(now()),
-    hooks: [(e) => {
-      if (e.point === "down_proj_input" && typeof e.expert === "number") expertsRead++;
-      // Dense layers only: an expert's rows are a subset of tokens, a sparse block's output has no input.
-      if ((e.point !== "down_proj_input" && e.point !== "down_proj_output") || e.expert !== undefined || !e.tensor) return;
-      if (e.point === "down_proj_input") spikes.push({ layer: e.layer, input: spike(e.data, e.width), output: undefined! });
-      else spikes[spikes.length - 1].output = spike(e.data, e.width);
-    }],
+    hooks: [
+      (e) => {
+        if (e.point === "down_proj_input" && typeof e.expert === "number") expertsRead++;
+        // Dense layers only: an expert's rows are a subset of tokens, a sparse block's output has no input.
+        if ((e.point !== "down_proj_input" && e.point !== "down_proj_output") || e.expert !== undefined || !e.tensor)
+          return;
+        if (e.point === "down_proj_input")
+          spikes.push({ layer: e.layer, input: spike(e.data, e.width), output: undefined! });
+        else spikes[spikes.length - 1].output = spike(e.data, e.width);
+      },
+    ],
   });
   const t4 = now();
   const ex = model.spec.experts;
   const layerS = layerEnds.map((t, i) => t - (i === 0 ? t3 : layerEnds[i - 1]));
   const f = (x: number) => Math.round(x * 1e4) / 1e4;
   report({
-    kind: "forward", tokens, backend: backend.name, fallbackReason: backend.fallbackReason,
-    backendInitS: f(t1 - t0), openS: f(t2 - t1), forwardS: f(t4 - t3), tokensPerS: f(tokens / (t4 - t3)),
-    layerS: layerS.map(f), headS: f(t4 - layerEnds[layerEnds.length - 1]),
-    bytesRead: result.bytesRead, readS: f(readS), readBytes,
-    linearS: f(timed.linearS), linearCalls: timed.linearCalls, attentionS: f(timed.attentionS), attentionCalls: timed.attentionCalls,
-    lanesS: f(lanesS), lanes: lanes?.threads ?? 0, workerBlockShare: f(((lanes?.workerBlocks ?? 0) - workerBlocks0) / Math.max(laneBlocks, 1)),
-    otherS: f(t4 - t3 - readS - timed.linearS - timed.attentionS - lanesS), gcS: f(gcS),
-    spikes, logitsFinite: result.logits!.every(Number.isFinite),
+    kind: "forward",
+    tokens,
+    backend: backend.name,
+    fallbackReason: backend.fallbackReason,
+    backendInitS: f(t1 - t0),
+    openS: f(t2 - t1),
+    forwardS: f(t4 - t3),
+    tokensPerS: f(tokens / (t4 - t3)),
+    layerS: layerS.map(f),
+    headS: f(t4 - layerEnds[layerEnds.length - 1]),
+    bytesRead: result.bytesRead,
+    readS: f(readS),
+    readBytes,
+    linearS: f(timed.linearS),
+    linearCalls: timed.linearCalls,
+    attentionS: f(timed.attentionS),
+    attentionCalls: timed.attentionCalls,
+    lanesS: f(lanesS),
+    lanes: lanes?.threads ?? 0,
+    workerBlockShare: f(((lanes?.workerBlocks ?? 0) - workerBlocks0) / Math.max(laneBlocks, 1)),
+    otherS: f(t4 - t3 - readS - timed.linearS - timed.attentionS - lanesS),
+    gcS: f(gcS),
+    spikes,
+    logitsFinite: result.logits!.every(Number.isFinite),
     ...(ex ? { experts: [{ touched: expertsRead, total: ex.count * sparseLayers(model) }] } : {}),
   });
   model.close();
@@ -138,12 +168,19 @@ function sparseLayers(model: Model): number {
   return [...Array(model.spec.layers).keys()].filter((l) => model.spec.experts!.sparse(l)).length;
 }
 
-interface Spike { max: number; token: number; index: number; maxOffToken0: number }
+interface Spike {
+  max: number;
+  token: number;
+  index: number;
+  maxOffToken0: number;
+}
 function spike(data: Float32Array, width: number): Spike {
-  let max = -1, at = 0, off = 0;
+  let max = -1,
+    at = 0,
+    off = 0;
   for (let i = 0; i < data.length; i++) {
     const a = Math.abs(data[i]);
-    if (a > max) max = a, at = i;
+    if (a > max) ((max = a), (at = i));
     if (i >= width && a > off) off = a;
   }
   return { max, token: Math.floor(at / width), index: at % width, maxOffToken0: off };
@@ -153,11 +190,12 @@ async function gemm(m: number, k: number, n: number): Promise<void> {
   const backend = await getBackend();
   const next = xorshift(7);
   const rand = (len: number) => Float32Array.from({ length: len }, () => next() / 4294967296 - 0.5);
-  const x = rand(m * k), w = rand(n * k);
+  const x = rand(m * k),
+    w = rand(n * k);
   await backend.linear(x, m, k, w, n, "nk"); // warm-up
   let calls = 0;
   const t0 = now();
-  while (calls < 3 || now() - t0 < 1.5) await backend.linear(x, m, k, w, n, "nk"), calls++;
+  while (calls < 3 || now() - t0 < 1.5) (await backend.linear(x, m, k, w, n, "nk"), calls++);
   const s = (now() - t0) / calls;
   report({ kind: "gemm", backend: backend.name, m, k, n, calls, secondsPerCall: s, gflops: (2 * m * k * n) / s / 1e9 });
 }
@@ -165,12 +203,24 @@ async function gemm(m: number, k: number, n: number): Promise<void> {
 /** Rates on layer 0's seven big matrices, page cache warm, in the engine's block size. */
 async function io(folder: string): Promise<void> {
   const model = Model.open(folder);
-  const names = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
-    .map((n) => `model.layers.0.${n}.weight`);
+  const names = [
+    "self_attn.q_proj",
+    "self_attn.k_proj",
+    "self_attn.v_proj",
+    "self_attn.o_proj",
+    "mlp.gate_proj",
+    "mlp.up_proj",
+    "mlp.down_proj",
+  ].map((n) => `model.layers.0.${n}.weight`);
   const blocks = names.flatMap((name) => {
     const [rows, cols] = model.shape(name);
     const per = Math.max(1, Math.floor(MAX_BLOCK_ELEMENTS / cols));
-    return Array.from({ length: Math.ceil(rows / per) }, (_, i) => ({ name, cols, r0: i * per, r1: Math.min(rows, (i + 1) * per) }));
+    return Array.from({ length: Math.ceil(rows / per) }, (_, i) => ({
+      name,
+      cols,
+      r0: i * per,
+      r1: Math.min(rows, (i + 1) * per),
+    }));
   });
   const elements = blocks.reduce((a, b) => a + (b.r1 - b.r0) * b.cols, 0);
   const buf = blockBuffer(MAX_BLOCK_ELEMENTS); // the engine's own block buffer (WASM memory: SIMD widening)
@@ -178,28 +228,41 @@ async function io(folder: string): Promise<void> {
   const pass = (what: What) => {
     const t0 = now();
     for (const b of blocks) {
-      const count = (b.r1 - b.r0) * b.cols, out = buf.subarray(0, count);
+      const count = (b.r1 - b.r0) * b.cols,
+        out = buf.subarray(0, count);
       if (what === "readRows") model.readRows(b.name, b.r0, b.r1, out);
-      else if (what === "readRowsFresh") model.readRows(b.name, b.r0, b.r1); // a new array per block (plain JS widening)
-      else if (what === "touchFresh") new Float32Array(count).fill(1); // first touch of fresh memory (page faults)
+      else if (what === "readRowsFresh")
+        model.readRows(b.name, b.r0, b.r1); // a new array per block (plain JS widening)
+      else if (what === "touchFresh")
+        new Float32Array(count).fill(1); // first touch of fresh memory (page faults)
       else if (what === "widen") widenInPlace(out, count, "BF16");
       else {
         const info = (model.source as Checkpoint).header(b.name);
         const fd = openSync(model.source.fileOf(b.name), "r");
         const bytes = new Uint8Array(buf.buffer, 0, count * 2);
-        for (let done = 0; done < bytes.length;) done += readSync(fd, bytes, done, bytes.length - done, info.start + b.r0 * b.cols * 2 + done);
+        for (let done = 0; done < bytes.length;)
+          done += readSync(fd, bytes, done, bytes.length - done, info.start + b.r0 * b.cols * 2 + done);
         closeSync(fd);
       }
     }
     return now() - t0;
   };
   const best = (what: What) => Math.min(pass(what), pass(what), pass(what));
-  const raw = best("raw"), widen = best("widen"), rows = best("readRows"), fresh = best("readRowsFresh"), touch = best("touchFresh");
+  const raw = best("raw"),
+    widen = best("widen"),
+    rows = best("readRows"),
+    fresh = best("readRowsFresh"),
+    touch = best("touchFresh");
   report({
-    kind: "io", elements, bytes: elements * 2,
-    rawReadGBps: (elements * 2) / raw / 1e9, widenGElemPerS: elements / widen / 1e9,
-    readRowsGElemPerS: elements / rows / 1e9, readRowsGBps: (elements * 2) / rows / 1e9,
-    readRowsFreshGElemPerS: elements / fresh / 1e9, touchFreshGBps: (elements * 4) / touch / 1e9,
+    kind: "io",
+    elements,
+    bytes: elements * 2,
+    rawReadGBps: (elements * 2) / raw / 1e9,
+    widenGElemPerS: elements / widen / 1e9,
+    readRowsGElemPerS: elements / rows / 1e9,
+    readRowsGBps: (elements * 2) / rows / 1e9,
+    readRowsFreshGElemPerS: elements / fresh / 1e9,
+    touchFreshGBps: (elements * 4) / touch / 1e9,
   });
   model.close();
 }
@@ -209,20 +272,40 @@ async function scanOnce(folder: string, tokens: number): Promise<void> {
   await getBackend();
   const model = Model.open(folder);
   const t1 = now();
-  const r = await scan(model, [{ label: "ids", ids: promptIds(tokens, model.spec.vocab) }], { threshold: 50, maxIterations: 10 });
+  const r = await scan(model, [{ label: "ids", ids: promptIds(tokens, model.spec.vocab) }], {
+    threshold: 50,
+    maxIterations: 10,
+  });
   report({
-    kind: "scan", tokens, initS: t1 - t0, scanS: r.seconds, forwardRuns: r.forwardPasses, layerPasses: r.layerPasses,
-    weightPasses: r.weightPasses, bytesRead: r.bytesRead, experts: r.iterations[0].map((i) => i.experts ?? null),
-    found: r.superWeights.map((w) => ({ layer: w.layer, expert: w.expert, row: w.row, column: w.column, class: w.class, iteration: w.iteration })),
+    kind: "scan",
+    tokens,
+    initS: t1 - t0,
+    scanS: r.seconds,
+    forwardRuns: r.forwardPasses,
+    layerPasses: r.layerPasses,
+    weightPasses: r.weightPasses,
+    bytesRead: r.bytesRead,
+    experts: r.iterations[0].map((i) => i.experts ?? null),
+    found: r.superWeights.map((w) => ({
+      layer: w.layer,
+      expert: w.expert,
+      row: w.row,
+      column: w.column,
+      class: w.class,
+      iteration: w.iteration,
+    })),
   });
   model.close();
 }
 
 /** Read every .safetensors file of `folder` once, split into `threads` contiguous parts read side by side. */
 async function floor(folder: string, threads: number): Promise<void> {
-  const files = readdirSync(folder).filter((f) => f.endsWith(".safetensors")).map((f) => join(folder, f));
+  const files = readdirSync(folder)
+    .filter((f) => f.endsWith(".safetensors"))
+    .map((f) => join(folder, f));
   const parts = files.flatMap((path) => {
-    const fd = openSync(path, "r"), size = fstatSync(fd).size;
+    const fd = openSync(path, "r"),
+      size = fstatSync(fd).size;
     closeSync(fd);
     const per = Math.ceil(size / threads / 2 ** 20) * 2 ** 20;
     return Array.from({ length: threads }, (_, i) => ({ path, from: i * per, to: Math.min(size, (i + 1) * per) }));
@@ -235,10 +318,16 @@ async function floor(folder: string, threads: number): Promise<void> {
       fs.closeSync(fd); }
     parentPort.postMessage("done");`;
   const t0 = now();
-  await Promise.all(Array.from({ length: threads }, (_, i) => new Promise((done, fail) => {
-    const w = new Worker(reader, { eval: true, workerData: parts.filter((_, j) => j % threads === i) });
-    w.once("message", done).once("error", fail);
-  })));
+  await Promise.all(
+    Array.from(
+      { length: threads },
+      (_, i) =>
+        new Promise((done, fail) => {
+          const w = new Worker(reader, { eval: true, workerData: parts.filter((_, j) => j % threads === i) });
+          w.once("message", done).once("error", fail);
+        }),
+    ),
+  );
   const seconds = now() - t0;
   report({ kind: "floor", threads, bytes, seconds, GBps: bytes / seconds / 1e9 });
 }

@@ -14,11 +14,17 @@ export function warmPageCache(folder: string): void {
 }
 
 /** The PyTorch peer (../shared/tools/peer/scan_torch.py; never installed by the bench) and its environment. */
-export interface Peer { python: string; time: string; script: string; env: NodeJS.ProcessEnv }
+export interface Peer {
+  python: string;
+  time: string;
+  script: string;
+  env: NodeJS.ProcessEnv;
+}
 
 export function findPeer(repo: string): Peer | { skipped: string } {
   const script = process.env.SUPERWEIGHT_PEER || resolve(repo, "../shared/tools/peer/scan_torch.py");
-  const python = "/usr/bin/python3", time = "/usr/bin/time";
+  const python = "/usr/bin/python3",
+    time = "/usr/bin/time";
   if (!existsSync(script)) return { skipped: `${script} not found` };
   if (!existsSync(time)) return { skipped: `${time} not installed` };
   if (spawnSync(python, ["-c", "import torch"]).status !== 0) return { skipped: "python3-torch not installed" };
@@ -31,7 +37,13 @@ export function findPeer(repo: string): Peer | { skipped: string } {
 }
 
 export interface PeerRun {
-  tokens: number; wallS: number; cpuS: number; peakRSSKB: number; loadS: number; forwardS: number; found: number;
+  tokens: number;
+  wallS: number;
+  cpuS: number;
+  peakRSSKB: number;
+  loadS: number;
+  forwardS: number;
+  found: number;
   /** Bytes read from the drive (GNU time's file system inputs, 512-byte blocks). */
   diskReadBytes: number;
   /** The script's whole JSON line. */
@@ -40,14 +52,37 @@ export interface PeerRun {
 
 /** One run of the peer on `ckpt` under /usr/bin/time: wall, CPU and peak RSS of the whole process. */
 export function runPeer(peer: Peer, ckpt: string, mode: string, threads: number, tokens?: number): PeerRun {
-  const args = ["-f", "%M %e %U %S %I", peer.python, peer.script, ckpt, mode, String(threads), ...(tokens ? [String(tokens)] : [])];
+  const args = [
+    "-f",
+    "%M %e %U %S %I",
+    peer.python,
+    peer.script,
+    ckpt,
+    mode,
+    String(threads),
+    ...(tokens ? [String(tokens)] : []),
+  ];
   const p = spawnSync(peer.time, args, { encoding: "utf8", env: peer.env, maxBuffer: 64 << 20 });
-  const out = p.stdout.split("\n").reverse().find((l) => l.startsWith("{"));
+  const out = p.stdout
+    .split("\n")
+    .reverse()
+    .find((l) => l.startsWith("{"));
   const timeLine = p.stderr.trim().split("\n").pop() ?? "";
-  if (p.status !== 0 || !out) throw new Error(`peer ${mode} ${tokens ?? 11} failed (exit ${p.status}):\n${p.stderr.slice(-4000)}`);
+  if (p.status !== 0 || !out)
+    throw new Error(`peer ${mode} ${tokens ?? 11} failed (exit ${p.status}):\n${p.stderr.slice(-4000)}`);
   const r = JSON.parse(out) as Record<string, any>;
   const [rss, wall, user, sys, inputs] = timeLine.split(" ").map(Number);
-  return { tokens: r.tokens, wallS: wall, cpuS: user + sys, peakRSSKB: rss, loadS: r.load_s, forwardS: r.forward_s, found: r.found, diskReadBytes: inputs * 512, result: r };
+  return {
+    tokens: r.tokens,
+    wallS: wall,
+    cpuS: user + sys,
+    peakRSSKB: rss,
+    loadS: r.load_s,
+    forwardS: r.forward_s,
+    found: r.found,
+    diskReadBytes: inputs * 512,
+    result: r,
+  };
 }
 
 export const gb = (kb: number) => (kb / 1e6).toFixed(2);

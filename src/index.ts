@@ -4,8 +4,14 @@ export { forward, type ForwardOptions, type ForwardResult } from "./engine/forwa
 export type { HeadRequest, HeadResult, TopToken } from "./engine/head.js";
 export { HOOK_POINTS, type Hook, type HookEvent, type HookPoint } from "./engine/hooks.js";
 export {
-  editWeights, replaceTensor, scaleWeights, zeroLargest,
-  type TensorRows, type Variant, type WeightEdit, type WeightOverride,
+  editWeights,
+  replaceTensor,
+  scaleWeights,
+  zeroLargest,
+  type TensorRows,
+  type Variant,
+  type WeightEdit,
+  type WeightOverride,
 } from "./engine/variants.js";
 export { getBackend, jsBackend, type MatmulBackend } from "./engine/matmul.js";
 export { Checkpoint } from "./checkpoint/checkpoint.js";

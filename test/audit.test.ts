@@ -17,7 +17,11 @@ import { cli, cliJson, expectRefusal } from "./cli-child.js";
 
 const gguf = (file: string) => fixturePath("gguf", file);
 const expectedOf = (file: string) => JSON.parse(readFileSync(gguf(file.replace(/\.gguf$/, ".expected.json")), "utf8"));
-const PLANTED = skipWithoutFixtures ? [] : readdirSync(fixturePath("gguf")).filter((f) => /^planted.*\.gguf$/.test(f)).sort();
+const PLANTED = skipWithoutFixtures
+  ? []
+  : readdirSync(fixturePath("gguf"))
+      .filter((f) => /^planted.*\.gguf$/.test(f))
+      .sort();
 const reference = () => fixturePath("planted-llama-256");
 const opts = { skip: skipWithoutFixtures };
 
@@ -47,8 +51,10 @@ const VERDICTS: Record<string, RegExp> = {
   F16: /^the super weight is kept: its tensor is stored F16, so it and its 31 block-mates are exact \(error 0\)/,
   Q8_0: /^the super weight survived Q8_0 \(2\.21886 vs 2\.21875\) but its 31 block-mates kept 12 of 30 distinct values, 1 of them 0 \(rms error 0\.00510, 22\.1× that of the rest of its row\)/,
   Q6_K: /survived Q6_K .* but its 31 block-mates kept 16 of 30 distinct values, 11 of them 0 \(rms error 0\.0144/,
-  Q4_K_M: /^the super weight survived Q4_K \(2\.2185 vs 2\.21875\) but its 31 block-mates collapsed onto 2 values; the super activation still forms \(388 vs 399\); NLL \+4\.9%$/,
-  "Q4_K_M-keep-sw-F16": /^the super weight is kept: its tensor is stored F16, so it and its 31 block-mates are exact \(error 0\); the super activation still forms \(388 vs 399\); NLL \+2\.4%$/,
+  Q4_K_M:
+    /^the super weight survived Q4_K \(2\.2185 vs 2\.21875\) but its 31 block-mates collapsed onto 2 values; the super activation still forms \(388 vs 399\); NLL \+4\.9%$/,
+  "Q4_K_M-keep-sw-F16":
+    /^the super weight is kept: its tensor is stored F16, so it and its 31 block-mates are exact \(error 0\); the super activation still forms \(388 vs 399\); NLL \+2\.4%$/,
   Q4_0: /^the super weight survived Q4_0 \(2\.21875 vs 2\.21875\) but all 31 of its block-mates became 0; the super activation still forms \(374 vs 399\)/,
 };
 
@@ -85,7 +91,10 @@ for (const file of PLANTED) {
     assert.equal(w.activation.gguf.found, true);
     assert.equal(w.activation.gguf.class, "super");
     assert.equal(w.activation.reference.class, "super");
-    for (const [got, want] of [[w.activation.gguf, found], [w.activation.reference, planted]])
+    for (const [got, want] of [
+      [w.activation.gguf, found],
+      [w.activation.reference, planted],
+    ])
       for (const k of ["inputActivation", "outputActivation"])
         assert.ok(toleranceUsed([got[k]], [want[k]]) <= 1, `${k} ${got[k]} vs ${want[k]}`);
 
@@ -120,11 +129,17 @@ test("the table: the super weight, its block-mates, the activation, the NLL, the
   const r = cli("audit", gguf(file), "--reference", reference(), "--ids", ids);
   assert.equal(r.status, 0, r.stderr);
   const text = r.stdout;
-  assert.match(text, /^\[1, 40, 300\]\s+reference scan\s+blk\.1\.ffn_down\.weight\s+Q4_K\s+256-511\s+2\.218504\s+2\.21875\s+-0\.000246\s+-0\.011%$/m);
+  assert.match(
+    text,
+    /^\[1, 40, 300\]\s+reference scan\s+blk\.1\.ffn_down\.weight\s+Q4_K\s+256-511\s+2\.218504\s+2\.21875\s+-0\.000246\s+-0\.011%$/m,
+  );
   assert.match(text, /^\[1, 40, 300\]\s+32-group\s+288-319\s+31\s+0\.0494\s+0\.0425\s+0\.0757\s+0\s+30 → 2$/m);
   assert.match(text, /^\s+rest of 256\s+256-511\s+224\s+0\.0436\s+0\.00385\s+0\.00856\s+0\s+211 → 89$/m);
   assert.match(text, /^\[1, 40, 300\]\s+super\s+175\.0\s+387\.9\s+super\s+180\.0\s+399\.2$/m);
-  assert.match(text, /mean NLL on the inputs \(11 tokens\): GGUF 0\.0307 \(perplexity 1\.0312\), reference 0\.0293 \(perplexity 1\.0297\): \+4\.9\d%/);
+  assert.match(
+    text,
+    /mean NLL on the inputs \(11 tokens\): GGUF 0\.0307 \(perplexity 1\.0312\), reference 0\.0293 \(perplexity 1\.0297\): \+4\.9\d%/,
+  );
   const verdict = text.trimEnd().split("\n").pop()!;
   assert.match(verdict.replace(/^verdict: /, ""), VERDICTS.Q4_K_M, verdict);
 });
@@ -146,8 +161,14 @@ for (const file of PLANTED) {
     assert.equal(w.activation.gguf.class, "super");
     assert.ok(Math.abs(r.nll.gguf.meanNll - mean(e.nll)) <= 1e-4);
     assert.deepEqual([r.nll.reference, r.nll.change], [null, null]);
-    assert.ok(r.unknown.some((u: string) => /original values/.test(u)), JSON.stringify(r.unknown));
-    assert.match(r.verdict, w.unquantized ? /kept: its tensor is stored F(16|32) \(not block-quantized\)/ : /unknown without --reference/);
+    assert.ok(
+      r.unknown.some((u: string) => /original values/.test(u)),
+      JSON.stringify(r.unknown),
+    );
+    assert.match(
+      r.verdict,
+      w.unquantized ? /kept: its tensor is stored F(16|32) \(not block-quantized\)/ : /unknown without --reference/,
+    );
     assert.match(r.verdict, /no reference to compare/);
   });
 }
@@ -164,7 +185,11 @@ test("without --reference or ids: the default prompt, and a text that says nothi
 // ---- the exporter's superweight.* keys ----
 
 /** A copy of a fixture GGUF with metadata added (or replaced): the way the exporter's keys arrive. */
-function withMetadata(file: string, extra: [string, GgufKv][], name = `m${Math.random().toString(36).slice(2)}.gguf`): string {
+function withMetadata(
+  file: string,
+  extra: [string, GgufKv][],
+  name = `m${Math.random().toString(36).slice(2)}.gguf`,
+): string {
   const f = readGgufFile(gguf(file));
   const { fd } = openRegularFile(f.path);
   try {
@@ -183,7 +208,9 @@ function withMetadata(file: string, extra: [string, GgufKv][], name = `m${Math.r
 
 const kept = (coords: string[], values: number[] | null, recipe?: string): [string, GgufKv][] => [
   ["superweight.super_weights", { type: "ARRAY", itemType: "STRING", value: coords }],
-  ...(values ? [["superweight.original_values", { type: "ARRAY", itemType: "FLOAT32", value: values }] as [string, GgufKv]] : []),
+  ...(values
+    ? [["superweight.original_values", { type: "ARRAY", itemType: "FLOAT32", value: values }] as [string, GgufKv]]
+    : []),
   ...(recipe ? [["superweight.recipe", { type: "STRING", value: recipe }] as [string, GgufKv]] : []),
 ];
 
@@ -204,7 +231,10 @@ test("superweight.* keys: the kept super weights and their recorded originals, t
   assert.deepEqual([other.layer, other.row, other.column, other.activation.gguf.found], [0, 7, 9, false]);
   assert.match(r.verdict, /\[0, 7, 9\].*the super activation does not form \(layer 0's largest down_proj output is/);
   const text = cli("audit", path, "--ids", e.input_ids.join(",")).stdout;
-  assert.ok(text.includes(`written by superweight's exporter: kept super weights 1:40:300, 0:7:9; recipe "${recipe}"`), text);
+  assert.ok(
+    text.includes(`written by superweight's exporter: kept super weights 1:40:300, 0:7:9; recipe "${recipe}"`),
+    text,
+  );
   // With a reference, the reference's value is the original; the recorded one is kept beside it.
   const withRef = cliJson("audit", path, "--reference", reference(), "--ids", e.input_ids.join(","));
   assert.deepEqual(withRef.superWeights[1].sources, ["gguf metadata", "reference scan"]);
@@ -230,20 +260,33 @@ test("malformed superweight.* keys are refused, naming the file and the key", op
 
 // ---- which model: published coordinates ----
 
-test("the model id from the file's metadata takes the published coordinates (outside this model: left out)", opts, () => {
-  const file = "planted-llama-256.Q4_K_M.gguf";
-  const ids = expectedOf(file).input_ids.join(",");
-  const url = withMetadata(file, [["general.source.url", { type: "STRING", value: "https://huggingface.co/huggyllama/llama-7b" }]]);
-  const r = cliJson("audit", url, "--ids", ids);
-  assert.deepEqual(r.modelId, { id: "huggyllama/llama-7b", from: "general.source.url", published: true });
-  assert.deepEqual(r.skipped, [{ layer: 2, row: 3968, column: 7003, why: "outside this model's shapes" }]);
-  assert.deepEqual(r.superWeights.map((w: any) => w.sources), [["gguf scan"]]);
-  // --model-id wins over the metadata; an id the directory does not know is said so.
-  const other = cliJson("audit", url, "--ids", ids, "--model-id", "someone/unknown");
-  assert.deepEqual(other.modelId, { id: "someone/unknown", from: "--model-id", published: false });
-  assert.deepEqual(other.skipped, []);
-  assert.deepEqual(cliJson("audit", gguf(file), "--ids", ids).modelId, { id: "fixture", from: "general.name", published: false });
-});
+test(
+  "the model id from the file's metadata takes the published coordinates (outside this model: left out)",
+  opts,
+  () => {
+    const file = "planted-llama-256.Q4_K_M.gguf";
+    const ids = expectedOf(file).input_ids.join(",");
+    const url = withMetadata(file, [
+      ["general.source.url", { type: "STRING", value: "https://huggingface.co/huggyllama/llama-7b" }],
+    ]);
+    const r = cliJson("audit", url, "--ids", ids);
+    assert.deepEqual(r.modelId, { id: "huggyllama/llama-7b", from: "general.source.url", published: true });
+    assert.deepEqual(r.skipped, [{ layer: 2, row: 3968, column: 7003, why: "outside this model's shapes" }]);
+    assert.deepEqual(
+      r.superWeights.map((w: any) => w.sources),
+      [["gguf scan"]],
+    );
+    // --model-id wins over the metadata; an id the directory does not know is said so.
+    const other = cliJson("audit", url, "--ids", ids, "--model-id", "someone/unknown");
+    assert.deepEqual(other.modelId, { id: "someone/unknown", from: "--model-id", published: false });
+    assert.deepEqual(other.skipped, []);
+    assert.deepEqual(cliJson("audit", gguf(file), "--ids", ids).modelId, {
+      id: "fixture",
+      from: "general.name",
+      published: false,
+    });
+  },
+);
 
 // ---- --text, and what audit refuses ----
 
@@ -268,8 +311,11 @@ test("--text: the file's tokens (its UTF-8 bytes here), the same ids scored on b
 test("audit refuses what it cannot audit, in one line", opts, () => {
   const planted = gguf("planted-llama-256.Q4_K_M.gguf");
   expectRefusal(["audit", reference(), "--ids", "1,2"], reference(), "is not a GGUF file");
-  expectRefusal(["audit", planted, "--reference", fixturePath("llama-f32"), "--ids", "1,2"], fixturePath("llama-f32"),
-    `is not the model of ${planted}: the reference has 3 layers, hidden 72`);
+  expectRefusal(
+    ["audit", planted, "--reference", fixturePath("llama-f32"), "--ids", "1,2"],
+    fixturePath("llama-f32"),
+    `is not the model of ${planted}: the reference has 3 layers, hidden 72`,
+  );
   const missing = join(dir, "no-such.txt");
   expectRefusal(["audit", planted, "--ids", "1,2", "--text", missing], missing, "does not exist");
   expectRefusal(["audit", planted, "--ids", "1,2", "--max-tokens", "1"], "--max-tokens 1", "an integer ≥ 2");

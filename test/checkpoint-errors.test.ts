@@ -3,7 +3,16 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from "node:fs";
+import {
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CheckpointError, UserError } from "../src/errors.js";
@@ -50,7 +59,12 @@ const SHAPES: [string, number[]][] = [
 ];
 
 /** Deterministic values, distinct per tensor, exactly representable in every dtype used. */
-function tensor(name: string, shape: number[], seed = 0, dtype: TensorToWrite["dtype"] = "F32"): TensorToWrite & { data: Float32Array } {
+function tensor(
+  name: string,
+  shape: number[],
+  seed = 0,
+  dtype: TensorToWrite["dtype"] = "F32",
+): TensorToWrite & { data: Float32Array } {
   const n = shape.reduce((a, b) => a * b, 1);
   const data = new Float32Array(n);
   for (let i = 0; i < n; i++) data[i] = (((i * 7 + seed * 13) % 31) - 15) / 16;
@@ -62,7 +76,10 @@ function tinyTensors(): TensorToWrite[] {
 }
 
 /** Write a tiny Llama checkpoint, with edits to its config or tensor list. */
-function tiny(label: string, opts: { config?: Record<string, unknown>; tensors?: (t: TensorToWrite[]) => TensorToWrite[]; shards?: number } = {}): string {
+function tiny(
+  label: string,
+  opts: { config?: Record<string, unknown>; tensors?: (t: TensorToWrite[]) => TensorToWrite[]; shards?: number } = {},
+): string {
   const folder = fresh(label);
   const tensors = opts.tensors ? opts.tensors(tinyTensors()) : tinyTensors();
   writeCheckpoint(folder, opts.config ?? CONFIG, tensors, opts.shards ?? 1);
@@ -76,7 +93,8 @@ function throwsCheckpoint(fn: () => unknown, code: string, path: string, ...ment
     assert.equal(e.code, code, `code (message: ${e.message})`);
     assert.equal(e.file, path, `file (message: ${e.message})`);
     assert.ok(e.message.startsWith(`${path}: `), `message should name ${path}: ${e.message}`);
-    for (const m of mentions) assert.ok(e.message.includes(m), `message should mention ${JSON.stringify(m)}: ${e.message}`);
+    for (const m of mentions)
+      assert.ok(e.message.includes(m), `message should mention ${JSON.stringify(m)}: ${e.message}`);
     return true;
   });
 }
@@ -86,7 +104,13 @@ function snapshot(folder: string): Record<string, { size: number; mtimeMs: numbe
   const out: Record<string, { size: number; mtimeMs: number; sha256: string }> = {};
   for (const name of readdirSync(folder).sort()) {
     const s = statSync(join(folder, name));
-    out[name] = { size: s.size, mtimeMs: s.mtimeMs, sha256: createHash("sha256").update(readFileSync(join(folder, name))).digest("hex") };
+    out[name] = {
+      size: s.size,
+      mtimeMs: s.mtimeMs,
+      sha256: createHash("sha256")
+        .update(readFileSync(join(folder, name)))
+        .digest("hex"),
+    };
   }
   return out;
 }
@@ -157,7 +181,9 @@ test("a sharded checkpoint opens the same as a single file", () => {
 });
 
 test("buffers the architecture ignores (rotary inv_freq) are accepted", () => {
-  const folder = tiny("inv-freq", { tensors: (t) => [...t, tensor("model.layers.0.self_attn.rotary_emb.inv_freq", [2])] });
+  const folder = tiny("inv-freq", {
+    tensors: (t) => [...t, tensor("model.layers.0.self_attn.rotary_emb.inv_freq", [2])],
+  });
   Model.open(folder).close();
 });
 
@@ -219,8 +245,14 @@ test("an unexpected extra tensor is UNEXPECTED_TENSOR, naming it and its file", 
   const folder = tiny("extra", { tensors: (t) => [...t, tensor(extra, [8, 16])] });
   refuses(folder, "UNEXPECTED_TENSOR", join(folder, "model.safetensors"), extra);
   // Sharded: the message names the shard that holds it.
-  const folder2 = tiny("extra-sharded", { shards: 2, tensors: (t) => [...t, tensor("model.layers.0.self_attn.q_proj.bias", [8])] });
-  const shard = readdirSync(folder2).filter((f) => f.endsWith(".safetensors")).sort().at(-1)!;
+  const folder2 = tiny("extra-sharded", {
+    shards: 2,
+    tensors: (t) => [...t, tensor("model.layers.0.self_attn.q_proj.bias", [8])],
+  });
+  const shard = readdirSync(folder2)
+    .filter((f) => f.endsWith(".safetensors"))
+    .sort()
+    .at(-1)!;
   refuses(folder2, "UNEXPECTED_TENSOR", join(folder2, shard), "model.layers.0.self_attn.q_proj.bias");
 });
 
@@ -246,20 +278,35 @@ test("a header that lies about offsets is refused (OVERLAP, GAP, SIZE_MISMATCH, 
     refuses(folder, code, path, ...mentions);
   };
   // down_proj claims to start 4 bytes early, overlapping the tensor before it.
-  lie("lie-overlap", "OVERLAP", (h) => {
-    const t = h["model.layers.0.mlp.down_proj.weight"];
-    t.data_offsets = [t.data_offsets[0] - 4, t.data_offsets[1] - 4];
-  }, "model.layers.0.mlp.down_proj.weight");
+  lie(
+    "lie-overlap",
+    "OVERLAP",
+    (h) => {
+      const t = h["model.layers.0.mlp.down_proj.weight"];
+      t.data_offsets = [t.data_offsets[0] - 4, t.data_offsets[1] - 4];
+    },
+    "model.layers.0.mlp.down_proj.weight",
+  );
   // lm_head claims to start 4 bytes late: a gap, and no room left for it.
-  lie("lie-gap", "GAP", (h) => {
-    const t = h["lm_head.weight"];
-    t.data_offsets = [t.data_offsets[0] + 4, t.data_offsets[1] + 4];
-  }, "lm_head.weight");
+  lie(
+    "lie-gap",
+    "GAP",
+    (h) => {
+      const t = h["lm_head.weight"];
+      t.data_offsets = [t.data_offsets[0] + 4, t.data_offsets[1] + 4];
+    },
+    "lm_head.weight",
+  );
   // The norm claims twice its bytes.
-  lie("lie-span", "SIZE_MISMATCH", (h) => {
-    const t = h["model.norm.weight"];
-    t.data_offsets = [t.data_offsets[0], t.data_offsets[1] + (t.data_offsets[1] - t.data_offsets[0])];
-  }, "model.norm.weight");
+  lie(
+    "lie-span",
+    "SIZE_MISMATCH",
+    (h) => {
+      const t = h["model.norm.weight"];
+      t.data_offsets = [t.data_offsets[0], t.data_offsets[1] + (t.data_offsets[1] - t.data_offsets[0])];
+    },
+    "model.norm.weight",
+  );
   // The last tensor is dropped from the header: its bytes are left over.
   lie("lie-dropped", "TRAILING_BYTES", (h) => delete h["lm_head.weight"]);
   // A dtype the header does not define.
@@ -297,7 +344,14 @@ test("an index that puts a tensor in the wrong shard is BAD_INDEX, naming the in
   const index = JSON.parse(readFileSync(indexPath, "utf8"));
   index.weight_map["lm_head.weight"] = "model-00001-of-00002.safetensors"; // it is stored in shard 2
   writeFileSync(indexPath, JSON.stringify(index));
-  refuses(folder, "BAD_INDEX", indexPath, '"lm_head.weight"', "model-00001-of-00002.safetensors", join(folder, "model-00002-of-00002.safetensors"));
+  refuses(
+    folder,
+    "BAD_INDEX",
+    indexPath,
+    '"lm_head.weight"',
+    "model-00001-of-00002.safetensors",
+    join(folder, "model-00002-of-00002.safetensors"),
+  );
 });
 
 test("an index listing a tensor that no shard holds is MISSING_TENSOR, naming the shard it points to", () => {
@@ -306,7 +360,13 @@ test("an index listing a tensor that no shard holds is MISSING_TENSOR, naming th
   const index = JSON.parse(readFileSync(indexPath, "utf8"));
   index.weight_map["model.layers.1.mlp.up_proj.weight"] = "model-00001-of-00002.safetensors";
   writeFileSync(indexPath, JSON.stringify(index));
-  refuses(folder, "MISSING_TENSOR", join(folder, "model-00001-of-00002.safetensors"), '"model.layers.1.mlp.up_proj.weight"', "model.safetensors.index.json");
+  refuses(
+    folder,
+    "MISSING_TENSOR",
+    join(folder, "model-00001-of-00002.safetensors"),
+    '"model.layers.1.mlp.up_proj.weight"',
+    "model.safetensors.index.json",
+  );
 });
 
 test("an index that is not JSON, or has no weight_map, is BAD_INDEX", () => {
@@ -334,7 +394,13 @@ test("the same tensor in two unindexed files is DUPLICATE_TENSOR, naming both fi
   const all = tinyTensors();
   writeSafetensors(join(folder, "a.safetensors"), all.slice(0, 8));
   writeSafetensors(join(folder, "b.safetensors"), [all[0], ...all.slice(8)]);
-  refuses(folder, "DUPLICATE_TENSOR", join(folder, "b.safetensors"), '"model.embed_tokens.weight"', join(folder, "a.safetensors"));
+  refuses(
+    folder,
+    "DUPLICATE_TENSOR",
+    join(folder, "b.safetensors"),
+    '"model.embed_tokens.weight"',
+    join(folder, "a.safetensors"),
+  );
 });
 
 test("several unindexed *.safetensors files (no index, no model.safetensors) open together", () => {
@@ -366,15 +432,30 @@ test("a folder with no weights at all is NO_WEIGHTS", () => {
 
 test("a folder that does not exist is a UserError naming it", () => {
   const folder = join(root, "does-not-exist");
-  assert.throws(() => Model.open(folder), (e: unknown) => e instanceof UserError && !(e instanceof CheckpointError) && e.message.includes(folder));
+  assert.throws(
+    () => Model.open(folder),
+    (e: unknown) => e instanceof UserError && !(e instanceof CheckpointError) && e.message.includes(folder),
+  );
   const file = join(tiny("a-file"), "config.json");
-  assert.throws(() => Model.open(file), (e: unknown) => e instanceof UserError && e.message.includes(file));
+  assert.throws(
+    () => Model.open(file),
+    (e: unknown) => e instanceof UserError && e.message.includes(file),
+  );
 });
 
 test("Gemma's activation: hidden_activation wins, hidden_act alone is the legacy (wrong) field and is ignored", async () => {
   const { ConfigReader } = await import("../src/models/spec.js");
   const { gemma } = await import("../src/models/gemma.js");
-  const base = { model_type: "gemma", hidden_size: 8, intermediate_size: 16, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 4, vocab_size: 10 };
+  const base = {
+    model_type: "gemma",
+    hidden_size: 8,
+    intermediate_size: 16,
+    num_hidden_layers: 1,
+    num_attention_heads: 2,
+    num_key_value_heads: 1,
+    head_dim: 4,
+    vocab_size: 10,
+  };
   const act = (extra: object) => gemma.config(new ConfigReader({ ...base, ...extra }, "config.json")).act;
   assert.equal(act({ hidden_act: "gelu" }), "gelu_tanh", "Gemma 1.0 config");
   assert.equal(act({ hidden_act: "gelu", hidden_activation: "gelu_pytorch_tanh" }), "gelu_tanh", "Gemma 1.1 config");

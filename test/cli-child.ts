@@ -15,7 +15,10 @@ after(() => rmSync(scratch, { recursive: true, force: true }));
 
 const env: NodeJS.ProcessEnv = (() => {
   const e: NodeJS.ProcessEnv = {
-    ...process.env, SUPERWEIGHT_PROGRESS: "0", SUPERWEIGHT_CACHE: join(scratch, "cache"), HF_HOME: join(scratch, "hf"),
+    ...process.env,
+    SUPERWEIGHT_PROGRESS: "0",
+    SUPERWEIGHT_CACHE: join(scratch, "cache"),
+    HF_HOME: join(scratch, "hf"),
     HF_HUB_OFFLINE: "1",
   };
   for (const k of ["HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH"])
@@ -36,7 +39,11 @@ export function cli(...args: string[]): CliResult {
   const t0 = performance.now();
   try {
     const stdout = execFileSync(process.execPath, [bin, ...args], {
-      env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 120_000, maxBuffer: 64 << 20,
+      env,
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+      timeout: 120_000,
+      maxBuffer: 64 << 20,
     });
     return { status: 0, stdout, stderr: "", seconds: (performance.now() - t0) / 1000 };
   } catch (e) {

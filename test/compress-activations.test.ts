@@ -14,13 +14,20 @@ import { fixturePath, readReference, skipWithoutFixtures } from "./fixtures.js";
 interface Planted {
   input_ids: number[];
   threshold: number;
-  expectedSuperWeights: { layer: number; column: number; inputToken: number; tensor: string; class: string;
-    inputActivation: number }[];
+  expectedSuperWeights: {
+    layer: number;
+    column: number;
+    inputToken: number;
+    tensor: string;
+    class: string;
+    inputActivation: number;
+  }[];
 }
 
 /** x quantized by the definition, in float64, the indices in `keep` left as they are. */
 function handRtn(x: Float32Array, bits: number, keep: Set<number>): Float64Array {
-  let lo = Infinity, hi = -Infinity;
+  let lo = Infinity,
+    hi = -Infinity;
   x.forEach((v, i) => keep.has(i) || ((lo = Math.min(lo, v)), (hi = Math.max(hi, v))));
   const step = (hi - lo) / (2 ** bits - 1);
   return Float64Array.from(x, (v, i) => (keep.has(i) ? v : lo + step * Math.round((v - lo) / step)));
@@ -60,57 +67,77 @@ async function run(bits: number, inputs: ActivationInputs, holdOut: boolean) {
 
 for (const inputs of ["down_proj", "linear"] as ActivationInputs[])
   for (const bits of [8, 6, 4])
-    test(`${inputs} inputs at ${bits} bits, super activation held out: each tensor is the hand-computed RTN of its ` +
-      "input; a plain variant beside it is untouched", { skip: skipWithoutFixtures }, async () => {
-      const { model, ref, sw, seen, logits, plain } = await run(bits, inputs, true);
-      const { layers } = model.spec;
-      // q, k, v, o, gate, up, down in each llama layer; or one down projection
-      assert.equal(seen.length, layers * (inputs === "down_proj" ? 1 : 7));
-      let held = 0;
-      for (const s of seen) {
-        const hand = handRtn(s.before, bits, s.keep);
-        let lo = Infinity, hi = -Infinity;
-        s.before.forEach((v, i) => s.keep.has(i) || ((lo = Math.min(lo, v)), (hi = Math.max(hi, v))));
-        const tolerance = 1e-6 * Math.max(-lo, hi);
-        let worst = 0;
-        for (let i = 0; i < hand.length; i++) worst = Math.max(worst, Math.abs(s.after[i] - hand[i]));
-        assert.ok(worst <= tolerance, `${s.event}: |x̂ − hand| up to ${worst} > ${tolerance}`);
-        // something was rounded: the tensor changed
-        assert.ok(s.after.some((v, i) => v !== s.before[i]), `${s.event}: unchanged`);
-        for (const i of s.keep) {
-          held++;
-          assert.equal(s.after[i], s.before[i], `${s.event}: the super activation moved`);
-          // the planted super activation (reference.json: 180.19 at token 0, channel 37; the layer before is
-          // quantized too, so only its size is the reference's here)
-          assert.ok(Math.abs(s.after[i]) > ref.threshold && Math.sign(s.after[i]) === Math.sign(sw.inputActivation));
+    test(
+      `${inputs} inputs at ${bits} bits, super activation held out: each tensor is the hand-computed RTN of its ` +
+        "input; a plain variant beside it is untouched",
+      { skip: skipWithoutFixtures },
+      async () => {
+        const { model, ref, sw, seen, logits, plain } = await run(bits, inputs, true);
+        const { layers } = model.spec;
+        // q, k, v, o, gate, up, down in each llama layer; or one down projection
+        assert.equal(seen.length, layers * (inputs === "down_proj" ? 1 : 7));
+        let held = 0;
+        for (const s of seen) {
+          const hand = handRtn(s.before, bits, s.keep);
+          let lo = Infinity,
+            hi = -Infinity;
+          s.before.forEach((v, i) => s.keep.has(i) || ((lo = Math.min(lo, v)), (hi = Math.max(hi, v))));
+          const tolerance = 1e-6 * Math.max(-lo, hi);
+          let worst = 0;
+          for (let i = 0; i < hand.length; i++) worst = Math.max(worst, Math.abs(s.after[i] - hand[i]));
+          assert.ok(worst <= tolerance, `${s.event}: |x̂ − hand| up to ${worst} > ${tolerance}`);
+          // something was rounded: the tensor changed
+          assert.ok(
+            s.after.some((v, i) => v !== s.before[i]),
+            `${s.event}: unchanged`,
+          );
+          for (const i of s.keep) {
+            held++;
+            assert.equal(s.after[i], s.before[i], `${s.event}: the super activation moved`);
+            // the planted super activation (reference.json: 180.19 at token 0, channel 37; the layer before is
+            // quantized too, so only its size is the reference's here)
+            assert.ok(Math.abs(s.after[i]) > ref.threshold && Math.sign(s.after[i]) === Math.sign(sw.inputActivation));
+          }
         }
-      }
-      assert.equal(held, 1, "the super activation is held out once, at its own down_proj's input");
-      const n = plain.length;
-      for (let k = 0; k < n; k++) assert.ok(Object.is(logits[k], plain[k]), `plain variant logit ${k}`);
-      assert.ok(logits.subarray(n).some((v, k) => v !== plain[k]), "the quantized variant's logits moved");
-    });
+        assert.equal(held, 1, "the super activation is held out once, at its own down_proj's input");
+        const n = plain.length;
+        for (let k = 0; k < n; k++) assert.ok(Object.is(logits[k], plain[k]), `plain variant logit ${k}`);
+        assert.ok(
+          logits.subarray(n).some((v, k) => v !== plain[k]),
+          "the quantized variant's logits moved",
+        );
+      },
+    );
 
-test("without the hold-out the super activation sets its tensor's range: every other input of that down_proj is " +
-  "rounded with a step set by it", { skip: skipWithoutFixtures }, async () => {
-  const { ref, sw, seen } = await run(4, "down_proj", false);
-  const s = seen.find((x) => x.event === `layer ${sw.layer} ${sw.tensor}`)!;
-  const at = sw.inputToken * (s.before.length / ref.input_ids.length) + sw.column;
-  assert.equal(s.keep.size, 0);
-  const hand = handRtn(s.before, 4, new Set());
-  for (let i = 0; i < hand.length; i++) assert.ok(Math.abs(s.after[i] - hand[i]) <= 1e-6 * Math.abs(sw.inputActivation));
-  // its own error is at most half a step; the others' errors reach the scale of a step of the whole range, which is
-  // about twice the range without it
-  let lo = Infinity, hi = -Infinity, restLo = Infinity, restHi = -Infinity, worst = 0;
-  s.before.forEach((v, i) => {
-    lo = Math.min(lo, v), hi = Math.max(hi, v);
-    if (i === at) return;
-    restLo = Math.min(restLo, v), restHi = Math.max(restHi, v);
-    worst = Math.max(worst, Math.abs(s.after[i] - v));
-  });
-  const step = (hi - lo) / 15;
-  // (another token reaches 87 here: the range without it is about half)
-  assert.ok((hi - lo) / (restHi - restLo) > 1.8, "the super activation sets its tensor's range");
-  assert.ok(Math.abs(s.after[at] - s.before[at]) <= step / 2 + 1e-4);
-  assert.ok(worst > 0.3 * step && worst <= step / 2 + 1e-4, `others' largest error ${worst}, step ${step}`);
-});
+test(
+  "without the hold-out the super activation sets its tensor's range: every other input of that down_proj is " +
+    "rounded with a step set by it",
+  { skip: skipWithoutFixtures },
+  async () => {
+    const { ref, sw, seen } = await run(4, "down_proj", false);
+    const s = seen.find((x) => x.event === `layer ${sw.layer} ${sw.tensor}`)!;
+    const at = sw.inputToken * (s.before.length / ref.input_ids.length) + sw.column;
+    assert.equal(s.keep.size, 0);
+    const hand = handRtn(s.before, 4, new Set());
+    for (let i = 0; i < hand.length; i++)
+      assert.ok(Math.abs(s.after[i] - hand[i]) <= 1e-6 * Math.abs(sw.inputActivation));
+    // its own error is at most half a step; the others' errors reach the scale of a step of the whole range, which is
+    // about twice the range without it
+    let lo = Infinity,
+      hi = -Infinity,
+      restLo = Infinity,
+      restHi = -Infinity,
+      worst = 0;
+    s.before.forEach((v, i) => {
+      ((lo = Math.min(lo, v)), (hi = Math.max(hi, v)));
+      if (i === at) return;
+      ((restLo = Math.min(restLo, v)), (restHi = Math.max(restHi, v)));
+      worst = Math.max(worst, Math.abs(s.after[i] - v));
+    });
+    const step = (hi - lo) / 15;
+    // (another token reaches 87 here: the range without it is about half)
+    assert.ok((hi - lo) / (restHi - restLo) > 1.8, "the super activation sets its tensor's range");
+    assert.ok(Math.abs(s.after[at] - s.before[at]) <= step / 2 + 1e-4);
+    assert.ok(worst > 0.3 * step && worst <= step / 2 + 1e-4, `others' largest error ${worst}, step ${step}`);
+  },
+);

@@ -7,8 +7,11 @@ import { accuracy, accuracyStderr, lastWordPerplexity, mcOutcome } from "../src/
 import { pyCapitalize, pyLstrip, pyStrip } from "../src/data/pytext.js";
 import { codePointLength, sharedContextChoices, type McItem } from "../src/data/requests.js";
 
-const item = (choices: string[], answer: number): McItem =>
-  ({ id: "t", answer, choices: sharedContextChoices("Question: q\nAnswer:", choices) });
+const item = (choices: string[], answer: number): McItem => ({
+  id: "t",
+  answer,
+  choices: sharedContextChoices("Question: q\nAnswer:", choices),
+});
 
 test("acc picks the highest log-likelihood; acc_norm divides by each choice's length in code points", () => {
   // lengths 1, 10: -2/1 = -2 < -6/10 = -0.6, so acc_norm prefers the long choice acc rejects
@@ -21,8 +24,12 @@ test("acc picks the highest log-likelihood; acc_norm divides by each choice's le
 });
 
 test("ties go to the first choice, as np.argmax", () => {
-  assert.deepEqual(mcOutcome(item(["x", "y", "z"], 1), [-1, -1, -1]), { pred: 0, predNorm: 0, acc: false,
-    accNorm: false });
+  assert.deepEqual(mcOutcome(item(["x", "y", "z"], 1), [-1, -1, -1]), {
+    pred: 0,
+    predNorm: 0,
+    acc: false,
+    accNorm: false,
+  });
   assert.equal(mcOutcome(item(["x", "y"], 1), [-Infinity, -5]).pred, 1);
 });
 

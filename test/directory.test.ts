@@ -10,20 +10,48 @@ type Triple = [number, number, number];
 // Transcribed from docs/design.md, "Published coordinates" and the community-reported list.
 const PAPER: Record<string, Triple[]> = {
   "huggyllama/llama-7b": [[2, 3968, 7003]],
-  "huggyllama/llama-13b": [[2, 2231, 2278], [2, 2231, 6939]],
-  "huggyllama/llama-30b": [[3, 5633, 12817], [3, 5633, 17439], [10, 5633, 14386]],
+  "huggyllama/llama-13b": [
+    [2, 2231, 2278],
+    [2, 2231, 6939],
+  ],
+  "huggyllama/llama-30b": [
+    [3, 5633, 12817],
+    [3, 5633, 17439],
+    [10, 5633, 14386],
+  ],
   "meta-llama/Llama-2-7b-hf": [[1, 2533, 7890]],
   "meta-llama/Llama-2-13b-hf": [[3, 4743, 7678]],
   "mistralai/Mistral-7B-v0.1": [[1, 2070, 7310]],
-  "allenai/OLMo-1B-0724-hf": [[1, 1764, 1710], [2, 1764, 8041]],
-  "allenai/OLMo-7B-0724-hf": [[1, 269, 7467], [2, 269, 8275], [7, 269, 453], [24, 269, 2300]],
-  "microsoft/Phi-3-mini-4k-instruct": [
-    [2, 525, 808], [2, 1693, 808], [2, 1113, 808], [4, 525, 2723], [4, 1113, 2723], [4, 1693, 2723],
+  "allenai/OLMo-1B-0724-hf": [
+    [1, 1764, 1710],
+    [2, 1764, 8041],
   ],
-  "meta-llama/Meta-Llama-3-8B": [[1, 788, 2427], [1, 1384, 2427], [1, 4062, 2427]],
+  "allenai/OLMo-7B-0724-hf": [
+    [1, 269, 7467],
+    [2, 269, 8275],
+    [7, 269, 453],
+    [24, 269, 2300],
+  ],
+  "microsoft/Phi-3-mini-4k-instruct": [
+    [2, 525, 808],
+    [2, 1693, 808],
+    [2, 1113, 808],
+    [4, 525, 2723],
+    [4, 1113, 2723],
+    [4, 1693, 2723],
+  ],
+  "meta-llama/Meta-Llama-3-8B": [
+    [1, 788, 2427],
+    [1, 1384, 2427],
+    [1, 4062, 2427],
+  ],
 };
 const COMMUNITY: Record<string, Triple[]> = {
-  "meta-llama/Llama-3.1-8B": [[1, 788, 2427], [1, 1384, 2427], [1, 4062, 2427]],
+  "meta-llama/Llama-3.1-8B": [
+    [1, 788, 2427],
+    [1, 1384, 2427],
+    [1, 4062, 2427],
+  ],
   "HuggingFaceTB/SmolLM2-1.7B": [[1, 749, 4987]],
   "Qwen/Qwen2.5-3B": [[2, 318, 3189]],
   "openai-community/gpt2": [[2, 447, 666]], // [layer, row = output channel, column = input channel]
@@ -48,9 +76,20 @@ test("every published coordinate, per model, in order", () => {
 test("counts per model", () => {
   const counts = Object.fromEntries(DIRECTORY.map((e) => [e.name, e.coordinates.length]));
   assert.deepEqual(counts, {
-    "Llama-7B": 1, "Llama-13B": 2, "Llama-30B": 3, "Llama-2-7B": 1, "Llama-2-13B": 1, "Mistral-7B-v0.1": 1,
-    "OLMo-1B-0724": 2, "OLMo-7B-0724": 4, "Phi-3-mini-4k-instruct": 6, "Llama-3-8B": 3,
-    "Llama-3.1-8B": 3, "SmolLM2-1.7B": 1, "Qwen2.5-3B": 1, "GPT-2 124M": 1,
+    "Llama-7B": 1,
+    "Llama-13B": 2,
+    "Llama-30B": 3,
+    "Llama-2-7B": 1,
+    "Llama-2-13B": 1,
+    "Mistral-7B-v0.1": 1,
+    "OLMo-1B-0724": 2,
+    "OLMo-7B-0724": 4,
+    "Phi-3-mini-4k-instruct": 6,
+    "Llama-3-8B": 3,
+    "Llama-3.1-8B": 3,
+    "SmolLM2-1.7B": 1,
+    "Qwen2.5-3B": 1,
+    "GPT-2 124M": 1,
   });
 });
 
@@ -93,7 +132,10 @@ test("lookup: aliases, any case, a trailing @revision; never chat/instruct varia
   assert.equal(lookupPublished("HUGGYLLAMA/LLAMA-7B")?.modelId, "huggyllama/llama-7b");
   assert.equal(lookupPublished("openai-community/GPT2@main")?.modelId, "openai-community/gpt2");
   assert.equal(lookupPublished("GPT2")?.modelId, "openai-community/gpt2");
-  assert.equal(lookupPublished(" meta-llama/llama-2-7b-hf@01c7f73d771dfac7d292323805ebc428287df4f9 ")?.name, "Llama-2-7B");
+  assert.equal(
+    lookupPublished(" meta-llama/llama-2-7b-hf@01c7f73d771dfac7d292323805ebc428287df4f9 ")?.name,
+    "Llama-2-7B",
+  );
   assert.equal(lookupPublished("meta-llama/Meta-Llama-3.1-8B")?.modelId, "meta-llama/Llama-3.1-8B");
   assert.equal(lookupPublished("meta-llama/Llama-3.1-8B")?.modelId, "meta-llama/Llama-3.1-8B");
   for (const other of [
@@ -128,7 +170,11 @@ test("reported activations and ablation notes", () => {
   assert.deepEqual(act("mistralai/Mistral-7B-v0.1"), [{ input: 950, output: -263, source: "community" }]);
   assert.deepEqual(
     act("meta-llama/Llama-3.1-8B").map((a) => [a?.input, a?.output]),
-    [[-443, 300], [-443, -275], [-443, -273]],
+    [
+      [-443, 300],
+      [-443, -275],
+      [-443, -273],
+    ],
   );
   assert.match(entry("HuggingFaceTB/SmolLM2-1.7B").coordinates[0].note ?? "", /6\.93 → 9e7/);
   assert.match(entry("Qwen/Qwen2.5-3B").coordinates[0].note ?? "", /7\.22 → 9\.19.*not catastrophic/);
@@ -178,7 +224,10 @@ test("directory prints a table of every coordinate", async () => {
   const out = await runDirectory();
   assert.equal(out, renderDirectory(DIRECTORY));
   const total = DIRECTORY.reduce((n, e) => n + e.coordinates.length, 0);
-  assert.equal(out.split("\n").filter((l) => /^\S.*\.weight\s+\[\d+, \d+\]/.test(l) || /^\s+\S+\.weight/.test(l)).length, total);
+  assert.equal(
+    out.split("\n").filter((l) => /^\S.*\.weight\s+\[\d+, \d+\]/.test(l) || /^\s+\S+\.weight/.test(l)).length,
+    total,
+  );
   assert.match(out, /^huggyllama\/llama-7b\s+paper\s+model\.layers\.2\.mlp\.down_proj\.weight\s+\[3968, 7003\]/m);
   assert.match(out, /^openai-community\/gpt2\s+community\s+h\.2\.mlp\.c_proj\.weight\s+\[447, 666\]\s+Conv1D/m);
   assert.match(out, /down_proj input 950, output −263 \(community run\)/);

@@ -226,13 +226,17 @@ test(
   },
 );
 
-test("eval text: one residual trace per super activation, naming every layer that feeds it", { skip: skipWithoutFixtures }, () => {
-  // bytes-llama-6m's two super weights, [0, 36, 486] and [1, 36, 71], both feed channel 36 at token 0.
-  const text = cli("eval", bytes, "--zero", "0:36:486", "--zero", "1:36:71");
-  assert.equal(text.status, 0, text.stderr);
-  const sites = text.stdout.split("\n").filter((l) => /^ {4}channel \d+, token \d+ \(/.test(l));
-  assert.deepEqual(sites, ["    channel 36, token 0 (from layers 0, 1):"]);
-});
+test(
+  "eval text: one residual trace per super activation, naming every layer that feeds it",
+  { skip: skipWithoutFixtures },
+  () => {
+    // bytes-llama-6m's two super weights, [0, 36, 486] and [1, 36, 71], both feed channel 36 at token 0.
+    const text = cli("eval", bytes, "--zero", "0:36:486", "--zero", "1:36:71");
+    assert.equal(text.status, 0, text.stderr);
+    const sites = text.stdout.split("\n").filter((l) => /^ {4}channel \d+, token \d+ \(/.test(l));
+    assert.deepEqual(sites, ["    channel 36, token 0 (from layers 0, 1):"]);
+  },
+);
 
 test("bad inputs get one line naming the file (and line) and exit 2", { skip: skipWithoutFixtures }, () => {
   const ids = ["--ids", "256,65,66"];

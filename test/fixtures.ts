@@ -30,7 +30,10 @@ export function fixtureNames(): string[] {
   const within = (dir: string) => {
     const root = join(fixturesRoot, dir);
     if (!existsSync(root)) return [];
-    return readdirSync(root).filter((n) => existsSync(join(root, n, "reference.json"))).sort().map((n) => (dir ? `${dir}/${n}` : n));
+    return readdirSync(root)
+      .filter((n) => existsSync(join(root, n, "reference.json")))
+      .sort()
+      .map((n) => (dir ? `${dir}/${n}` : n));
   };
   return [...within(""), ...within(NEWER)];
 }

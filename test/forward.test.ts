@@ -22,7 +22,8 @@ for (const name of fixtureNames().length ? fixtureNames() : ["(fixtures)"]) {
       const out = await runRecorded(model, ref.input_ids);
       const checks: [string, ArrayLike<number>, number[]][] = [["logits", out.logits, flat(ref.logits)]];
       for (let l = 0; l < model.spec.layers; l++) {
-        if (ref.down_proj_input[l] !== null) checks.push([`layer ${l} down_proj input`, out.downIn[l]!, flat(ref.down_proj_input[l])]);
+        if (ref.down_proj_input[l] !== null)
+          checks.push([`layer ${l} down_proj input`, out.downIn[l]!, flat(ref.down_proj_input[l])]);
         checks.push([`layer ${l} down_proj output`, out.downOut[l]!, flat(ref.down_proj_output[l])]);
         checks.push([`layer ${l} residual`, out.residual[l], flat(ref.residual[l])]);
       }
@@ -34,7 +35,10 @@ for (const name of fixtureNames().length ? fixtureNames() : ["(fixtures)"]) {
       }
       const nll = nextTokenNll(out.logits, ref.input_ids, model.spec.vocab);
       assert.ok(toleranceUsed(nll, ref.nll, 1e-4, 0) <= 1, `${name} nll`);
-      assert.ok(Math.abs(perplexity(nll) - ref.perplexity) <= 1e-4 * ref.perplexity, `${name} perplexity ${perplexity(nll)} vs ${ref.perplexity}`);
+      assert.ok(
+        Math.abs(perplexity(nll) - ref.perplexity) <= 1e-4 * ref.perplexity,
+        `${name} perplexity ${perplexity(nll)} vs ${ref.perplexity}`,
+      );
       if (ref.llama2c) assert.ok(toleranceUsed(out.logits, flat(ref.llama2c.logits), abs, rel) <= 1, "llama2.c logits");
     } finally {
       model.close();

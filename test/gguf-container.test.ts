@@ -9,7 +9,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CheckpointError } from "../src/errors.js";
 import {
-  describeType, MAX_ARRAY_ITEMS, openGguf, parseShardName, readGgufFile, shardPath, type GgufKv,
+  describeType,
+  MAX_ARRAY_ITEMS,
+  openGguf,
+  parseShardName,
+  readGgufFile,
+  shardPath,
+  type GgufKv,
 } from "../src/gguf/container.js";
 import { fixturePath, skipWithoutFixtures } from "./fixtures.js";
 
@@ -142,16 +148,22 @@ const ok = (spec: Spec) => readGgufFile(file(build(spec)));
 test("a valid hand-built file: version, counts, values, tensor placement", () => {
   const f = ok({
     kvs: [strkv("general.architecture", "llama"), u32kv("llama.block_count", 2)],
-    tensors: [{ name: "a", ne: [4, 2] }, { name: "b", ne: [3] }],
+    tensors: [
+      { name: "a", ne: [4, 2] },
+      { name: "b", ne: [3] },
+    ],
   });
   assert.equal(f.version, 3);
   assert.equal(f.alignment, 32);
   assert.deepEqual([...f.metadata.keys()], ["general.architecture", "llama.block_count"]);
   assert.deepEqual(f.metadata.get("llama.block_count"), { type: "UINT32", value: 2 });
-  assert.deepEqual(f.tensors.map((t) => [t.name, t.type.name, t.ne, t.offset, t.byteLength]), [
-    ["a", "F32", [4, 2], 0, 32],
-    ["b", "F32", [3], 32, 12],
-  ]);
+  assert.deepEqual(
+    f.tensors.map((t) => [t.name, t.type.name, t.ne, t.offset, t.byteLength]),
+    [
+      ["a", "F32", [4, 2], 0, 32],
+      ["b", "F32", [3], 32, 12],
+    ],
+  );
   // 24 header bytes, two kvs, two infos, padded to 32.
   assert.equal(f.dataOffset % 32, 0);
   assert.equal(f.tensors[1].start, f.dataOffset + 32);
@@ -171,18 +183,39 @@ test("every value type reads back, arrays included", () => {
       (b) => b.str("f32").u32(6).f32(0.1),
       (b) => b.str("bool").u32(7).u8(1),
       (b) => b.str("str").u32(8).str("héllo"),
-      (b) => b.str("u64").u32(10).u64(2n ** 64n - 1n),
-      (b) => b.str("i64").u32(11).u64(2n ** 64n - 5n),
-      (b) => b.str("f64").u32(12).raw(new Uint8Array(new Float64Array([-2.5]).buffer)),
+      (b) =>
+        b
+          .str("u64")
+          .u32(10)
+          .u64(2n ** 64n - 1n),
+      (b) =>
+        b
+          .str("i64")
+          .u32(11)
+          .u64(2n ** 64n - 5n),
+      (b) =>
+        b
+          .str("f64")
+          .u32(12)
+          .raw(new Uint8Array(new Float64Array([-2.5]).buffer)),
       (b) => b.str("arr").u32(9).u32(8).u64(2).str("a").str("\ufeffb"),
       (b) => b.str("ints").u32(9).u32(5).u64(3).u32(1).u32(0xffffffff).u32(7),
     ],
   });
   const v = (k: string) => f.metadata.get(k)!.value;
-  assert.deepEqual(
-    ["u8", "i8", "u16", "i16", "u32", "i32", "bool", "str", "u64", "i64", "f64"].map(v),
-    [200, -2, 65535, -32768, 4294967295, -3, true, "héllo", 2n ** 64n - 1n, -5n, -2.5],
-  );
+  assert.deepEqual(["u8", "i8", "u16", "i16", "u32", "i32", "bool", "str", "u64", "i64", "f64"].map(v), [
+    200,
+    -2,
+    65535,
+    -32768,
+    4294967295,
+    -3,
+    true,
+    "héllo",
+    2n ** 64n - 1n,
+    -5n,
+    -2.5,
+  ]);
   assert.equal(v("f32"), Math.fround(0.1));
   assert.deepEqual(f.metadata.get("arr"), { type: "ARRAY", itemType: "STRING", value: ["a", "\ufeffb"] });
   assert.deepEqual(v("ints"), [1, -1, 7]);
@@ -224,15 +257,54 @@ test("KV_COUNT_TOO_LARGE / TENSOR_COUNT_TOO_LARGE: counts the file size cannot h
 // ---- key-value pairs ----
 
 test("STRING_TOO_LONG: a key or value length beyond the bytes left or the limits", () => {
-  fault({ kvs: [(b) => b.str("k", 2n ** 62n).u32(4).u32(0)] }, "STRING_TOO_LONG", "4611686018427387904");
+  fault(
+    {
+      kvs: [
+        (b) =>
+          b
+            .str("k", 2n ** 62n)
+            .u32(4)
+            .u32(0),
+      ],
+    },
+    "STRING_TOO_LONG",
+    "4611686018427387904",
+  );
   fault({ kvs: [(b) => b.str("x".repeat(70000)).u32(4).u32(0)] }, "STRING_TOO_LONG", "limit is 65535");
   fault({ kvs: [(b) => b.str("k").u32(8).str("abc", 1000)] }, "STRING_TOO_LONG", `key "k"`, "1000");
 });
 
 test("ARRAY_TOO_LONG: an item count the file cannot hold, or beyond the limit", () => {
-  fault({ kvs: [(b) => b.str("a").u32(9).u32(4).u64(2n ** 40n)] }, "ARRAY_TOO_LONG", `"a"`, "1099511627776");
+  fault(
+    {
+      kvs: [
+        (b) =>
+          b
+            .str("a")
+            .u32(9)
+            .u32(4)
+            .u64(2n ** 40n),
+      ],
+    },
+    "ARRAY_TOO_LONG",
+    `"a"`,
+    "1099511627776",
+  );
   fault({ kvs: [(b) => b.str("a").u32(9).u32(8).u64(100).str("x")] }, "ARRAY_TOO_LONG", "100 STRING items");
-  fault({ kvs: [(b) => b.str("a").u32(9).u32(0).u64(MAX_ARRAY_ITEMS + 1)] }, "ARRAY_TOO_LONG", "limit");
+  fault(
+    {
+      kvs: [
+        (b) =>
+          b
+            .str("a")
+            .u32(9)
+            .u32(0)
+            .u64(MAX_ARRAY_ITEMS + 1),
+      ],
+    },
+    "ARRAY_TOO_LONG",
+    "limit",
+  );
 });
 
 test("BAD_VALUE_TYPE: unknown value and item types; arrays of arrays", () => {
@@ -261,7 +333,10 @@ test("general.alignment is honoured for the data section and the tensor offsets"
   assert.equal(f.alignment, 256);
   assert.equal(f.dataOffset, 256);
   // 32-aligned offsets are misaligned under 256.
-  const two = [{ name: "a", ne: [4] }, { name: "b", ne: [4], offset: 32 }];
+  const two = [
+    { name: "a", ne: [4] },
+    { name: "b", ne: [4], offset: 32 },
+  ];
   fault({ ...spec, tensors: two, data: 512 }, "MISALIGNED_TENSOR", `"b"`, "256");
 });
 
@@ -290,9 +365,21 @@ test("MISALIGNED_TENSOR, TENSOR_OUT_OF_BOUNDS, OVERLAP, DUPLICATE_TENSOR", () =>
   fault({ tensors: [{ name: "t", ne: [4], offset: 4 }], data: 64 }, "MISALIGNED_TENSOR", `"t"`, "4");
   fault({ tensors: [{ name: "t", ne: [4], offset: 2n ** 60n }] }, "TENSOR_OUT_OF_BOUNDS", `"t"`);
   fault({ tensors: [{ name: "t", ne: [16] }], data: 63 }, "TENSOR_OUT_OF_BOUNDS", "truncated?");
-  const overlapping = [{ name: "a", ne: [16] }, { name: "b", ne: [16], offset: 32 }];
+  const overlapping = [
+    { name: "a", ne: [16] },
+    { name: "b", ne: [16], offset: 32 },
+  ];
   fault({ tensors: overlapping, data: 128 }, "OVERLAP", `"b"`, `"a"`);
-  fault({ tensors: [{ name: "a", ne: [4] }, { name: "a", ne: [4] }] }, "DUPLICATE_TENSOR", `"a"`);
+  fault(
+    {
+      tensors: [
+        { name: "a", ne: [4] },
+        { name: "a", ne: [4] },
+      ],
+    },
+    "DUPLICATE_TENSOR",
+    `"a"`,
+  );
 });
 
 // ---- what is opened at all ----
@@ -326,7 +413,11 @@ test("only regular files are opened: directory, FIFO, dangling symlink, missing 
 function shard(prefix: string, k: number, n: number, tensors: TensorSpec[], total: number, extra: Spec["kvs"] = []) {
   const kvs = [
     ...(k === 1 ? extra : []),
-    (b: B) => b.str("split.no").u32(2).u16(k - 1),
+    (b: B) =>
+      b
+        .str("split.no")
+        .u32(2)
+        .u16(k - 1),
     (b: B) => b.str("split.count").u32(2).u16(n),
     (b: B) => b.str("split.tensors.count").u32(5).u32(total),
   ];
@@ -339,7 +430,16 @@ test("a split set opens from any shard as one tensor directory", () => {
   const prefix = join(dir, "model");
   const paths = [
     shard(prefix, 1, 3, [{ name: "a", ne: [4] }], 4, [strkv("general.architecture", "llama")]),
-    shard(prefix, 2, 3, [{ name: "b", ne: [8] }, { name: "c", ne: [2] }], 4),
+    shard(
+      prefix,
+      2,
+      3,
+      [
+        { name: "b", ne: [8] },
+        { name: "c", ne: [2] },
+      ],
+      4,
+    ),
     shard(prefix, 3, 3, [{ name: "d", ne: [1] }], 4),
   ];
   assert.equal(paths[1], join(dir, "model-00002-of-00003.gguf"));
@@ -347,7 +447,10 @@ test("a split set opens from any shard as one tensor directory", () => {
   for (const p of paths) {
     const m = openGguf(p);
     assert.equal(m.path, p);
-    assert.deepEqual(m.files.map((f) => f.path), paths);
+    assert.deepEqual(
+      m.files.map((f) => f.path),
+      paths,
+    );
     assert.deepEqual([...m.tensors.keys()], ["a", "b", "c", "d"]);
     assert.equal(m.tensors.get("c")!.file, paths[1]);
     assert.equal(m.tensors.get("c")!.start, m.files[1].dataOffset + 32);
@@ -367,11 +470,17 @@ test("split faults: MISSING_SHARD, SPLIT_MISMATCH, DUPLICATE_TENSOR across shard
 
   p = fresh();
   shard(p, 1, 2, [{ name: "a", ne: [4] }], 2);
-  writeFileSync(shardPath(p, 2, 2), build({
-    kvs: [(b) => b.str("split.no").u32(2).u16(0), (b) => b.str("split.count").u32(2).u16(2),
-      (b) => b.str("split.tensors.count").u32(5).u32(2)],
-    tensors: [{ name: "b", ne: [4] }],
-  }));
+  writeFileSync(
+    shardPath(p, 2, 2),
+    build({
+      kvs: [
+        (b) => b.str("split.no").u32(2).u16(0),
+        (b) => b.str("split.count").u32(2).u16(2),
+        (b) => b.str("split.tensors.count").u32(5).u32(2),
+      ],
+      tensors: [{ name: "b", ne: [4] }],
+    }),
+  );
   throwsCheckpoint(() => openGguf(shardPath(p, 1, 2)), "SPLIT_MISMATCH", shardPath(p, 2, 2), "split.no 0");
 
   p = fresh();
@@ -402,7 +511,10 @@ test("split faults: MISSING_SHARD, SPLIT_MISMATCH, DUPLICATE_TENSOR across shard
 
 // ---- the real files ----
 
-const ggufFixtures = () => readdirSync(fixturePath("gguf")).filter((f) => f.endsWith(".gguf")).sort();
+const ggufFixtures = () =>
+  readdirSync(fixturePath("gguf"))
+    .filter((f) => f.endsWith(".gguf"))
+    .sort();
 
 test("every fixture's metadata and tensor infos equal its expected.json", { skip: skipWithoutFixtures }, () => {
   const files = ggufFixtures();
@@ -420,8 +532,14 @@ test("every fixture's metadata and tensor infos equal its expected.json", { skip
     for (const [k, kv] of f.metadata) meta[k] = { type: describeType(kv), value: plain(kv) };
     assert.deepEqual(meta, e.metadata, name);
     assert.deepEqual(Object.keys(meta), Object.keys(e.metadata), `${name}: key order`);
-    const layout = (t: any) =>
-      ({ name: t.name, type: t.type, typeId: t.typeId, ne: t.ne, offset: t.offset, nbytes: t.nbytes });
+    const layout = (t: any) => ({
+      name: t.name,
+      type: t.type,
+      typeId: t.typeId,
+      ne: t.ne,
+      offset: t.offset,
+      nbytes: t.nbytes,
+    });
     assert.deepEqual(
       f.tensors.map((t) => ({ ...t, type: t.type.name, typeId: t.type.id, nbytes: t.byteLength })).map(layout),
       e.tensors.map(layout),
@@ -442,11 +560,24 @@ test("every truncation of a real header is refused, never misread", { skip: skip
   const cuts = [0, 3, 4, 7, 8, 23, 24, 100, 1000, 2345, 4000, 4400, dataOffset - 1, dataOffset, bytes.length - 1];
   for (const cut of cuts) {
     const path = file(bytes.subarray(0, cut));
-    assert.throws(() => readGgufFile(path), (e: unknown) => {
-      assert.ok(e instanceof CheckpointError, String(e));
-      assert.ok(["TRUNCATED", "STRING_TOO_LONG", "ARRAY_TOO_LONG", "TENSOR_OUT_OF_BOUNDS",
-        "KV_COUNT_TOO_LARGE", "TENSOR_COUNT_TOO_LARGE"].includes(e.code), `${cut}: ${e.code} ${e.message}`);
-      return true;
-    }, `cut at ${cut}`);
+    assert.throws(
+      () => readGgufFile(path),
+      (e: unknown) => {
+        assert.ok(e instanceof CheckpointError, String(e));
+        assert.ok(
+          [
+            "TRUNCATED",
+            "STRING_TOO_LONG",
+            "ARRAY_TOO_LONG",
+            "TENSOR_OUT_OF_BOUNDS",
+            "KV_COUNT_TOO_LARGE",
+            "TENSOR_COUNT_TOO_LARGE",
+          ].includes(e.code),
+          `${cut}: ${e.code} ${e.message}`,
+        );
+        return true;
+      },
+      `cut at ${cut}`,
+    );
   }
 });

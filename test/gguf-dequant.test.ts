@@ -41,7 +41,14 @@ test("the ggml type table: ids, block sizes and bytes per block as ggml defines 
       const t = ggmlTypeByName(n)!;
       return [t.id, t.blockSize, t.typeSize];
     }),
-    [[0, 1, 4], [12, 256, 144], [15, 256, 292], [16, 256, 66], [34, 256, 54], [39, 32, 17]],
+    [
+      [0, 1, 4],
+      [12, 256, 144],
+      [15, 256, 292],
+      [16, 256, 66],
+      [34, 256, 54],
+      [39, 32, 17],
+    ],
   );
   for (const [name, info] of Object.entries<any>(index.types)) {
     const t = ggmlTypeById(info.ggmlType)!;
@@ -54,7 +61,9 @@ test("the ggml type table: ids, block sizes and bytes per block as ggml defines 
   assert.throws(() => ggmlBytes(ggmlTypeByName("Q4_0")!, 33), RangeError);
   // types.ts's `dequantizable` flags exactly the types dequant.ts has a kernel for.
   assert.deepEqual(
-    GGML_TYPES.filter((t) => t.dequantizable).map((t) => t.name).sort(),
+    GGML_TYPES.filter((t) => t.dequantizable)
+      .map((t) => t.name)
+      .sort(),
     [...DEQUANTIZED_TYPES].sort(),
   );
 });

@@ -22,14 +22,51 @@ function outDir(name: string): string {
   return d;
 }
 
-test("quantize --format gguf --keep: the file, its recipe keys, the super weight read back (text and --json)",
-  { skip: skipWithoutFixtures }, async () => {
+test(
+  "quantize --format gguf --keep: the file, its recipe keys, the super weight read back (text and --json)",
+  { skip: skipWithoutFixtures },
+  async () => {
     const out = outDir("ok");
     const [text, json] = await Promise.all([
-      cli(["quantize", PLANTED, "--format", "gguf", "--type", "Q4_0", "--keep", "1:40:300", "--keep-type", "F16",
-        "--stand-in-vocab", "--name", "fixture", "-o", join(out, "a.gguf")], env),
-      cli(["quantize", PLANTED, "--format", "gguf", "--type", "Q8_0", "--keep", "1:40:300", "--stand-in-vocab",
-        "--name", "fixture", "-o", join(out, "b.gguf"), "--json"], env),
+      cli(
+        [
+          "quantize",
+          PLANTED,
+          "--format",
+          "gguf",
+          "--type",
+          "Q4_0",
+          "--keep",
+          "1:40:300",
+          "--keep-type",
+          "F16",
+          "--stand-in-vocab",
+          "--name",
+          "fixture",
+          "-o",
+          join(out, "a.gguf"),
+        ],
+        env,
+      ),
+      cli(
+        [
+          "quantize",
+          PLANTED,
+          "--format",
+          "gguf",
+          "--type",
+          "Q8_0",
+          "--keep",
+          "1:40:300",
+          "--stand-in-vocab",
+          "--name",
+          "fixture",
+          "-o",
+          join(out, "b.gguf"),
+          "--json",
+        ],
+        env,
+      ),
     ]);
     assert.equal(text.status, 0, text.stderr);
     assert.match(text.stdout, /super weights given with --keep: \[1, 40, 300\]/);
@@ -44,22 +81,51 @@ test("quantize --format gguf --keep: the file, its recipe keys, the super weight
     assert.equal(r.kind, "gguf-quantize");
     assert.equal(r.found.source, "keep");
     // Q8_0 is already the keep type: nothing raised, and the super weight reads back as llama.cpp's Q8_0 stores it
-    assert.deepEqual(r.exported.superWeights.map((w: any) => [w.type, w.value]), [["Q8_0", 2.21875]]);
+    assert.deepEqual(
+      r.exported.superWeights.map((w: any) => [w.type, w.value]),
+      [["Q8_0", 2.21875]],
+    );
     assert.ok(Math.abs(r.exported.superWeights[0].stored - 2.21885681) < 1e-7);
     assert.match(r.exported.recipe, /left at their stock types \(blk\.1\.ffn_down\.weight Q8_0\)/);
-  });
+  },
+);
 
-test("quantize --compare --json (scan on --ids, score on --text-ids): the checkpoint row is the reference perplexity",
-  { skip: skipWithoutFixtures }, async () => {
-    const r = await cli(["quantize", PLANTED, "--format", "gguf", "--type", "Q4_0", "--compare", "--ids", IDS,
-      "--text-ids", IDS, "--stand-in-vocab", "--json"], env);
+test(
+  "quantize --compare --json (scan on --ids, score on --text-ids): the checkpoint row is the reference perplexity",
+  { skip: skipWithoutFixtures },
+  async () => {
+    const r = await cli(
+      [
+        "quantize",
+        PLANTED,
+        "--format",
+        "gguf",
+        "--type",
+        "Q4_0",
+        "--compare",
+        "--ids",
+        IDS,
+        "--text-ids",
+        IDS,
+        "--stand-in-vocab",
+        "--json",
+      ],
+      env,
+    );
     assert.equal(r.status, 0, r.stderr);
     const c = JSON.parse(r.stdout);
-    assert.deepEqual(c.found.weights.map((w: any) => [w.layer, w.row, w.column]), [[1, 40, 300]]);
-    assert.deepEqual(c.comparison.recipes.map((x: any) => x.label), ["stock", "keep-super Q8_0", "keep-super F16"]);
+    assert.deepEqual(
+      c.found.weights.map((w: any) => [w.layer, w.row, w.column]),
+      [[1, 40, 300]],
+    );
+    assert.deepEqual(
+      c.comparison.recipes.map((x: any) => x.label),
+      ["stock", "keep-super Q8_0", "keep-super F16"],
+    );
     assert.ok(Math.abs(c.comparison.checkpoint.perplexity - readReference("planted-llama-256").perplexity) < 1e-5);
     assert.equal(c.exported, undefined);
-  });
+  },
+);
 
 /** A refusal leaves the folder as it was. */
 async function refused(args: string[], folder: string, file: string | undefined, ...mentions: (string | RegExp)[]) {
@@ -85,37 +151,58 @@ test("bad options and inputs: one line, exit 2, nothing written", { skip: skipWi
     [q("--compare", "--text", "t.txt", "--text-ids", "1,2"), out, undefined, "--text or --text-ids"],
     [q("-o", out), out, undefined, "is a folder"],
     [q("-o", join(home, "nowhere", "x.gguf")), out, undefined, "does not exist"],
-    [["quantize", tiny, "--format", "gguf", "--type", "Q8_0", "-o", o], out, tiny, "no tokenizer.json",
-      "--stand-in-vocab"],
-    [["quantize", tiny, "--format", "gguf", "--stand-in-vocab", "--force", "-o", join(tiny, "model.safetensors")], tiny,
-      undefined, "one of the model's own files"],
+    [
+      ["quantize", tiny, "--format", "gguf", "--type", "Q8_0", "-o", o],
+      out,
+      tiny,
+      "no tokenizer.json",
+      "--stand-in-vocab",
+    ],
+    [
+      ["quantize", tiny, "--format", "gguf", "--stand-in-vocab", "--force", "-o", join(tiny, "model.safetensors")],
+      tiny,
+      undefined,
+      "one of the model's own files",
+    ],
   ];
   for (const [args, folder, file, ...mentions] of cases) await refused(args, folder, file, ...mentions);
   assert.deepEqual(readdirSync(out), []);
 });
 
-test("an existing --out is kept unless --force; a .gguf source is never written over", { skip: skipWithoutFixtures },
+test(
+  "an existing --out is kept unless --force; a .gguf source is never written over",
+  { skip: skipWithoutFixtures },
   async () => {
-  const out = outDir("exists");
-  const first = join(out, "m.gguf");
-  const gguf = (...args: string[]) => cli(["quantize", ...args.slice(0, 1), "--format", "gguf", ...args.slice(1)], env);
-  const ok = await gguf(PLANTED, "--type", "F16", "--stand-in-vocab", "-o", first);
-  assert.equal(ok.status, 0, ok.stderr);
-  await refused(["quantize", PLANTED, "--format", "gguf", "--stand-in-vocab", "-o", first], out, undefined,
-    `--out ${first} exists: pass --force`);
-  // the GGUF as the source: its own tokenizer keys are reused; --out at itself is refused even with --force
-  await refused(["quantize", first, "--format", "gguf", "--type", "Q8_0", "--force", "-o", first], out, undefined,
-    "one of the model's own files");
-  const again = await cli(["quantize", first, "--format", "gguf", "--type", "Q8_0", "-o", join(out, "q8.gguf")], env);
-  assert.equal(again.status, 0, again.stderr);
-  assert.match(again.stdout, /vocabulary: from gguf/);
-  assert.doesNotMatch(again.stdout, /already quantized/); // an F16 source
-  const twice = await gguf(join(out, "q8.gguf"), "--type", "Q4_0", "-o", join(out, "q4.gguf"));
-  assert.match(twice.stdout, /note: the source is already quantized \(Q8_0\): its dequantized weights are quantized/);
-  rmSync(join(out, "q4.gguf"));
-  const replaced = await gguf(PLANTED, "--type", "Q4_0", "--stand-in-vocab", "--force", "-o", first);
-  assert.equal(replaced.status, 0, replaced.stderr);
-  assert.deepEqual(readGgufFile(first).metadata.get("general.file_type"), { type: "UINT32", value: 2 });
-  assert.deepEqual(readdirSync(out).sort(), ["m.gguf", "q8.gguf"]);
-  assert.ok(!existsSync(join(out, "m.gguf.tmp")));
-});
+    const out = outDir("exists");
+    const first = join(out, "m.gguf");
+    const gguf = (...args: string[]) =>
+      cli(["quantize", ...args.slice(0, 1), "--format", "gguf", ...args.slice(1)], env);
+    const ok = await gguf(PLANTED, "--type", "F16", "--stand-in-vocab", "-o", first);
+    assert.equal(ok.status, 0, ok.stderr);
+    await refused(
+      ["quantize", PLANTED, "--format", "gguf", "--stand-in-vocab", "-o", first],
+      out,
+      undefined,
+      `--out ${first} exists: pass --force`,
+    );
+    // the GGUF as the source: its own tokenizer keys are reused; --out at itself is refused even with --force
+    await refused(
+      ["quantize", first, "--format", "gguf", "--type", "Q8_0", "--force", "-o", first],
+      out,
+      undefined,
+      "one of the model's own files",
+    );
+    const again = await cli(["quantize", first, "--format", "gguf", "--type", "Q8_0", "-o", join(out, "q8.gguf")], env);
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /vocabulary: from gguf/);
+    assert.doesNotMatch(again.stdout, /already quantized/); // an F16 source
+    const twice = await gguf(join(out, "q8.gguf"), "--type", "Q4_0", "-o", join(out, "q4.gguf"));
+    assert.match(twice.stdout, /note: the source is already quantized \(Q8_0\): its dequantized weights are quantized/);
+    rmSync(join(out, "q4.gguf"));
+    const replaced = await gguf(PLANTED, "--type", "Q4_0", "--stand-in-vocab", "--force", "-o", first);
+    assert.equal(replaced.status, 0, replaced.stderr);
+    assert.deepEqual(readGgufFile(first).metadata.get("general.file_type"), { type: "UINT32", value: 2 });
+    assert.deepEqual(readdirSync(out).sort(), ["m.gguf", "q8.gguf"]);
+    assert.ok(!existsSync(join(out, "m.gguf.tmp")));
+  },
+);

@@ -17,7 +17,11 @@ import { cliJson, expectRefusal } from "./cli-child.js";
 
 const gguf = (file: string) => fixturePath("gguf", file);
 const expectedOf = (file: string) => JSON.parse(readFileSync(gguf(file.replace(/\.gguf$/, ".expected.json")), "utf8"));
-const FILES = skipWithoutFixtures ? [] : readdirSync(fixturePath("gguf")).filter((f) => f.endsWith(".gguf")).sort();
+const FILES = skipWithoutFixtures
+  ? []
+  : readdirSync(fixturePath("gguf"))
+      .filter((f) => f.endsWith(".gguf"))
+      .sort();
 const coord = (w: { layer: number; row: number; column: number }) => `[${w.layer}, ${w.row}, ${w.column}]`;
 const opts = { skip: skipWithoutFixtures };
 
@@ -108,8 +112,10 @@ test("--prompt on bytes-llama-6m.Q8_0.gguf gives llama.cpp's ids: the UTF-8 byte
   assert.deepEqual(both.runs[1].ids, [...mixed.ids.slice(0, at), 256, ...mixed.ids.slice(at + 3)]);
 });
 
-test("the BOS difference: the GGUF adds none (add_bos_token false), the checkpoint's tokenizer.json adds <s>",
-  { skip: skipWithoutFixtures }, () => {
+test(
+  "the BOS difference: the GGUF adds none (add_bos_token false), the checkpoint's tokenizer.json adds <s>",
+  { skip: skipWithoutFixtures },
+  () => {
     const fromGguf = cliJson("run", gguf("bytes-llama-6m.Q8_0.gguf"), "--prompt", "Hello", "--top", "1");
     const fromFolder = cliJson("run", fixturePath("bytes-llama-6m"), "--prompt", "Hello", "--top", "1");
     assert.deepEqual(fromGguf.ids, [72, 101, 108, 108, 111]);
@@ -119,7 +125,8 @@ test("the BOS difference: the GGUF adds none (add_bos_token false), the checkpoi
     assert.equal(forced.nll.length, fromFolder.nll.length);
     for (let i = 0; i < forced.nll.length; i++)
       assert.ok(Math.abs(forced.nll[i] - fromFolder.nll[i]) < 0.1, `${forced.nll[i]} vs ${fromFolder.nll[i]}`);
-  });
+  },
+);
 
 // ---- broken files through the CLI ----
 
@@ -180,42 +187,91 @@ const RUN = [["run"]];
 const ALL = [["run"], ["scan"], ["audit"]];
 
 test("a truncated file: cut inside the header, inside the data, or a few bytes short", opts, () => {
-  refused(broken((b) => b.subarray(0, 3000)), ALL, "tokenizer.ggml.tokens", "truncated?");
-  refused(broken((b) => b.subarray(0, b.length >> 1)), ALL, "lies past the end", "truncated");
-  refused(broken((b) => b.subarray(0, b.length - 100)), RUN, "past the end of the 1518364-byte file (truncated?)");
+  refused(
+    broken((b) => b.subarray(0, 3000)),
+    ALL,
+    "tokenizer.ggml.tokens",
+    "truncated?",
+  );
+  refused(
+    broken((b) => b.subarray(0, b.length >> 1)),
+    ALL,
+    "lies past the end",
+    "truncated",
+  );
+  refused(
+    broken((b) => b.subarray(0, b.length - 100)),
+    RUN,
+    "past the end of the 1518364-byte file (truncated?)",
+  );
 });
 
 test("lying tensor offsets: past the end, into another tensor, misaligned", opts, () => {
   const t = 5; // blk.0.attn_output.weight
-  refused(broken((b, l) => void b.writeBigUInt64LE(2n ** 60n, l.tensors[t].offsetAt)), ALL,
-    `tensor "blk.0.attn_output.weight" data offset 1152921504606846976 lies past the end`);
+  refused(
+    broken((b, l) => void b.writeBigUInt64LE(2n ** 60n, l.tensors[t].offsetAt)),
+    ALL,
+    `tensor "blk.0.attn_output.weight" data offset 1152921504606846976 lies past the end`,
+  );
   const offset = (b: Buffer, l: ReturnType<typeof layout>, i: number) => b.readBigUInt64LE(l.tensors[i].offsetAt);
-  refused(broken((b, l) => void b.writeBigUInt64LE(offset(b, l, t + 1), l.tensors[t].offsetAt)), RUN, "overlaps");
-  refused(broken((b, l) => void b.writeBigUInt64LE(offset(b, l, t) + 4n, l.tensors[t].offsetAt)), RUN,
-    "is not a multiple of 32");
+  refused(
+    broken((b, l) => void b.writeBigUInt64LE(offset(b, l, t + 1), l.tensors[t].offsetAt)),
+    RUN,
+    "overlaps",
+  );
+  refused(
+    broken((b, l) => void b.writeBigUInt64LE(offset(b, l, t) + 4n, l.tensors[t].offsetAt)),
+    RUN,
+    "is not a multiple of 32",
+  );
 });
 
 test("tensor types: unknown, removed from ggml, known without a dequantizer", opts, () => {
   const t = 5;
-  refused(broken((b, l) => void b.writeUInt32LE(99, l.tensors[t].typeAt)), ALL, "unknown ggml type 99");
-  refused(broken((b, l) => void b.writeUInt32LE(31, l.tensors[t].typeAt)), RUN, "Q4_0_4_4", "removed");
-  refused(broken((b, l) => void b.writeUInt32LE(16, l.tensors[t].typeAt)), ALL,
-    "IQ2_XXS, which cannot be dequantized here");
+  refused(
+    broken((b, l) => void b.writeUInt32LE(99, l.tensors[t].typeAt)),
+    ALL,
+    "unknown ggml type 99",
+  );
+  refused(
+    broken((b, l) => void b.writeUInt32LE(31, l.tensors[t].typeAt)),
+    RUN,
+    "Q4_0_4_4",
+    "removed",
+  );
+  refused(
+    broken((b, l) => void b.writeUInt32LE(16, l.tensors[t].typeAt)),
+    ALL,
+    "IQ2_XXS, which cannot be dequantized here",
+  );
 });
 
 test("tensor and kv counts that disagree with what the file holds", opts, () => {
   const count = (delta: number) => (b: Buffer) => void b.writeBigUInt64LE(b.readBigUInt64LE(8) + BigInt(delta), 8);
   refused(broken(count(+1)), ALL, "tensor 39 (of 40) has an empty name");
-  refused(broken(count(-1)), ALL, "after the 38 tensor infos the header counts", "not the zero padding",
-    "more tensor infos than its tensor count says");
+  refused(
+    broken(count(-1)),
+    ALL,
+    "after the 38 tensor infos the header counts",
+    "not the zero padding",
+    "more tensor infos than its tensor count says",
+  );
   refused(broken(count(2 ** 40)), RUN, "tensor count 1099511627815 cannot fit");
-  refused(broken((b) => void b.writeBigUInt64LE(b.readBigUInt64LE(16) + 1n, 16)), RUN, "name of tensor 0 (of 39)",
-    "claims");
+  refused(
+    broken((b) => void b.writeBigUInt64LE(b.readBigUInt64LE(16) + 1n, 16)),
+    RUN,
+    "name of tensor 0 (of 39)",
+    "claims",
+  );
 });
 
 test("absurd string and array lengths are refused before anything is allocated", opts, () => {
-  refused(broken((b, l) => void b.writeBigUInt64LE(2n ** 62n, l.kvs.get("general.name")!)), ALL,
-    `key "general.name"`, "claims 4611686018427387904 bytes but the limit is 16777216");
+  refused(
+    broken((b, l) => void b.writeBigUInt64LE(2n ** 62n, l.kvs.get("general.name")!)),
+    ALL,
+    `key "general.name"`,
+    "claims 4611686018427387904 bytes but the limit is 16777216",
+  );
   const tokens = (n: bigint) => (b: Buffer, l: ReturnType<typeof layout>) =>
     void b.writeBigUInt64LE(n, l.kvs.get("tokenizer.ggml.tokens")! + 4);
   refused(broken(tokens(2n ** 40n)), ALL, "claims 1099511627776 STRING items but the limit");

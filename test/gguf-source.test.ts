@@ -32,22 +32,35 @@ function assertBitsEqual(actual: Float32Array, expected: Float32Array, what: str
 function forwardFields(c: Record<string, any>): Record<string, unknown> {
   if (c.model_type === "gpt2")
     return {
-      model_type: "gpt2", n_embd: c.n_embd, n_head: c.n_head, n_layer: c.n_layer, n_positions: c.n_positions,
-      n_inner: c.n_inner ?? 4 * c.n_embd, layer_norm_epsilon: c.layer_norm_epsilon, vocab_size: c.vocab_size,
+      model_type: "gpt2",
+      n_embd: c.n_embd,
+      n_head: c.n_head,
+      n_layer: c.n_layer,
+      n_positions: c.n_positions,
+      n_inner: c.n_inner ?? 4 * c.n_embd,
+      layer_norm_epsilon: c.layer_norm_epsilon,
+      vocab_size: c.vocab_size,
       activation_function: c.activation_function,
     };
   const heads = c.num_attention_heads;
   return {
-    model_type: c.model_type, hidden_size: c.hidden_size, intermediate_size: c.intermediate_size,
-    num_hidden_layers: c.num_hidden_layers, num_attention_heads: heads,
+    model_type: c.model_type,
+    hidden_size: c.hidden_size,
+    intermediate_size: c.intermediate_size,
+    num_hidden_layers: c.num_hidden_layers,
+    num_attention_heads: heads,
     num_key_value_heads: c.num_key_value_heads ?? heads,
-    head_dim: c.head_dim ?? c.hidden_size / heads, rms_norm_eps: c.model_type === "olmo" ? undefined : c.rms_norm_eps,
-    rope_theta: c.rope_theta ?? 10000, max_position_embeddings: c.max_position_embeddings, vocab_size: c.vocab_size,
+    head_dim: c.head_dim ?? c.hidden_size / heads,
+    rms_norm_eps: c.model_type === "olmo" ? undefined : c.rms_norm_eps,
+    rope_theta: c.rope_theta ?? 10000,
+    max_position_embeddings: c.max_position_embeddings,
+    vocab_size: c.vocab_size,
     tie_word_embeddings: c.tie_word_embeddings ?? c.model_type === "gemma",
     act: c.model_type === "gemma" ? c.hidden_activation : c.hidden_act,
     rope_scaling: c.rope_scaling?.rope_type ?? null,
     sliding_window: c.model_type === "phi3" ? c.sliding_window : undefined,
-    clip_qkv: c.clip_qkv, partial_rotary_factor: c.partial_rotary_factor,
+    clip_qkv: c.clip_qkv,
+    partial_rotary_factor: c.partial_rotary_factor,
   };
 }
 
@@ -69,8 +82,10 @@ const F32_FILES: [string, string][] = [
   ["phi3-bf16.F32.gguf", "phi3-bf16"],
 ];
 
-test("llama.cpp's F32 files read back as the HF checkpoints, bit for bit, with the same config",
-  { skip: skipWithoutFixtures }, () => {
+test(
+  "llama.cpp's F32 files read back as the HF checkpoints, bit for bit, with the same config",
+  { skip: skipWithoutFixtures },
+  () => {
     for (const [file, folder] of F32_FILES) {
       const src = GgufCheckpoint.open(gguf(file));
       const hf = Checkpoint.open(fixturePath(folder));
@@ -89,16 +104,21 @@ test("llama.cpp's F32 files read back as the HF checkpoints, bit for bit, with t
         hf.close();
       }
     }
-  });
+  },
+);
 
-test("partial row ranges of permuted q/k equal the HF rows (across head boundaries, into a given buffer)",
-  { skip: skipWithoutFixtures }, () => {
+test(
+  "partial row ranges of permuted q/k equal the HF rows (across head boundaries, into a given buffer)",
+  { skip: skipWithoutFixtures },
+  () => {
     const src = GgufCheckpoint.open(gguf("planted-llama-256.F32.gguf"));
     const hf = Checkpoint.open(fixturePath("planted-llama-256"));
     try {
       for (const [name, r0, r1] of [
-        ["model.layers.2.self_attn.q_proj.weight", 0, 1], ["model.layers.2.self_attn.q_proj.weight", 31, 33],
-        ["model.layers.2.self_attn.q_proj.weight", 5, 250], ["model.layers.0.self_attn.k_proj.weight", 63, 65],
+        ["model.layers.2.self_attn.q_proj.weight", 0, 1],
+        ["model.layers.2.self_attn.q_proj.weight", 31, 33],
+        ["model.layers.2.self_attn.q_proj.weight", 5, 250],
+        ["model.layers.0.self_attn.k_proj.weight", 63, 65],
         ["model.layers.0.self_attn.k_proj.weight", 100, 128],
       ] as [string, number, number][]) {
         const buf = new Float32Array((r1 - r0) * 256 + 3);
@@ -107,12 +127,16 @@ test("partial row ranges of permuted q/k equal the HF rows (across head boundari
         assertBitsEqual(got.subarray(0, (r1 - r0) * 256), hf.readRows(name, r0, r1), `${name} [${r0}, ${r1})`);
       }
       // The map itself: GGUF rows 0, 1, 2, 3 of a 64-row head are HF rows 0, 32, 1, 33 (README).
-      assert.deepEqual([0, 32, 1, 33, 64, 96].map((r) => ggufRowOf(r, 64)), [0, 1, 2, 3, 64, 65]);
+      assert.deepEqual(
+        [0, 32, 1, 33, 64, 96].map((r) => ggufRowOf(r, 64)),
+        [0, 1, 2, 3, 64, 65],
+      );
     } finally {
       src.close();
       hf.close();
     }
-  });
+  },
+);
 
 test("every fixture: HF names, GGUF names and types as expected.json lists them", { skip: skipWithoutFixtures }, () => {
   const files = readdirSync(fixturePath("gguf")).filter((f) => f.endsWith(".gguf"));
@@ -135,8 +159,10 @@ test("every fixture: HF names, GGUF names and types as expected.json lists them"
   }
 });
 
-test("quantized files: the super weight and its block-mates come out as expected.json states",
-  { skip: skipWithoutFixtures }, () => {
+test(
+  "quantized files: the super weight and its block-mates come out as expected.json states",
+  { skip: skipWithoutFixtures },
+  () => {
     const hf = Checkpoint.open(fixturePath("planted-llama-256"));
     let checked = 0;
     try {
@@ -157,27 +183,36 @@ test("quantized files: the super weight and its block-mates come out as expected
             const mates = (c0: number, c1: number, skip: (c: number) => boolean) => {
               const cs = [];
               for (let c = c0; c <= c1; c++) if (!skip(c)) cs.push(c);
-              return stats(cs.map((c) => at(row, c)), cs.map((c) => original[row * cols + c]));
+              return stats(
+                cs.map((c) => at(row, c)),
+                cs.map((c) => original[row * cols + c]),
+              );
             };
             const b32 = mates(sw.block32.columns[0], sw.block32.columns[1], (c) => c === column);
             close(b32, sw.block32, `${file} block32`);
             if (sw.superBlock256) {
               const [lo, hi] = sw.block32.columns;
-              close(mates(sw.superBlock256.columns[0], sw.superBlock256.columns[1], (c) => c >= lo && c <= hi),
-                sw.superBlock256, `${file} superBlock256`);
+              close(
+                mates(sw.superBlock256.columns[0], sw.superBlock256.columns[1], (c) => c >= lo && c <= hi),
+                sw.superBlock256,
+                `${file} superBlock256`,
+              );
             }
             // "Rest of the row": outside the super weight's own block (32, or 256 for the K-quants).
             const bs = Math.max(32, sw.blockSize);
             const first = Math.floor(column / bs) * bs;
             const rest = mates(0, cols - 1, (c) => c >= first && c < first + bs);
-            assert.ok(Math.abs(rest.rmsError - sw.restOfRowRmsError) <= 1e-6 * sw.restOfRowRmsError + 1e-12,
-              `${file} rest of row: ${rest.rmsError} vs ${sw.restOfRowRmsError}`);
+            assert.ok(
+              Math.abs(rest.rmsError - sw.restOfRowRmsError) <= 1e-6 * sw.restOfRowRmsError + 1e-12,
+              `${file} rest of row: ${rest.rmsError} vs ${sw.restOfRowRmsError}`,
+            );
             let sq = 0;
-            for (let i = 0; i < all.length; i++)
-              if (Math.floor(i / cols) !== row) sq += (all[i] - original[i]) ** 2;
+            for (let i = 0; i < all.length; i++) if (Math.floor(i / cols) !== row) sq += (all[i] - original[i]) ** 2;
             const others = Math.sqrt(sq / ((rows - 1) * cols));
-            assert.ok(Math.abs(others - sw.otherRowsRmsError) <= 1e-6 * sw.otherRowsRmsError + 1e-12,
-              `${file} other rows: ${others} vs ${sw.otherRowsRmsError}`);
+            assert.ok(
+              Math.abs(others - sw.otherRowsRmsError) <= 1e-6 * sw.otherRowsRmsError + 1e-12,
+              `${file} other rows: ${others} vs ${sw.otherRowsRmsError}`,
+            );
 
             // The stored block: its type, extent, and values = what readRows gives there.
             const block = src.blockOf(name, row, column);
@@ -186,8 +221,11 @@ test("quantized files: the super weight and its block-mates come out as expected
             assert.equal(block.ggufTensor, sw.ggufTensor);
             assert.equal(block.firstColumn, Math.floor(column / sw.blockSize) * sw.blockSize);
             assert.equal(block.ggufRow * cols + column, sw.ggufElement);
-            assertBitsEqual(block.values, all.subarray(row * cols + block.firstColumn, row * cols + block.firstColumn +
-              block.blockSize), `${file} blockOf`);
+            assertBitsEqual(
+              block.values,
+              all.subarray(row * cols + block.firstColumn, row * cols + block.firstColumn + block.blockSize),
+              `${file} blockOf`,
+            );
             checked++;
           }
         } finally {
@@ -198,7 +236,8 @@ test("quantized files: the super weight and its block-mates come out as expected
       hf.close();
     }
     assert.equal(checked, 7);
-  });
+  },
+);
 
 interface Stats {
   n: number;
@@ -213,8 +252,12 @@ function stats(deq: number[], orig: number[]): Stats {
   const rms = (xs: number[]) => Math.sqrt(xs.reduce((a, x) => a + x * x, 0) / xs.length);
   const err = deq.map((d, i) => d - orig[i]);
   return {
-    n: deq.length, rmsOriginal: rms(orig), rmsError: rms(err), maxAbsError: Math.max(...err.map(Math.abs)),
-    zeroed: deq.filter((d) => d === 0).length, distinctValues: new Set(deq).size,
+    n: deq.length,
+    rmsOriginal: rms(orig),
+    rmsError: rms(err),
+    maxAbsError: Math.max(...err.map(Math.abs)),
+    zeroed: deq.filter((d) => d === 0).length,
+    distinctValues: new Set(deq).size,
   };
 }
 
@@ -225,15 +268,21 @@ function close(got: Stats, want: Stats, what: string): void {
     assert.ok(Math.abs(got[k] - want[k]) <= 1e-6 * Math.abs(want[k]) + 1e-12, `${what} ${k}: ${got[k]} vs ${want[k]}`);
 }
 
-test("a mixed quantized file (Q8_0 + F16 + F32, permuted q/k) reads consistently in any row range",
-  { skip: skipWithoutFixtures }, () => {
+test(
+  "a mixed quantized file (Q8_0 + F16 + F32, permuted q/k) reads consistently in any row range",
+  { skip: skipWithoutFixtures },
+  () => {
     const src = GgufCheckpoint.open(gguf("bytes-llama-6m.Q8_0.gguf"));
     try {
       assert.equal(src.info("model.layers.3.mlp.down_proj.weight").dtype, "F16");
       for (const name of ["model.layers.3.self_attn.q_proj.weight", "model.layers.3.mlp.down_proj.weight"]) {
         const [rows, cols] = src.info(name).shape;
         const all = src.read(name);
-        for (const [r0, r1] of [[0, 1], [17, 90], [rows - 3, rows]])
+        for (const [r0, r1] of [
+          [0, 1],
+          [17, 90],
+          [rows - 3, rows],
+        ])
           assertBitsEqual(src.readRows(name, r0, r1), all.subarray(r0 * cols, r1 * cols), `${name} [${r0}, ${r1})`);
       }
       assert.deepEqual(src.config.vocab_size, 258);
@@ -241,7 +290,8 @@ test("a mixed quantized file (Q8_0 + F16 + F32, permuted q/k) reads consistently
     } finally {
       src.close();
     }
-  });
+  },
+);
 
 // ---- other architectures: files converted here as tensor-map.json documents llama.cpp's converter ----
 
@@ -275,7 +325,7 @@ function convert(folder: string, arch: string, out: string, extra: GgufTensorToW
     let ne = [...shape].reverse();
     if (transform === "plus_one") w = w.map((x) => Math.fround(x + 1));
     if (transform === "permute_q" || transform === "permute_k") {
-      const n = transform === "permute_q" ? c.num_attention_heads : c.num_key_value_heads ?? c.num_attention_heads;
+      const n = transform === "permute_q" ? c.num_attention_heads : (c.num_key_value_heads ?? c.num_attention_heads);
       const [rows, cols] = shape;
       const hd = rows / n;
       const g = new Float32Array(w.length);
@@ -296,7 +346,8 @@ function convert(folder: string, arch: string, out: string, extra: GgufTensorToW
       ne = [inp, outp];
     }
     tensors.push({ name: target!, type: "F32", ne, data: new Uint8Array(w.buffer) });
-    if (arch === "gpt2" && target === "token_embd.weight") // the converter writes the tied head out as well
+    if (arch === "gpt2" && target === "token_embd.weight")
+      // the converter writes the tied head out as well
       tensors.push({ name: "output.weight", type: "F32", ne, data: new Uint8Array(w.buffer) });
   }
   hf.close();
@@ -332,10 +383,17 @@ function convert(folder: string, arch: string, out: string, extra: GgufTensorToW
   writeGguf(out, meta, [...tensors, ...extra]);
 }
 
-test("gemma, olmo, gpt2 and llama converted as llama.cpp does read back bit for bit, config agreeing",
-  { skip: skipWithoutFixtures }, () => {
-    for (const [folder, arch] of [["gemma-bf16", "gemma"], ["olmo-f32", "olmo"], ["gpt2-f32", "gpt2"],
-      ["stories260k", "llama"], ["llama-f32", "llama"]]) {
+test(
+  "gemma, olmo, gpt2 and llama converted as llama.cpp does read back bit for bit, config agreeing",
+  { skip: skipWithoutFixtures },
+  () => {
+    for (const [folder, arch] of [
+      ["gemma-bf16", "gemma"],
+      ["olmo-f32", "olmo"],
+      ["gpt2-f32", "gpt2"],
+      ["stories260k", "llama"],
+      ["llama-f32", "llama"],
+    ]) {
       const path = join(dir, `${folder}.gguf`);
       convert(folder, arch, path);
       const src = GgufCheckpoint.open(path);
@@ -367,10 +425,13 @@ test("gemma, olmo, gpt2 and llama converted as llama.cpp does read back bit for 
         hf.close();
       }
     }
-  });
+  },
+);
 
-test("Llama-3: rope_freqs.weight becomes rope_scaling frequency_factors and is not listed as a weight",
-  { skip: skipWithoutFixtures }, () => {
+test(
+  "Llama-3: rope_freqs.weight becomes rope_scaling frequency_factors and is not listed as a weight",
+  { skip: skipWithoutFixtures },
+  () => {
     const hf = Checkpoint.open(fixturePath("llama3-gqa-bf16"));
     const c = hf.config as any;
     hf.close();
@@ -394,7 +455,10 @@ test("Llama-3: rope_freqs.weight becomes rope_scaling frequency_factors and is n
     const src = GgufCheckpoint.open(path);
     try {
       assert.deepEqual(src.config.rope_scaling, { rope_type: "frequency_factors", factors: Array.from(factors) });
-      assert.ok(factors.some((f) => f !== 1 && f !== s.factor), "the test factors include smoothed ones");
+      assert.ok(
+        factors.some((f) => f !== 1 && f !== s.factor),
+        "the test factors include smoothed ones",
+      );
       assert.ok(!src.names().includes("rope_freqs.weight"));
       assert.equal(src.config.rope_theta, 500000);
       assert.throws(() => src.info("rope_freqs.weight"), /MISSING|missing/);
@@ -407,7 +471,8 @@ test("Llama-3: rope_freqs.weight becomes rope_scaling frequency_factors and is n
       { name: "rope_freqs.weight", type: "F32", ne: [dim], data: new Uint8Array(dim * 4) },
     ]);
     throwsCode(() => GgufCheckpoint.open(bad), "BAD_METADATA", "rope_freqs.weight", "F32 [8]");
-  });
+  },
+);
 
 test("a split set reads exactly as the single file it was split from", { skip: skipWithoutFixtures }, () => {
   const whole = gguf("planted-llama-256.Q4_K_M.gguf");
@@ -417,14 +482,19 @@ test("a split set reads exactly as the single file it was split from", { skip: s
   const parts = [f.tensors.slice(0, 10), f.tensors.slice(10, 30), f.tensors.slice(30)];
   parts.forEach((tensors, k) => {
     const split: [string, GgufKv][] = [
-      ["split.no", { type: "UINT16", value: k }], ["split.count", { type: "UINT16", value: 3 }],
+      ["split.no", { type: "UINT16", value: k }],
+      ["split.count", { type: "UINT16", value: 3 }],
       ["split.tensors.count", { type: "INT32", value: f.tensors.length }],
     ];
-    writeGguf(shardPath(prefix, k + 1, 3), k === 0 ? [...f.metadata, ...split] : split, tensors.map((t) => {
-      const bytes = new Uint8Array(t.byteLength);
-      readTensorBytes(fd, t, 0, bytes);
-      return { name: t.name, type: t.type, ne: t.ne, data: bytes };
-    }));
+    writeGguf(
+      shardPath(prefix, k + 1, 3),
+      k === 0 ? [...f.metadata, ...split] : split,
+      tensors.map((t) => {
+        const bytes = new Uint8Array(t.byteLength);
+        readTensorBytes(fd, t, 0, bytes);
+        return { name: t.name, type: t.type, ne: t.ne, data: bytes };
+      }),
+    );
   });
   closeSync(fd);
   const a = GgufCheckpoint.open(whole);
@@ -454,16 +524,28 @@ function throwsCode(fn: () => unknown, code: string, ...mentions: string[]): voi
 
 const u32 = (v: number): GgufKv => ({ type: "UINT32", value: v });
 const llamaMeta = (extra: [string, GgufKv][] = []): [string, GgufKv][] => [
-  ["general.architecture", { type: "STRING", value: "llama" }], ["llama.block_count", u32(1)],
-  ["llama.embedding_length", u32(32)], ["llama.feed_forward_length", u32(64)], ["llama.attention.head_count", u32(2)],
+  ["general.architecture", { type: "STRING", value: "llama" }],
+  ["llama.block_count", u32(1)],
+  ["llama.embedding_length", u32(32)],
+  ["llama.feed_forward_length", u32(64)],
+  ["llama.attention.head_count", u32(2)],
   ...extra,
 ];
 
 test("faults: unsupported or missing architecture, unknown tensors, missing metadata, missing tensors", () => {
   let path = join(dir, "mamba.gguf");
   writeGguf(path, [["general.architecture", { type: "STRING", value: "mamba" }]], []);
-  throwsCode(() => GgufCheckpoint.open(path), "UNSUPPORTED_ARCHITECTURE", `"mamba"`, "llama", "qwen2", "phi3", "gemma",
-    "olmo", "gpt2");
+  throwsCode(
+    () => GgufCheckpoint.open(path),
+    "UNSUPPORTED_ARCHITECTURE",
+    `"mamba"`,
+    "llama",
+    "qwen2",
+    "phi3",
+    "gemma",
+    "olmo",
+    "gpt2",
+  );
   path = join(dir, "noarch.gguf");
   writeGguf(path, [], []);
   throwsCode(() => GgufCheckpoint.open(path), "MISSING_METADATA", "general.architecture");
@@ -498,8 +580,14 @@ test("a type without a dequantizer: listed and described, but reading it names t
   try {
     const name = "model.layers.0.mlp.down_proj.weight";
     assert.deepEqual(src.info(name), { name, shape: [32, 256], dtype: "IQ2_XXS", bytes: 66 * 32 });
-    throwsCode(() => src.readRows(name, 0, 1), "UNSUPPORTED_GGML_TYPE", name, "blk.0.ffn_down.weight", "IQ2_XXS",
-      "Q4_K");
+    throwsCode(
+      () => src.readRows(name, 0, 1),
+      "UNSUPPORTED_GGML_TYPE",
+      name,
+      "blk.0.ffn_down.weight",
+      "IQ2_XXS",
+      "Q4_K",
+    );
     throwsCode(() => src.blockOf(name, 0, 0), "UNSUPPORTED_GGML_TYPE", "IQ2_XXS");
     // 1-D rows: a row is one value.
     assert.deepEqual(Array.from(src.readRows("model.layers.0.post_attention_layernorm.weight", 3, 5)), [0.5, 0.5]);
@@ -515,6 +603,9 @@ test("a type without a dequantizer: listed and described, but reading it names t
 
 test("float32 metadata shows as the decimal the config said", () => {
   const decimals = [1e-5, 1e-6, 10000, 500000, 1.2, 0.1];
-  assert.deepEqual(decimals.map((x) => shortestFloat32(Math.fround(x))), decimals);
+  assert.deepEqual(
+    decimals.map((x) => shortestFloat32(Math.fround(x))),
+    decimals,
+  );
   assert.equal(shortestFloat32(Math.fround(1 / 3)), 0.33333334);
 });

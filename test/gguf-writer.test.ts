@@ -71,20 +71,30 @@ test("tensors: offsets padded to the alignment, data section aligned, bytes as g
   const path = out();
   const a = new Uint8Array(18 * 2).map((_, i) => i + 1); // two Q4_0 blocks
   const b = new Uint8Array(12).fill(7); // F32 [3]
-  writeGguf(path, [["general.alignment", { type: "UINT32", value: 64 }]], [
-    { name: "a", type: "Q4_0", ne: [64], data: a },
-    { name: "b", type: "F32", ne: [3], data: () => [b.subarray(0, 5), b.subarray(5)] },
-  ]);
+  writeGguf(
+    path,
+    [["general.alignment", { type: "UINT32", value: 64 }]],
+    [
+      { name: "a", type: "Q4_0", ne: [64], data: a },
+      { name: "b", type: "F32", ne: [3], data: () => [b.subarray(0, 5), b.subarray(5)] },
+    ],
+  );
   const f = readGgufFile(path);
   assert.equal(f.alignment, 64);
   assert.equal(f.dataOffset % 64, 0);
-  assert.deepEqual(f.tensors.map((t) => [t.name, t.type.name, t.ne, t.offset, t.byteLength]), [
-    ["a", "Q4_0", [64], 0, 36],
-    ["b", "F32", [3], 64, 12],
-  ]);
+  assert.deepEqual(
+    f.tensors.map((t) => [t.name, t.type.name, t.ne, t.offset, t.byteLength]),
+    [
+      ["a", "Q4_0", [64], 0, 36],
+      ["b", "F32", [3], 64, 12],
+    ],
+  );
   const bytes = readFileSync(path);
   assert.deepEqual(bytes.subarray(f.dataOffset, f.dataOffset + 36), Buffer.from(a));
-  assert.ok(bytes.subarray(f.dataOffset + 36, f.dataOffset + 64).every((x) => x === 0), "padding is zeros");
+  assert.ok(
+    bytes.subarray(f.dataOffset + 36, f.dataOffset + 64).every((x) => x === 0),
+    "padding is zeros",
+  );
   assert.deepEqual(bytes.subarray(f.dataOffset + 64, f.dataOffset + 76), Buffer.from(b));
   // The last tensor is padded too: the file ends on the alignment.
   assert.equal(bytes.length, f.dataOffset + 128);
@@ -97,21 +107,55 @@ test("bad input is refused before anything is written", () => {
     ["i64 not an integer", () => writeGguf(out(), [["k", { type: "INT64", value: 1.5 }]], []), /must be an integer/],
     ["wrong JS type", () => writeGguf(out(), [["k", { type: "STRING", value: 3 }]], []), /must be a string/],
     ["array item", () => writeGguf(out(), [["k", { type: "ARRAY", itemType: "BOOL", value: [1] }]], []), /"k"\[0\]/],
-    ["duplicate key", () => writeGguf(out(), [["k", yes], ["k", yes]], []), /given twice/],
+    [
+      "duplicate key",
+      () =>
+        writeGguf(
+          out(),
+          [
+            ["k", yes],
+            ["k", yes],
+          ],
+          [],
+        ),
+      /given twice/,
+    ],
     ["alignment", () => writeGguf(out(), [["general.alignment", { type: "UINT32", value: 24 }]], []), /power of two/],
-    ["partial block", () => writeGguf(out(), [], [{ name: "t", type: "Q8_0", ne: [16], data: new Uint8Array(17) }]),
-      /multiple of the Q8_0 block size/],
-    ["unknown type", () => writeGguf(out(), [], [{ name: "t", type: "Q9_9", ne: [1], data: new Uint8Array(1) }]),
-      /unknown ggml type/],
-    ["dims", () => writeGguf(out(), [], [{ name: "t", type: "F32", ne: [1, 1, 1, 1, 1], data: new Uint8Array(4) }]),
-      /1\.\.4/],
-    ["duplicate tensor", () => writeGguf(out(), [], [
-      { name: "t", type: "F32", ne: [1], data: new Uint8Array(4) },
-      { name: "t", type: "F32", ne: [1], data: new Uint8Array(4) },
-    ]), /given twice/],
+    [
+      "partial block",
+      () => writeGguf(out(), [], [{ name: "t", type: "Q8_0", ne: [16], data: new Uint8Array(17) }]),
+      /multiple of the Q8_0 block size/,
+    ],
+    [
+      "unknown type",
+      () => writeGguf(out(), [], [{ name: "t", type: "Q9_9", ne: [1], data: new Uint8Array(1) }]),
+      /unknown ggml type/,
+    ],
+    [
+      "dims",
+      () => writeGguf(out(), [], [{ name: "t", type: "F32", ne: [1, 1, 1, 1, 1], data: new Uint8Array(4) }]),
+      /1\.\.4/,
+    ],
+    [
+      "duplicate tensor",
+      () =>
+        writeGguf(
+          out(),
+          [],
+          [
+            { name: "t", type: "F32", ne: [1], data: new Uint8Array(4) },
+            { name: "t", type: "F32", ne: [1], data: new Uint8Array(4) },
+          ],
+        ),
+      /given twice/,
+    ],
   ];
   for (const [what, fn, message] of bad) assert.throws(fn, message, what);
-  assert.deepEqual(readdirSync(dir).filter((f) => !/^w\d+\.gguf$/.test(f)), [], "no temporary files left");
+  assert.deepEqual(
+    readdirSync(dir).filter((f) => !/^w\d+\.gguf$/.test(f)),
+    [],
+    "no temporary files left",
+  );
   for (const f of readdirSync(dir)) assert.ok(statSync(join(dir, f)).size > 0);
 });
 
@@ -123,7 +167,9 @@ test("atomic: data of the wrong length or a failing stream leaves no file and no
   const long = { name: "t", type: "F32", ne: [4], data: () => [new Uint8Array(8), new Uint8Array(12)] };
   assert.throws(() => writeGguf(target, [], [long]), /gave more/);
   const failing = {
-    name: "t", type: "F32", ne: [4],
+    name: "t",
+    type: "F32",
+    ne: [4],
     *data() {
       yield new Uint8Array(8);
       throw new Error("source disk vanished");
@@ -131,27 +177,44 @@ test("atomic: data of the wrong length or a failing stream leaves no file and no
   };
   assert.throws(() => writeGguf(target, [], [failing]), /source disk vanished/);
   assert.equal(readFileSync(target, "utf8"), "previous contents", "the existing file is untouched");
-  assert.deepEqual(readdirSync(dir).filter((f) => f.includes("atomic")), ["atomic.gguf"]);
+  assert.deepEqual(
+    readdirSync(dir).filter((f) => f.includes("atomic")),
+    ["atomic.gguf"],
+  );
   const fresh = join(dir, "never.gguf");
   assert.throws(() => writeGguf(fresh, [], [short]));
   assert.ok(!readdirSync(dir).some((f) => f.startsWith("never")), "nothing appears");
   // An unwritable destination is a UserError naming it.
   const missing = join(dir, "no-such-folder", "x.gguf");
-  assert.throws(() => writeGguf(missing, [], []), (e) => e instanceof UserError && e.message.startsWith(missing));
+  assert.throws(
+    () => writeGguf(missing, [], []),
+    (e) => e instanceof UserError && e.message.startsWith(missing),
+  );
 });
 
 test("encodeHeader places tensors the way the reader finds them", () => {
-  const { header, alignment, placed } = encodeHeader([], [
-    { name: "x", type: "Q6_K", ne: [256, 3] },
-    { name: "y", type: "F16", ne: [5] },
-  ]);
+  const { header, alignment, placed } = encodeHeader(
+    [],
+    [
+      { name: "x", type: "Q6_K", ne: [256, 3] },
+      { name: "y", type: "F16", ne: [5] },
+    ],
+  );
   assert.equal(alignment, 32);
   assert.equal(header.length % 32, 0);
-  assert.deepEqual(placed.map((p) => [p.name, p.byteLength, p.offset]), [["x", 630, 0], ["y", 10, 640]]);
+  assert.deepEqual(
+    placed.map((p) => [p.name, p.byteLength, p.offset]),
+    [
+      ["x", 630, 0],
+      ["y", 10, 640],
+    ],
+  );
 });
 
-test("re-writing llama.cpp's files from their parsed metadata and tensor bytes gives identical files",
-  { skip: skipWithoutFixtures }, () => {
+test(
+  "re-writing llama.cpp's files from their parsed metadata and tensor bytes gives identical files",
+  { skip: skipWithoutFixtures },
+  () => {
     const files = readdirSync(fixturePath("gguf")).filter((f) => f.endsWith(".gguf"));
     assert.equal(files.length, 10);
     for (const name of files) {
@@ -160,17 +223,24 @@ test("re-writing llama.cpp's files from their parsed metadata and tensor bytes g
       const fd = openSync(source, "r");
       const path = out();
       try {
-        writeGguf(path, f.metadata, f.tensors.map((t) => ({
-          name: t.name, type: t.type, ne: t.ne,
-          data: () => {
-            const bytes = new Uint8Array(t.byteLength);
-            readTensorBytes(fd, t, 0, bytes);
-            return [bytes];
-          },
-        })));
+        writeGguf(
+          path,
+          f.metadata,
+          f.tensors.map((t) => ({
+            name: t.name,
+            type: t.type,
+            ne: t.ne,
+            data: () => {
+              const bytes = new Uint8Array(t.byteLength);
+              readTensorBytes(fd, t, 0, bytes);
+              return [bytes];
+            },
+          })),
+        );
       } finally {
         closeSync(fd);
       }
       assert.ok(readFileSync(path).equals(readFileSync(source)), `${name} differs when re-written`);
     }
-  });
+  },
+);

@@ -27,7 +27,8 @@ function refused(command: string, folder: string, file: string, ...mentions: (st
   assert.deepEqual(fingerprint(folder), before, "the folder is unchanged");
 }
 
-const withConfig = (label: string, change: Record<string, unknown>) => writeTiny(fresh(label), { config: { ...TINY_CONFIG, ...change } });
+const withConfig = (label: string, change: Record<string, unknown>) =>
+  writeTiny(fresh(label), { config: { ...TINY_CONFIG, ...change } });
 const config = (folder: string) => join(folder, "config.json");
 const weights = (folder: string) => join(folder, "model.safetensors");
 
@@ -59,7 +60,9 @@ describe("what used to hang", () => {
   });
   test("config.json a named pipe, a folder, or /dev/zero", () => {
     for (const [label, make] of [
-      ["fifo", (p: string) => execFileSync("mkfifo", [p])], ["dir", (p: string) => mkdirSync(p)], ["dev", (p: string) => symlinkSync("/dev/zero", p)],
+      ["fifo", (p: string) => execFileSync("mkfifo", [p])],
+      ["dir", (p: string) => mkdirSync(p)],
+      ["dev", (p: string) => symlinkSync("/dev/zero", p)],
     ] as [string, (p: string) => void][]) {
       const folder = writeTiny(fresh(`config-${label}`));
       unlinkSync(config(folder));
@@ -70,7 +73,13 @@ describe("what used to hang", () => {
 });
 
 describe("what used to print garbage", () => {
-  const poisoned = (label: string, tensor: string, index: number, value: number, o: { config?: Record<string, unknown>; shards?: number } = {}) => {
+  const poisoned = (
+    label: string,
+    tensor: string,
+    index: number,
+    value: number,
+    o: { config?: Record<string, unknown>; shards?: number } = {},
+  ) => {
     const tensors = tinyTensors({ ...TINY_CONFIG, ...o.config });
     const t = tensors.find((x) => x.name === tensor);
     if (!t) throw new Error(`no tensor ${tensor}`);
@@ -80,29 +89,78 @@ describe("what used to print garbage", () => {
   test("NaN in a down_proj weight: run and scan stop at it, naming the tensor and the element", () => {
     const folder = poisoned("nan-down", "model.layers.1.mlp.down_proj.weight", 3 * 16 + 5, NaN);
     for (const command of ["run", "scan"])
-      refused(command, folder, folder, "NaN first appears at layer 1, down_proj_output", "model.layers.1.mlp.down_proj.weight holds 1 NaN value (first at [3, 5])", "--allow-non-finite");
+      refused(
+        command,
+        folder,
+        folder,
+        "NaN first appears at layer 1, down_proj_output",
+        "model.layers.1.mlp.down_proj.weight holds 1 NaN value (first at [3, 5])",
+        "--allow-non-finite",
+      );
   });
   test("an infinite embedding of a prompt token, a NaN lm_head row, a NaN final norm, a NaN q bias, a NaN in one shard", () => {
-    refused("run", poisoned("inf-embed", "model.embed_tokens.weight", 4 * 8 + 2, Infinity), "", "layer 0, layer_input", "model.embed_tokens.weight holds 1 infinite value (first at [4, 2])");
-    refused("run", poisoned("nan-head", "lm_head.weight", 7 * 8 + 1, NaN), "", "at the logits", "lm_head.weight holds 1 NaN value (first at [7, 1])");
-    refused("run", poisoned("nan-norm", "model.norm.weight", 3, NaN), "", "at the logits", "model.norm.weight holds 1 NaN value (first at [3])");
+    refused(
+      "run",
+      poisoned("inf-embed", "model.embed_tokens.weight", 4 * 8 + 2, Infinity),
+      "",
+      "layer 0, layer_input",
+      "model.embed_tokens.weight holds 1 infinite value (first at [4, 2])",
+    );
+    refused(
+      "run",
+      poisoned("nan-head", "lm_head.weight", 7 * 8 + 1, NaN),
+      "",
+      "at the logits",
+      "lm_head.weight holds 1 NaN value (first at [7, 1])",
+    );
+    refused(
+      "run",
+      poisoned("nan-norm", "model.norm.weight", 3, NaN),
+      "",
+      "at the logits",
+      "model.norm.weight holds 1 NaN value (first at [3])",
+    );
     const bias = { attention_bias: true };
     const tensors = tinyTensors(TINY_CONFIG);
-    for (const l of [0, 1]) for (const p of ["q", "k", "v", "o"]) tensors.push({ name: `model.layers.${l}.self_attn.${p}_proj.bias`, dtype: "F32", shape: [8], data: new Float32Array(8) });
+    for (const l of [0, 1])
+      for (const p of ["q", "k", "v", "o"])
+        tensors.push({
+          name: `model.layers.${l}.self_attn.${p}_proj.bias`,
+          dtype: "F32",
+          shape: [8],
+          data: new Float32Array(8),
+        });
     tensors.find((t) => t.name === "model.layers.0.self_attn.q_proj.bias")!.data[6] = NaN;
-    refused("run", writeTiny(fresh("nan-bias"), { config: { ...TINY_CONFIG, ...bias }, tensors }), "", "layer 0, attn_output", "model.layers.0.self_attn.q_proj.bias holds 1 NaN value (first at [6])");
-    refused("scan", poisoned("nan-shard", "model.layers.0.mlp.up_proj.weight", 0, NaN, { shards: 3 }), "", "layer 0, down_proj_input", "model.layers.0.mlp.up_proj.weight holds 1 NaN value");
+    refused(
+      "run",
+      writeTiny(fresh("nan-bias"), { config: { ...TINY_CONFIG, ...bias }, tensors }),
+      "",
+      "layer 0, attn_output",
+      "model.layers.0.self_attn.q_proj.bias holds 1 NaN value (first at [6])",
+    );
+    refused(
+      "scan",
+      poisoned("nan-shard", "model.layers.0.mlp.up_proj.weight", 0, NaN, { shards: 3 }),
+      "",
+      "layer 0, down_proj_input",
+      "model.layers.0.mlp.up_proj.weight holds 1 NaN value",
+    );
   });
   test("--allow-non-finite goes on and shows the damage", () => {
     const folder = poisoned("allow", "lm_head.weight", 1, NaN);
     const r = cliSync(["run", folder, ...ids, "--json", "--allow-non-finite"], env);
     assert.equal(r.status, 0, r.stderr);
-    assert.ok(JSON.parse(r.stdout).nll.some((x: number | null) => x === null), "NaN shows (as null in JSON)");
+    assert.ok(
+      JSON.parse(r.stdout).nll.some((x: number | null) => x === null),
+      "NaN shows (as null in JSON)",
+    );
   });
   test("configs that make NaN: rope_theta 0 or negative, a linear factor 0, a negative rms_norm_eps, partial_rotary_factor 2", () => {
     for (const [label, change, field] of [
-      ["theta0", { rope_theta: 0 }, "rope_theta"], ["theta-neg", { rope_theta: -5 }, "rope_theta"],
-      ["factor0", { rope_scaling: { rope_type: "linear", factor: 0 } }, "rope_scaling.factor"], ["eps-neg", { rms_norm_eps: -1e-5 }, "rms_norm_eps"],
+      ["theta0", { rope_theta: 0 }, "rope_theta"],
+      ["theta-neg", { rope_theta: -5 }, "rope_theta"],
+      ["factor0", { rope_scaling: { rope_type: "linear", factor: 0 } }, "rope_scaling.factor"],
+      ["eps-neg", { rms_norm_eps: -1e-5 }, "rms_norm_eps"],
       ["partial2", { partial_rotary_factor: 2 }, "partial_rotary_factor"],
     ] as [string, Record<string, unknown>, string][]) {
       const folder = withConfig(label, change);
@@ -113,7 +171,12 @@ describe("what used to print garbage", () => {
 
 describe("what used to read outside the folder", () => {
   test("an index naming ../x, an absolute path or /dev/zero is refused before anything is opened", () => {
-    for (const [label, name] of [["parent", "../outside.safetensors"], ["abs", "/etc/passwd"], ["dev", "/dev/zero"], ["nested", "a/../../b.safetensors"]]) {
+    for (const [label, name] of [
+      ["parent", "../outside.safetensors"],
+      ["abs", "/etc/passwd"],
+      ["dev", "/dev/zero"],
+      ["nested", "a/../../b.safetensors"],
+    ]) {
       const folder = writeTiny(fresh(`index-${label}`), { shards: 2 });
       const indexPath = join(folder, "model.safetensors.index.json");
       const index = JSON.parse(readFileSync(indexPath, "utf8"));
@@ -129,7 +192,10 @@ describe("what used to accept an ambiguity", () => {
     const folder = writeTiny(fresh("dup"));
     const bytes = readFileSync(weights(folder));
     const n = Number(bytes.readBigUInt64LE(0));
-    const json = bytes.subarray(8, 8 + n).toString("utf8").trimEnd();
+    const json = bytes
+      .subarray(8, 8 + n)
+      .toString("utf8")
+      .trimEnd();
     const norm = JSON.stringify(JSON.parse(json)["model.norm.weight"]);
     // The same name again (JSON.parse would silently keep the second).
     const twice = Buffer.from(`${json.slice(0, -1)},"model.norm.weight":${norm}}`);
@@ -143,18 +209,45 @@ describe("what used to accept an ambiguity", () => {
     refused("run", bos, config(bos), 'field "bos_token_id"', "outside the vocabulary");
     const qwen = writeTiny(fresh("qwen-window"), {
       config: { ...TINY_CONFIG, model_type: "qwen2", use_sliding_window: true, sliding_window: -1 },
-      tensors: [...tinyTensors(), ...[0, 1].flatMap((l) => ["q", "k", "v"].map((p) => ({ name: `model.layers.${l}.self_attn.${p}_proj.bias`, dtype: "F32" as const, shape: [8], data: new Float32Array(8) })))],
+      tensors: [
+        ...tinyTensors(),
+        ...[0, 1].flatMap((l) =>
+          ["q", "k", "v"].map((p) => ({
+            name: `model.layers.${l}.self_attn.${p}_proj.bias`,
+            dtype: "F32" as const,
+            shape: [8],
+            data: new Float32Array(8),
+          })),
+        ),
+      ],
     });
     refused("run", qwen, config(qwen), 'field "sliding_window"', "positive integer or null");
   });
   test("each family's window default is decided as transformers decides it", () => {
-    const spec = (c: Record<string, unknown>) => llama.config(new ConfigReader({ ...TINY_CONFIG, ...c }, "config.json"));
-    assert.equal(spec({ model_type: "mistral" }).slidingWindow(0), 4096, "Mistral without sliding_window: MistralConfig's 4096");
+    const spec = (c: Record<string, unknown>) =>
+      llama.config(new ConfigReader({ ...TINY_CONFIG, ...c }, "config.json"));
+    assert.equal(
+      spec({ model_type: "mistral" }).slidingWindow(0),
+      4096,
+      "Mistral without sliding_window: MistralConfig's 4096",
+    );
     assert.equal(spec({ model_type: "mistral", sliding_window: null }).slidingWindow(0), undefined);
     const q = spec({ model_type: "qwen2", use_sliding_window: true, sliding_window: 4, max_window_layers: 1 });
-    assert.deepEqual([q.slidingWindow(0), q.slidingWindow(1)], [undefined, 4], "Qwen2 slides in layers ≥ max_window_layers");
-    assert.equal(spec({ model_type: "qwen2", use_sliding_window: false, sliding_window: 4 }).slidingWindow(1), undefined);
-    const typed = spec({ model_type: "qwen2", use_sliding_window: true, sliding_window: 4, layer_types: ["sliding_attention", "full_attention"] });
+    assert.deepEqual(
+      [q.slidingWindow(0), q.slidingWindow(1)],
+      [undefined, 4],
+      "Qwen2 slides in layers ≥ max_window_layers",
+    );
+    assert.equal(
+      spec({ model_type: "qwen2", use_sliding_window: false, sliding_window: 4 }).slidingWindow(1),
+      undefined,
+    );
+    const typed = spec({
+      model_type: "qwen2",
+      use_sliding_window: true,
+      sliding_window: 4,
+      layer_types: ["sliding_attention", "full_attention"],
+    });
     assert.deepEqual([typed.slidingWindow(0), typed.slidingWindow(1)], [4, undefined], "layer_types decides");
   });
 });
@@ -192,7 +285,8 @@ describe("messages that point at the right thing", () => {
 describe("privacy and the CLI's edges", () => {
   test("run and scan write nothing: not in HOME, its caches, the temp folder, the working folder or the checkpoint", () => {
     const folder = writeTiny(fresh("private"));
-    const home = join(root, "private-home"), cwd = join(root, "private-cwd");
+    const home = join(root, "private-home"),
+      cwd = join(root, "private-cwd");
     mkdirSync(cwd, { recursive: true });
     const e = userEnv(home);
     const before = { home: fingerprint(home), cwd: fingerprint(cwd), folder: fingerprint(folder) };

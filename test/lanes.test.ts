@@ -27,7 +27,9 @@ const dir = mkdtempSync(join(tmpdir(), "sw-lanes-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 // 3000 rows of 700: 93 rows per block, 33 blocks.
-const ROWS = 3000, COLS = 700, M = 5;
+const ROWS = 3000,
+  COLS = 700,
+  M = 5;
 
 /** A one-tensor safetensors file of a [ROWS, COLS] matrix: the lanes' job for it, and the values it stores. */
 function matrix(dtype: FloatDtype, seed: number) {
@@ -71,9 +73,15 @@ for (const dtype of ["F32", "F16", "BF16"] as const) {
 }
 
 test("products awaited side by side queue: each is its own matrix's product", async () => {
-  const a = matrix("BF16", 11), b = matrix("F16", 12);
-  const [ga, gb] = await Promise.all([lanes.product(a.job, x, M), lanes.product(b.job, x, M)].map((p) => p.then((y) => y.slice())));
-  for (const [got, { stored }] of [[ga, a], [gb, b]] as const) {
+  const a = matrix("BF16", 11),
+    b = matrix("F16", 12);
+  const [ga, gb] = await Promise.all(
+    [lanes.product(a.job, x, M), lanes.product(b.job, x, M)].map((p) => p.then((y) => y.slice())),
+  );
+  for (const [got, { stored }] of [
+    [ga, a],
+    [gb, b],
+  ] as const) {
     const want = new Float32Array(M * ROWS);
     matmulRef(want, x, M, COLS, stored, ROWS, "nk");
     assert.ok(toleranceUsed(got, Array.from(want)) <= 1);
@@ -108,11 +116,14 @@ test("a worker lane's error reaches the main thread as the same error (a Checkpo
 
 test("SIMD widening in the block buffer: every F16 and BF16 pattern, bit for bit the plain conversion", () => {
   for (const dtype of ["F16", "BF16"] as const) {
-    const simd = blockBuffer(65536), plain = new Float32Array(65536);
-    for (const out of [simd, plain]) new Uint16Array(out.buffer, out.byteOffset, 65536).forEach((_, h, r) => (r[h] = h));
+    const simd = blockBuffer(65536),
+      plain = new Float32Array(65536);
+    for (const out of [simd, plain])
+      new Uint16Array(out.buffer, out.byteOffset, 65536).forEach((_, h, r) => (r[h] = h));
     assert.equal(widenSimd(simd, 65536, dtype), true, "the arena's kernel ran");
     widenInPlace(plain, 65536, dtype); // not in the arena: the table / shift
-    const a = new Uint32Array(simd.buffer, simd.byteOffset, 65536), b = new Uint32Array(plain.buffer);
+    const a = new Uint32Array(simd.buffer, simd.byteOffset, 65536),
+      b = new Uint32Array(plain.buffer);
     for (let h = 0; h < 65536; h++) {
       if (Number.isNaN(plain[h])) assert.ok(Number.isNaN(simd[h]), `${dtype} 0x${h.toString(16)} is NaN`);
       else if (a[h] !== b[h]) assert.fail(`${dtype} 0x${h.toString(16)}: ${a[h]}, expected ${b[h]}`);
@@ -123,7 +134,20 @@ test("SIMD widening in the block buffer: every F16 and BF16 pattern, bit for bit
   const halves = [0x3c00, 0x8001, 0x7c00, 0xfc00, 0x0001, 0x03ff, 0x0400, 0x7bff, 0, 0x8000, 0x3555, 0x4248, 0xc248];
   new Uint16Array(odd.buffer, odd.byteOffset, 13).set(halves);
   widenSimd(odd, 13, "F16");
-  const want = [1, -(2 ** -24), Infinity, -Infinity, 2 ** -24, 1023 * 2 ** -24, 2 ** -14, 65504, 0, -0,
-    0.333251953125, 3.140625, -3.140625];
+  const want = [
+    1,
+    -(2 ** -24),
+    Infinity,
+    -Infinity,
+    2 ** -24,
+    1023 * 2 ** -24,
+    2 ** -14,
+    65504,
+    0,
+    -0,
+    0.333251953125,
+    3.140625,
+    -3.140625,
+  ];
   assert.deepEqual([...odd], want);
 });

@@ -45,6 +45,14 @@ test("each rule catches a tree that breaks it", async () => {
     writeFileSync(join(scratch, path), text);
   }
   const found = await violations(scratch);
-  for (const rule of ["no-circular", "models-describe", "checkpoint-below-models-and-engine", "analyses-below-cli-and-report"])
-    assert.ok(found.some((v) => v.startsWith(`${rule}:`)), `${rule} not reported; got ${JSON.stringify(found)}`);
+  for (const rule of [
+    "no-circular",
+    "models-describe",
+    "checkpoint-below-models-and-engine",
+    "analyses-below-cli-and-report",
+  ])
+    assert.ok(
+      found.some((v) => v.startsWith(`${rule}:`)),
+      `${rule} not reported; got ${JSON.stringify(found)}`,
+    );
 });

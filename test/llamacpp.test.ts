@@ -29,8 +29,8 @@ try {
 } catch (e) {
   if (process.env.CI === "true") throw new Error(`node-llama-cpp is required under CI=true: ${(e as Error).message}`);
 }
-const skip = skipWithoutFixtures ||
-  (lib ? false : "node-llama-cpp is not installed (a dev dependency: npm ci installs it)");
+const skip =
+  skipWithoutFixtures || (lib ? false : "node-llama-cpp is not installed (a dev dependency: npm ci installs it)");
 
 let llama: Awaited<ReturnType<LlamaCpp["getLlama"]>>;
 before(async () => {
@@ -46,8 +46,14 @@ function exportTo(folder: string, ftype: Ftype, o: Partial<GgufExportOptions> = 
   try {
     const path = join(dir, `l${counter++}.gguf`);
     const plan = planGgufExport(model, {
-      ftype, keepSuper: false, keepType: "Q8_0", clip: { method: "none" }, superWeights: [], standIn: true,
-      name: "fixture", ...o,
+      ftype,
+      keepSuper: false,
+      keepType: "Q8_0",
+      clip: { method: "none" },
+      superWeights: [],
+      standIn: true,
+      name: "fixture",
+      ...o,
     });
     writeGgufExport(plan, path);
     return path;
@@ -61,13 +67,17 @@ async function llamaLogProbs(path: string, ids: number[]): Promise<Float64Array[
   const model = await llama.loadModel({ modelPath: path });
   try {
     const context = await model.createContext({
-      contextSize: Math.max(64, ids.length), batchSize: Math.max(64, ids.length), threads: 1, flashAttention: false,
-      experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32",
+      contextSize: Math.max(64, ids.length),
+      batchSize: Math.max(64, ids.length),
+      threads: 1,
+      flashAttention: false,
+      experimentalKvCacheKeyType: "F32",
+      experimentalKvCacheValueType: "F32",
     });
     try {
-      const res = await context.getSequence().controlledEvaluate(
-        ids.map((t) => [t as Token, { generateNext: { probabilities: true } }]),
-      );
+      const res = await context
+        .getSequence()
+        .controlledEvaluate(ids.map((t) => [t as Token, { generateNext: { probabilities: true } }]));
       return res.map((r) => {
         const p = r!.next!.probabilities!;
         const out = new Float64Array(p.size).fill(-Infinity);
@@ -114,12 +124,21 @@ const expectedOf = (file: string) => JSON.parse(readFileSync(fixturePath("gguf",
 // ---- F32: llama.cpp as an independent reference ----
 
 const F32_FIXTURES: [string, number][] = [
-  ["llama-f32", 1e-4], ["qwen2-bf16", 1e-4], ["phi3-bf16", 1e-4], ["planted-llama-256", 1e-4],
-  ["llama3-gqa-bf16", 1e-4], ["mistral-f16", 1e-4], ["olmo-f32", 1e-4], ["stories260k", 1e-4],
-  ["llama-default-rope-bf16", 1e-4], ["planted-llama-bf16", 1e-4], ["planted-llama-f16", 1e-4],
+  ["llama-f32", 1e-4],
+  ["qwen2-bf16", 1e-4],
+  ["phi3-bf16", 1e-4],
+  ["planted-llama-256", 1e-4],
+  ["llama3-gqa-bf16", 1e-4],
+  ["mistral-f16", 1e-4],
+  ["olmo-f32", 1e-4],
+  ["stories260k", 1e-4],
+  ["llama-default-rope-bf16", 1e-4],
+  ["planted-llama-bf16", 1e-4],
+  ["planted-llama-f16", 1e-4],
   ["bytes-llama-6m", 1e-4],
   // ggml's CPU GELU reads an fp16 table: 1.6e-3 and 8.8e-4 on llama.cpp's own conversions of these
-  ["gemma-bf16", 3e-3], ["gpt2-f32", 3e-3],
+  ["gemma-bf16", 3e-3],
+  ["gpt2-f32", 3e-3],
 ];
 for (const [fixture, bound] of F32_FIXTURES) {
   test(`llama.cpp on our F32 GGUF of ${fixture}: log-probs within ${bound} of reference.json`, { skip }, async (t) => {
@@ -133,15 +152,18 @@ for (const [fixture, bound] of F32_FIXTURES) {
   });
 }
 
-test("mistral-window-f32: llama.cpp ignores the sliding window (the export's note): equal before it, not after",
-  { skip }, async () => {
+test(
+  "mistral-window-f32: llama.cpp ignores the sliding window (the export's note): equal before it, not after",
+  { skip },
+  async () => {
     const ref = readReference("mistral-window-f32");
     const window = JSON.parse(readFileSync(fixturePath("mistral-window-f32", "config.json"), "utf8")).sliding_window;
     const got = await llamaLogProbs(exportTo(fixturePath("mistral-window-f32"), "F32"), ref.input_ids);
     const want = logSoftmax(ref.logits, ref.logits[0].length);
     assert.ok(maxAbsDiff(got.slice(0, window), want.slice(0, window)) <= 1e-4);
     assert.ok(maxAbsDiff(got.slice(window), want.slice(window)) > 1e-2);
-  });
+  },
+);
 
 // ---- quantized: our files are llama.cpp's, so llama.cpp lands exactly as far from the reference ----
 
@@ -149,115 +171,167 @@ const PLANTED = "planted-llama-256";
 const SW = { layer: 1, row: 40, column: 300, tensor: "model.layers.1.mlp.down_proj.weight", value: 2.21875 };
 
 for (const [file, ftype, keep] of [
-  ["Q8_0", "Q8_0"], ["Q6_K", "Q6_K"], ["Q4_0", "Q4_0"], ["Q4_K_M", "Q4_K_M"], ["Q4_K_M-keep-sw-F16", "Q4_K_M", "F16"],
+  ["Q8_0", "Q8_0"],
+  ["Q6_K", "Q6_K"],
+  ["Q4_0", "Q4_0"],
+  ["Q4_K_M", "Q4_K_M"],
+  ["Q4_K_M-keep-sw-F16", "Q4_K_M", "F16"],
 ] as const) {
-  test(`llama.cpp on our ${PLANTED} ${file}: as far from reference.json as on llama.cpp's own file`, { skip },
-  async (t) => {
-    const e = expectedOf(`${PLANTED}.${file}`);
-    const ref = readReference(PLANTED);
-    const keeping = keep ? { keepSuper: true, keepType: keep, superWeights: [SW] } : {};
-    const path = exportTo(fixturePath(PLANTED), ftype, keeping);
-    const got = await llamaLogProbs(path, ref.input_ids);
-    const d = maxAbsDiff(got, logSoftmax(ref.logits, ref.logits[0].length));
-    const own = e.llamaCpp.vsSourceReference;
-    t.diagnostic(`max |Δ log p| vs reference ${d.toPrecision(4)} (llama.cpp's own file: ${own.maxAbsLogProbDiff}); ` +
-      `NLL vs reference ${own.maxAbsNllDiff}`);
-    assert.ok(Math.abs(d - own.maxAbsLogProbDiff) <= 1e-5, `${file}: ${d} vs llama.cpp's own ${own.maxAbsLogProbDiff}`);
-    const nll = ref.input_ids.slice(1).map((id: number, t: number) => -got[t][id]);
-    nll.forEach((x: number, t: number) => assert.ok(Math.abs(x - e.llamaCpp.nll[t]) <= 1e-6, `NLL at ${t}`));
-  });
+  test(
+    `llama.cpp on our ${PLANTED} ${file}: as far from reference.json as on llama.cpp's own file`,
+    { skip },
+    async (t) => {
+      const e = expectedOf(`${PLANTED}.${file}`);
+      const ref = readReference(PLANTED);
+      const keeping = keep ? { keepSuper: true, keepType: keep, superWeights: [SW] } : {};
+      const path = exportTo(fixturePath(PLANTED), ftype, keeping);
+      const got = await llamaLogProbs(path, ref.input_ids);
+      const d = maxAbsDiff(got, logSoftmax(ref.logits, ref.logits[0].length));
+      const own = e.llamaCpp.vsSourceReference;
+      t.diagnostic(
+        `max |Δ log p| vs reference ${d.toPrecision(4)} (llama.cpp's own file: ${own.maxAbsLogProbDiff}); ` +
+          `NLL vs reference ${own.maxAbsNllDiff}`,
+      );
+      assert.ok(
+        Math.abs(d - own.maxAbsLogProbDiff) <= 1e-5,
+        `${file}: ${d} vs llama.cpp's own ${own.maxAbsLogProbDiff}`,
+      );
+      const nll = ref.input_ids.slice(1).map((id: number, t: number) => -got[t][id]);
+      nll.forEach((x: number, t: number) => assert.ok(Math.abs(x - e.llamaCpp.nll[t]) <= 1e-6, `NLL at ${t}`));
+    },
+  );
 }
 
 // Regression bands, from the fixtures' "llama.cpp vs (i)" column (0.25–0.39 for the quantized files, 0.0094 at F16):
 // llama.cpp rounds the activations for these matrices; a forward on the same dequantized weights does not.
 const OTHER_TYPES: [Ftype, number][] = [
-  ["F16", 0.02], ["BF16", 0.1], ["Q4_1", 0.5], ["Q5_0", 0.5], ["Q5_1", 0.5], ["Q4_K_S", 0.5], ["Q5_K_S", 0.5],
-  ["Q5_K_M", 0.5], ["Q4_K_M", 0.5],
+  ["F16", 0.02],
+  ["BF16", 0.1],
+  ["Q4_1", 0.5],
+  ["Q5_0", 0.5],
+  ["Q5_1", 0.5],
+  ["Q4_K_S", 0.5],
+  ["Q5_K_S", 0.5],
+  ["Q5_K_M", 0.5],
+  ["Q4_K_M", 0.5],
 ];
 for (const [ftype, band] of OTHER_TYPES) {
-  test(`llama.cpp on our ${PLANTED} ${ftype}: within ${band} of our forward on its dequantized weights`, { skip },
-  async (t) => {
-    const ref = readReference(PLANTED);
-    const keeping = ftype === "Q4_K_M" ? { keepSuper: true, keepType: "Q8_0" as const, superWeights: [SW] } : {};
-    const path = exportTo(fixturePath(PLANTED), ftype, keeping);
-    const model = Model.open(path);
-    let ours: Float64Array[];
-    try {
-      const out = await forward(model, ref.input_ids, { head: { logits: true } });
-      ours = logSoftmax(out.logits!, model.spec.vocab);
-    } finally {
-      model.close();
-    }
-    const got = await llamaLogProbs(path, ref.input_ids);
-    const d = maxAbsDiff(got, ours);
-    const vsRef = maxAbsDiff(got, logSoftmax(ref.logits, ref.logits[0].length));
-    t.diagnostic(`max |Δ log p| vs our forward ${d.toPrecision(3)}, vs reference.json ${vsRef.toPrecision(3)}`);
-    assert.ok(d <= band, `${ftype}: max |Δ log p| ${d}`);
-  });
+  test(
+    `llama.cpp on our ${PLANTED} ${ftype}: within ${band} of our forward on its dequantized weights`,
+    { skip },
+    async (t) => {
+      const ref = readReference(PLANTED);
+      const keeping = ftype === "Q4_K_M" ? { keepSuper: true, keepType: "Q8_0" as const, superWeights: [SW] } : {};
+      const path = exportTo(fixturePath(PLANTED), ftype, keeping);
+      const model = Model.open(path);
+      let ours: Float64Array[];
+      try {
+        const out = await forward(model, ref.input_ids, { head: { logits: true } });
+        ours = logSoftmax(out.logits!, model.spec.vocab);
+      } finally {
+        model.close();
+      }
+      const got = await llamaLogProbs(path, ref.input_ids);
+      const d = maxAbsDiff(got, ours);
+      const vsRef = maxAbsDiff(got, logSoftmax(ref.logits, ref.logits[0].length));
+      t.diagnostic(`max |Δ log p| vs our forward ${d.toPrecision(3)}, vs reference.json ${vsRef.toPrecision(3)}`);
+      assert.ok(d <= band, `${ftype}: max |Δ log p| ${d}`);
+    },
+  );
 }
 
 // ---- vocabularies ----
 
-test("bytes-llama-6m Q8_0 through its tokenizer.json: llama.cpp tokenizes as the tokenizer.json does and lands where " +
-  "it lands on its own file", { skip }, async () => {
-  const folder = fixturePath("bytes-llama-6m");
-  const path = exportTo(folder, "Q8_0", { standIn: false });
-  const model = await llama.loadModel({ modelPath: path });
-  try {
-    const ours = loadTokenizer(folder)!;
-    const e = expectedOf("bytes-llama-6m.Q8_0");
-    for (const text of [readFileSync(join(folder, "heldout.txt"), "utf8"), "naïve café — 日本語 🤗"]) {
-      const want = ours.encode(text);
-      assert.equal(want[0], 256, "the tokenizer.json adds <s>");
-      assert.deepEqual(Array.from(model.tokenize(text)), want.slice(1));
-    }
-    assert.equal(model.tokens.bos, 256);
-    const got = await llamaLogProbs(path, e.input_ids);
-    const ref = readReference("bytes-llama-6m");
-    const d = maxAbsDiff(got, logSoftmax(ref.logits, ref.logits[0].length));
-    assert.ok(Math.abs(d - e.llamaCpp.vsSourceReference.maxAbsLogProbDiff) <= 1e-5, `${d}`);
-  } finally {
-    await model.dispose();
-  }
-});
-
-test("a SentencePiece vocabulary (Mistral-7B's tokenizer.json, byte fallback): llama.cpp tokenizes as we do", { skip },
+test(
+  "bytes-llama-6m Q8_0 through its tokenizer.json: llama.cpp tokenizes as the tokenizer.json does and lands where " +
+    "it lands on its own file",
+  { skip },
   async () => {
-  // a tiny Llama with Mistral-7B's 32000-token vocabulary; the weights do not matter here
-  const folder = join(dir, "mistral-vocab");
-  const H = 32, V = 32000;
-  const config = {
-    model_type: "llama", hidden_size: H, num_attention_heads: 1, num_key_value_heads: 1, intermediate_size: 64,
-    num_hidden_layers: 1, vocab_size: V, max_position_embeddings: 64, rms_norm_eps: 1e-5, hidden_act: "silu",
-    tie_word_embeddings: true, bos_token_id: 1, eos_token_id: 2,
-  };
-  const w = (name: string, shape: number[]) => ({
-    name, dtype: "F32" as const, shape,
-    data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) },
-      (_, i) => (shape.length === 1 ? 1 : Math.sin(i) / 8)),
-  });
-  const p = "model.layers.0.";
-  writeCheckpoint(folder, config, [
-    w("model.embed_tokens.weight", [V, H]), w(`${p}input_layernorm.weight`, [H]),
-    w(`${p}self_attn.q_proj.weight`, [H, H]), w(`${p}self_attn.k_proj.weight`, [H, H]),
-    w(`${p}self_attn.v_proj.weight`, [H, H]), w(`${p}self_attn.o_proj.weight`, [H, H]),
-    w(`${p}post_attention_layernorm.weight`, [H]), w(`${p}mlp.gate_proj.weight`, [64, H]),
-    w(`${p}mlp.up_proj.weight`, [64, H]),
-    w(`${p}mlp.down_proj.weight`, [H, 64]), w("model.norm.weight", [H]),
-  ], 1);
-  const vocabDir = join(repoRoot, "node_modules", "@lenml", "tokenizer-llama2", "models");
-  for (const f of ["tokenizer.json", "tokenizer_config.json"])
-    copyFileSync(join(vocabDir, f), join(folder, f));
-  const path = exportTo(folder, "Q8_0", { standIn: false });
-  const ours = loadTokenizer(folder)!;
-  const model = await llama.loadModel({ modelPath: path });
-  try {
-    assert.deepEqual(ours.encode("Hello world"), [1, 22557, 1526]);
-    const texts = ["Hello world", "🤗", "  two  spaces\nand a newline", "naïve café — 日本語", "1 234 567"];
-    for (const text of texts)
-      assert.deepEqual(Array.from(model.tokenize(text)), ours.encode(text).slice(1), JSON.stringify(text));
-    assert.equal(model.tokens.bos, 1);
-  } finally {
-    await model.dispose();
-  }
-});
+    const folder = fixturePath("bytes-llama-6m");
+    const path = exportTo(folder, "Q8_0", { standIn: false });
+    const model = await llama.loadModel({ modelPath: path });
+    try {
+      const ours = loadTokenizer(folder)!;
+      const e = expectedOf("bytes-llama-6m.Q8_0");
+      for (const text of [readFileSync(join(folder, "heldout.txt"), "utf8"), "naïve café — 日本語 🤗"]) {
+        const want = ours.encode(text);
+        assert.equal(want[0], 256, "the tokenizer.json adds <s>");
+        assert.deepEqual(Array.from(model.tokenize(text)), want.slice(1));
+      }
+      assert.equal(model.tokens.bos, 256);
+      const got = await llamaLogProbs(path, e.input_ids);
+      const ref = readReference("bytes-llama-6m");
+      const d = maxAbsDiff(got, logSoftmax(ref.logits, ref.logits[0].length));
+      assert.ok(Math.abs(d - e.llamaCpp.vsSourceReference.maxAbsLogProbDiff) <= 1e-5, `${d}`);
+    } finally {
+      await model.dispose();
+    }
+  },
+);
+
+test(
+  "a SentencePiece vocabulary (Mistral-7B's tokenizer.json, byte fallback): llama.cpp tokenizes as we do",
+  { skip },
+  async () => {
+    // a tiny Llama with Mistral-7B's 32000-token vocabulary; the weights do not matter here
+    const folder = join(dir, "mistral-vocab");
+    const H = 32,
+      V = 32000;
+    const config = {
+      model_type: "llama",
+      hidden_size: H,
+      num_attention_heads: 1,
+      num_key_value_heads: 1,
+      intermediate_size: 64,
+      num_hidden_layers: 1,
+      vocab_size: V,
+      max_position_embeddings: 64,
+      rms_norm_eps: 1e-5,
+      hidden_act: "silu",
+      tie_word_embeddings: true,
+      bos_token_id: 1,
+      eos_token_id: 2,
+    };
+    const w = (name: string, shape: number[]) => ({
+      name,
+      dtype: "F32" as const,
+      shape,
+      data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) =>
+        shape.length === 1 ? 1 : Math.sin(i) / 8,
+      ),
+    });
+    const p = "model.layers.0.";
+    writeCheckpoint(
+      folder,
+      config,
+      [
+        w("model.embed_tokens.weight", [V, H]),
+        w(`${p}input_layernorm.weight`, [H]),
+        w(`${p}self_attn.q_proj.weight`, [H, H]),
+        w(`${p}self_attn.k_proj.weight`, [H, H]),
+        w(`${p}self_attn.v_proj.weight`, [H, H]),
+        w(`${p}self_attn.o_proj.weight`, [H, H]),
+        w(`${p}post_attention_layernorm.weight`, [H]),
+        w(`${p}mlp.gate_proj.weight`, [64, H]),
+        w(`${p}mlp.up_proj.weight`, [64, H]),
+        w(`${p}mlp.down_proj.weight`, [H, 64]),
+        w("model.norm.weight", [H]),
+      ],
+      1,
+    );
+    const vocabDir = join(repoRoot, "node_modules", "@lenml", "tokenizer-llama2", "models");
+    for (const f of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join(vocabDir, f), join(folder, f));
+    const path = exportTo(folder, "Q8_0", { standIn: false });
+    const ours = loadTokenizer(folder)!;
+    const model = await llama.loadModel({ modelPath: path });
+    try {
+      assert.deepEqual(ours.encode("Hello world"), [1, 22557, 1526]);
+      const texts = ["Hello world", "🤗", "  two  spaces\nand a newline", "naïve café — 日本語", "1 234 567"];
+      for (const text of texts)
+        assert.deepEqual(Array.from(model.tokenize(text)), ours.encode(text).slice(1), JSON.stringify(text));
+      assert.equal(model.tokens.bos, 1);
+    } finally {
+      await model.dispose();
+    }
+  },
+);

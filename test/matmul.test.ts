@@ -3,7 +3,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { createOrtBackend, getBackend, jsBackend, matmulRef, type Layout, type MatmulBackend } from "../src/engine/matmul.js";
+import {
+  createOrtBackend,
+  getBackend,
+  jsBackend,
+  matmulRef,
+  type Layout,
+  type MatmulBackend,
+} from "../src/engine/matmul.js";
 
 // ---- helpers ----
 
@@ -26,7 +33,8 @@ function naive(x: Float32Array, m: number, k: number, w: Float32Array, n: number
   const absSum = new Float64Array(m * n);
   for (let i = 0; i < m; i++) {
     for (let j = 0; j < n; j++) {
-      let s = 0, a = 0;
+      let s = 0,
+        a = 0;
       for (let p = 0; p < k; p++) {
         const t = x[i * k + p] * (layout === "nk" ? w[j * k + p] : w[p * n + j]);
         s += t;
@@ -59,18 +67,38 @@ function firstMismatch(got: Float32Array, ref: { value: Float64Array; absSum: Fl
   return -1;
 }
 
-function assertClose(got: Float32Array, ref: { value: Float64Array; absSum: Float64Array }, k: number, what: string): void {
+function assertClose(
+  got: Float32Array,
+  ref: { value: Float64Array; absSum: Float64Array },
+  k: number,
+  what: string,
+): void {
   assert.equal(got.length, ref.value.length, `${what}: length`);
   const i = firstMismatch(got, ref, k);
   assert.equal(i, -1, i < 0 ? "" : `${what}: element ${i} is ${got[i]}, expected ${ref.value[i]}`);
 }
 
 /** Reference for the batched op: one naive product per batch entry. */
-function naiveBatched(a: Float32Array, bm: Float32Array, batch: number, m: number, k: number, n: number, transB: boolean) {
+function naiveBatched(
+  a: Float32Array,
+  bm: Float32Array,
+  batch: number,
+  m: number,
+  k: number,
+  n: number,
+  transB: boolean,
+) {
   const value = new Float64Array(batch * m * n);
   const absSum = new Float64Array(batch * m * n);
   for (let b = 0; b < batch; b++) {
-    const r = naive(a.subarray(b * m * k, (b + 1) * m * k), m, k, bm.subarray(b * n * k, (b + 1) * n * k), n, transB ? "nk" : "kn");
+    const r = naive(
+      a.subarray(b * m * k, (b + 1) * m * k),
+      m,
+      k,
+      bm.subarray(b * n * k, (b + 1) * n * k),
+      n,
+      transB ? "nk" : "kn",
+    );
     value.set(r.value, b * m * n);
     absSum.set(r.absSum, b * m * n);
   }
@@ -97,8 +125,11 @@ const backends: [string, () => MatmulBackend, string | false][] = [
 // ---- the checker itself ----
 
 test("the comparison rejects a dropped term, a wrong layout and NaN", () => {
-  const m = 3, k = 64, n = 7;
-  const x = random(m * k, 1), w = random(n * k, 2);
+  const m = 3,
+    k = 64,
+    n = 7;
+  const x = random(m * k, 1),
+    w = random(n * k, 2);
   const ref = naive(x, m, k, w, n, "nk");
   const out = new Float32Array(m * n);
   matmulRef(out, x, m, k, w, n, "nk");
@@ -123,7 +154,8 @@ for (const [name, backend, skip] of backends) {
       for (const m of SIZES.m) {
         for (const k of SIZES.k) {
           for (const n of SIZES.n) {
-            const x = random(m * k, seed++), w = random(n * k, seed++);
+            const x = random(m * k, seed++),
+              w = random(n * k, seed++);
             const got = await backend().linear(x, m, k, w, n, layout);
             assertClose(got, naive(x, m, k, w, n, layout), k, `${layout} m=${m} k=${k} n=${n}`);
           }
@@ -133,10 +165,14 @@ for (const [name, backend, skip] of backends) {
   });
 
   test(`${name}: linear reads subarray views at their offset`, { skip }, async () => {
-    const m = 17, k = 257, n = 130;
+    const m = 17,
+      k = 257,
+      n = 130;
     // x and w sit in the middle of larger buffers full of other values
-    const xs = random(m * k + 11, 3), ws = random(n * k + 29, 4);
-    const x = xs.subarray(5, 5 + m * k), w = ws.subarray(13, 13 + n * k);
+    const xs = random(m * k + 11, 3),
+      ws = random(n * k + 29, 4);
+    const x = xs.subarray(5, 5 + m * k),
+      w = ws.subarray(13, 13 + n * k);
     assert.ok(x.byteOffset > 0 && w.byteOffset > 0);
     for (const layout of LAYOUTS) {
       const got = await backend().linear(x, m, k, w, n, layout);
@@ -145,10 +181,18 @@ for (const [name, backend, skip] of backends) {
   });
 
   test(`${name}: a larger product (threaded GEMM path, several cache blocks)`, { skip }, async () => {
-    const m = 64, k = 512, n = 300;
-    const x = random(m * k, 5), w = random(n * k, 6);
+    const m = 64,
+      k = 512,
+      n = 300;
+    const x = random(m * k, 5),
+      w = random(n * k, 6);
     for (const layout of LAYOUTS) {
-      assertClose(await backend().linear(x, m, k, w, n, layout), naive(x, m, k, w, n, layout), k, `64x512x300 ${layout}`);
+      assertClose(
+        await backend().linear(x, m, k, w, n, layout),
+        naive(x, m, k, w, n, layout),
+        k,
+        `64x512x300 ${layout}`,
+      );
     }
   });
 
@@ -177,7 +221,8 @@ for (const [name, backend, skip] of backends) {
         [8, 17, 64, 130],
         [4, 1, 257, 7],
       ]) {
-        const a = random(batch * m * k, seed++), bm = random(batch * n * k, seed++);
+        const a = random(batch * m * k, seed++),
+          bm = random(batch * n * k, seed++);
         const got = await backend().batched(a, bm, batch, m, k, n, transB);
         assertClose(got, naiveBatched(a, bm, batch, m, k, n, transB), k, `transB=${transB} ${batch}x${m}x${k}x${n}`);
       }
@@ -185,9 +230,14 @@ for (const [name, backend, skip] of backends) {
   });
 
   test(`${name}: batched reads subarray views at their offset`, { skip }, async () => {
-    const batch = 3, m = 4, k = 16, n = 5;
-    const as = random(batch * m * k + 3, 11), bs = random(batch * n * k + 7, 12);
-    const a = as.subarray(3), bm = bs.subarray(7);
+    const batch = 3,
+      m = 4,
+      k = 16,
+      n = 5;
+    const as = random(batch * m * k + 3, 11),
+      bs = random(batch * n * k + 7, 12);
+    const a = as.subarray(3),
+      bm = bs.subarray(7);
     for (const transB of [false, true]) {
       const got = await backend().batched(a, bm, batch, m, k, n, transB);
       assertClose(got, naiveBatched(a.slice(), bm.slice(), batch, m, k, n, transB), k, `view transB=${transB}`);
@@ -198,8 +248,11 @@ for (const [name, backend, skip] of backends) {
 // ---- matmulRef into a view, and backend selection ----
 
 test("matmulRef writes only its output view", () => {
-  const m = 3, k = 5, n = 7;
-  const x = random(m * k, 20), w = random(n * k, 21);
+  const m = 3,
+    k = 5,
+    n = 7;
+  const x = random(m * k, 20),
+    w = random(n * k, 21);
   const big = new Float32Array(m * n + 4).fill(42);
   matmulRef(big.subarray(2, 2 + m * n), x, m, k, w, n, "kn");
   assert.deepEqual([big[0], big[1], big[m * n + 2], big[m * n + 3]], [42, 42, 42, 42]);
@@ -218,7 +271,10 @@ function backendIn(env: Record<string, string>): { name?: string; error?: string
   const url = new URL("../src/engine/matmul.js", import.meta.url).href;
   const code = `import { getBackend } from ${JSON.stringify(url)};
     getBackend().then((b) => console.log(JSON.stringify({ name: b.name })), (e) => console.log(JSON.stringify({ error: e.message })));`;
-  const r = spawnSync(process.execPath, ["--input-type=module", "-e", code], { env: { ...process.env, ...env }, encoding: "utf8" });
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", code], {
+    env: { ...process.env, ...env },
+    encoding: "utf8",
+  });
   return JSON.parse(r.stdout.trim());
 }
 

@@ -19,9 +19,22 @@ const root = mkdtempSync(join(tmpdir(), "sw-qwen3moe-"));
 after(() => rmSync(root, { recursive: true, force: true }));
 
 const config = {
-  model_type: "qwen3_moe", hidden_size: 16, intermediate_size: 20, moe_intermediate_size: 12, num_attention_heads: 4,
-  num_key_value_heads: 2, head_dim: 8, num_hidden_layers: 3, vocab_size: 29, num_experts: 4, num_experts_per_tok: 2,
-  mlp_only_layers: [1], decoder_sparse_step: 1, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: false,
+  model_type: "qwen3_moe",
+  hidden_size: 16,
+  intermediate_size: 20,
+  moe_intermediate_size: 12,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  head_dim: 8,
+  num_hidden_layers: 3,
+  vocab_size: 29,
+  num_experts: 4,
+  num_experts_per_tok: 2,
+  mlp_only_layers: [1],
+  decoder_sparse_step: 1,
+  rms_norm_eps: 1e-6,
+  rope_theta: 10000,
+  tie_word_embeddings: false,
 };
 const ids = [3, 17, 5, 22, 9, 1, 12, 28, 4];
 
@@ -30,10 +43,19 @@ function write(normTopK: boolean): string {
   const spec = qwen3Moe.config(new ConfigReader(raw, "config.json"));
   const rand = seeded(5);
   const folder = join(root, `norm-${normTopK}`);
-  writeCheckpoint(folder, raw, [...qwen3Moe.tensors(spec)].map(([name, shape]) => {
-    const n = shape.reduce((a, b) => a * b, 1);
-    return { name, dtype: "F32" as const, shape, data: shape.length === 1 ? rand(n, 0.5).map((v) => 1 + v) : rand(n, 0.6) };
-  }));
+  writeCheckpoint(
+    folder,
+    raw,
+    [...qwen3Moe.tensors(spec)].map(([name, shape]) => {
+      const n = shape.reduce((a, b) => a * b, 1);
+      return {
+        name,
+        dtype: "F32" as const,
+        shape,
+        data: shape.length === 1 ? rand(n, 0.5).map((v) => 1 + v) : rand(n, 0.6),
+      };
+    }),
+  );
   return folder;
 }
 
@@ -41,9 +63,24 @@ for (const normTopK of [true, false]) {
   test(`qwen3_moe (norm_topk_prob ${normTopK}) matches a float64 reference: logits and every routed expert's rows`, async () => {
     const folder = write(normTopK);
     const ckpt = Checkpoint.open(folder);
-    const weights = { get: (n: string) => ckpt.read(n), shape: (n: string) => ckpt.info(n).shape, has: (n: string) => ckpt.has(n) };
-    const c: RefConfig = { hidden: 16, heads: 4, kvHeads: 2, headDim: 8, layers: 3, vocab: 29, eps: 1e-6, theta: 10000, tied: false, qkNorm: true,
-      experts: { count: 4, topK: 2, renormalize: normTopK, sparse: (l) => l !== 1 } };
+    const weights = {
+      get: (n: string) => ckpt.read(n),
+      shape: (n: string) => ckpt.info(n).shape,
+      has: (n: string) => ckpt.has(n),
+    };
+    const c: RefConfig = {
+      hidden: 16,
+      heads: 4,
+      kvHeads: 2,
+      headDim: 8,
+      layers: 3,
+      vocab: 29,
+      eps: 1e-6,
+      theta: 10000,
+      tied: false,
+      qkNorm: true,
+      experts: { count: 4, topK: 2, renormalize: normTopK, sparse: (l) => l !== 1 },
+    };
     const ref = referenceForward(c, weights, ids);
     const flipped = referenceForward({ ...c, experts: { ...c.experts!, renormalize: !normTopK } }, weights, ids);
     ckpt.close();

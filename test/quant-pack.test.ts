@@ -17,9 +17,18 @@ test("layout: 8-bit one per byte, 4-bit low nibble first, 2-bit from the low bit
 });
 
 test("packedBytes is ⌈n·bits/8⌉", () => {
-  assert.deepEqual([0, 1, 2, 3, 8, 9].map((n) => packedBytes(n, 3)), [0, 1, 1, 2, 3, 4]);
-  assert.deepEqual([0, 1, 2, 3].map((n) => packedBytes(n, 4)), [0, 1, 1, 2]);
-  assert.deepEqual([1, 4, 5].map((n) => packedBytes(n, 2)), [1, 1, 2]);
+  assert.deepEqual(
+    [0, 1, 2, 3, 8, 9].map((n) => packedBytes(n, 3)),
+    [0, 1, 1, 2, 3, 4],
+  );
+  assert.deepEqual(
+    [0, 1, 2, 3].map((n) => packedBytes(n, 4)),
+    [0, 1, 1, 2],
+  );
+  assert.deepEqual(
+    [1, 4, 5].map((n) => packedBytes(n, 2)),
+    [1, 1, 2],
+  );
   assert.equal(packedBytes(5, 8), 5);
 });
 

@@ -5,7 +5,15 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
 } from "node:fs";
 import { writeSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,7 +21,10 @@ import { dirname, join } from "node:path";
 import { Checkpoint } from "../src/checkpoint/checkpoint.js";
 import { closeFile, openSafetensors, readTensorBytes } from "../src/checkpoint/safetensors.js";
 import {
-  writeCheckpoint, writeSafetensors, type RawTensorToWrite, type TensorToWrite,
+  writeCheckpoint,
+  writeSafetensors,
+  type RawTensorToWrite,
+  type TensorToWrite,
 } from "../src/checkpoint/writer.js";
 import { CheckpointError, UserError } from "../src/errors.js";
 import { PackedCheckpoint } from "../src/quant/packed-source.js";
@@ -55,12 +66,18 @@ function values(n: number, seed: number): Float32Array {
 function tiny(label: string, edit: (t: TensorToWrite[]) => void = () => {}): string {
   const folder = fresh(label);
   const tensors: TensorToWrite[] = SHAPES.map(([name, shape], i) => ({
-    name, shape, dtype: (["F32", "BF16", "F16"] as const)[i % 3], data: values(shape.reduce((a, b) => a * b, 1), i),
+    name,
+    shape,
+    dtype: (["F32", "BF16", "F16"] as const)[i % 3],
+    data: values(
+      shape.reduce((a, b) => a * b, 1),
+      i,
+    ),
   }));
   edit(tensors);
   writeCheckpoint(folder, { model_type: "llama", hidden_size: 8 }, tensors, 1, {
-    "tokenizer.json": "{\"model\": {}}",
-    "generation_config.json": "{\"bos_token_id\": 1}",
+    "tokenizer.json": '{"model": {}}',
+    "generation_config.json": '{"bos_token_id": 1}',
     "README.md": "not copied",
   });
   return folder;
@@ -79,7 +96,12 @@ function assertReadsAsQuantizer(packedFolder: string, sourceFolder: string, sche
       const original = source.read(name);
       const kept = keep.filter((k) => k.tensor === name).map((k) => k.coordinates[0] * shape[1] + k.coordinates[1]);
       const expected = defaultQuantizable(name, shape)
-        ? quantizeTensor(original, shape, scheme, kept.sort((a, b) => a - b)).dequantized
+        ? quantizeTensor(
+            original,
+            shape,
+            scheme,
+            kept.sort((a, b) => a - b),
+          ).dequantized
         : original;
       assert.deepEqual(packed.read(name), expected, name);
       // every row range, including ones that start and end inside a block
@@ -102,8 +124,10 @@ interface Planted {
   expectedSuperWeights: { tensor: string; row: number; column: number; value: number; class: string }[];
 }
 
-test("a PackedCheckpoint written from planted-llama-bf16 returns, for every tensor, what the in-memory quantizer gives",
-  { skip: skipWithoutFixtures }, () => {
+test(
+  "a PackedCheckpoint written from planted-llama-bf16 returns, for every tensor, what the in-memory quantizer gives",
+  { skip: skipWithoutFixtures },
+  () => {
     const source = fixturePath("planted-llama-bf16");
     const ref = readReference<Planted>("planted-llama-bf16");
     const supers = ref.expectedSuperWeights.filter((s) => s.class === "super");
@@ -138,10 +162,13 @@ test("a PackedCheckpoint written from planted-llama-bf16 returns, for every tens
         packed.close();
       }
     }
-  });
+  },
+);
 
-test("a packed checkpoint larger than the shard limit is written as shards with an index, and reads the same",
-  { skip: skipWithoutFixtures }, () => {
+test(
+  "a packed checkpoint larger than the shard limit is written as shards with an index, and reads the same",
+  { skip: skipWithoutFixtures },
+  () => {
     const source = fixturePath("planted-llama-bf16");
     const scheme = rtn(4, 64);
     const out = fresh("sharded");
@@ -151,7 +178,8 @@ test("a packed checkpoint larger than the shard limit is written as shards with 
     assert.ok(existsSync(join(out, "model.safetensors.index.json")));
     assert.ok(!existsSync(join(out, "model.safetensors")));
     assertReadsAsQuantizer(out, source, scheme, []);
-  });
+  },
+);
 
 // ---- every width and block kind, streamed in small chunks ----
 
@@ -161,7 +189,10 @@ for (const bits of [8, 4, 3, 2] as Bits[])
       const source = tiny(`rtn${bits}-${block}`);
       const out = fresh("out");
       const scheme = rtn(bits, block, { method: "zscore", k: 2 });
-      const keep = [{ tensor: DOWN, coordinates: [2, 12] }, { tensor: DOWN, coordinates: [0, 1] }];
+      const keep = [
+        { tensor: DOWN, coordinates: [2, 12] },
+        { tensor: DOWN, coordinates: [0, 1] },
+      ];
       writePackedCheckpoint(source, out, { scheme, keep, chunkElements: 24 });
       assertReadsAsQuantizer(out, source, scheme, keep);
     });
@@ -183,7 +214,7 @@ test("the output folder: packed parts, plain tensors byte for byte, tokenizer fi
   writePackedCheckpoint(source, out, { scheme, keep: [{ tensor: DOWN, coordinates: [3, 4] }] });
   const files = ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json"];
   assert.deepEqual(readdirSync(out).sort(), files);
-  assert.equal(readFileSync(join(out, "tokenizer.json"), "utf8"), "{\"model\": {}}");
+  assert.equal(readFileSync(join(out, "tokenizer.json"), "utf8"), '{"model": {}}');
   const file = openSafetensors(join(out, "model.safetensors"));
   const src = openSafetensors(join(source, "model.safetensors"));
   try {
@@ -191,11 +222,17 @@ test("the output folder: packed parts, plain tensors byte for byte, tokenizer fi
     assert.deepEqual([t(`${DOWN}.qweight`).dtype, t(`${DOWN}.qweight`).shape], ["U8", [52]]);
     assert.deepEqual([t(`${DOWN}.qscale`).dtype, t(`${DOWN}.qscale`).shape], ["F32", [7]]);
     assert.deepEqual([t(`${DOWN}.qmin`).dtype, t(`${DOWN}.qmin`).shape], ["F32", [7]]);
-    assert.deepEqual([t(`${DOWN}.keep_index`).dtype, [...new Int32Array(readTensorBytes(file, t(`${DOWN}.keep_index`),
-      0, 4).slice().buffer)]], ["I32", [3 * 13 + 4]]);
+    assert.deepEqual(
+      [
+        t(`${DOWN}.keep_index`).dtype,
+        [...new Int32Array(readTensorBytes(file, t(`${DOWN}.keep_index`), 0, 4).slice().buffer)],
+      ],
+      ["I32", [3 * 13 + 4]],
+    );
     assert.equal(t("model.layers.0.self_attn.q_proj.weight.keep_index"), undefined);
     for (const plain of ["model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"]) {
-      const a = t(plain), b = src.tensors.get(plain)!;
+      const a = t(plain),
+        b = src.tensors.get(plain)!;
       assert.equal(a.dtype, b.dtype);
       assert.deepEqual(readTensorBytes(file, a, 0, a.byteLength), readTensorBytes(src, b, 0, b.byteLength), plain);
     }
@@ -227,8 +264,11 @@ test("refused: --out equal to the source, around it or inside it; a non-empty fo
   const before = readdirSync(source).sort();
   const scheme = rtn(4, 8);
   const refuse = (out: string, mention: string, force = false) =>
-    assert.throws(() => writePackedCheckpoint(source, out, { scheme, force }), (e: unknown) =>
-      e instanceof UserError && !(e instanceof CheckpointError) && e.message.includes(mention), out);
+    assert.throws(
+      () => writePackedCheckpoint(source, out, { scheme, force }),
+      (e: unknown) => e instanceof UserError && !(e instanceof CheckpointError) && e.message.includes(mention),
+      out,
+    );
   refuse(source, "is the source checkpoint", true);
   refuse(join(source, "."), "is the source checkpoint", true);
   refuse(dirname(source), "contains the source checkpoint", true);
@@ -283,22 +323,39 @@ test("a write that fails part-way leaves no folder, no partial sibling, and an e
 test("a weight that is not finite is NON_FINITE_WEIGHT naming the source file and tensor; nothing is written", () => {
   const source = tiny("nan", (t) => ((t[4].data as Float32Array)[17] = NaN));
   const out = fresh("out");
-  throwsCheckpoint(() => writePackedCheckpoint(source, out, { scheme: rtn(4, 8) }), "NON_FINITE_WEIGHT",
-    join(source, "model.safetensors"), DOWN, "element 17");
+  throwsCheckpoint(
+    () => writePackedCheckpoint(source, out, { scheme: rtn(4, 8) }),
+    "NON_FINITE_WEIGHT",
+    join(source, "model.safetensors"),
+    DOWN,
+    "element 17",
+  );
   assert.ok(!existsSync(out));
-  assert.deepEqual(readdirSync(dirname(out)).filter((f) => f.includes("partial")), []);
+  assert.deepEqual(
+    readdirSync(dirname(out)).filter((f) => f.includes("partial")),
+    [],
+  );
 });
 
 test("held-out weights must name a quantized tensor, lie inside it and be listed once", () => {
   const source = tiny("keep");
   const bad = (keep: KeepRequest[], mention: string) =>
-    assert.throws(() => writePackedCheckpoint(source, fresh("out"), { scheme: rtn(4, 8), keep }), (e: unknown) =>
-      e instanceof UserError && e.message.includes(mention), mention);
+    assert.throws(
+      () => writePackedCheckpoint(source, fresh("out"), { scheme: rtn(4, 8), keep }),
+      (e: unknown) => e instanceof UserError && e.message.includes(mention),
+      mention,
+    );
   bad([{ tensor: "model.layers.9.mlp.down_proj.weight", coordinates: [0, 0] }], "no such tensor");
   bad([{ tensor: "model.norm.weight", coordinates: [0] }], "not quantized");
   bad([{ tensor: DOWN, coordinates: [8, 0] }], "outside");
   bad([{ tensor: DOWN, coordinates: [1] }], "outside");
-  bad([{ tensor: DOWN, coordinates: [1, 2] }, { tensor: DOWN, coordinates: [1, 2] }], "listed twice");
+  bad(
+    [
+      { tensor: DOWN, coordinates: [1, 2] },
+      { tensor: DOWN, coordinates: [1, 2] },
+    ],
+    "listed twice",
+  );
 });
 
 // ---- the raw-part writer and reader underneath ----
@@ -328,8 +385,10 @@ test("writeSafetensors takes raw parts of any dtype, whole or streamed; readTens
   } finally {
     closeFile(path);
   }
-  assert.throws(() => writeSafetensors(path, [{ name: "a", dtype: "I32", shape: [2], bytes: new Uint8Array(7) }]),
-    /wrote 7 bytes, I32 \[2\] needs 8/);
+  assert.throws(
+    () => writeSafetensors(path, [{ name: "a", dtype: "I32", shape: [2], bytes: new Uint8Array(7) }]),
+    /wrote 7 bytes, I32 \[2\] needs 8/,
+  );
   assert.deepEqual(readdirSync(dirname(path)), ["raw.safetensors"], "no temporary file left behind");
 });
 
@@ -353,7 +412,11 @@ function packedCopy(): string {
     good = fresh("good");
     goodSource = tiny("good-src");
     writePackedCheckpoint(goodSource, good, {
-      scheme: rtn(3, 5), keep: [{ tensor: DOWN, coordinates: [0, 3] }, { tensor: DOWN, coordinates: [5, 5] }],
+      scheme: rtn(3, 5),
+      keep: [
+        { tensor: DOWN, coordinates: [0, 3] },
+        { tensor: DOWN, coordinates: [5, 5] },
+      ],
     });
   }
   const copy = fresh("copy");
@@ -364,7 +427,8 @@ function packedCopy(): string {
 function storedParts(folder: string): (RawTensorToWrite & { bytes: Uint8Array })[] {
   const file = openSafetensors(join(folder, "model.safetensors"));
   try {
-    return [...file.tensors.values()].sort((a, b) => a.start - b.start)
+    return [...file.tensors.values()]
+      .sort((a, b) => a.start - b.start)
       .map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, bytes: readTensorBytes(file, t, 0, t.byteLength) }));
   } finally {
     closeFile(file.path);
@@ -387,8 +451,8 @@ function editQuantization(folder: string, edit: (q: any) => void): string {
   return path;
 }
 
-const part = (parts: RawTensorToWrite[], suffix: string) => parts.find((p) => p.name === DOWN + suffix)! as
-  RawTensorToWrite & { bytes: Uint8Array };
+const part = (parts: RawTensorToWrite[], suffix: string) =>
+  parts.find((p) => p.name === DOWN + suffix)! as RawTensorToWrite & { bytes: Uint8Array };
 
 test("the valid packed folder opens, and a plain checkpoint is NOT_QUANTIZED", () => {
   const folder = packedCopy();
@@ -423,51 +487,113 @@ for (const [label, code, edit, mention] of CONFIG_FAULTS)
   test(`config.json quantization fault (${label}) is ${code}`, () => {
     const folder = packedCopy();
     const path = editQuantization(folder, edit);
-    throwsCheckpoint(() => PackedCheckpoint.open(folder),
-      code, code === "KEEP_MISMATCH" ? join(folder, "model.safetensors") : path, mention);
+    throwsCheckpoint(
+      () => PackedCheckpoint.open(folder),
+      code,
+      code === "KEEP_MISMATCH" ? join(folder, "model.safetensors") : path,
+      mention,
+    );
   });
 
 type Parts = (RawTensorToWrite & { bytes: Uint8Array })[];
 const FILE_FAULTS: [string, string, (p: Parts) => void, string, string?][] = [
   ["qmin missing", "MISSING_TENSOR", (p) => p.splice(p.indexOf(part(p, ".qmin")), 1), ".qmin", "folder"],
   ["qweight dtype", "PACKED_DTYPE", (p) => (part(p, ".qweight").dtype = "I8"), "I8"],
-  ["qscale dtype", "PACKED_DTYPE", (p) => {
-    const q = part(p, ".qscale");
-    q.dtype = "F16";
-    q.shape = [q.shape[0] * 2];
-  }, "F16"],
-  ["qweight short", "PACKED_SIZE", (p) => {
-    const q = part(p, ".qweight");
-    q.bytes = q.bytes.subarray(1);
-    q.shape = [q.bytes.length];
-  }, "[38]"],
-  ["qmin long", "PACKED_SIZE", (p) => {
-    const q = part(p, ".qmin");
-    q.bytes = new Uint8Array(q.bytes.length + 4);
-    q.shape = [q.shape[0] + 1];
-  }, ".qmin"],
-  ["keep_value missing", "MISSING_TENSOR", (p) => p.splice(p.indexOf(part(p, ".keep_value")), 1), ".keep_value",
-    "folder"],
-  ["keep_index out of order", "BAD_KEEP_INDEX", (p) => (part(p, ".keep_index").bytes = new Uint8Array(
-    Int32Array.of(70, 3).buffer)), "strictly increasing"],
-  ["keep_index outside", "BAD_KEEP_INDEX", (p) => (part(p, ".keep_index").bytes = new Uint8Array(
-    Int32Array.of(3, 104).buffer)), "104"],
-  ["keep_index I64 beyond", "BAD_KEEP_INDEX", (p) => {
-    const k = part(p, ".keep_index");
-    k.dtype = "I64";
-    k.bytes = new Uint8Array(BigInt64Array.of(3n, 2n ** 60n).buffer);
-  }, "strictly increasing"],
-  ["keep_value NaN", "BAD_KEEP_VALUE", (p) => (part(p, ".keep_value").bytes = new Uint8Array(
-    Float32Array.of(0.5, NaN).buffer)), "NaN"],
-  ["keep_value changed", "KEEP_MISMATCH", (p) => new Float32Array(part(p, ".keep_value").bytes.buffer)[0] += 1,
-    "in config.json"],
-  ["unlisted part", "UNEXPECTED_TENSOR", (p) => p.push({ name: "model.norm.weight.qscale", dtype: "F32", shape: [1],
-    bytes: new Uint8Array(4) }), "model.norm.weight.qscale"],
-  ["keep parts without kept", "UNEXPECTED_TENSOR", (p) => p.push({
-    name: "model.layers.0.mlp.up_proj.weight.keep_index", dtype: "I32", shape: [0], bytes: new Uint8Array(0) }),
-  "up_proj.weight.keep_index"],
-  ["plain and packed", "DUPLICATE_TENSOR", (p) => p.push({ name: DOWN, dtype: "F32", shape: [8, 13],
-    bytes: new Uint8Array(8 * 13 * 4) }), "both plain and quantized"],
+  [
+    "qscale dtype",
+    "PACKED_DTYPE",
+    (p) => {
+      const q = part(p, ".qscale");
+      q.dtype = "F16";
+      q.shape = [q.shape[0] * 2];
+    },
+    "F16",
+  ],
+  [
+    "qweight short",
+    "PACKED_SIZE",
+    (p) => {
+      const q = part(p, ".qweight");
+      q.bytes = q.bytes.subarray(1);
+      q.shape = [q.bytes.length];
+    },
+    "[38]",
+  ],
+  [
+    "qmin long",
+    "PACKED_SIZE",
+    (p) => {
+      const q = part(p, ".qmin");
+      q.bytes = new Uint8Array(q.bytes.length + 4);
+      q.shape = [q.shape[0] + 1];
+    },
+    ".qmin",
+  ],
+  [
+    "keep_value missing",
+    "MISSING_TENSOR",
+    (p) => p.splice(p.indexOf(part(p, ".keep_value")), 1),
+    ".keep_value",
+    "folder",
+  ],
+  [
+    "keep_index out of order",
+    "BAD_KEEP_INDEX",
+    (p) => (part(p, ".keep_index").bytes = new Uint8Array(Int32Array.of(70, 3).buffer)),
+    "strictly increasing",
+  ],
+  [
+    "keep_index outside",
+    "BAD_KEEP_INDEX",
+    (p) => (part(p, ".keep_index").bytes = new Uint8Array(Int32Array.of(3, 104).buffer)),
+    "104",
+  ],
+  [
+    "keep_index I64 beyond",
+    "BAD_KEEP_INDEX",
+    (p) => {
+      const k = part(p, ".keep_index");
+      k.dtype = "I64";
+      k.bytes = new Uint8Array(BigInt64Array.of(3n, 2n ** 60n).buffer);
+    },
+    "strictly increasing",
+  ],
+  [
+    "keep_value NaN",
+    "BAD_KEEP_VALUE",
+    (p) => (part(p, ".keep_value").bytes = new Uint8Array(Float32Array.of(0.5, NaN).buffer)),
+    "NaN",
+  ],
+  [
+    "keep_value changed",
+    "KEEP_MISMATCH",
+    (p) => (new Float32Array(part(p, ".keep_value").bytes.buffer)[0] += 1),
+    "in config.json",
+  ],
+  [
+    "unlisted part",
+    "UNEXPECTED_TENSOR",
+    (p) => p.push({ name: "model.norm.weight.qscale", dtype: "F32", shape: [1], bytes: new Uint8Array(4) }),
+    "model.norm.weight.qscale",
+  ],
+  [
+    "keep parts without kept",
+    "UNEXPECTED_TENSOR",
+    (p) =>
+      p.push({
+        name: "model.layers.0.mlp.up_proj.weight.keep_index",
+        dtype: "I32",
+        shape: [0],
+        bytes: new Uint8Array(0),
+      }),
+    "up_proj.weight.keep_index",
+  ],
+  [
+    "plain and packed",
+    "DUPLICATE_TENSOR",
+    (p) => p.push({ name: DOWN, dtype: "F32", shape: [8, 13], bytes: new Uint8Array(8 * 13 * 4) }),
+    "both plain and quantized",
+  ],
 ];
 for (const [label, code, edit, mention, where] of FILE_FAULTS)
   test(`packed part fault (${label}) is ${code}`, () => {
@@ -495,8 +621,11 @@ test("held-out indices stored as I64 read the same", () => {
 });
 
 test("a block scale that is NaN or negative, or a minimum not finite, is BAD_SCALE when its rows are read", () => {
-  for (const [suffix, value, mention] of [[".qscale", NaN, "scale NaN"], [".qscale", -1, "scale -1"],
-    [".qmin", Infinity, "minimum Infinity"]] as const) {
+  for (const [suffix, value, mention] of [
+    [".qscale", NaN, "scale NaN"],
+    [".qscale", -1, "scale -1"],
+    [".qmin", Infinity, "minimum Infinity"],
+  ] as const) {
     const folder = packedCopy();
     const path = editParts(folder, (p) => (new Float32Array(part(p, suffix).bytes.buffer)[3] = value));
     const p = PackedCheckpoint.open(folder);

@@ -11,14 +11,27 @@ import { BlockStatistics, decode, decodePacked, encode, QuantizeError, quantizeT
 import { AbsMoments } from "../src/quant/clip.js";
 import { pack, unpack } from "../src/quant/pack.js";
 import {
-  formatBlock, formatClip, geometry, levelTable, parseBlock, parseClip, type Bits, type Block, type Clip, type Scheme,
+  formatBlock,
+  formatClip,
+  geometry,
+  levelTable,
+  parseBlock,
+  parseClip,
+  type Bits,
+  type Block,
+  type Clip,
+  type Scheme,
 } from "../src/quant/scheme.js";
 
 const f = Math.fround;
 const none: Clip = { method: "none" };
 const rtn = (bits: Bits, block: Block = "tensor", clip: Clip = none): Scheme => ({ kind: "rtn", bits, block, clip });
-const nf4 = (block: Block = "tensor", range: "absmax" | "minmax" = "absmax", clip: Clip = none): Scheme =>
-  ({ kind: "nf4", range, block, clip });
+const nf4 = (block: Block = "tensor", range: "absmax" | "minmax" = "absmax", clip: Clip = none): Scheme => ({
+  kind: "nf4",
+  range,
+  block,
+  clip,
+});
 
 /** Deterministic pseudo-random weights around 0 (a few larger ones), exactly float32. */
 function weights(n: number, seed = 1): Float32Array {
@@ -26,7 +39,7 @@ function weights(n: number, seed = 1): Float32Array {
   let s = seed;
   for (let i = 0; i < n; i++) {
     s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-    out[i] = ((s / 2 ** 32 - 0.5) * 0.2) * (i % 17 === 5 ? 8 : 1);
+    out[i] = (s / 2 ** 32 - 0.5) * 0.2 * (i % 17 === 5 ? 8 : 1);
   }
   return out;
 }
@@ -121,9 +134,9 @@ test("held-out weights take no part in min/max or clipping statistics and come b
 
 /** QLoRA's NF4 table (arXiv 2305.14314, Appendix E; bitsandbytes' float32 values). */
 const PUBLISHED_NF4 = [
-  -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
-  -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
-  0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
+  -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635, -0.18477343022823334,
+  -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
+  0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
 ];
 
 test("NF4 levels are QLoRA's published table", () => {
@@ -155,7 +168,10 @@ test("nf4 absmax (QLoRA): x = w / max|w|, nearest level, ŵ = level·max|w|", ()
   // x = −1, −0.5, 0, 0.25, 0.5, 1 → levels 0, 2 (−0.525), 7 (0), 10 (0.246), 12 (0.441), 15
   assert.deepEqual([...codes], [0, 2, 7, 10, 12, 15]);
   assert.deepEqual([params.scale[0], params.offset[0]], [2, 0]);
-  assert.deepEqual([...dequantized], [0, 2, 7, 10, 12, 15].map((q) => f(NF4_LEVELS[q] * 2)));
+  assert.deepEqual(
+    [...dequantized],
+    [0, 2, 7, 10, 12, 15].map((q) => f(NF4_LEVELS[q] * 2)),
+  );
 });
 
 test("nf4 minmax (the paper's code): [min, max] mapped onto [−1, 1]", () => {
@@ -189,7 +205,8 @@ for (const scheme of [...([8, 4, 3, 2] as Bits[]).map((b) => rtn(b)), nf4(), nf4
       w[50] = -2.25;
       const q = quantizeTensor(w, SHAPE, s, keep);
       // the block's own range, computed here from its weights that are not held out
-      const lo = new Map<number, number>(), hi = new Map<number, number>();
+      const lo = new Map<number, number>(),
+        hi = new Map<number, number>();
       for (let i = 0; i < 91; i++) {
         if (keep.includes(i)) continue;
         const b = blockOf(block, i);
@@ -205,8 +222,10 @@ for (const scheme of [...([8, 4, 3, 2] as Bits[]).map((b) => rtn(b)), nf4(), nf4
         const b = blockOf(block, i);
         const range = hi.get(b)! - lo.get(b)!;
         // rtn: half a step; nf4: half the widest gap between levels (1 − 0.723) times the level scale
-        const bound = s.kind === "rtn" ? range / (2 ** s.bits - 1) / 2
-          : (NF4_GAP / 2) * (s.range === "absmax" ? Math.max(-lo.get(b)!, hi.get(b)!) : range / 2);
+        const bound =
+          s.kind === "rtn"
+            ? range / (2 ** s.bits - 1) / 2
+            : (NF4_GAP / 2) * (s.range === "absmax" ? Math.max(-lo.get(b)!, hi.get(b)!) : range / 2);
         const slack = 2 ** -21 * Math.max(Math.abs(lo.get(b)!), Math.abs(hi.get(b)!));
         const err = Math.abs(q.dequantized[i] - w[i]);
         assert.ok(err <= bound + slack, `element ${i} (block ${b}): |ŵ − w| = ${err} > ${bound}`);
@@ -222,8 +241,12 @@ for (const scheme of [...([8, 4, 3, 2] as Bits[]).map((b) => rtn(b)), nf4(), nf4
 test("statistics fed in pieces of any length equal those of the whole tensor", () => {
   const w = weights(91, 3);
   const keep = [4, 5, 30, 89];
-  for (const s of [rtn(4, 10, { method: "zscore", k: 2 }), rtn(3, "channel", { method: "block-pct", fraction: 0.1 }),
-    rtn(2, "tensor", { method: "tensor-pct", fraction: 0.05 }), nf4(7, "minmax", { method: "zscore", k: 1.5 })]) {
+  for (const s of [
+    rtn(4, 10, { method: "zscore", k: 2 }),
+    rtn(3, "channel", { method: "block-pct", fraction: 0.1 }),
+    rtn(2, "tensor", { method: "tensor-pct", fraction: 0.05 }),
+    nf4(7, "minmax", { method: "zscore", k: 1.5 }),
+  ]) {
     const whole = quantizeTensor(w, SHAPE, s, keep).params;
     for (const piece of [1, 3, 13, 17, 90]) {
       const stats = new BlockStatistics(s, SHAPE, keep);
@@ -249,7 +272,8 @@ test("zscore moments are the same, to the last bit of float64, however the strea
     for (const k of [0, 1, 9]) assert.ok(Object.is(m.value(k), whole.value(k)), `piece ${piece}, K ${k}`);
   }
   // and the value is mean + K·std of |w| with Bessel's correction
-  const a = Array.from(w, Math.abs), mean = a.reduce((x, y) => x + y) / a.length;
+  const a = Array.from(w, Math.abs),
+    mean = a.reduce((x, y) => x + y) / a.length;
   const std = Math.sqrt(a.reduce((x, y) => x + (y - mean) ** 2, 0) / (a.length - 1));
   assert.ok(Math.abs(whole.value(3) - (mean + 3 * std)) < 1e-15);
 });
@@ -266,7 +290,14 @@ test("decodePacked equals unpack + decode bit for bit: every width, start, block
       const scale = Float32Array.from({ length: blocks }, (_, b) => 0.013 * (b + 1) + (b === 2 ? 0 : 1e-3));
       const offset = Float32Array.from({ length: blocks }, (_, b) => -0.5 + 0.07 * b);
       if (blocks > 2) scale[2] = 0; // a degenerate block decodes to its offset
-      for (const [first, count] of [[0, n], [1, 299], [3, 8], [17, 600], [299, 2], [699, 1]]) {
+      for (const [first, count] of [
+        [0, n],
+        [1, 299],
+        [3, 8],
+        [17, 600],
+        [299, 2],
+        [699, 1],
+      ]) {
         const b0 = Math.floor(first / blockLength);
         const byte0 = (first * bits) >> 3;
         const slice = bytes.subarray(byte0);
@@ -274,8 +305,19 @@ test("decodePacked equals unpack + decode bit for bit: every width, start, block
         const c = unpack(new Uint8Array(count), slice, first * bits - byte0 * 8, count, bits);
         decode(expected, c, first, count, levels, blockLength, scale.subarray(b0), offset.subarray(b0), b0);
         const got = new Float32Array(count);
-        decodePacked(got, slice, first * bits - byte0 * 8, bits, first, count, levels, blockLength,
-          scale.subarray(b0), offset.subarray(b0), b0);
+        decodePacked(
+          got,
+          slice,
+          first * bits - byte0 * 8,
+          bits,
+          first,
+          count,
+          levels,
+          blockLength,
+          scale.subarray(b0),
+          offset.subarray(b0),
+          b0,
+        );
         assert.deepEqual(got, expected, `${bits} bits, block ${blockLength}, [${first}, ${first + count})`);
       }
     }
@@ -320,13 +362,17 @@ test("degenerate blocks decode to their value, never NaN: all equal, all held ou
 test("weights that are not finite, or a range float32 cannot hold, are QuantizeErrors naming the element", () => {
   for (const bad of [NaN, Infinity, -Infinity]) {
     const w = Float32Array.of(1, 2, bad, 4);
-    assert.throws(() => quantizeTensor(w, [4], rtn(4)), (e: unknown) =>
-      e instanceof QuantizeError && e.code === "NON_FINITE" && e.message.includes("element 2"));
+    assert.throws(
+      () => quantizeTensor(w, [4], rtn(4)),
+      (e: unknown) => e instanceof QuantizeError && e.code === "NON_FINITE" && e.message.includes("element 2"),
+    );
     // a held-out weight must be finite too
     assert.throws(() => quantizeTensor(w, [4], rtn(4), [2]), QuantizeError);
   }
-  assert.throws(() => quantizeTensor(Float32Array.of(-3e38, 3e38), [2], rtn(4)), (e: unknown) =>
-    e instanceof QuantizeError && e.code === "RANGE_OVERFLOW");
+  assert.throws(
+    () => quantizeTensor(Float32Array.of(-3e38, 3e38), [2], rtn(4)),
+    (e: unknown) => e instanceof QuantizeError && e.code === "RANGE_OVERFLOW",
+  );
 });
 
 test("held-out indices must increase strictly inside the tensor; values must cover it exactly", () => {
@@ -390,7 +436,8 @@ test("fakeQuantizeActivations at 8, 6, 4 bits: within half a step; all equal or 
     x[17] = 40;
     const y = x.slice();
     fakeQuantizeActivations(y, bits, [17]);
-    let lo = Infinity, hi = -Infinity;
+    let lo = Infinity,
+      hi = -Infinity;
     x.forEach((v, i) => i !== 17 && ((lo = Math.min(lo, v)), (hi = Math.max(hi, v))));
     const half = (hi - lo) / (2 ** bits - 1) / 2;
     const slack = 2 ** -21 * Math.max(-lo, hi);

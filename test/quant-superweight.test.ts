@@ -17,21 +17,29 @@ import { quantizeTensor } from "../src/quant/rtn.js";
 import type { Bits, Block } from "../src/quant/scheme.js";
 import { fixturePath, readReference, skipWithoutFixtures } from "./fixtures.js";
 
-interface Planted { expectedSuperWeights: { tensor: string; row: number; column: number; class: string }[] }
+interface Planted {
+  expectedSuperWeights: { tensor: string; row: number; column: number; class: string }[];
+}
 
 const range = (v: ArrayLike<number>, skip: Set<number>, from = 0, to = v.length) => {
-  let lo = Infinity, hi = -Infinity;
-  for (let i = from; i < to; i++) if (!skip.has(i)) (lo = Math.min(lo, v[i])), (hi = Math.max(hi, v[i]));
+  let lo = Infinity,
+    hi = -Infinity;
+  for (let i = from; i < to; i++) if (!skip.has(i)) ((lo = Math.min(lo, v[i])), (hi = Math.max(hi, v[i])));
   return hi - lo;
 };
 
 const BANDS: [Bits, Block, number][] = [
-  [8, "tensor", 0.05], [8, "channel", 0.15], [4, "tensor", 0.25], [4, "channel", 0.25],
+  [8, "tensor", 0.05],
+  [8, "channel", 0.15],
+  [4, "tensor", 0.25],
+  [4, "channel", 0.25],
 ];
 
 for (const fixture of ["planted-llama-bf16", "planted-llama-f16"])
-  test(`${fixture}: holding the super weights out shrinks the other weights' RMS error by the ratio of the ranges`,
-    { skip: skipWithoutFixtures }, () => {
+  test(
+    `${fixture}: holding the super weights out shrinks the other weights' RMS error by the ratio of the ranges`,
+    { skip: skipWithoutFixtures },
+    () => {
       const ref = readReference<Planted>(fixture);
       const ckpt = Checkpoint.open(fixturePath(fixture));
       const byTensor = new Map<string, [number, number][]>();
@@ -56,7 +64,8 @@ for (const fixture of ["planted-llama-bf16", "planted-llama-f16"])
             predicted = range(w, new Set()) / range(w, held);
             counted = (i) => !held.has(i);
           } else {
-            let all = 0, others = 0;
+            let all = 0,
+              others = 0;
             for (const r of rows) {
               all += range(w, new Set(), r * cols, (r + 1) * cols) ** 2;
               others += range(w, held, r * cols, (r + 1) * cols) ** 2;
@@ -67,7 +76,9 @@ for (const fixture of ["planted-llama-bf16", "planted-llama-f16"])
             for (let i = 0; i < w.length; i++)
               if (!rows.includes(Math.floor(i / cols))) assert.ok(Object.is(plain[i], kept[i]), `${tensor} [${i}]`);
           }
-          let sPlain = 0, sKept = 0, n = 0;
+          let sPlain = 0,
+            sKept = 0,
+            n = 0;
           for (let i = 0; i < w.length; i++) {
             if (!counted(i)) continue;
             sPlain += (plain[i] - w[i]) ** 2;
@@ -75,8 +86,8 @@ for (const fixture of ["planted-llama-bf16", "planted-llama-f16"])
             n++;
           }
           const observed = Math.sqrt(sPlain / sKept);
-          const label = `${tensor} ${bits}-bit ${block}: RMS ratio ${observed.toFixed(3)}, ` +
-            `ranges ${predicted.toFixed(3)}`;
+          const label =
+            `${tensor} ${bits}-bit ${block}: RMS ratio ${observed.toFixed(3)}, ` + `ranges ${predicted.toFixed(3)}`;
           assert.ok(predicted > 4, `${label}: the super weight should dominate its range`);
           assert.ok(Math.abs(observed / predicted - 1) <= band, label);
           if (bits === 8 && block === "tensor") {
@@ -88,4 +99,5 @@ for (const fixture of ["planted-llama-bf16", "planted-llama-f16"])
         }
       }
       ckpt.close();
-    });
+    },
+  );

@@ -20,15 +20,24 @@ const model = fixturePath(PLANTED);
 const ids = () => (readReference(PLANTED).input_ids as number[]).join(",");
 const compare = () => {
   const path = join(scratch, "compare.json");
-  writeFileSync(path, JSON.stringify({ version: 1, baseline: { perplexity: 5 }, configurations: [
-    { method: "rtn", bits: 4, block: 64, perplexity: 5.2, bytes: 100, bitsPerWeight: 4.5 },
-    { method: "rtn", bits: 4, block: 128, perplexity: 5.4, bytes: 90, bitsPerWeight: 4.25 },
-  ] }));
+  writeFileSync(
+    path,
+    JSON.stringify({
+      version: 1,
+      baseline: { perplexity: 5 },
+      configurations: [
+        { method: "rtn", bits: 4, block: 64, perplexity: 5.2, bytes: 100, bitsPerWeight: 4.5 },
+        { method: "rtn", bits: 4, block: 128, perplexity: 5.4, bytes: 90, bitsPerWeight: 4.25 },
+      ],
+    }),
+  );
   return path;
 };
 
-test("report --out writes one HTML file and says what it holds; --json prints the same report's data",
-  { skip: skipWithoutFixtures }, () => {
+test(
+  "report --out writes one HTML file and says what it holds; --json prints the same report's data",
+  { skip: skipWithoutFixtures },
+  () => {
     const out = join(scratch, "r.html");
     const args = ["report", model, "--ids", ids(), "--sweep-scale", "0,1,2", "--quantize-compare", compare()];
     const r = cli(...args, "--out", out);
@@ -37,23 +46,33 @@ test("report --out writes one HTML file and says what it holds; --json prints th
     const html = readFileSync(out, "utf8");
     for (const id of ["figure-3", "figure-4", "figure-5", "figure-6", "figure-7"]) assert.ok(html.includes(id), id);
 
-    const both = spawnSync(process.execPath, [bin, ...args, "--out", out, "--json"],
-      { env: { ...process.env, SUPERWEIGHT_PROGRESS: "0" }, encoding: "utf8" });
+    const both = spawnSync(process.execPath, [bin, ...args, "--out", out, "--json"], {
+      env: { ...process.env, SUPERWEIGHT_PROGRESS: "0" },
+      encoding: "utf8",
+    });
     assert.equal(both.status, 0, both.stderr);
     assert.match(both.stderr, /^wrote /, "the file's line goes to stderr when stdout carries the JSON");
     const data = JSON.parse(both.stdout);
     assert.equal(data.kind, "superweight-report");
-    assert.deepEqual(data.scan.superWeights.map((w: any) => [w.layer, w.row, w.column]),
-      readReference(PLANTED).expectedSuperWeights.map((w: any) => [w.layer, w.row, w.column]));
-    assert.deepEqual(data.figures.sweep.points.map((p: any) => p.factor), [0, 1, 2]);
+    assert.deepEqual(
+      data.scan.superWeights.map((w: any) => [w.layer, w.row, w.column]),
+      readReference(PLANTED).expectedSuperWeights.map((w: any) => [w.layer, w.row, w.column]),
+    );
+    assert.deepEqual(
+      data.figures.sweep.points.map((p: any) => p.factor),
+      [0, 1, 2],
+    );
     assert.equal(data.figures.quantization.configurations.length, 2);
     const alone = cliJson("report", model, "--ids", ids());
     assert.equal(alone.figures.sweep, null);
     assert.equal(alone.figures.quantization, null);
-  });
+  },
+);
 
-test("report refuses bad output paths and inputs before it scans, with one line and exit 2",
-  { skip: skipWithoutFixtures }, () => {
+test(
+  "report refuses bad output paths and inputs before it scans, with one line and exit 2",
+  { skip: skipWithoutFixtures },
+  () => {
     const r = cli("report", model, "--ids", "1,2");
     assert.equal(r.status, 2);
     assert.equal(r.stderr, "superweight: give --out FILE.html (or --json to print the report's data)\n");
@@ -64,25 +83,35 @@ test("report refuses bad output paths and inputs before it scans, with one line 
     assert.equal(readFileSync(notes, "utf8"), "keep me");
     const text = join(scratch, "text.html");
     writeFileSync(text, "a text to score");
-    expectRefusal(["report", model, "--ids", "1,2", "--text", text, "--out", text], text,
-      "one of this report's inputs");
+    expectRefusal(
+      ["report", model, "--ids", "1,2", "--text", text, "--out", text],
+      text,
+      "one of this report's inputs",
+    );
     assert.equal(readFileSync(text, "utf8"), "a text to score");
     const missing = join(scratch, "no-such-folder", "r.html");
     expectRefusal(["report", model, "--ids", "1,2", "--out", missing], missing, "does not exist");
     mkdirSync(join(scratch, "dir.html"));
-    expectRefusal(["report", model, "--ids", "1,2", "--out", join(scratch, "dir.html")], join(scratch, "dir.html"),
-      "is a folder");
+    expectRefusal(
+      ["report", model, "--ids", "1,2", "--out", join(scratch, "dir.html")],
+      join(scratch, "dir.html"),
+      "is a folder",
+    );
     const inModel = join(model, "report.html");
     expectRefusal(["report", model, "--ids", "1,2", "--out", inModel], inModel, "inside the model's folder");
     assert.ok(!existsSync(inModel));
     const bad = join(scratch, "bad.json");
     writeFileSync(bad, JSON.stringify({ version: 1, configurations: [{ method: "rtn" }] }));
-    expectRefusal(["report", model, "--ids", "1,2", "--json", "--quantize-compare", bad], bad,
-      "configurations[0].bits is missing");
+    expectRefusal(
+      ["report", model, "--ids", "1,2", "--json", "--quantize-compare", bad],
+      bad,
+      "configurations[0].bits is missing",
+    );
     const s = cli("report", model, "--ids", "1,2", "--json", "--sweep-scale", "0,x");
     assert.equal(s.status, 2);
     assert.match(s.stderr, /--sweep-scale x: must be a comma-separated list of numbers/);
-  });
+  },
+);
 
 const COMMANDS = ["run", "scan", "eval", "report", "quantize", "audit", "directory", "doctor"];
 
@@ -101,15 +130,19 @@ test("every command's --help exits 0 with examples; the top-level help states th
   assert.match(top.stdout, /SUPERWEIGHT_PROGRESS=0/);
 });
 
-test("progress goes to stderr only on a terminal, or with SUPERWEIGHT_PROGRESS=1", { skip: skipWithoutFixtures },
+test(
+  "progress goes to stderr only on a terminal, or with SUPERWEIGHT_PROGRESS=1",
+  { skip: skipWithoutFixtures },
   async () => {
     // stderr is a pipe here: without SUPERWEIGHT_PROGRESS nothing may appear on it.
     const pipe = userEnv(join(scratch, "home"));
     delete pipe.SUPERWEIGHT_PROGRESS;
     const forced = { ...pipe, SUPERWEIGHT_PROGRESS: "1" };
     const cases: [string[], NodeJS.ProcessEnv][] = [
-      [["scan", model, "--ids", ids()], pipe], [["eval", model, "--ids", ids(), "--zero-super"], pipe],
-      [["report", model, "--ids", ids(), "--json"], pipe], [["scan", model, "--ids", ids()], forced],
+      [["scan", model, "--ids", ids()], pipe],
+      [["eval", model, "--ids", ids(), "--zero-super"], pipe],
+      [["report", model, "--ids", ids(), "--json"], pipe],
+      [["scan", model, "--ids", ids()], forced],
       [["report", model, "--ids", ids(), "--out", join(scratch, "p.html")], forced],
     ];
     const runs = await Promise.all(cases.map(([args, env]) => run(args, env)));
@@ -119,18 +152,34 @@ test("progress goes to stderr only on a terminal, or with SUPERWEIGHT_PROGRESS=1
     assert.match(runs[4].stderr, /^scan: prompt 1\/1\n/m);
     assert.match(runs[4].stderr, /^layers 0-3: 1\/4 layer 0\n/m);
     assert.match(runs[4].stderr, /^eval: prompts\n/m);
-  });
+  },
+);
 
-test("every command's --json prints one JSON object on stdout and nothing on stderr; --version the package's",
-  { skip: skipWithoutFixtures }, async () => {
+test(
+  "every command's --json prints one JSON object on stdout and nothing on stderr; --version the package's",
+  { skip: skipWithoutFixtures },
+  async () => {
     const env = userEnv(join(scratch, "home"));
     const gguf = join(scratch, "json.gguf");
     const cases: string[][] = [
-      ["run", model, "--ids", ids()], ["scan", model, "--ids", ids()], ["eval", model, "--ids", ids(), "--zero-super"],
+      ["run", model, "--ids", ids()],
+      ["scan", model, "--ids", ids()],
+      ["eval", model, "--ids", ids(), "--zero-super"],
       ["report", model, "--ids", ids()],
-      ["quantize", fixturePath("planted-llama-256"), "--format", "gguf", "--type", "Q4_0", "--stand-in-vocab",
-        "-o", gguf],
-      ["audit", fixturePath("gguf", "planted-llama-256.Q4_0.gguf")], ["directory"], ["doctor"],
+      [
+        "quantize",
+        fixturePath("planted-llama-256"),
+        "--format",
+        "gguf",
+        "--type",
+        "Q4_0",
+        "--stand-in-vocab",
+        "-o",
+        gguf,
+      ],
+      ["audit", fixturePath("gguf", "planted-llama-256.Q4_0.gguf")],
+      ["directory"],
+      ["doctor"],
     ];
     assert.deepEqual(cases.map((c) => c[0]).sort(), [...COMMANDS].sort(), "every command");
     const runs = await Promise.all(cases.map((args) => run([...args, "--json"], env)));
@@ -148,4 +197,5 @@ test("every command's --json prints one JSON object on stdout and nothing on std
       assert.equal(r.status, 0);
       assert.equal(r.stdout, `${version}\n`);
     }
-  });
+  },
+);

@@ -34,8 +34,13 @@ async function report(name: string, extra: Partial<Parameters<typeof buildReport
   try {
     const ref = readReference(name);
     return await buildReport(model, {
-      label: name, prompts: [{ label: "reference ids", ids: ref.input_ids }], threshold: ref.threshold,
-      maxIterations: 10, top: TOP, sweepScale: SWEEP, ...extra,
+      label: name,
+      prompts: [{ label: "reference ids", ids: ref.input_ids }],
+      threshold: ref.threshold,
+      maxIterations: 10,
+      top: TOP,
+      sweepScale: SWEEP,
+      ...extra,
     });
   } finally {
     model.close();
@@ -65,10 +70,26 @@ for (const name of PLANTED) {
     assert.equal(spikes.length, L);
     const inputs = ref.layers.map((l: any) => largest(l, "downProjInput").max);
     const outputs = ref.layers.map((l: any) => largest(l, "downProjOutput"));
-    assert.ok(toleranceUsed(spikes.map((s) => s.input), inputs, abs, rel) <= 1);
-    assert.ok(toleranceUsed(spikes.map((s) => s.output), outputs.map((o: any) => o.max), abs, rel) <= 1);
-    assert.deepEqual(spikes.map((s) => [s.outputToken, s.outputChannel]),
-      outputs.map((o: any) => [o.token, o.channel]));
+    assert.ok(
+      toleranceUsed(
+        spikes.map((s) => s.input),
+        inputs,
+        abs,
+        rel,
+      ) <= 1,
+    );
+    assert.ok(
+      toleranceUsed(
+        spikes.map((s) => s.output),
+        outputs.map((o: any) => o.max),
+        abs,
+        rel,
+      ) <= 1,
+    );
+    assert.deepEqual(
+      spikes.map((s) => [s.outputToken, s.outputChannel]),
+      outputs.map((o: any) => [o.token, o.channel]),
+    );
 
     // Figures 2 and 4: each super activation, in the full model, with every super weight zeroed, and (found in a
     // later pass) as that pass saw it.
@@ -89,14 +110,27 @@ for (const name of PLANTED) {
     // Figure 5: the average next-token distribution after the last position, before and after, from the
     // reference logits; the top rises and falls by the reference's own changes.
     const T = ref.input_ids.length;
-    const before = softmax(ref.logits[T - 1]), zeroed = softmax(ref.withSuperWeightsZeroed.logits[T - 1]);
+    const before = softmax(ref.logits[T - 1]),
+      zeroed = softmax(ref.withSuperWeightsZeroed.logits[T - 1]);
     const ids = before.map((_, i) => i);
     const change = (i: number) => zeroed[i] - before[i];
-    const rises = ids.filter((i) => change(i) > 0).sort((a, b) => change(b) - change(a)).slice(0, TOP);
-    const falls = ids.filter((i) => change(i) < 0).sort((a, b) => change(a) - change(b)).slice(0, TOP);
+    const rises = ids
+      .filter((i) => change(i) > 0)
+      .sort((a, b) => change(b) - change(a))
+      .slice(0, TOP);
+    const falls = ids
+      .filter((i) => change(i) < 0)
+      .sort((a, b) => change(a) - change(b))
+      .slice(0, TOP);
     const shift = r.figures.shift!;
-    assert.deepEqual(shift.tokens.filter((t) => t.direction === "rise").map((t) => t.id), rises);
-    assert.deepEqual(shift.tokens.filter((t) => t.direction === "fall").map((t) => t.id), falls);
+    assert.deepEqual(
+      shift.tokens.filter((t) => t.direction === "rise").map((t) => t.id),
+      rises,
+    );
+    assert.deepEqual(
+      shift.tokens.filter((t) => t.direction === "fall").map((t) => t.id),
+      falls,
+    );
     for (const t of shift.tokens) {
       assert.ok(Math.abs(t.before - before[t.id]) <= 1e-7 + 5e-3 * before[t.id], `p(${t.id}) before`);
       assert.ok(Math.abs(t.after - zeroed[t.id]) <= 1e-7 + 5e-3 * zeroed[t.id], `p(${t.id}) after`);
@@ -107,7 +141,10 @@ for (const name of PLANTED) {
 
     // Figure 6: ×0 is the model with the super weights zeroed, ×1 the original.
     const sweep = r.figures.sweep!;
-    assert.deepEqual(sweep.points.map((p) => p.factor), SWEEP);
+    assert.deepEqual(
+      sweep.points.map((p) => p.factor),
+      SWEEP,
+    );
     assert.equal(sweep.scored, "prompts");
     assert.equal(sweep.tokens, T - 1);
     const scaled = (f: number) => sweep.points.find((p) => p.factor === f)!;
@@ -122,8 +159,10 @@ for (const name of PLANTED) {
   });
 }
 
-test("bytes-llama-6m: tokens by their text, stopwords marked, their mass before and after, and --text's perplexity",
-  { skip: skipWithoutFixtures }, async () => {
+test(
+  "bytes-llama-6m: tokens by their text, stopwords marked, their mass before and after, and --text's perplexity",
+  { skip: skipWithoutFixtures },
+  async () => {
     const name = "bytes-llama-6m";
     const { loadTokenizer } = await import("../src/tokenizer/tokenizer.js");
     const { readTextCorpus } = await import("../src/data/index.js");
@@ -148,14 +187,18 @@ test("bytes-llama-6m: tokens by their text, stopwords marked, their mass before 
     // The sweep scores the text: ×1 is the baseline's perplexity of it.
     assert.equal(r.figures.sweep!.scored, "heldout.txt");
     assert.equal(r.figures.sweep!.points[1].perplexity, r.eval.perplexity!.arms[0].perplexity);
-  });
+  },
+);
 
 test("a model without super weights: the scan's table and spikes, the rest said to be missing", async () => {
   const folder = writeTiny(join(scratch, "tiny"));
   const model = Model.open(folder);
   try {
     const r = await buildReport(model, {
-      label: "tiny", prompts: [{ label: "ids", ids: [1, 2, 3, 4] }], threshold: 50, maxIterations: 3,
+      label: "tiny",
+      prompts: [{ label: "ids", ids: [1, 2, 3, 4] }],
+      threshold: 50,
+      maxIterations: 3,
       sweepScale: [0, 1],
     });
     assert.equal(r.scan.superWeights.length, 0);
@@ -175,59 +218,131 @@ test("a model without super weights: the scan's table and spikes, the rest said 
 
 const blockwise = (configurations: unknown[], extra: Record<string, unknown> = {}) =>
   JSON.stringify({ version: 1, kind: "rtn-compare", baseline: { perplexity: 5.5 }, configurations, ...extra });
-const rtn = (block: number | null, perplexity: number) =>
-  ({ method: "rtn", bits: 4, block, perplexity, bytes: 1000, bitsPerWeight: 4.5 });
+const rtn = (block: number | null, perplexity: number) => ({
+  method: "rtn",
+  bits: 4,
+  block,
+  perplexity,
+  bytes: 1000,
+  bitsPerWeight: 4.5,
+});
 
 test("quantization files: the gguf compare output and the block-wise form, merged in order", () => {
-  const gguf = file(JSON.stringify({
-    version: 1, kind: "gguf-quantize", found: { source: "scan", weights: [], outliers: [] },
-    comparison: {
-      model: "m", ftype: "Q4_K_M", tokens: 11, window: 11,
-      checkpoint: { meanNll: 0.03, perplexity: 1.0297, predictions: 10 },
-      recipes: [
-        { label: "stock", recipe: "Q4_K_M; stock", fileBytes: 1518560, tensorBytes: 1, bitsPerWeight: 4.85,
-          typeCounts: {}, superWeights: [], meanNll: 0.031, perplexity: 1.0312, predictions: 10 },
-        { label: "keep-super Q8_0", recipe: "…", fileBytes: 1584192, tensorBytes: 1, bitsPerWeight: 5.06,
-          typeCounts: {}, superWeights: [], meanNll: 0.0300, perplexity: 1.0305, predictions: 10 },
-      ],
-    },
-  }));
-  const blocks = file(blockwise([rtn(64, 5.9), { ...rtn(128, 6.1), label: "mine", kl: 0.02, meanNll: 1.8 },
-    { recipe: "nf4", bits: 4, block: null, perplexity: 6.5, bytes: 900, bitsPerWeight: 4 }]));
+  const gguf = file(
+    JSON.stringify({
+      version: 1,
+      kind: "gguf-quantize",
+      found: { source: "scan", weights: [], outliers: [] },
+      comparison: {
+        model: "m",
+        ftype: "Q4_K_M",
+        tokens: 11,
+        window: 11,
+        checkpoint: { meanNll: 0.03, perplexity: 1.0297, predictions: 10 },
+        recipes: [
+          {
+            label: "stock",
+            recipe: "Q4_K_M; stock",
+            fileBytes: 1518560,
+            tensorBytes: 1,
+            bitsPerWeight: 4.85,
+            typeCounts: {},
+            superWeights: [],
+            meanNll: 0.031,
+            perplexity: 1.0312,
+            predictions: 10,
+          },
+          {
+            label: "keep-super Q8_0",
+            recipe: "…",
+            fileBytes: 1584192,
+            tensorBytes: 1,
+            bitsPerWeight: 5.06,
+            typeCounts: {},
+            superWeights: [],
+            meanNll: 0.03,
+            perplexity: 1.0305,
+            predictions: 10,
+          },
+        ],
+      },
+    }),
+  );
+  const blocks = file(
+    blockwise([
+      rtn(64, 5.9),
+      { ...rtn(128, 6.1), label: "mine", kl: 0.02, meanNll: 1.8 },
+      { recipe: "nf4", bits: 4, block: null, perplexity: 6.5, bytes: 900, bitsPerWeight: 4 },
+    ]),
+  );
   // The rtn / nf4 comparison (src/compress/compare.ts's QuantizeComparison inside a "quantize" report).
   const config = (weights: unknown, perplexity: number, activations: unknown = null) => ({
-    id: 0, model: 0, weights, activations, tokensScored: 10, meanNll: Math.log(perplexity), perplexity,
-    deltaMeanNll: 0.1, kl: { mean: 0.01, max: 0.1 },
+    id: 0,
+    model: 0,
+    weights,
+    activations,
+    tokensScored: 10,
+    meanNll: Math.log(perplexity),
+    perplexity,
+    deltaMeanNll: 0.1,
+    kl: { mean: 0.01, max: 0.1 },
     size: { quantizedBytes: 5000, totalBytes: 9000, bitsPerWeight: 4.25 },
     superWeights: [],
   });
-  const rtnWeights = (block: unknown, method = "naive") =>
-    ({ method, scheme: "rtn", bits: 4, block, clip: "zscore:9", heldOut: 0 });
-  const compress = file(JSON.stringify({
-    kind: "quantize", version: 1, model: "m", format: "rtn", superWeights: { source: "scan", held: [] }, written: null,
-    comparison: {
-      kind: "quantize-comparison", version: 1, baseline: { tokensScored: 10, meanNll: 1.6, perplexity: 4.95,
-        size: { quantizedBytes: 1, totalBytes: 1, bitsPerWeight: 16 } },
-      configs: [config(null, 5.0, { bits: 8, keepSuperActivation: false }), config(rtnWeights("tensor"), 7.5),
-        config(rtnWeights(128, "clip+hold-out"), 5.1),
-        config(rtnWeights(128), 5.3, { bits: 8, keepSuperActivation: true })],
-    },
-  }));
+  const rtnWeights = (block: unknown, method = "naive") => ({
+    method,
+    scheme: "rtn",
+    bits: 4,
+    block,
+    clip: "zscore:9",
+    heldOut: 0,
+  });
+  const compress = file(
+    JSON.stringify({
+      kind: "quantize",
+      version: 1,
+      model: "m",
+      format: "rtn",
+      superWeights: { source: "scan", held: [] },
+      written: null,
+      comparison: {
+        kind: "quantize-comparison",
+        version: 1,
+        baseline: {
+          tokensScored: 10,
+          meanNll: 1.6,
+          perplexity: 4.95,
+          size: { quantizedBytes: 1, totalBytes: 1, bitsPerWeight: 16 },
+        },
+        configs: [
+          config(null, 5.0, { bits: 8, keepSuperActivation: false }),
+          config(rtnWeights("tensor"), 7.5),
+          config(rtnWeights(128, "clip+hold-out"), 5.1),
+          config(rtnWeights(128), 5.3, { bits: 8, keepSuperActivation: true }),
+        ],
+      },
+    }),
+  );
   const q = readQuantComparisons([gguf, blocks, compress]);
   assert.deepEqual(q.files, [gguf, blocks, compress]);
-  assert.deepEqual(q.baselines, [{ file: gguf, perplexity: 1.0297 }, { file: blocks, perplexity: 5.5 },
-    { file: compress, perplexity: 4.95 }]);
-  assert.deepEqual(q.configurations.map((c) => [c.label, c.series, c.bits, c.block, c.perplexity, c.kl, c.bytes,
-    c.bitsPerWeight]), [
-    ["Q4_K_M stock", "stock", null, null, 1.0312, null, 1518560, 4.85],
-    ["Q4_K_M keep-super Q8_0", "keep-super Q8_0", null, null, 1.0305, null, 1584192, 5.06],
-    ["rtn 4-bit, block 64", "rtn 4-bit", 4, 64, 5.9, null, 1000, 4.5],
-    ["mine", "rtn 4-bit", 4, 128, 6.1, 0.02, 1000, 4.5],
-    ["nf4 4-bit", "nf4 4-bit", 4, null, 6.5, null, 900, 4],
-    ["rtn4 naive, block tensor", "rtn4 naive", 4, "tensor", 7.5, 0.01, 5000, 4.25],
-    ["rtn4 clip+hold-out, block 128", "rtn4 clip+hold-out", 4, 128, 5.1, 0.01, 5000, 4.25],
-    ["rtn4 naive · A8, block 128", "rtn4 naive · A8", 4, 128, 5.3, 0.01, 5000, 4.25],
+  assert.deepEqual(q.baselines, [
+    { file: gguf, perplexity: 1.0297 },
+    { file: blocks, perplexity: 5.5 },
+    { file: compress, perplexity: 4.95 },
   ]);
+  assert.deepEqual(
+    q.configurations.map((c) => [c.label, c.series, c.bits, c.block, c.perplexity, c.kl, c.bytes, c.bitsPerWeight]),
+    [
+      ["Q4_K_M stock", "stock", null, null, 1.0312, null, 1518560, 4.85],
+      ["Q4_K_M keep-super Q8_0", "keep-super Q8_0", null, null, 1.0305, null, 1584192, 5.06],
+      ["rtn 4-bit, block 64", "rtn 4-bit", 4, 64, 5.9, null, 1000, 4.5],
+      ["mine", "rtn 4-bit", 4, 128, 6.1, 0.02, 1000, 4.5],
+      ["nf4 4-bit", "nf4 4-bit", 4, null, 6.5, null, 900, 4],
+      ["rtn4 naive, block tensor", "rtn4 naive", 4, "tensor", 7.5, 0.01, 5000, 4.25],
+      ["rtn4 clip+hold-out, block 128", "rtn4 clip+hold-out", 4, 128, 5.1, 0.01, 5000, 4.25],
+      ["rtn4 naive · A8, block 128", "rtn4 naive · A8", 4, 128, 5.3, 0.01, 5000, 4.25],
+    ],
+  );
 });
 
 test("quantization files: one clear error per fault, naming the file and the field", () => {
@@ -238,39 +353,76 @@ test("quantization files: one clear error per fault, naming the file and the fie
     [JSON.stringify({ version: 1, results: [] }), "COMPARE_UNKNOWN_KIND", /configurations/],
     [blockwise([rtn(64, 6)], { version: 2 }), "COMPARE_VERSION", /version 2/],
     [blockwise([]), "COMPARE_EMPTY", /configurations is empty/],
-    [blockwise([{ ...rtn(64, 6), perplexity: undefined }]), "COMPARE_FIELD_MISSING",
-      /configurations\[0\]\.perplexity is missing/],
+    [
+      blockwise([{ ...rtn(64, 6), perplexity: undefined }]),
+      "COMPARE_FIELD_MISSING",
+      /configurations\[0\]\.perplexity is missing/,
+    ],
     [blockwise([{ ...rtn(64, 6), method: undefined }]), "COMPARE_FIELD_MISSING", /configurations\[0\] has no method/],
     [blockwise([rtn(64, -1)]), "COMPARE_FIELD_TYPE", /configurations\[0\]\.perplexity is -1: expected a positive/],
     [blockwise([rtn(1.5, 6)]), "COMPARE_FIELD_TYPE", /configurations\[0\]\.block is 1\.5/],
     [blockwise([7]), "COMPARE_FIELD_TYPE", /configurations\[0\] is 7: expected an object/],
-    [JSON.stringify({ kind: "quantize", comparison: { kind: "quantize-comparison", version: 3 } }), "COMPARE_VERSION",
-      /comparison\.version 3/],
-    [JSON.stringify({ kind: "quantize-comparison", version: 1, baseline: { perplexity: 2 },
-      configs: [{ weights: null }] }), "COMPARE_EMPTY", /configs has no configuration with quantized weights/],
-    [JSON.stringify({ kind: "quantize-comparison", version: 1, baseline: { perplexity: 2 },
-      configs: [{ weights: { scheme: "rtn", method: "naive", bits: 4, block: "row" } }] }), "COMPARE_FIELD_TYPE",
-    /configs\[0\]\.weights\.block is "row"/],
-    [JSON.stringify({ kind: "gguf-quantize", comparison: { ftype: "Q4_0", checkpoint: { perplexity: 1 },
-      recipes: [{ label: "stock", perplexity: 1, meanNll: 0, bitsPerWeight: 4.5 }] } }), "COMPARE_FIELD_MISSING",
-    /comparison\.recipes\[0\]\.fileBytes is missing/],
+    [
+      JSON.stringify({ kind: "quantize", comparison: { kind: "quantize-comparison", version: 3 } }),
+      "COMPARE_VERSION",
+      /comparison\.version 3/,
+    ],
+    [
+      JSON.stringify({
+        kind: "quantize-comparison",
+        version: 1,
+        baseline: { perplexity: 2 },
+        configs: [{ weights: null }],
+      }),
+      "COMPARE_EMPTY",
+      /configs has no configuration with quantized weights/,
+    ],
+    [
+      JSON.stringify({
+        kind: "quantize-comparison",
+        version: 1,
+        baseline: { perplexity: 2 },
+        configs: [{ weights: { scheme: "rtn", method: "naive", bits: 4, block: "row" } }],
+      }),
+      "COMPARE_FIELD_TYPE",
+      /configs\[0\]\.weights\.block is "row"/,
+    ],
+    [
+      JSON.stringify({
+        kind: "gguf-quantize",
+        comparison: {
+          ftype: "Q4_0",
+          checkpoint: { perplexity: 1 },
+          recipes: [{ label: "stock", perplexity: 1, meanNll: 0, bitsPerWeight: 4.5 }],
+        },
+      }),
+      "COMPARE_FIELD_MISSING",
+      /comparison\.recipes\[0\]\.fileBytes is missing/,
+    ],
   ];
   for (const [content, code, message] of cases) {
     const path = file(content);
-    assert.throws(() => readQuantComparisons([path]), (e: unknown) => {
-      assert.ok(e instanceof DataError, String(e));
-      assert.equal(e.code, code, `${content}: ${e.message}`);
-      assert.ok(e.message.startsWith(`${path}: `), e.message);
-      assert.match(e.message, message);
-      return true;
-    });
+    assert.throws(
+      () => readQuantComparisons([path]),
+      (e: unknown) => {
+        assert.ok(e instanceof DataError, String(e));
+        assert.equal(e.code, code, `${content}: ${e.message}`);
+        assert.ok(e.message.startsWith(`${path}: `), e.message);
+        assert.match(e.message, message);
+        return true;
+      },
+    );
   }
-  assert.throws(() => readQuantComparisons([join(scratch, "absent.json")]),
-    (e: unknown) => e instanceof DataError && e.code === "FILE_UNREADABLE");
+  assert.throws(
+    () => readQuantComparisons([join(scratch, "absent.json")]),
+    (e: unknown) => e instanceof DataError && e.code === "FILE_UNREADABLE",
+  );
 });
 
-test("the page: self-contained, one figure per measurement, the data embedded, written atomically",
-  { skip: skipWithoutFixtures }, async () => {
+test(
+  "the page: self-contained, one figure per measurement, the data embedded, written atomically",
+  { skip: skipWithoutFixtures },
+  async () => {
     const q = readQuantComparisons([file(blockwise([rtn(32, 5.7), rtn(64, 5.9), rtn(128, 6.1)]))]);
     const r = await report("planted-llama-bf16", { quantization: q });
     const html = await renderReportHtml(r);
@@ -278,7 +430,10 @@ test("the page: self-contained, one figure per measurement, the data embedded, w
       assert.ok(html.includes(`<figure id="${id}">`), id);
     // Nothing is fetched: no script, stylesheet, image or font from a URL (the SVG namespace is a name, not a fetch).
     assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+href=|<img|@import|url\(|src="http/i);
-    assert.deepEqual(html.match(/https?:\/\/[^"\s<]+/g)!.filter((u) => !/^http:\/\/www\.w3\.org\//.test(u)), []);
+    assert.deepEqual(
+      html.match(/https?:\/\/[^"\s<]+/g)!.filter((u) => !/^http:\/\/www\.w3\.org\//.test(u)),
+      [],
+    );
     const data = html.match(/<script type="application\/json" id="report-data">(.*?)<\/script>/s)![1];
     assert.deepEqual(JSON.parse(data).figures, JSON.parse(reportJson(r)).figures);
     // Themes and print.
@@ -294,4 +449,5 @@ test("the page: self-contained, one figure per measurement, the data embedded, w
     assert.deepEqual(readdirSync(join(scratch, "page")), ["report.html"], "no temporary file left");
     assert.throws(() => writeReportHtml(join(scratch, "missing", "r.html"), html), /ENOENT/);
     assert.ok(!existsSync(join(scratch, "missing")));
-  });
+  },
+);

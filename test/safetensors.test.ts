@@ -7,7 +7,13 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CheckpointError } from "../src/errors.js";
-import { closeFile, MAX_HEADER_BYTES, openSafetensors, parseHeader, readTensorRange } from "../src/checkpoint/safetensors.js";
+import {
+  closeFile,
+  MAX_HEADER_BYTES,
+  openSafetensors,
+  parseHeader,
+  readTensorRange,
+} from "../src/checkpoint/safetensors.js";
 import { Checkpoint } from "../src/checkpoint/checkpoint.js";
 import { toBf16Bits, toF16Bits, widenInPlace } from "../src/checkpoint/dtype.js";
 import { encode, headerFor, writeCheckpoint, writeSafetensors } from "../src/checkpoint/writer.js";
@@ -25,7 +31,10 @@ function file(bytes: Uint8Array, name = `t${counter++}.safetensors`): string {
 
 /** u64 LE length + header bytes + data. `length` overrides the stated header length. */
 function bytesOf(header: unknown, data: Uint8Array | number = 0, length?: bigint): Uint8Array {
-  const body = header instanceof Uint8Array ? header : new TextEncoder().encode(typeof header === "string" ? header : JSON.stringify(header));
+  const body =
+    header instanceof Uint8Array
+      ? header
+      : new TextEncoder().encode(typeof header === "string" ? header : JSON.stringify(header));
   const payload = typeof data === "number" ? new Uint8Array(data) : data;
   const out = new Uint8Array(8 + body.length + payload.length);
   new DataView(out.buffer).setBigUint64(0, length ?? BigInt(body.length), true);
@@ -41,7 +50,8 @@ function throwsCheckpoint(fn: () => unknown, code: string, path: string, ...ment
     assert.equal(e.code, code, `code (message: ${e.message})`);
     assert.equal(e.file, path);
     assert.ok(e.message.startsWith(`${path}: `), `message should name the file: ${e.message}`);
-    for (const m of mentions) assert.ok(e.message.includes(m), `message should mention ${JSON.stringify(m)}: ${e.message}`);
+    for (const m of mentions)
+      assert.ok(e.message.includes(m), `message should mention ${JSON.stringify(m)}: ${e.message}`);
     return true;
   });
 }
@@ -73,7 +83,13 @@ test("a file shorter than 8 bytes is TRUNCATED", () => {
   fault(new Uint8Array([2, 0, 0]), "TRUNCATED");
   fault(new Uint8Array(7), "TRUNCATED");
   // parseHeader alone says why.
-  throwsCheckpoint(() => parseHeader("x.safetensors", new Uint8Array(8), 3), "TRUNCATED", "x.safetensors", "3 bytes", "too short");
+  throwsCheckpoint(
+    () => parseHeader("x.safetensors", new Uint8Array(8), 3),
+    "TRUNCATED",
+    "x.safetensors",
+    "3 bytes",
+    "too short",
+  );
 });
 
 // ---- the JSON header ----
@@ -92,7 +108,8 @@ test("a header that is not JSON is HEADER_NOT_JSON", () => {
 });
 
 test("a JSON header that is not an object is HEADER_NOT_JSON", () => {
-  for (const h of ["[]", "[1, 2]", "42", '"header"', "null", "true"]) fault(bytesOf(h), "HEADER_NOT_JSON", "not an object");
+  for (const h of ["[]", "[1, 2]", "42", '"header"', "null", "true"])
+    fault(bytesOf(h), "HEADER_NOT_JSON", "not an object");
 });
 
 test("a tensor entry that is not an object is INVALID_ENTRY, naming the tensor", () => {
@@ -125,7 +142,11 @@ test("bad data_offsets are INVALID_OFFSETS, naming the tensor", () => {
 });
 
 test("a shape whose byte size overflows is SIZE_OVERFLOW", () => {
-  fault(bytesOf({ w: { dtype: "F32", shape: [2 ** 30, 2 ** 30, 2 ** 30], data_offsets: [0, 8] } }, 8), "SIZE_OVERFLOW", '"w"');
+  fault(
+    bytesOf({ w: { dtype: "F32", shape: [2 ** 30, 2 ** 30, 2 ** 30], data_offsets: [0, 8] } }, 8),
+    "SIZE_OVERFLOW",
+    '"w"',
+  );
 });
 
 test("dtype × shape different from the byte span is SIZE_MISMATCH", () => {
@@ -167,7 +188,14 @@ test("valid headers open: empty, metadata only, zero-size tensors, entries out o
   assert.deepEqual(meta.metadata, { format: "pt" });
   assert.equal(meta.tensors.size, 0);
   // Header order differs from data order; zero-size tensors sit at the start, between and at the end.
-  const f = openSafetensors(file(bytesOf({ b: f32([1], 8, 12), z0: f32([0], 0, 0), a: f32([2], 0, 8), z1: f32([3, 0], 8, 8), z2: f32([0, 5], 12, 12) }, 12)));
+  const f = openSafetensors(
+    file(
+      bytesOf(
+        { b: f32([1], 8, 12), z0: f32([0], 0, 0), a: f32([2], 0, 8), z1: f32([3, 0], 8, 8), z2: f32([0, 5], 12, 12) },
+        12,
+      ),
+    ),
+  );
   assert.deepEqual([...f.tensors.keys()], ["b", "z0", "a", "z1", "z2"]);
   const a = f.tensors.get("a")!;
   assert.equal(a.byteLength, 8);
@@ -194,7 +222,10 @@ test("headerFor + writeSafetensors write what openSafetensors reads, offsets rel
 });
 
 /** A checkpoint folder holding exactly these raw tensors (hand-built bytes), opened with Checkpoint. */
-function rawCheckpoint(name: string, tensors: { name: string; dtype: string; shape: number[]; bytes: Uint8Array }[]): Checkpoint {
+function rawCheckpoint(
+  name: string,
+  tensors: { name: string; dtype: string; shape: number[]; bytes: Uint8Array }[],
+): Checkpoint {
   const folder = join(dir, name);
   const header: Record<string, unknown> = {};
   let offset = 0;
@@ -204,7 +235,7 @@ function rawCheckpoint(name: string, tensors: { name: string; dtype: string; sha
   }
   const data = new Uint8Array(offset);
   offset = 0;
-  for (const t of tensors) data.set(t.bytes, offset), (offset += t.bytes.length);
+  for (const t of tensors) (data.set(t.bytes, offset), (offset += t.bytes.length));
   writeCheckpoint(folder, {}, []);
   writeFileSync(join(folder, "model.safetensors"), bytesOf(header, data));
   return Checkpoint.open(folder);
@@ -213,7 +244,20 @@ function rawCheckpoint(name: string, tensors: { name: string; dtype: string; sha
 const u16 = (...bits: number[]) => new Uint8Array(new Uint16Array(bits).buffer);
 
 test("F32 reads back bit-exact, including -0, subnormals, extremes, infinities and NaN", () => {
-  const values = new Float32Array([0, -0, 1, -1.5, Math.PI, 1e-45, 1.1754942e-38, 3.4028234663852886e38, -3.4028234663852886e38, Infinity, -Infinity, NaN]);
+  const values = new Float32Array([
+    0,
+    -0,
+    1,
+    -1.5,
+    Math.PI,
+    1e-45,
+    1.1754942e-38,
+    3.4028234663852886e38,
+    -3.4028234663852886e38,
+    Infinity,
+    -Infinity,
+    NaN,
+  ]);
   const ckpt = rawCheckpoint("f32", [{ name: "w", dtype: "F32", shape: [3, 4], bytes: new Uint8Array(values.buffer) }]);
   try {
     const got = ckpt.read("w");
@@ -227,8 +271,28 @@ test("F32 reads back bit-exact, including -0, subnormals, extremes, infinities a
 });
 
 test("F16 widens exactly: subnormals, max, ±inf, NaN, -0, and row ranges", () => {
-  const bits = [0x0001, 0x03ff, 0x0400, 0x3c00, 0xc000, 0x3555, 0x7bff, 0xfbff, 0x7c00, 0xfc00, 0x7e00, 0x8000, 0x8001, 0x2e66, 0x3bff, 0x0200];
-  const expected = [2 ** -24, 1023 * 2 ** -24, 2 ** -14, 1, -2, 0.333251953125, 65504, -65504, Infinity, -Infinity, NaN, -0, -(2 ** -24), 0.0999755859375, 0.99951171875, 2 ** -15];
+  const bits = [
+    0x0001, 0x03ff, 0x0400, 0x3c00, 0xc000, 0x3555, 0x7bff, 0xfbff, 0x7c00, 0xfc00, 0x7e00, 0x8000, 0x8001, 0x2e66,
+    0x3bff, 0x0200,
+  ];
+  const expected = [
+    2 ** -24,
+    1023 * 2 ** -24,
+    2 ** -14,
+    1,
+    -2,
+    0.333251953125,
+    65504,
+    -65504,
+    Infinity,
+    -Infinity,
+    NaN,
+    -0,
+    -(2 ** -24),
+    0.0999755859375,
+    0.99951171875,
+    2 ** -15,
+  ];
   const ckpt = rawCheckpoint("f16", [
     { name: "a", dtype: "F32", shape: [1], bytes: new Uint8Array(new Float32Array([7]).buffer) },
     { name: "h", dtype: "F16", shape: [4, 4], bytes: u16(...bits) },
@@ -236,7 +300,8 @@ test("F16 widens exactly: subnormals, max, ±inf, NaN, -0, and row ranges", () =
   try {
     assert.equal(ckpt.info("h").dtype, "F16");
     const all = ckpt.read("h");
-    for (let i = 0; i < bits.length; i++) assert.ok(Object.is(all[i], expected[i]), `0x${bits[i].toString(16)}: got ${all[i]}, expected ${expected[i]}`);
+    for (let i = 0; i < bits.length; i++)
+      assert.ok(Object.is(all[i], expected[i]), `0x${bits[i].toString(16)}: got ${all[i]}, expected ${expected[i]}`);
     // Rows [1, 3) into a caller's buffer that is a view at a non-zero offset: neighbours untouched.
     const backing = new Float32Array(12).fill(42);
     const out = backing.subarray(2, 10);
@@ -258,11 +323,25 @@ test("F16 widens exactly: subnormals, max, ±inf, NaN, -0, and row ranges", () =
 
 test("BF16 widens exactly: negatives, subnormals, max, ±inf, NaN, -0, and row ranges via readTensorRange", () => {
   const bits = [0xbf80, 0xc049, 0x8000, 0xff80, 0x7f80, 0x0001, 0x8001, 0x7f7f, 0xff7f, 0x7fc0, 0x3f80, 0xbe00];
-  const expected = [-1, -3.140625, -0, -Infinity, Infinity, 2 ** -133, -(2 ** -133), 3.3895313892515355e38, -3.3895313892515355e38, NaN, 1, -0.125];
+  const expected = [
+    -1,
+    -3.140625,
+    -0,
+    -Infinity,
+    Infinity,
+    2 ** -133,
+    -(2 ** -133),
+    3.3895313892515355e38,
+    -3.3895313892515355e38,
+    NaN,
+    1,
+    -0.125,
+  ];
   const ckpt = rawCheckpoint("bf16", [{ name: "b", dtype: "BF16", shape: [6, 2], bytes: u16(...bits) }]);
   try {
     const all = ckpt.read("b");
-    for (let i = 0; i < bits.length; i++) assert.ok(Object.is(all[i], expected[i]), `0x${bits[i].toString(16)}: got ${all[i]}, expected ${expected[i]}`);
+    for (let i = 0; i < bits.length; i++)
+      assert.ok(Object.is(all[i], expected[i]), `0x${bits[i].toString(16)}: got ${all[i]}, expected ${expected[i]}`);
     const f = openSafetensors(ckpt.fileOf("b"));
     const part = readTensorRange(f, f.tensors.get("b")!, 3, 5);
     for (let i = 0; i < 5; i++) assert.ok(Object.is(part[i], expected[3 + i]), `element ${3 + i}`);
@@ -339,11 +418,20 @@ test("toBf16Bits rounds float32 to nearest even", () => {
     [fromBits(0x00008000), 0x0000], // subnormal halfway to even zero
     [fromBits(0x00018000), 0x0002], // subnormal halfway, odd → up
   ];
-  for (const [x, bits] of cases) assert.equal(toBf16Bits(x), bits, `toBf16Bits(${x}) = 0x${toBf16Bits(x).toString(16)}, expected 0x${bits.toString(16)}`);
+  for (const [x, bits] of cases)
+    assert.equal(
+      toBf16Bits(x),
+      bits,
+      `toBf16Bits(${x}) = 0x${toBf16Bits(x).toString(16)}, expected 0x${bits.toString(16)}`,
+    );
   const nan = toBf16Bits(NaN);
   assert.equal(nan & 0x7f80, 0x7f80, "NaN keeps an all-ones exponent");
   assert.ok(nan & 0x7f, "NaN keeps a non-zero mantissa");
-  assert.equal(toBf16Bits(fromBits(0x7f800001)) & 0x7f, 0x40, "a NaN with only low mantissa bits stays NaN (quiet bit set)");
+  assert.equal(
+    toBf16Bits(fromBits(0x7f800001)) & 0x7f,
+    0x40,
+    "a NaN with only low mantissa bits stays NaN (quiet bit set)",
+  );
 });
 
 test("toF16Bits rounds float32 to nearest even, with subnormals and overflow to infinity", () => {
@@ -377,7 +465,12 @@ test("toF16Bits rounds float32 to nearest even, with subnormals and overflow to 
     [Infinity, 0x7c00],
     [-Infinity, 0xfc00],
   ];
-  for (const [x, bits] of cases) assert.equal(toF16Bits(x), bits, `toF16Bits(${x}) = 0x${toF16Bits(x).toString(16)}, expected 0x${bits.toString(16)}`);
+  for (const [x, bits] of cases)
+    assert.equal(
+      toF16Bits(x),
+      bits,
+      `toF16Bits(${x}) = 0x${toF16Bits(x).toString(16)}, expected 0x${bits.toString(16)}`,
+    );
   const nan = toF16Bits(NaN);
   assert.equal(nan & 0x7c00, 0x7c00);
   assert.ok(nan & 0x3ff, "NaN keeps a non-zero mantissa");
@@ -393,7 +486,10 @@ function widenAll(dtype: "F16" | "BF16"): Float32Array {
 }
 
 test("every F16 and BF16 value widens to float32 and narrows back to the same bits", () => {
-  for (const [dtype, narrow] of [["F16", toF16Bits], ["BF16", toBf16Bits]] as const) {
+  for (const [dtype, narrow] of [
+    ["F16", toF16Bits],
+    ["BF16", toBf16Bits],
+  ] as const) {
     const wide = widenAll(dtype);
     for (let h = 0; h < 65536; h++) {
       if (Number.isNaN(wide[h])) {

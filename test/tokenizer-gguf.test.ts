@@ -178,7 +178,9 @@ function bpeMetadata(pre: string): Metadata {
     "\u0120w or|l d|\u0120wor ld|H e|l l|He ll|Hell o|' s|r e|' re|\u0120 c|a t|\u0120c at|\u0120cat s|1 2|3 4",
     "12 3|34 5|\u0120 1|\u0120 \u0120|\u0120\u0120 \u0120|\u010a \u010a|\u0109 \u0109|e r|\u0120 h|\u0120h er",
     "\u00c3 \u00a9|c af|caf \u00c3\u00a9|\u0120 caf|\u0120caf \u00c3\u00a9|A N|AN D|\u0120 AN|\u0120AN D",
-  ].join("|").split("|");
+  ]
+    .join("|")
+    .split("|");
   for (const m of merges) if (!tokens.includes(m.replace(" ", ""))) tokens.push(m.replace(" ", ""));
   const types = tokens.map(() => 1);
   // "</s>" is NORMAL here; llama.cpp makes it a control token by its text.
@@ -217,7 +219,7 @@ const BPE_TEXTS = [
 // llama.cpp's ids for BPE_TEXTS with each pre-tokenizer (the last text with special tokens as text; `special`:
 // parsed, where every other text gives the same ids). addBos: llama.cpp's add_bos for the file (no such key).
 const LLAMA_CPP_BPE: Record<string, { addBos: boolean; ids: string[]; special: string }> = {
-  "default": {
+  default: {
     addBos: false,
     ids: [
       "277 273 44 264 32 287 52 53 284 39 32 303 264 121 39 279",
@@ -247,7 +249,7 @@ const LLAMA_CPP_BPE: Record<string, { addBos: boolean; ids: string[]; special: s
     ],
     special: "97 308 98 309 99 310 100",
   },
-  "dbrx": {
+  dbrx: {
     addBos: false,
     ids: [
       "277 273 44 264 32 287 52 53 284 39 32 303 264 121 280",
@@ -262,7 +264,7 @@ const LLAMA_CPP_BPE: Record<string, { addBos: boolean; ids: string[]; special: s
     ],
     special: "97 308 98 309 99 310 100",
   },
-  "qwen2": {
+  qwen2: {
     addBos: false,
     ids: [
       "277 273 44 264 32 49 50 51 52 53 284 39 32 303 264 121 280",
@@ -277,7 +279,7 @@ const LLAMA_CPP_BPE: Record<string, { addBos: boolean; ids: string[]; special: s
     ],
     special: "97 308 98 309 99 310 100",
   },
-  "qwen35": {
+  qwen35: {
     addBos: false,
     ids: [
       "277 273 44 264 32 49 50 51 52 53 284 39 32 303 264 121 280",
@@ -292,7 +294,7 @@ const LLAMA_CPP_BPE: Record<string, { addBos: boolean; ids: string[]; special: s
     ],
     special: "97 308 98 309 99 310 100",
   },
-  "smollm": {
+  smollm: {
     addBos: false,
     ids: [
       "277 273 44 264 32 49 50 51 52 53 284 39 32 303 264 121 280",
@@ -322,7 +324,7 @@ const LLAMA_CPP_BPE: Record<string, { addBos: boolean; ids: string[]; special: s
     ],
     special: "97 308 98 309 99 310 100",
   },
-  "falcon": {
+  falcon: {
     addBos: false,
     ids: [
       "277 273 44 264 32 287 52 53 284 39 32 303 264 121 39 279",
@@ -337,7 +339,7 @@ const LLAMA_CPP_BPE: Record<string, { addBos: boolean; ids: string[]; special: s
     ],
     special: "97 308 98 309 99 310 100",
   },
-  "tekken": {
+  tekken: {
     addBos: true,
     ids: [
       "277 273 44 264 32 49 50 51 52 53 284 39 305 264 121 280",
@@ -367,7 +369,7 @@ const LLAMA_CPP_BPE: Record<string, { addBos: boolean; ids: string[]; special: s
     ],
     special: "97 308 98 309 99 310 100",
   },
-  "glm4": {
+  glm4: {
     addBos: false,
     ids: [
       "277 273 44 264 32 287 52 53 284 39 32 303 264 121 280",
@@ -456,7 +458,7 @@ function spmMetadata(): Metadata {
   const scores = [0, 0, 0];
   const types = [2, 3, 3];
   for (let b = 0; b < 256; b++) {
-    tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`), scores.push(0), types.push(6);
+    (tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`), scores.push(0), types.push(6));
   }
   const pieces: [string, number][] = [
     ["\u2581t", -1],
@@ -483,7 +485,7 @@ function spmMetadata(): Metadata {
     ["\u2581\u2581\u2581\u2581\u2581", -1e9],
     ["<tool>", 0],
   ];
-  for (const [t, s] of pieces) tokens.push(t), scores.push(s), types.push(t === "<tool>" ? 4 : 1);
+  for (const [t, s] of pieces) (tokens.push(t), scores.push(s), types.push(t === "<tool>" ? 4 : 1));
   return {
     "tokenizer.ggml.model": "llama",
     "tokenizer.ggml.pre": "default",

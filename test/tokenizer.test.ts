@@ -58,8 +58,18 @@ test("add_bos_token in tokenizer_config.json: BOS added when the post-processor 
     // No post-processor, add_bos_token true (bos_token as a string): BOS prepended.
     assert.deepEqual(write(null, { add_bos_token: true }).encode("Hello world"), [1, 22557, 1526]);
     // bos_token as an AddedToken object.
-    const objectBos = { content: "<s>", lstrip: false, normalized: false, rstrip: false, single_word: false, special: true };
-    assert.deepEqual(write(null, { add_bos_token: true, bos_token: objectBos }).encode("Hello world"), [1, 22557, 1526]);
+    const objectBos = {
+      content: "<s>",
+      lstrip: false,
+      normalized: false,
+      rstrip: false,
+      single_word: false,
+      special: true,
+    };
+    assert.deepEqual(
+      write(null, { add_bos_token: true, bos_token: objectBos }).encode("Hello world"),
+      [1, 22557, 1526],
+    );
     // A text that starts with a literal "<s>" still gets its own BOS, as in Python.
     assert.deepEqual(write(null, { add_bos_token: true }).encode("<s>Hello world"), [1, 1, 22557, 1526]);
     assert.deepEqual(write(json.post_processor, { add_bos_token: true }).encode("<s>Hello world"), [1, 1, 22557, 1526]);
@@ -75,7 +85,10 @@ test("add_bos_token in tokenizer_config.json: BOS added when the post-processor 
     // add_bos_token true with a bos_token that is not in the vocabulary: an error naming the config file.
     writeFileSync(join(dir, "tokenizer.json"), JSON.stringify({ ...json, post_processor: null }));
     writeFileSync(join(dir, "tokenizer_config.json"), JSON.stringify({ add_bos_token: true, bos_token: "<nope>" }));
-    assert.throws(() => loadTokenizer(dir), (e: unknown) => e instanceof UserError && e.message.includes("tokenizer_config.json"));
+    assert.throws(
+      () => loadTokenizer(dir),
+      (e: unknown) => e instanceof UserError && e.message.includes("tokenizer_config.json"),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -106,7 +119,15 @@ test("tokenText keeps control characters, and a table's JSON.stringify escapes t
   const dir = tempDir();
   try {
     const json = JSON.parse(readFileSync(join(mistralDir, "tokenizer.json"), "utf8"));
-    json.added_tokens.push({ id: 32000, content: "a\nb\t\u0001", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+    json.added_tokens.push({
+      id: 32000,
+      content: "a\nb\t\u0001",
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    });
     writeFileSync(join(dir, "tokenizer.json"), JSON.stringify(json));
     const text = mustLoad(dir).tokenText(32000);
     assert.equal(text, "a\nb\t\u0001");
@@ -123,7 +144,8 @@ test("no tokenizer.json → undefined; a corrupt one → UserError naming the fi
     assert.equal(loadTokenizer(join(dir, "does-not-exist")), undefined);
 
     const file = join(dir, "tokenizer.json");
-    const namesFile = (name: string) => (e: unknown) => e instanceof UserError && e.message.includes(join(dir, name)) && e.file === join(dir, name);
+    const namesFile = (name: string) => (e: unknown) =>
+      e instanceof UserError && e.message.includes(join(dir, name)) && e.file === join(dir, name);
     writeFileSync(file, "{ not json");
     assert.throws(() => loadTokenizer(dir), namesFile("tokenizer.json"));
     writeFileSync(file, "[1, 2]");

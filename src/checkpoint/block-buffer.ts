@@ -3,7 +3,8 @@
 // is widen.wat beside this file. Without WebAssembly SIMD everything falls back to plain arrays and loops.
 // Each thread that imports this module (the engine's lanes) has its own arena.
 
-const WIDEN_WASM = "AGFzbQEAAAABEANgAn9/AGABfwF/YAF7AXsCDwEDZW52Bm1lbW9yeQIAAQMFBAABAgAHGgIKd2lkZW5fYmYxNgAACXdpZGVuX2YxNgADCtYDBIoBAgF/AXsgASECAkADQCACIAFBeHFGDQEgAkEBayECIAAgAkECdGogACACQQF0ai8BAEEQdDYCAAwACwsCQANAIAJFDQEgAkEIayECIAAgAkEBdGr9AAAAIQMgACACQQJ0aiAD/aoBQRD9qwH9CwAQIAAgAkECdGogA/2pAUEQ/asB/QsAAAwACwsLOQEBfyAAQf//AXEhASAAQYCAAnFBEHQgAUENdEGAgID8B3IgAUENdL5DAACAd5S8IAFBgPgBTxtyC4gBAQF7IAD9DP9/AAD/fwAA/38AAP9/AAD9TiEBIAD9DACAAAAAgAAAAIAAAACAAAD9TkEQ/asBIAFBDf2rAf0MAACAfwAAgH8AAIB/AACAf/1QIAFBDf2rAf0MAACAdwAAgHcAAIB3AACAd/3mASAB/QwAfAAAAHwAAAB8AAAAfAAA/UD9Uv1QC4MBAgF/AXsgASECAkADQCACIAFBeHFGDQEgAkEBayECIAAgAkECdGogACACQQF0ai8BABABNgIADAALCwJAA0AgAkUNASACQQhrIQIgACACQQF0av0AAAAhAyAAIAJBAnRqIAP9qgEQAv0LABAgACACQQJ0aiAD/akBEAL9CwAADAALCws=";
+const WIDEN_WASM =
+  "AGFzbQEAAAABEANgAn9/AGABfwF/YAF7AXsCDwEDZW52Bm1lbW9yeQIAAQMFBAABAgAHGgIKd2lkZW5fYmYxNgAACXdpZGVuX2YxNgADCtYDBIoBAgF/AXsgASECAkADQCACIAFBeHFGDQEgAkEBayECIAAgAkECdGogACACQQF0ai8BAEEQdDYCAAwACwsCQANAIAJFDQEgAkEIayECIAAgAkEBdGr9AAAAIQMgACACQQJ0aiAD/aoBQRD9qwH9CwAQIAAgAkECdGogA/2pAUEQ/asB/QsAAAwACwsLOQEBfyAAQf//AXEhASAAQYCAAnFBEHQgAUENdEGAgID8B3IgAUENdL5DAACAd5S8IAFBgPgBTxtyC4gBAQF7IAD9DP9/AAD/fwAA/38AAP9/AAD9TiEBIAD9DACAAAAAgAAAAIAAAACAAAD9TkEQ/asBIAFBDf2rAf0MAACAfwAAgH8AAIB/AACAf/1QIAFBDf2rAf0MAACAdwAAgHcAAIB3AACAd/3mASAB/QwAfAAAAHwAAAB8AAAAfAAA/UD9Uv1QC4MBAgF/AXsgASECAkADQCACIAFBeHFGDQEgAkEBayECIAAgAkECdGogACACQQF0ai8BABABNgIADAALCwJAA0AgAkUNASACQQhrIQIgACACQQF0av0AAAAhAyAAIAJBAnRqIAP9qgEQAv0LABAgACACQQJ0aiAD/akBEAL9CwAADAALCws=";
 
 /**
  * Largest block of a weight matrix widened at once (elements): 4M = 16 MB of float32. Small enough that
@@ -16,13 +17,18 @@ export const MAX_BLOCK_ELEMENTS = blockElements(process.env.SUPERWEIGHT_BLOCK_EL
 function blockElements(env: string | undefined): number {
   if (env === undefined) return 4 * 1024 * 1024;
   const n = Number(env);
-  if (!Number.isInteger(n) || n < 1 || n > 256 * 1024 * 1024) throw new Error(`SUPERWEIGHT_BLOCK_ELEMENTS=${env}: must be an integer from 1 to 268435456`);
+  if (!Number.isInteger(n) || n < 1 || n > 256 * 1024 * 1024)
+    throw new Error(`SUPERWEIGHT_BLOCK_ELEMENTS=${env}: must be an integer from 1 to 268435456`);
   return n;
 }
 const PAGE = 65536;
 
 type Kernel = (ptr: number, n: number) => void;
-interface Arena { memory: WebAssembly.Memory; bf16: Kernel; f16: Kernel }
+interface Arena {
+  memory: WebAssembly.Memory;
+  bf16: Kernel;
+  f16: Kernel;
+}
 let arena: Arena | null | undefined;
 
 function getArena(): Arena | null {

@@ -29,13 +29,20 @@ export class Checkpoint implements TensorSource {
       for (const info of file.tensors.values()) {
         const seen = entries.get(info.name);
         if (seen)
-          throw new CheckpointError(file.path, `tensor "${info.name}" is also stored in ${seen.file.path}`, "DUPLICATE_TENSOR");
+          throw new CheckpointError(
+            file.path,
+            `tensor "${info.name}" is also stored in ${seen.file.path}`,
+            "DUPLICATE_TENSOR",
+          );
         entries.set(info.name, { file, info });
       }
     }
     checkIndex(folder, entries);
     const unlisted = exists(join(folder, INDEX))
-      ? readdirSync(folder).filter((f) => f.endsWith(".safetensors")).map((f) => join(folder, f)).filter((f) => !files.includes(f))
+      ? readdirSync(folder)
+          .filter((f) => f.endsWith(".safetensors"))
+          .map((f) => join(folder, f))
+          .filter((f) => !files.includes(f))
       : [];
     return new Checkpoint(folder, config, entries, unlisted);
   }
@@ -50,7 +57,11 @@ export class Checkpoint implements TensorSource {
         continue;
       }
       if (file.tensors.has(name))
-        return new CheckpointError(join(this.path, INDEX), `does not list tensor "${name}", which is stored in ${path} (the index is wrong)`, "BAD_INDEX");
+        return new CheckpointError(
+          join(this.path, INDEX),
+          `does not list tensor "${name}", which is stored in ${path} (the index is wrong)`,
+          "BAD_INDEX",
+        );
     }
     return undefined;
   }
@@ -89,7 +100,8 @@ export class Checkpoint implements TensorSource {
     const { file, info } = this.entry(name);
     const size = rowSize(info.shape);
     const rows = info.shape.length === 0 ? 1 : info.shape[0];
-    if (!(r0 >= 0 && r1 <= rows && r0 <= r1)) throw new RangeError(`rows [${r0}, ${r1}) outside "${name}" with ${rows} rows`);
+    if (!(r0 >= 0 && r1 <= rows && r0 <= r1))
+      throw new RangeError(`rows [${r0}, ${r1}) outside "${name}" with ${rows} rows`);
     const count = (r1 - r0) * size;
     return readTensorRange(file, info, r0 * size, count, out ?? blockBuffer(count));
   }
@@ -129,7 +141,8 @@ function isFolder(path: string): boolean {
 
 function readConfig(folder: string): RawConfig {
   const path = join(folder, "config.json");
-  if (!exists(path)) throw new CheckpointError(path, "config.json is missing: not a Hugging Face checkpoint folder", "MISSING_CONFIG");
+  if (!exists(path))
+    throw new CheckpointError(path, "config.json is missing: not a Hugging Face checkpoint folder", "MISSING_CONFIG");
   return readJsonObject(path, "BAD_CONFIG");
 }
 
@@ -140,12 +153,15 @@ function safetensorsFiles(folder: string): string[] {
     const names = [...new Set(Object.values(readIndex(indexPath)))].sort();
     return names.map((f) => {
       const path = inside(folder, f, indexPath);
-      if (!exists(path)) throw new CheckpointError(indexPath, `names shard "${f}", which is missing from ${folder}`, "MISSING_SHARD");
+      if (!exists(path))
+        throw new CheckpointError(indexPath, `names shard "${f}", which is missing from ${folder}`, "MISSING_SHARD");
       return path;
     });
   }
   if (exists(join(folder, "model.safetensors"))) return [join(folder, "model.safetensors")];
-  const files = readdirSync(folder).filter((f) => f.endsWith(".safetensors")).sort();
+  const files = readdirSync(folder)
+    .filter((f) => f.endsWith(".safetensors"))
+    .sort();
   if (files.length === 0) {
     const other = readdirSync(folder).filter((f) => /\.(bin|pt|pth|gguf|ckpt)$/.test(f));
     const found = other.length
@@ -162,11 +178,19 @@ function readIndex(path: string): Record<string, string> {
   const map = raw.weight_map;
   if (map === undefined) throw new CheckpointError(path, `has no "weight_map"`, "BAD_INDEX");
   if (typeof map !== "object" || map === null || Array.isArray(map))
-    throw new CheckpointError(path, `"weight_map" must be an object of tensor name → file, got ${JSON.stringify(map)?.slice(0, 40)}`, "BAD_INDEX");
+    throw new CheckpointError(
+      path,
+      `"weight_map" must be an object of tensor name → file, got ${JSON.stringify(map)?.slice(0, 40)}`,
+      "BAD_INDEX",
+    );
   for (const [name, file] of Object.entries(map)) {
     if (name === "") throw new CheckpointError(path, `"weight_map" has an empty tensor name`, "BAD_INDEX");
     if (typeof file !== "string" || file === "")
-      throw new CheckpointError(path, `"weight_map" gives ${JSON.stringify(name)} the file ${JSON.stringify(file)}, not a file name`, "BAD_INDEX");
+      throw new CheckpointError(
+        path,
+        `"weight_map" gives ${JSON.stringify(name)} the file ${JSON.stringify(file)}, not a file name`,
+        "BAD_INDEX",
+      );
   }
   return map as Record<string, string>;
 }
@@ -179,11 +203,23 @@ function checkIndex(folder: string, entries: Map<string, { file: SafetensorsFile
   for (const [name, fileName] of Object.entries(index)) {
     const e = entries.get(name);
     if (!e)
-      throw new CheckpointError(join(folder, fileName), `tensor "${name}" (listed in ${INDEX}) is not in this shard`, "MISSING_TENSOR");
+      throw new CheckpointError(
+        join(folder, fileName),
+        `tensor "${name}" (listed in ${INDEX}) is not in this shard`,
+        "MISSING_TENSOR",
+      );
     if (e.file.path !== join(folder, fileName))
-      throw new CheckpointError(indexPath, `says "${name}" is in ${fileName} but it is stored in ${e.file.path}`, "BAD_INDEX");
+      throw new CheckpointError(
+        indexPath,
+        `says "${name}" is in ${fileName} but it is stored in ${e.file.path}`,
+        "BAD_INDEX",
+      );
   }
   for (const [name, e] of entries)
     if (!Object.hasOwn(index, name))
-      throw new CheckpointError(indexPath, `does not list tensor "${name}", which is stored in ${e.file.path} (the index is wrong)`, "BAD_INDEX");
+      throw new CheckpointError(
+        indexPath,
+        `does not list tensor "${name}", which is stored in ${e.file.path} (the index is wrong)`,
+        "BAD_INDEX",
+      );
 }

@@ -23,14 +23,22 @@ export function regularFile(path: string): Stats {
     stats = statSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" && exists(path)) throw new CheckpointError(path, "is a symlink to nothing (a half-deleted download?)", "BROKEN_LINK");
+    if (code === "ENOENT" && exists(path))
+      throw new CheckpointError(path, "is a symlink to nothing (a half-deleted download?)", "BROKEN_LINK");
     if (code === "ELOOP") throw new CheckpointError(path, "is a symlink loop", "BROKEN_LINK");
     if (code === "ENOENT") throw new CheckpointError(path, "does not exist", "MISSING_FILE");
     throw new CheckpointError(path, `cannot be read: ${(e as Error).message}`, "IO");
   }
   if (!stats.isFile()) {
-    const kind = stats.isDirectory() ? "a folder" : stats.isFIFO() ? "a named pipe" : stats.isSocket() ? "a socket"
-      : stats.isCharacterDevice() || stats.isBlockDevice() ? "a device" : "not a file";
+    const kind = stats.isDirectory()
+      ? "a folder"
+      : stats.isFIFO()
+        ? "a named pipe"
+        : stats.isSocket()
+          ? "a socket"
+          : stats.isCharacterDevice() || stats.isBlockDevice()
+            ? "a device"
+            : "not a file";
     throw new CheckpointError(path, `is ${kind}, not a regular file`, "NOT_A_FILE");
   }
   return stats;
@@ -39,7 +47,12 @@ export function regularFile(path: string): Stats {
 /** A text file of at most `maxBytes`, decoded as UTF-8 (invalid bytes are an error). */
 export function readText(path: string, maxBytes = 64 * 1024 * 1024): string {
   const { size } = regularFile(path);
-  if (size > maxBytes) throw new CheckpointError(path, `is ${size} bytes, more than the ${maxBytes} a file of this kind may hold`, "FILE_TOO_LARGE");
+  if (size > maxBytes)
+    throw new CheckpointError(
+      path,
+      `is ${size} bytes, more than the ${maxBytes} a file of this kind may hold`,
+      "FILE_TOO_LARGE",
+    );
   let bytes: Buffer;
   try {
     bytes = readFileSync(path);
@@ -62,7 +75,8 @@ export function readJsonObject(path: string, code: string): Record<string, unkno
   } catch (e) {
     throw new CheckpointError(path, `not valid JSON (${(e as Error).message})`, code);
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new CheckpointError(path, "is not a JSON object", code);
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw new CheckpointError(path, "is not a JSON object", code);
   return value as Record<string, unknown>;
 }
 
@@ -73,6 +87,10 @@ export function readJsonObject(path: string, code: string): Record<string, unkno
 export function inside(folder: string, name: string, from: string): string {
   const parts = normalize(name).split(sep);
   if (name === "" || isAbsolute(name) || name.includes("\0") || parts.includes(".."))
-    throw new CheckpointError(from, `names file ${JSON.stringify(name)}, which is outside the checkpoint folder`, "OUTSIDE_FOLDER");
+    throw new CheckpointError(
+      from,
+      `names file ${JSON.stringify(name)}, which is outside the checkpoint folder`,
+      "OUTSIDE_FOLDER",
+    );
   return join(folder, name);
 }

@@ -119,10 +119,13 @@ function isGguf(path: string): boolean {
  */
 function ggufInFolder(folder: string, ref: string): string | undefined {
   if (existsSync(join(folder, "config.json"))) return undefined;
-  const files = readdirSync(folder).filter((f) => f.toLowerCase().endsWith(".gguf")).sort();
+  const files = readdirSync(folder)
+    .filter((f) => f.toLowerCase().endsWith(".gguf"))
+    .sort();
   const models = files.filter((f) => !/-(\d{5})-of-\d{5}\.gguf$/i.test(f) || /-00001-of-\d{5}\.gguf$/i.test(f));
   if (models.length === 0) return undefined;
-  if (models.length > 1) throw new UserError(`holds ${models.length} GGUF models (${models.join(", ")}): name the file`, ref);
+  if (models.length > 1)
+    throw new UserError(`holds ${models.length} GGUF models (${models.join(", ")}): name the file`, ref);
   return join(folder, models[0]);
 }
 
@@ -135,7 +138,11 @@ export async function resolveModel(ref: string, options: ResolveOptions = {}): P
       throw new UserError("a revision applies to a Hugging Face model id, not a folder", ref);
     }
     if (!statSync(asPath).isDirectory()) {
-      if (!isGguf(asPath)) throw new UserError("expected a model folder (config.json and *.safetensors) or a GGUF file, got another kind of file", ref);
+      if (!isGguf(asPath))
+        throw new UserError(
+          "expected a model folder (config.json and *.safetensors) or a GGUF file, got another kind of file",
+          ref,
+        );
       return { folder: asPath };
     }
     const gguf = ggufInFolder(asPath, ref);

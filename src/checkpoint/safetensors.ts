@@ -27,13 +27,26 @@ export interface SafetensorsFile {
 }
 
 /** Validate a header from its bytes: `fileSize` is the size of the whole file. Throws CheckpointError. */
-export function parseHeader(path: string, prefix: Uint8Array, fileSize: number): { headerLength: number; parse: (json: Uint8Array) => SafetensorsFile } {
+export function parseHeader(
+  path: string,
+  prefix: Uint8Array,
+  fileSize: number,
+): { headerLength: number; parse: (json: Uint8Array) => SafetensorsFile } {
   const fail = (code: string, msg: string) => new CheckpointError(path, msg, code);
-  if (fileSize < 8) throw fail("TRUNCATED", `file is ${fileSize} bytes, too short to be safetensors (8-byte header length missing)`);
+  if (fileSize < 8)
+    throw fail("TRUNCATED", `file is ${fileSize} bytes, too short to be safetensors (8-byte header length missing)`);
   const n = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
-  if (n > BigInt(MAX_HEADER_BYTES)) throw fail("HEADER_TOO_LARGE", `header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit (not a safetensors file, or corrupt)`);
+  if (n > BigInt(MAX_HEADER_BYTES))
+    throw fail(
+      "HEADER_TOO_LARGE",
+      `header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit (not a safetensors file, or corrupt)`,
+    );
   const headerLength = Number(n);
-  if (8 + headerLength > fileSize) throw fail("TRUNCATED", `header length ${headerLength} runs past the end of the ${fileSize}-byte file (truncated?)`);
+  if (8 + headerLength > fileSize)
+    throw fail(
+      "TRUNCATED",
+      `header length ${headerLength} runs past the end of the ${fileSize}-byte file (truncated?)`,
+    );
   return { headerLength, parse: (json) => parseHeaderJson(path, json, fileSize - 8 - headerLength, 8 + headerLength) };
 }
 
@@ -51,7 +64,8 @@ function parseHeaderJson(path: string, json: Uint8Array, dataSize: number, dataS
   } catch (e) {
     throw fail("HEADER_NOT_JSON", `header is not valid JSON (${(e as Error).message})`);
   }
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw fail("HEADER_NOT_JSON", "header JSON is not an object");
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+    throw fail("HEADER_NOT_JSON", "header JSON is not an object");
   // JSON.parse keeps the last of two equal keys; the format (and the reference parser) refuses them.
   const twice = repeatedKey(text);
   if (twice !== undefined) throw fail("DUPLICATE_TENSOR", `header names tensor ${JSON.stringify(twice)} twice`);
@@ -60,7 +74,11 @@ function parseHeaderJson(path: string, json: Uint8Array, dataSize: number, dataS
   let metadata: Record<string, string> = {};
   for (const [name, entry] of Object.entries(raw as Record<string, unknown>)) {
     if (name === "__metadata__") {
-      const ok = entry === null || (typeof entry === "object" && !Array.isArray(entry) && Object.values(entry).every((v) => typeof v === "string"));
+      const ok =
+        entry === null ||
+        (typeof entry === "object" &&
+          !Array.isArray(entry) &&
+          Object.values(entry).every((v) => typeof v === "string"));
       if (!ok) throw fail("INVALID_METADATA", `"__metadata__" must map strings to strings`);
       metadata = (entry ?? {}) as Record<string, string>;
       continue;
@@ -74,13 +92,29 @@ function parseHeaderJson(path: string, json: Uint8Array, dataSize: number, dataS
   let cursor = dataStart;
   for (const t of sorted) {
     const begin = t.start - dataStart;
-    if (t.start < cursor) throw fail("OVERLAP", `tensor "${t.name}" data_offsets [${begin}, ${begin + t.byteLength}] overlap the previous tensor`);
-    if (t.start > cursor) throw fail("GAP", `tensor "${t.name}" starts at ${begin}, leaving a gap after byte ${cursor - dataStart} (offsets must be contiguous)`);
+    if (t.start < cursor)
+      throw fail(
+        "OVERLAP",
+        `tensor "${t.name}" data_offsets [${begin}, ${begin + t.byteLength}] overlap the previous tensor`,
+      );
+    if (t.start > cursor)
+      throw fail(
+        "GAP",
+        `tensor "${t.name}" starts at ${begin}, leaving a gap after byte ${cursor - dataStart} (offsets must be contiguous)`,
+      );
     cursor = t.start + t.byteLength;
   }
   const end = cursor - dataStart;
-  if (end > dataSize) throw fail("TRUNCATED", `tensor data needs ${end} bytes after the header but the file holds ${dataSize} (truncated?)`);
-  if (end < dataSize) throw fail("TRAILING_BYTES", `${dataSize - end} bytes after the last tensor (offsets do not end at the end of the file)`);
+  if (end > dataSize)
+    throw fail(
+      "TRUNCATED",
+      `tensor data needs ${end} bytes after the header but the file holds ${dataSize} (truncated?)`,
+    );
+  if (end < dataSize)
+    throw fail(
+      "TRAILING_BYTES",
+      `${dataSize - end} bytes after the last tensor (offsets do not end at the end of the file)`,
+    );
   return { path, tensors: new Map(tensors.map((t) => [t.name, t])), metadata };
 }
 
@@ -88,17 +122,31 @@ function parseEntry(path: string, name: string, entry: unknown, dataStart: numbe
   const fail = (code: string, msg: string) => new CheckpointError(path, `tensor "${name}": ${msg}`, code);
   if (typeof entry !== "object" || entry === null) throw fail("INVALID_ENTRY", "header entry is not an object");
   const { dtype, shape, data_offsets: offsets } = entry as Record<string, unknown>;
-  if (typeof dtype !== "string" || !Object.hasOwn(DTYPE_BYTES, dtype)) throw fail("UNKNOWN_DTYPE", `unknown dtype ${JSON.stringify(dtype)}`);
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw fail("INVALID_SHAPE", `shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
-  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) || offsets[1] < offsets[0])
-    throw fail("INVALID_OFFSETS", `data_offsets ${JSON.stringify(offsets)} are not [begin, end] with 0 <= begin <= end`);
+  if (typeof dtype !== "string" || !Object.hasOwn(DTYPE_BYTES, dtype))
+    throw fail("UNKNOWN_DTYPE", `unknown dtype ${JSON.stringify(dtype)}`);
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+    throw fail("INVALID_SHAPE", `shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+  if (
+    !Array.isArray(offsets) ||
+    offsets.length !== 2 ||
+    !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) ||
+    offsets[1] < offsets[0]
+  )
+    throw fail(
+      "INVALID_OFFSETS",
+      `data_offsets ${JSON.stringify(offsets)} are not [begin, end] with 0 <= begin <= end`,
+    );
   let bytes = DTYPE_BYTES[dtype as Dtype];
   for (const d of shape) {
     bytes *= d;
     if (!Number.isSafeInteger(bytes)) throw fail("SIZE_OVERFLOW", `shape ${JSON.stringify(shape)} overflows`);
   }
   const span = offsets[1] - offsets[0];
-  if (span !== bytes) throw fail("SIZE_MISMATCH", `${dtype} × ${JSON.stringify(shape)} is ${bytes} bytes but data_offsets [${offsets[0]}, ${offsets[1]}] span ${span}`);
+  if (span !== bytes)
+    throw fail(
+      "SIZE_MISMATCH",
+      `${dtype} × ${JSON.stringify(shape)} is ${bytes} bytes but data_offsets [${offsets[0]}, ${offsets[1]}] span ${span}`,
+    );
   return { name, dtype: dtype as Dtype, shape: shape as number[], start: dataStart + offsets[0], byteLength: bytes };
 }
 
@@ -145,7 +193,11 @@ export function openSafetensors(path: string): SafetensorsFile {
       const head = new Uint8Array(Math.min(size, 200));
       readExactly(fd, head, 0, path);
       if (Buffer.from(head).toString("latin1").startsWith("version https://git-lfs"))
-        throw new CheckpointError(path, "is a Git LFS pointer, not the weights: fetch them with `git lfs pull` (or download the model again)", "LFS_POINTER");
+        throw new CheckpointError(
+          path,
+          "is a Git LFS pointer, not the weights: fetch them with `git lfs pull` (or download the model again)",
+          "LFS_POINTER",
+        );
     }
     const { headerLength, parse } = parseHeader(path, prefix, size);
     const json = new Uint8Array(headerLength);
@@ -169,7 +221,8 @@ export function readExactly(fd: number, into: Uint8Array, position: number, path
     } catch (e) {
       throw new CheckpointError(path, `read failed at byte ${position + done}: ${(e as Error).message}`, "IO");
     }
-    if (n === 0) throw new CheckpointError(path, `unexpected end of file at byte ${position + done} (truncated?)`, "TRUNCATED");
+    if (n === 0)
+      throw new CheckpointError(path, `unexpected end of file at byte ${position + done} (truncated?)`, "TRUNCATED");
     done += n;
   }
 }
@@ -191,19 +244,37 @@ export function fdFor(path: string): number {
 }
 export function closeFile(path: string): void {
   const fd = descriptors.get(path);
-  if (fd !== undefined) closeSync(fd), descriptors.delete(path);
+  if (fd !== undefined) (closeSync(fd), descriptors.delete(path));
 }
 
 /**
  * Read `count` elements of a tensor starting at element `first`, as float32 into `out` (or a new array).
  * The raw bytes are read straight into the output buffer and widened in place.
  */
-export function readTensorRange(file: SafetensorsFile, t: TensorInfo, first: number, count: number, out?: Float32Array): Float32Array {
-  if (!isSupportedDtype(t.dtype)) throw new CheckpointError(file.path, `tensor "${t.name}" has dtype ${t.dtype}; superweight reads F32, F16 and BF16`, "UNSUPPORTED_DTYPE");
+export function readTensorRange(
+  file: SafetensorsFile,
+  t: TensorInfo,
+  first: number,
+  count: number,
+  out?: Float32Array,
+): Float32Array {
+  if (!isSupportedDtype(t.dtype))
+    throw new CheckpointError(
+      file.path,
+      `tensor "${t.name}" has dtype ${t.dtype}; superweight reads F32, F16 and BF16`,
+      "UNSUPPORTED_DTYPE",
+    );
   const elements = t.shape.reduce((a, b) => a * b, 1);
-  if (!Number.isSafeInteger(first) || !Number.isSafeInteger(count) || first < 0 || count < 0 || first + count > elements)
+  if (
+    !Number.isSafeInteger(first) ||
+    !Number.isSafeInteger(count) ||
+    first < 0 ||
+    count < 0 ||
+    first + count > elements
+  )
     throw new RangeError(`elements [${first}, ${first + count}) outside tensor "${t.name}" of ${elements} elements`);
-  if (out && out.length < count) throw new RangeError(`output buffer holds ${out.length} elements, ${count} requested from "${t.name}"`);
+  if (out && out.length < count)
+    throw new RangeError(`output buffer holds ${out.length} elements, ${count} requested from "${t.name}"`);
   const result = out ?? new Float32Array(count);
   const width = DTYPE_BYTES[t.dtype];
   const bytes = new Uint8Array(result.buffer, result.byteOffset, count * width);

@@ -27,7 +27,8 @@ export type WriteBytes = (fd: number, bytes: Uint8Array) => unknown;
 
 /** Encode float32 values as `dtype` bytes. */
 export function encode(values: Float32Array, dtype: FloatDtype): Uint8Array {
-  if (dtype === "F32") return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
+  if (dtype === "F32")
+    return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
   const out = new Uint16Array(values.length);
   const conv = dtype === "BF16" ? toBf16Bits : toF16Bits;
   for (let i = 0; i < values.length; i++) out[i] = conv(values[i]);
@@ -78,13 +79,18 @@ export function writeSafetensors(
         written += part.length;
       }
       const expected = t.shape.reduce((a, b) => a * b, 1);
-      if (written !== expected) throw new Error(`tensor ${t.name}: wrote ${written} values, shape [${t.shape}] needs ${expected}`);
+      if (written !== expected)
+        throw new Error(`tensor ${t.name}: wrote ${written} values, shape [${t.shape}] needs ${expected}`);
     }
     fsyncSync(fd);
     closeSync(fd);
     renameSync(tmp, path);
   } catch (e) {
-    try { closeSync(fd); } catch { /* already closed */ }
+    try {
+      closeSync(fd);
+    } catch {
+      /* already closed */
+    }
     rmSync(tmp, { force: true });
     throw e;
   }
@@ -112,13 +118,16 @@ export function shardTensors<T extends TensorToWrite | RawTensorToWrite>(tensors
   if (typeof sharding === "number") {
     if (sharding <= 1 || tensors.length <= 1) return [tensors];
     const per = Math.ceil(tensors.length / sharding);
-    return Array.from({ length: Math.max(1, Math.min(sharding, Math.ceil(tensors.length / per))) }, (_, s) => tensors.slice(s * per, (s + 1) * per));
+    return Array.from({ length: Math.max(1, Math.min(sharding, Math.ceil(tensors.length / per))) }, (_, s) =>
+      tensors.slice(s * per, (s + 1) * per),
+    );
   }
   const limit = sharding.maxBytes;
   const shards: T[][] = [];
-  let current: T[] = [], bytes = 0;
+  let current: T[] = [],
+    bytes = 0;
   for (const t of tensors) {
-    if (current.length && bytes + byteSize(t) > limit) shards.push(current), (current = []), (bytes = 0);
+    if (current.length && bytes + byteSize(t) > limit) (shards.push(current), (current = []), (bytes = 0));
     current.push(t);
     bytes += byteSize(t);
   }
@@ -128,8 +137,12 @@ export function shardTensors<T extends TensorToWrite | RawTensorToWrite>(tensors
 
 /** Write a checkpoint folder: config.json plus one model.safetensors, or shards with an index. */
 export function writeCheckpoint(
-  folder: string, config: Record<string, unknown>, tensors: (TensorToWrite | RawTensorToWrite)[], sharding: Sharding = 1,
-  extraFiles: Record<string, string> = {}, write: WriteBytes = writeSync,
+  folder: string,
+  config: Record<string, unknown>,
+  tensors: (TensorToWrite | RawTensorToWrite)[],
+  sharding: Sharding = 1,
+  extraFiles: Record<string, string> = {},
+  write: WriteBytes = writeSync,
 ): void {
   mkdirSync(folder, { recursive: true });
   const atomicText = (name: string, text: string) => {
@@ -150,7 +163,10 @@ export function writeCheckpoint(
         total += byteSize(t);
       }
     });
-    atomicText("model.safetensors.index.json", JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
+    atomicText(
+      "model.safetensors.index.json",
+      JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2),
+    );
   }
   for (const [name, text] of Object.entries(extraFiles)) atomicText(name, text);
   // config.json last: its presence marks a complete checkpoint.

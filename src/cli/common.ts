@@ -21,7 +21,10 @@ export interface ModelOptions {
   allowNonFinite?: boolean;
 }
 
-export const ALLOW_NON_FINITE = ["--allow-non-finite", "go on when a NaN or an infinity appears (default: stop and name the tensor that holds it)"] as const;
+export const ALLOW_NON_FINITE = [
+  "--allow-non-finite",
+  "go on when a NaN or an infinity appears (default: stop and name the tensor that holds it)",
+] as const;
 
 /** The options every command that opens a model shares (after its own). */
 export function modelOptions(command: Command): Command {
@@ -62,15 +65,24 @@ function tokenizerOf(model: Model): Pick<OpenedModel, "tokenizer" | "tokenizerEr
 
 export async function openModel(ref: string | undefined, o: ModelOptions): Promise<OpenedModel> {
   if (o.demo && ref) throw new UserError(`give either a model or --demo, not both (got "${ref}")`);
-  if (!o.demo && !ref) throw new UserError("no model given: pass a checkpoint folder, a Hugging Face model id, or --demo");
+  if (!o.demo && !ref)
+    throw new UserError("no model given: pass a checkpoint folder, a Hugging Face model id, or --demo");
   if (o.allowNonFinite) process.env.SUPERWEIGHT_ALLOW_NON_FINITE = "1";
   const folder = o.demo ? await ensureDemo() : undefined;
   const resolved = folder
     ? { folder, modelId: "superweight/demo" }
-    : await resolveModel(ref!, { download: o.download, revision: o.revision, offline: o.offline, onProgress: downloadProgress() });
+    : await resolveModel(ref!, {
+        download: o.download,
+        revision: o.revision,
+        offline: o.offline,
+        onProgress: downloadProgress(),
+      });
   const model = Model.open(resolved.folder);
   const backend = await getBackend();
-  if (backend.fallbackReason) process.stderr.write(`superweight: warning: ${backend.fallbackReason}; using the plain TypeScript products (much slower)\n`);
+  if (backend.fallbackReason)
+    process.stderr.write(
+      `superweight: warning: ${backend.fallbackReason}; using the plain TypeScript products (much slower)\n`,
+    );
   return {
     model,
     label: o.demo ? "demo" : ref!,
@@ -84,10 +96,12 @@ export function parseIds(text: string, option = "--ids"): number[] {
   const trimmed = text.trim();
   if (!trimmed) throw new UserError(`${option} "${text}" holds no token ids`);
   const parts = trimmed.split(/\s*,\s*|\s+/);
-  if (parts.some((p) => p === "")) throw new UserError(`${option} "${text}" has an empty entry (two commas, or a comma at an end)`);
+  if (parts.some((p) => p === ""))
+    throw new UserError(`${option} "${text}" has an empty entry (two commas, or a comma at an end)`);
   return parts.map((p) => {
     const n = Number(p);
-    if (!/^\d+$/.test(p) || !Number.isSafeInteger(n)) throw new UserError(`${option}: "${p}" is not a token id (a non-negative integer)`);
+    if (!/^\d+$/.test(p) || !Number.isSafeInteger(n))
+      throw new UserError(`${option}: "${p}" is not a token id (a non-negative integer)`);
     return n;
   });
 }
@@ -105,16 +119,24 @@ export function inputs(opened: OpenedModel, prompts: string[], idLists: string[]
   for (const text of texts) {
     if (opened.tokenizerError) throw opened.tokenizerError;
     if (!opened.tokenizer)
-      throw new UserError(`${opened.model.path} has no tokenizer.json, so --prompt cannot be tokenized: give token ids with --ids 1,2,3`);
+      throw new UserError(
+        `${opened.model.path} has no tokenizer.json, so --prompt cannot be tokenized: give token ids with --ids 1,2,3`,
+      );
     const ids = opened.tokenizer.encode(text);
     const onlyBos = ids.length === 1 && ids[0] === opened.model.spec.bosTokenId;
-    if (!ids.length || onlyBos) throw new UserError(`the prompt ${JSON.stringify(text)} tokenizes to no tokens${onlyBos ? " (only the BOS token)" : ""}`);
+    if (!ids.length || onlyBos)
+      throw new UserError(
+        `the prompt ${JSON.stringify(text)} tokenizes to no tokens${onlyBos ? " (only the BOS token)" : ""}`,
+      );
     out.push({ label: text, ids });
   }
   if (!out.length) throw new UserError("nothing to run: give --prompt TEXT or --ids 1,2,3");
   for (const input of out) {
     const bad = input.ids.find((id) => id >= opened.model.spec.vocab);
-    if (bad !== undefined) throw new UserError(`token id ${bad} is outside the vocabulary of ${opened.model.path} (0..${opened.model.spec.vocab - 1})`);
+    if (bad !== undefined)
+      throw new UserError(
+        `token id ${bad} is outside the vocabulary of ${opened.model.path} (0..${opened.model.spec.vocab - 1})`,
+      );
   }
   return out;
 }
@@ -134,7 +156,8 @@ export const collect = (value: string, previous: string[] = []) => [...previous,
 export function numberOption(name: string, check: (n: number) => boolean, must: string) {
   return (value: string): number => {
     const n = Number(value);
-    if (value.trim() === "" || !Number.isFinite(n) || !check(n)) throw new UserError(`${name} ${value}: must be ${must}`);
+    if (value.trim() === "" || !Number.isFinite(n) || !check(n))
+      throw new UserError(`${name} ${value}: must be ${must}`);
     return n;
   };
 }

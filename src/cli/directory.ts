@@ -2,7 +2,12 @@
 import { Command } from "commander";
 import { UserError } from "../errors.js";
 import { formatTable } from "../report/table.js";
-import { DIRECTORY, lookupPublished, type DirectoryEntry, type PublishedSuperWeight } from "../superweight/directory.js";
+import {
+  DIRECTORY,
+  lookupPublished,
+  type DirectoryEntry,
+  type PublishedSuperWeight,
+} from "../superweight/directory.js";
 
 /** Every entry, or the one `modelId` names; a UserError naming the id and listing the known ids otherwise. */
 export function selectEntries(modelId?: string): readonly DirectoryEntry[] {
@@ -61,7 +66,10 @@ export function directoryCommand(): Command {
     .description("list published super-weight coordinates: the paper's (Table 1 and its code) and community reports")
     .argument("[model-id]", "Hugging Face model id or alias (case-insensitive; a trailing @revision is ignored)")
     .option("--json", 'print one JSON object { "models": [...] }')
-    .addHelpText("after", "\nExamples:\n  superweight directory\n  superweight directory meta-llama/Llama-2-7b-hf --json")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  superweight directory\n  superweight directory meta-llama/Llama-2-7b-hf --json",
+    )
     .action((modelId: string | undefined, opts: { json?: boolean }) => {
       process.stdout.write(renderDirectory(selectEntries(modelId), opts.json === true));
     });

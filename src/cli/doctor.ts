@@ -31,19 +31,37 @@ export async function doctorReport(env: NodeJS.ProcessEnv = process.env) {
 
 export function doctorCommand(): Command {
   return new Command("doctor")
-    .description("say what this machine gives superweight: Node, the GEMM backend and threads, the Hugging Face cache and token")
+    .description(
+      "say what this machine gives superweight: Node, the GEMM backend and threads, the Hugging Face cache and token",
+    )
     .option("--json", "print one JSON object")
     .addHelpText("after", "\nExample:\n  superweight doctor --json")
     .action(async (o: { json?: boolean }) => {
       const r = await doctorReport();
       if (o.json) return void process.stdout.write(JSON.stringify(r) + "\n");
       const rows: [string, string][] = [
-        ["superweight", r.superweight], ["node", `${r.node} (${r.platform})`], ["cpu", `${r.cpu}, ${r.cores} cores, ${r.memoryGB} GB`],
-        ["backend", r.backend === "onnxruntime" ? `onnxruntime-node GEMM, ${r.threads} threads (SUPERWEIGHT_THREADS)` : `plain TypeScript${r.backendProblem ? ` — ${r.backendProblem}` : ""}`],
+        ["superweight", r.superweight],
+        ["node", `${r.node} (${r.platform})`],
+        ["cpu", `${r.cpu}, ${r.cores} cores, ${r.memoryGB} GB`],
+        [
+          "backend",
+          r.backend === "onnxruntime"
+            ? `onnxruntime-node GEMM, ${r.threads} threads (SUPERWEIGHT_THREADS)`
+            : `plain TypeScript${r.backendProblem ? ` — ${r.backendProblem}` : ""}`,
+        ],
         ["bf16 widening", r.wasmSimd ? "WebAssembly SIMD" : "JavaScript loop (no WebAssembly SIMD)"],
-        ["hub cache", r.hub.cacheDir], ["hub endpoint", r.hub.endpoint + (r.hub.endpointProblem ? ` (${r.hub.endpointProblem})` : "")],
-        ["hub token", r.hub.tokenPresent ? `set (${r.hub.tokenSource})` : r.hub.tokenProblem ? `not usable: ${r.hub.tokenProblem}` : "none (gated models need HF_TOKEN)"],
-        ["offline", r.hub.offline ? "yes (HF_HUB_OFFLINE)" : "no"], ["demo cache", r.demoCache],
+        ["hub cache", r.hub.cacheDir],
+        ["hub endpoint", r.hub.endpoint + (r.hub.endpointProblem ? ` (${r.hub.endpointProblem})` : "")],
+        [
+          "hub token",
+          r.hub.tokenPresent
+            ? `set (${r.hub.tokenSource})`
+            : r.hub.tokenProblem
+              ? `not usable: ${r.hub.tokenProblem}`
+              : "none (gated models need HF_TOKEN)",
+        ],
+        ["offline", r.hub.offline ? "yes (HF_HUB_OFFLINE)" : "no"],
+        ["demo cache", r.demoCache],
       ];
       process.stdout.write(formatTable(["", ""], rows).split("\n").slice(2).join("\n") + "\n");
     });

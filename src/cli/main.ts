@@ -17,7 +17,9 @@ const program = new Command("superweight")
   .description("Find and use the super weights of large language models (Yu et al., arXiv 2411.07191).")
   .version(JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")).version)
   .showHelpAfterError()
-  .addHelpText("after", `
+  .addHelpText(
+    "after",
+    `
 Examples:
   superweight scan --demo
   superweight scan meta-llama/Llama-2-7b-hf --download
@@ -29,7 +31,8 @@ Every command that prints results takes --json (one JSON object on stdout). Prog
 when it is a terminal (SUPERWEIGHT_PROGRESS=0 turns it off, =1 prints it as lines anywhere).
 
 Exit status: 0 done, 1 an unexpected failure (a bug: please report it; SUPERWEIGHT_DEBUG=1 shows where),
-2 a usage error or bad input (one line on stderr naming the file or option).`)
+2 a usage error or bad input (one line on stderr naming the file or option).`,
+  )
   .exitOverride();
 const commands = [
   runCommand(),
@@ -53,7 +56,9 @@ program.parseAsync(process.argv).catch((err: unknown) => {
     process.exit(2);
   }
   const e = err as Error;
-  process.stderr.write(`superweight: internal error: ${e?.message ?? String(err)} (a bug: please report it; SUPERWEIGHT_DEBUG=1 shows where)\n`);
+  process.stderr.write(
+    `superweight: internal error: ${e?.message ?? String(err)} (a bug: please report it; SUPERWEIGHT_DEBUG=1 shows where)\n`,
+  );
   if (process.env.SUPERWEIGHT_DEBUG === "1" && e?.stack) process.stderr.write(`${e.stack}\n`);
   process.exit(1);
 });

@@ -12,7 +12,11 @@ import { scan, DEFAULT_PROMPT, type ScanReport } from "../superweight/scan.js";
 import { checkTarget } from "../quant/folder.js";
 import { parseBits, parseBlock, type Bits, type Block, type Scheme } from "../quant/scheme.js";
 import {
-  compareQuantization, DEFAULT_COMPARE_BITS, DEFAULT_COMPARE_BLOCKS, DEFAULT_COMPARE_CLIP, type QuantizeComparison,
+  compareQuantization,
+  DEFAULT_COMPARE_BITS,
+  DEFAULT_COMPARE_BLOCKS,
+  DEFAULT_COMPARE_CLIP,
+  type QuantizeComparison,
   type SchemeFamily,
 } from "../compress/compare.js";
 import { ACTIVATION_BITS, type ActivationInputs, type ActivationSite } from "../compress/activations.js";
@@ -23,7 +27,13 @@ import { PAPER_WINDOW_TOKENS, readTextCorpus, readTokenIds, type PerplexityCorpu
 import { quantizeJson, renderQuantize } from "../report/quantize-text.js";
 import { progress } from "../report/progress.js";
 import {
-  DEFAULT_KEEP_TYPE, KEEP_TYPES, parseFtype, parseKeepType, type KeepType, type SuperWeight, type SuperWeightSet,
+  DEFAULT_KEEP_TYPE,
+  KEEP_TYPES,
+  parseFtype,
+  parseKeepType,
+  type KeepType,
+  type SuperWeight,
+  type SuperWeightSet,
 } from "../gguf/export-recipe.js";
 import { planGgufExport, writeGgufExport, type GgufExportResult } from "../gguf/export.js";
 import { compareGgufRecipes, standardRecipes, type Comparison } from "../gguf/export-compare.js";
@@ -31,7 +41,14 @@ import { exportVocabulary } from "../gguf/export-vocab.js";
 import { FTYPES, type Ftype } from "../gguf/mixture.js";
 import { ggufQuantizeJson, renderGgufQuantize } from "../report/gguf-export-text.js";
 import {
-  ALLOW_NON_FINITE, collect, inputs, numberOption, openModel, parseIds, quietProgress, type OpenedModel,
+  ALLOW_NON_FINITE,
+  collect,
+  inputs,
+  numberOption,
+  openModel,
+  parseIds,
+  quietProgress,
+  type OpenedModel,
 } from "./common.js";
 
 /** The options every format takes. */
@@ -82,7 +99,6 @@ export interface FormatBranch {
   run(ctx: QuantizeContext, options: Record<string, unknown>): Promise<void>;
 }
 
-
 /** The --compare text when none is given: plain English of about a hundred tokens. */
 export const DEFAULT_COMPARE_TEXT =
   "The old lighthouse stood at the edge of the cliff, its white paint worn thin by a hundred winters. Every " +
@@ -95,21 +111,36 @@ export function quantizeCommand(): Command {
   const cmd = new Command("quantize")
     .description("write a quantized copy of a model that keeps its super weights (GGUF for llama.cpp)")
     .argument("[model]", "checkpoint folder, .gguf file or Hugging Face model id (in the local cache)")
-    .addOption(new Option("--format <format>", "output format").choices(FORMATS.map((f) => f.name))
-      .makeOptionMandatory())
+    .addOption(
+      new Option("--format <format>", "output format").choices(FORMATS.map((f) => f.name)).makeOptionMandatory(),
+    )
     .option("-o, --out <path>", "the file (gguf) or checkpoint folder (rtn, nf4, dequantized) to write, atomically")
     .option("--force", "replace --out if it exists")
-    .option("--keep-super", "keep the super weights (found by a scan unless --keep): gguf, their tensors at " +
-      "--keep-type; rtn, nf4, dequantized, held out of their blocks and stored exactly")
+    .option(
+      "--keep-super",
+      "keep the super weights (found by a scan unless --keep): gguf, their tensors at " +
+        "--keep-type; rtn, nf4, dequantized, held out of their blocks and stored exactly",
+    )
     .option("--keep <L:R:C>", "a super weight to keep: layer:row:column of down_proj (repeatable; no scan)", collect)
-    .addOption(new Option("--clip <method>", "clip other outliers before quantizing, super weights held out: none " +
-      "(default), zscore:K, block-pct:F, tensor-pct:F").argParser(parseClip))
+    .addOption(
+      new Option(
+        "--clip <method>",
+        "clip other outliers before quantizing, super weights held out: none " +
+          "(default), zscore:K, block-pct:F, tensor-pct:F",
+      ).argParser(parseClip),
+    )
     .option("-p, --prompt <text>", `scan prompt (repeatable; default "${DEFAULT_PROMPT}")`, collect)
     .option("--ids <ids>", "scan token ids instead of text, e.g. 1,2,3 (repeatable)", collect)
-    .addOption(new Option("--threshold <x>", "scan spike threshold").default(50)
-      .argParser(numberOption("--threshold", (n) => n > 0, "a positive number")))
-    .addOption(new Option("--max-iterations <n>", "scan iterations").default(10)
-      .argParser(numberOption("--max-iterations", (n) => Number.isInteger(n) && n >= 1, "an integer ≥ 1")))
+    .addOption(
+      new Option("--threshold <x>", "scan spike threshold")
+        .default(50)
+        .argParser(numberOption("--threshold", (n) => n > 0, "a positive number")),
+    )
+    .addOption(
+      new Option("--max-iterations <n>", "scan iterations")
+        .default(10)
+        .argParser(numberOption("--max-iterations", (n) => Number.isInteger(n) && n >= 1, "an integer ≥ 1")),
+    )
     .option("--compare", "compare recipes (stock or naive, keeping super weights, clipping) by perplexity and size")
     .option("--text <file>", "--compare: a UTF-8 text file to score (default: a short built-in English text)")
     .option("--text-ids <ids>", "--compare: token ids to score instead of a text, e.g. 1,2,3")
@@ -118,7 +149,9 @@ export function quantizeCommand(): Command {
     .option("--model-id <id>", "the Hugging Face model id (for the scan's published coordinates)")
     .option(...ALLOW_NON_FINITE)
     .option("--json", "print one JSON object")
-    .addHelpText("after", `
+    .addHelpText(
+      "after",
+      `
 Examples:
   superweight quantize ./ckpt --format rtn --bits 4 --block 4K --clip zscore:9 --keep-super -o ./ckpt-rtn4
   superweight quantize ./ckpt --format rtn --compare --text heldout.txt --bits 4,3 --json > compare.json
@@ -127,7 +160,8 @@ Examples:
   superweight quantize ./ckpt --format gguf --type Q4_0 --keep 2:3968:7003 --keep-type F16 -o model.Q4_0.gguf
   superweight quantize --demo --format gguf --clip zscore:6 --keep-super -o demo.gguf
 
-A --compare --json file draws Figure 7 of \`superweight report --quantize-compare FILE\`.`);
+A --compare --json file draws Figure 7 of \`superweight report --quantize-compare FILE\`.`,
+    );
   // An option several formats take is declared by each; it is added once, owned by all of them.
   const owner = new Map<string, string[]>();
   const declared = new Map<string, Option>();
@@ -145,8 +179,9 @@ A --compare --json file draws Figure 7 of \`superweight report --quantize-compar
     const branch = FORMATS.find((f) => f.name === all.format)!;
     for (const [key, formats] of owner)
       if (!formats.includes(branch.name) && cmd.getOptionValueSource(key) === "cli")
-        throw new UserError(`${cmd.options.find((x) => x.attributeName() === key)!.long} is a --format ` +
-          `${formats.join(", ")} option`);
+        throw new UserError(
+          `${cmd.options.find((x) => x.attributeName() === key)!.long} is a --format ` + `${formats.join(", ")} option`,
+        );
     if (all.text !== undefined && all.textIds !== undefined) throw new UserError("give --text or --text-ids, not both");
     if (!all.out && !all.compare) throw new UserError("give --out PATH (or --compare to only compare recipes)");
     const file = all.out !== undefined && branch.output === "file";
@@ -154,14 +189,20 @@ A --compare --json file draws Figure 7 of \`superweight report --quantize-compar
     const opened = await openModel(ref, all);
     try {
       if (out) checkOutNotSource(out, opened);
-      const folder = all.out !== undefined && branch.output === "folder"
-        ? checkTarget(opened.model.path, all.out, all.force === true) : undefined;
+      const folder =
+        all.out !== undefined && branch.output === "folder"
+          ? checkTarget(opened.model.path, all.out, all.force === true)
+          : undefined;
       const keep = (all.keep ?? []).map((k) => keptWeight(opened, k));
       const needed = all.keepSuper || keep.length > 0 || (all.clip ?? NO_CLIP).method !== "none" || all.compare;
       let report: Promise<ScanReport> | undefined;
       const scanned = () => (report ??= scanModel(opened, all, quietProgress(all.json)));
       const ctx: QuantizeContext = {
-        opened, o: all, out: out ?? folder, quiet: quietProgress(all.json), scanned,
+        opened,
+        o: all,
+        out: out ?? folder,
+        quiet: quietProgress(all.json),
+        scanned,
         superWeights: async () => {
           if (keep.length) return { source: "keep", weights: keep, outliers: [] };
           if (!needed) return { source: "none", weights: [], outliers: [] };
@@ -216,15 +257,19 @@ function keptWeight(opened: OpenedModel, text: string): SuperWeight {
   const kn = model.layout(tensor) === "kn";
   const [rows, cols] = kn ? [shape[1], shape[0]] : shape;
   if (row >= rows || column >= cols)
-    throw new UserError(`--keep ${text}: [${row}, ${column}] is outside ${tensor} ` +
-      `(${rows} output × ${cols} input channels)`);
+    throw new UserError(
+      `--keep ${text}: [${row}, ${column}] is outside ${tensor} ` + `(${rows} output × ${cols} input channels)`,
+    );
   const value = kn ? model.weight(tensor, column, row) : model.weight(tensor, row, column);
   return { layer, row, column, tensor, value };
 }
 
 function scanModel(opened: OpenedModel, o: SharedQuantizeOptions, quiet: boolean): Promise<ScanReport> {
   return scan(opened.model, inputs(opened, o.prompt ?? [], o.ids ?? [], DEFAULT_PROMPT), {
-    threshold: o.threshold, maxIterations: o.maxIterations, label: opened.label, modelId: opened.modelId,
+    threshold: o.threshold,
+    maxIterations: o.maxIterations,
+    label: opened.label,
+    modelId: opened.modelId,
     onProgress: quiet ? undefined : (m) => process.stderr.write(`scan: ${m}\n`),
   });
 }
@@ -235,8 +280,9 @@ function superWeightSet(report: ScanReport): SuperWeightSet {
   const outliers: SuperWeightSet["outliers"] = [];
   for (const w of report.superWeights) {
     if (w.expert !== undefined)
-      throw new UserError(`the scan found a super weight in expert ${w.expert} of layer ${w.layer}: ` +
-        "experts cannot be kept here");
+      throw new UserError(
+        `the scan found a super weight in expert ${w.expert} of layer ${w.layer}: ` + "experts cannot be kept here",
+      );
     const { layer, row, column, tensor, value } = w;
     if (w.class === "super") weights.push({ layer, row, column, tensor, value });
     else outliers.push({ layer: w.layer, row: w.row, column: w.column });
@@ -292,21 +338,31 @@ const ggufFormat: FormatBranch = {
   summary: "a llama.cpp GGUF file (llama.cpp's mixtures; the tensors holding super weights at --keep-type)",
   options: () => [
     new Option("--type <type>", `GGUF file type (${Object.keys(FTYPES).join(", ")})`)
-      .default("Q4_K_M").argParser(parseFtype),
+      .default("Q4_K_M")
+      .argParser(parseFtype),
     new Option("--keep-type <type>", `type of the tensors holding super weights (${KEEP_TYPES.join(", ")})`)
-      .default(DEFAULT_KEEP_TYPE).argParser(parseKeepType),
+      .default(DEFAULT_KEEP_TYPE)
+      .argParser(parseKeepType),
     new Option("--name <name>", "general.name (default: the model folder's name)"),
-    new Option("--stand-in-vocab", "without tokenizer.json: write a placeholder byte-level vocabulary " +
-      "(token ids keep their meaning, text does not)"),
-    new Option("--approximate-tokenizer", "write byte-level tokenizers llama.cpp only approximates (NFC, some " +
-      "pre-tokenizers), as convert_hf_to_gguf.py does"),
+    new Option(
+      "--stand-in-vocab",
+      "without tokenizer.json: write a placeholder byte-level vocabulary " +
+        "(token ids keep their meaning, text does not)",
+    ),
+    new Option(
+      "--approximate-tokenizer",
+      "write byte-level tokenizers llama.cpp only approximates (NFC, some " +
+        "pre-tokenizers), as convert_hf_to_gguf.py does",
+    ),
   ],
   async run(ctx, raw) {
     const o = { ...ctx.o, ...(raw as unknown as GgufOptions) };
     const clip = o.clip ?? NO_CLIP;
     const { model } = ctx.opened;
     const base = {
-      ftype: o.type, keepType: o.keepType, name: o.name,
+      ftype: o.type,
+      keepType: o.keepType,
+      name: o.name,
       vocabulary: exportVocabulary(model, { standIn: o.standInVocab, approximate: o.approximateTokenizer }),
     };
     // Everything the file needs is checked before a scan or a byte is written.
@@ -317,7 +373,9 @@ const ggufFormat: FormatBranch = {
       const recipes = standardRecipes(o.type, o.keepType, clip, found.weights);
       const ids = ctx.evalIds();
       comparison = await compareGgufRecipes(model, recipes, {
-        ...base, ids, window: Math.min(model.spec.maxPositions, 512),
+        ...base,
+        ids,
+        window: Math.min(model.spec.maxPositions, 512),
         onRecipe: ctx.quiet ? undefined : (label, i, n) => process.stderr.write(`compare: ${i + 1}/${n} ${label}\n`),
       });
     }
@@ -355,11 +413,15 @@ interface CompressOptions {
   maxVariants: number;
 }
 
-const list = <T>(parse: (text: string) => T) => (text: string): T[] => [...new Set(text.split(",").map(parse))];
-const choice = <T extends string>(option: string, values: Record<string, T>) => (text: string): T => {
-  if (!(text in values)) throw new UserError(`${option} ${text}: must be ${Object.keys(values).join(" or ")}`);
-  return values[text];
-};
+const list =
+  <T>(parse: (text: string) => T) =>
+  (text: string): T[] => [...new Set(text.split(",").map(parse))];
+const choice =
+  <T extends string>(option: string, values: Record<string, T>) =>
+  (text: string): T => {
+    if (!(text in values)) throw new UserError(`${option} ${text}: must be ${Object.keys(values).join(" or ")}`);
+    return values[text];
+  };
 const activationBits = (text: string) => {
   const n = Number(text);
   if (!/^\d+$/.test(text) || n < 2 || n > 16)
@@ -371,38 +433,81 @@ const whole = (name: string, min: number) =>
 
 /** The options of the project's own formats; which of them each format takes. */
 function compressOptions(format: "rtn" | "nf4" | "dequantized"): Option[] {
-  const rtn = format !== "nf4", nf4 = format !== "rtn";
+  const rtn = format !== "nf4",
+    nf4 = format !== "rtn";
   return [
-    ...(format === "dequantized" ? [new Option("--scheme <scheme>", "the quantizer whose values are stored: rtn " +
-      "(default) or nf4").argParser(choice("--scheme", { rtn: "rtn", nf4: "nf4" } as const))] : []),
-    ...(rtn ? [new Option("--bits <list>", "rtn code bits, 8, 4, 3 or 2 (default 4; --compare: a list, default " +
-      `${DEFAULT_COMPARE_BITS})`).argParser(list(parseBits))] : []),
-    ...(nf4 ? [new Option("--nf4-range <range>", "NF4 scaling: absmax (QLoRA) or minmax (the paper's code)")
-      .default("absmax").argParser(choice("--nf4-range", { absmax: "absmax", minmax: "minmax" } as const))] : []),
+    ...(format === "dequantized"
+      ? [
+          new Option("--scheme <scheme>", "the quantizer whose values are stored: rtn " + "(default) or nf4").argParser(
+            choice("--scheme", { rtn: "rtn", nf4: "nf4" } as const),
+          ),
+        ]
+      : []),
+    ...(rtn
+      ? [
+          new Option(
+            "--bits <list>",
+            "rtn code bits, 8, 4, 3 or 2 (default 4; --compare: a list, default " + `${DEFAULT_COMPARE_BITS})`,
+          ).argParser(list(parseBits)),
+        ]
+      : []),
+    ...(nf4
+      ? [
+          new Option("--nf4-range <range>", "NF4 scaling: absmax (QLoRA) or minmax (the paper's code)")
+            .default("absmax")
+            .argParser(choice("--nf4-range", { absmax: "absmax", minmax: "minmax" } as const)),
+        ]
+      : []),
     new Option("--block <block>", "weights per scale: tensor, channel (a row) or N (e.g. 128, 64K)")
-      .default(128).argParser(parseBlock),
-    new Option("--blocks <list>", `--compare: the block sizes compared (default ${DEFAULT_COMPARE_BLOCKS
-      .map((b) => (typeof b === "number" && b >= 1024 ? `${b / 1024}K` : b)).join(",")})`).argParser(list(parseBlock)),
-    ...(format === "dequantized" ? [new Option("--dtype <dtype>", "the stored dtype of the dequantized weights")
-      .default("BF16", "bf16").argParser(choice("--dtype", { bf16: "BF16", f16: "F16" } as const))] : []),
+      .default(128)
+      .argParser(parseBlock),
+    new Option(
+      "--blocks <list>",
+      `--compare: the block sizes compared (default ${DEFAULT_COMPARE_BLOCKS.map((b) =>
+        typeof b === "number" && b >= 1024 ? `${b / 1024}K` : b,
+      ).join(",")})`,
+    ).argParser(list(parseBlock)),
+    ...(format === "dequantized"
+      ? [
+          new Option("--dtype <dtype>", "the stored dtype of the dequantized weights")
+            .default("BF16", "bf16")
+            .argParser(choice("--dtype", { bf16: "BF16", f16: "F16" } as const)),
+        ]
+      : []),
     new Option("--include-head", "quantize the LM head too"),
     new Option("--include-embeddings", "quantize the embeddings too"),
-    new Option("--act-bits <list>", `--compare: also quantize every down_proj input to these bits, per tensor (e.g. ` +
-      `${ACTIVATION_BITS})`).argParser(list(activationBits)),
-    new Option("--act-inputs <which>", "--compare with --act-bits: the activations quantized: down_proj (its inputs, " +
-      "the paper's experiment) or all (every linear layer's input)").default("down_proj")
+    new Option(
+      "--act-bits <list>",
+      `--compare: also quantize every down_proj input to these bits, per tensor (e.g. ` + `${ACTIVATION_BITS})`,
+    ).argParser(list(activationBits)),
+    new Option(
+      "--act-inputs <which>",
+      "--compare with --act-bits: the activations quantized: down_proj (its inputs, " +
+        "the paper's experiment) or all (every linear layer's input)",
+    )
+      .default("down_proj")
       .argParser(choice("--act-inputs", { down_proj: "down_proj", all: "linear" } as const)),
-    new Option("--keep-super-activation", "--compare with --act-bits: also each with the super activation (from a " +
-      "scan) held out"),
+    new Option(
+      "--keep-super-activation",
+      "--compare with --act-bits: also each with the super activation (from a " + "scan) held out",
+    ),
     new Option("--ids-file <file>", "--compare: a file of token ids to score instead of a text"),
-    new Option("--ctx <n>", "--compare: positions per perplexity window (default: 2048, at most the model's)")
-      .argParser(whole("--ctx", 2)),
-    new Option("--stride <n>", "--compare: tokens between window starts (default: a whole window)")
-      .argParser(whole("--stride", 1)),
+    new Option(
+      "--ctx <n>",
+      "--compare: positions per perplexity window (default: 2048, at most the model's)",
+    ).argParser(whole("--ctx", 2)),
+    new Option("--stride <n>", "--compare: tokens between window starts (default: a whole window)").argParser(
+      whole("--stride", 1),
+    ),
     new Option("--window-bos", "--compare: start every window with the BOS token"),
     new Option("--max-tokens <n>", "--compare: score only the first N tokens").argParser(whole("--max-tokens", 1)),
-    new Option("--max-variants <n>", "--compare: configurations per pass, the unquantized model included (more run " +
-      "in more passes; memory grows with it)").default(16).argParser(whole("--max-variants", 2)),
+    new Option(
+      "--max-variants <n>",
+      "--compare: configurations per pass, the unquantized model included (more run " +
+        "in more passes; memory grows with it)",
+    )
+      .default(16)
+      .argParser(whole("--max-variants", 2)),
   ];
 }
 
@@ -423,7 +528,10 @@ function compareCorpus(o: SharedQuantizeOptions & CompressOptions): PerplexityCo
 
 function compressFormat(name: "rtn" | "nf4" | "dequantized", summary: string): FormatBranch {
   return {
-    name, summary, output: "folder", options: () => compressOptions(name),
+    name,
+    summary,
+    output: "folder",
+    options: () => compressOptions(name),
     async run(ctx, raw) {
       const o = { ...ctx.o, ...(raw as unknown as CompressOptions) };
       const { model, tokenizer } = ctx.opened;
@@ -439,30 +547,44 @@ function compressFormat(name: "rtn" | "nf4" | "dequantized", summary: string): F
       if (ctx.out) {
         if (o.bits && o.bits.length > 1) throw new UserError("--out writes one width: give one --bits");
         const clip = o.clip ?? NO_CLIP;
-        scheme = family.kind === "rtn" ? { kind: "rtn", bits: o.bits?.[0] ?? 4, block: o.block, clip }
-          : { kind: "nf4", range: family.range, block: o.block, clip };
+        scheme =
+          family.kind === "rtn"
+            ? { kind: "rtn", bits: o.bits?.[0] ?? 4, block: o.block, clip }
+            : { kind: "nf4", range: family.range, block: o.block, clip };
       }
       // Everything the text needs is checked before a scan or a pass runs.
       const text = o.compare
-        ? scoredText(model, compareCorpus(o), tokenizer, { ctx: o.ctx, stride: o.stride, windowBos: o.windowBos,
-          maxTokens: o.maxTokens })
+        ? scoredText(model, compareCorpus(o), tokenizer, {
+            ctx: o.ctx,
+            stride: o.stride,
+            windowBos: o.windowBos,
+            maxTokens: o.maxTokens,
+          })
         : undefined;
       const found = await ctx.superWeights();
       const held = heldWeights(model, found.weights);
       let comparison: QuantizeComparison | null = null;
       if (text) {
         const sites: ActivationSite[] = o.keepSuperActivation
-          ? (await ctx.scanned()).superWeights.filter((w) => w.class === "super" && w.expert === undefined)
-            .map((w) => ({ layer: w.layer, tensor: w.tensor, token: w.inputToken, channel: w.column }))
+          ? (await ctx.scanned()).superWeights
+              .filter((w) => w.class === "super" && w.expert === undefined)
+              .map((w) => ({ layer: w.layer, tensor: w.tensor, token: w.inputToken, channel: w.column }))
           : [];
         comparison = await compareQuantization(model, {
           plan: {
-            family, bits: o.bits ?? DEFAULT_COMPARE_BITS, blocks: o.blocks ?? DEFAULT_COMPARE_BLOCKS,
-            clip: o.clip ?? DEFAULT_COMPARE_CLIP, holdOut: held.length > 0, activationBits: o.actBits ?? [],
+            family,
+            bits: o.bits ?? DEFAULT_COMPARE_BITS,
+            blocks: o.blocks ?? DEFAULT_COMPARE_BLOCKS,
+            clip: o.clip ?? DEFAULT_COMPARE_CLIP,
+            holdOut: held.length > 0,
+            activationBits: o.actBits ?? [],
             activationInputs: o.actInputs,
             keepSuperActivation: !!o.keepSuperActivation,
           },
-          selection, superWeights: { source: found.source, held }, superActivations: sites, ...text,
+          selection,
+          superWeights: { source: found.source, held },
+          superActivations: sites,
+          ...text,
           maxVariants: o.maxVariants,
           onPass: ctx.quiet ? undefined : (i, n) => process.stderr.write(`compare: pass ${i}/${n}\n`),
         });
@@ -472,8 +594,12 @@ function compressFormat(name: "rtn" | "nf4" | "dequantized", summary: string): F
         // Clipping never clips the super weights: they are held out (docs/quantize.md).
         const keepSuper = o.keepSuper === true || (o.keep ?? []).length > 0 || scheme.clip.method !== "none";
         written = writeCompressed(model, ctx.out, {
-          format: name === "dequantized" ? "dequantized" : "packed", scheme, selection, held: keepSuper ? held : [],
-          dtype: o.dtype, force: o.force,
+          format: name === "dequantized" ? "dequantized" : "packed",
+          scheme,
+          selection,
+          held: keepSuper ? held : [],
+          dtype: o.dtype,
+          force: o.force,
         });
       }
       const report = quantizeReport(model, name, { source: found.source, held }, written, comparison);

@@ -23,8 +23,11 @@ export const ACTIVATION_BITS = [8, 6, 4] as const;
 export type ActivationInputs = "down_proj" | "linear";
 
 /** Quantize each `inputs` tensor to `bits`, leaving the activations at `sites` exactly as they are. */
-export function quantizeActivations(bits: number, sites: readonly ActivationSite[] = [],
-  inputs: ActivationInputs = "down_proj"): Hook {
+export function quantizeActivations(
+  bits: number,
+  sites: readonly ActivationSite[] = [],
+  inputs: ActivationInputs = "down_proj",
+): Hook {
   const point = inputs === "down_proj" ? "down_proj_input" : "linear_input";
   return (e) => {
     if (e.point !== point) return;

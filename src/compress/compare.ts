@@ -16,7 +16,12 @@ import { formatClip } from "../quant/scheme.js";
 import { quantizeActivations, type ActivationInputs, type ActivationSite } from "./activations.js";
 import { layoutSize, type LayoutSize } from "./size.js";
 import {
-  keptIndices, quantizesEmbeddingLookup, selectTensors, type HeldWeight, type Selection, type SelectedTensor,
+  keptIndices,
+  quantizesEmbeddingLookup,
+  selectTensors,
+  type HeldWeight,
+  type Selection,
+  type SelectedTensor,
 } from "./tensors.js";
 import { MeasurePool, quantizeOverride, transformedValue } from "./weights.js";
 
@@ -67,16 +72,27 @@ export interface ConfigPlan {
  * activation setting (and none); the unquantized model itself is the baseline, not a configuration. */
 export function compareConfigs(p: ConfigPlan): CompareConfig[] {
   const none: Clip = { method: "none" };
-  const methods: [WeightMethod, Clip][] = p.clip.method === "none" ? [["naive", none], ["hold-out", none]]
-    : [["naive", none], ["clip", p.clip], ["clip+hold-out", p.clip]];
+  const methods: [WeightMethod, Clip][] =
+    p.clip.method === "none"
+      ? [
+          ["naive", none],
+          ["hold-out", none],
+        ]
+      : [
+          ["naive", none],
+          ["clip", p.clip],
+          ["clip+hold-out", p.clip],
+        ];
   const usable = methods.filter(([m]) => p.holdOut || !m.includes("hold-out"));
   const widths: (Bits | undefined)[] = p.family.kind === "rtn" ? [...p.bits] : [undefined];
   const weights: CompareConfig["weights"][] = [];
   for (const bits of widths)
     for (const block of p.blocks)
       for (const [method, clip] of usable) {
-        const scheme: Scheme = p.family.kind === "rtn" ? { kind: "rtn", bits: bits!, block, clip }
-          : { kind: "nf4", range: p.family.range, block, clip };
+        const scheme: Scheme =
+          p.family.kind === "rtn"
+            ? { kind: "rtn", bits: bits!, block, clip }
+            : { kind: "nf4", range: p.family.range, block, clip };
         weights.push({ method, scheme });
       }
   const activations: CompareConfig["activations"][] = [null];
@@ -166,7 +182,8 @@ export function windowTargets(stream: readonly number[], w: Window, bos: number 
   const ids = [...head, ...stream.slice(w.begin, w.end)];
   // Position p predicts ids[p + 1], the stream token at begin + p + 1 − |head|.
   const targets = ids.map((_, p) =>
-    p + 1 < ids.length && w.begin + p + 1 - head.length >= w.scoreFrom ? ids[p + 1] : -1);
+    p + 1 < ids.length && w.begin + p + 1 - head.length >= w.scoreFrom ? ids[p + 1] : -1,
+  );
   const positions = targets.flatMap((t, p) => (t >= 0 ? [p] : []));
   return { ids, targets, positions };
 }
@@ -178,8 +195,10 @@ export async function compareQuantization(model: Model, r: CompareRequest): Prom
   const tensors = selectTensors(model, r.selection);
   if (!tensors.length) throw new UserError("has no weight to quantize", model.path);
   if (quantizesEmbeddingLookup(model, tensors))
-    throw new UserError("--compare cannot quantize the embedding lookup in memory (the engine reads it without " +
-      "overrides): leave out --include-embeddings (and --include-head on a tied head), or write it with --out");
+    throw new UserError(
+      "--compare cannot quantize the embedding lookup in memory (the engine reads it without " +
+        "overrides): leave out --include-embeddings (and --include-head on a tied head), or write it with --out",
+    );
   const windows = checkWindows(model, r.stream.length, r.windows);
   const configs = compareConfigs(r.plan);
   const held = r.superWeights.held;
@@ -198,7 +217,8 @@ export async function compareQuantization(model: Model, r: CompareRequest): Prom
   const sums = distinct.map(() => ({ nll: 0, n: 0, kl: 0, klMax: 0 }));
   const base = { nll: 0, n: 0 };
   const reconstructed: ComparedConfig["superWeights"][] = [];
-  let passes = 0, bytesRead = 0;
+  let passes = 0,
+    bytesRead = 0;
   for (let b = 0; b < batches; b++) {
     const members = distinct.slice(b * per, (b + 1) * per);
     const pool = new MeasurePool();
@@ -210,8 +230,9 @@ export async function compareQuantization(model: Model, r: CompareRequest): Prom
       passes++;
       bytesRead += out.bytesRead;
       r.onPass?.(passes, batches * windows.length);
-      const nll = out.nll!, logits = out.logitsAt!;
-      if (b === 0) for (const p of positions) (base.nll += nll[0][p]), base.n++;
+      const nll = out.nll!,
+        logits = out.logitsAt!;
+      if (b === 0) for (const p of positions) ((base.nll += nll[0][p]), base.n++);
       members.forEach((_, i) => {
         const s = sums[b * per + i];
         positions.forEach((p, k) => {
@@ -238,14 +259,23 @@ export async function compareQuantization(model: Model, r: CompareRequest): Prom
     ...(family.kind === "nf4" ? { nf4Range: family.range } : {}),
     clip: formatClip(r.plan.clip),
     text: {
-      ...r.text, tokens: r.stream.length, windows: windows.length, ctx: r.windows.ctx, stride: r.windows.stride,
-      bos: r.windows.bos ?? null, tokensScored: base.n,
+      ...r.text,
+      tokens: r.stream.length,
+      windows: windows.length,
+      ctx: r.windows.ctx,
+      stride: r.windows.stride,
+      bos: r.windows.bos ?? null,
+      tokensScored: base.n,
     },
     quantized: { tensors: tensors.map((t) => t.name), elements: tensors.reduce((s, t) => s + t.elements, 0) },
     superWeights: { source: r.superWeights.source, weights: held },
     superActivations: r.superActivations,
-    baseline: { tokensScored: base.n, meanNll: baseMean, perplexity: Math.exp(baseMean),
-      size: layoutSize(model, tensors, null) },
+    baseline: {
+      tokensScored: base.n,
+      meanNll: baseMean,
+      perplexity: Math.exp(baseMean),
+      size: layoutSize(model, tensors, null),
+    },
     configs: configs.map((c, id): ComparedConfig => {
       const s = sums[modelOf[id]];
       const w = c.weights;

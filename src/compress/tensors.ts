@@ -30,7 +30,8 @@ export function selectTensors(model: Model, s: Selection = {}): SelectedTensor[]
   const out: SelectedTensor[] = [];
   for (const [name] of arch.tensors(spec)) {
     const info = model.info(name);
-    const chosen = defaultQuantizable(info.name, info.shape) ||
+    const chosen =
+      defaultQuantizable(info.name, info.shape) ||
       (s.includeHead && name === arch.lmHead(spec)) ||
       (s.includeEmbeddings && embeddings.includes(name) && info.shape.length >= 2);
     if (!chosen) continue;
@@ -73,8 +74,16 @@ export function heldWeights(model: Model, sites: readonly WeightSite[]): HeldWei
     const cols = model.shape(w.tensor)[1];
     const index = w.index[0] * cols + w.index[1];
     const stored = model.info(w.tensor).name;
-    held.set(`${w.tensor}@${index}`, { layer, row, column, tensor: w.tensor, stored, coordinates: w.index, index,
-      value: w.value });
+    held.set(`${w.tensor}@${index}`, {
+      layer,
+      row,
+      column,
+      tensor: w.tensor,
+      stored,
+      coordinates: w.index,
+      index,
+      value: w.value,
+    });
   }
   return [...held.values()];
 }

@@ -43,8 +43,10 @@ function gcd(a: number, b: number): number {
 
 /** Block parameters measured before a pass, one read of each tensor for every override that asked for it. */
 export class MeasurePool {
-  private readonly requests = new Map<string, { scheme: Scheme; shape: readonly number[]; keep: readonly number[];
-    params?: BlockParams }[]>();
+  private readonly requests = new Map<
+    string,
+    { scheme: Scheme; shape: readonly number[]; keep: readonly number[]; params?: BlockParams }[]
+  >();
 
   /** Ask for the parameters of `tensor` under `scheme`; `get` gives them once `measure` has seen the tensor. */
   request(tensor: string, scheme: Scheme, shape: readonly number[], keep: readonly number[]) {
@@ -112,7 +114,9 @@ export function quantizeOverride(
   if (!measuredInApply) {
     const measured = pool.request(tensor, scheme, shape, keep);
     return {
-      tensor, key, prepare: measured.measure,
+      tensor,
+      key,
+      prepare: measured.measure,
       apply(w, first) {
         save(w, first);
         transform(w, first, measured.get(), 0);
@@ -123,7 +127,9 @@ export function quantizeOverride(
   // Blocks measured from the rows given: a scheme over just these elements, its blocks those of the tensor.
   const local: Scheme = { ...scheme, block: g.blockLength };
   return {
-    tensor, key, ...(rows !== undefined && rows > 1 ? { alignment: rows * cols } : {}),
+    tensor,
+    key,
+    ...(rows !== undefined && rows > 1 ? { alignment: rows * cols } : {}),
     apply(w, first) {
       const whole = first % g.blockLength === 0 && (w.length % g.blockLength === 0 || first + w.length === g.elements);
       if (!whole) throw new Error(`${tensor}: rows [${first}, ${first + w.length}) split a block of ${g.blockLength}`);
@@ -170,7 +176,10 @@ export function modelRows(model: Model, tensor: string): TensorRows {
   const [rows, cols] = matrixShape(model.shape(tensor));
   const read = (r0: number, r1: number) => model.readRows(tensor, r0, r1);
   return {
-    tensor, rows, cols, read,
+    tensor,
+    rows,
+    cols,
+    read,
     *blocks() {
       const step = Math.max(1, Math.floor(MAX_BLOCK_ELEMENTS / cols));
       for (let r0 = 0; r0 < rows; r0 += step) yield [read(r0, Math.min(rows, r0 + step)), r0] as [Float32Array, number];

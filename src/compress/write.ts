@@ -62,12 +62,17 @@ export function writeCompressed(model: Model, out: string, r: WriteRequest): Wri
   const tensors = selectTensors(model, r.selection);
   if (!tensors.length) throw new UserError("has no weight to quantize", model.path);
   const options = {
-    scheme: r.scheme, keep: keepRequests(r.held), include: includeOf(tensors), force: r.force, write: r.write,
+    scheme: r.scheme,
+    keep: keepRequests(r.held),
+    include: includeOf(tensors),
+    force: r.force,
+    write: r.write,
     maxShardBytes: r.maxShardBytes,
   };
-  const summary = r.format === "packed"
-    ? writePackedCheckpoint(source, out, options)
-    : writeDequantizedCheckpoint(source, out, { ...options, dtype: r.dtype ?? "BF16" });
+  const summary =
+    r.format === "packed"
+      ? writePackedCheckpoint(source, out, options)
+      : writeDequantizedCheckpoint(source, out, { ...options, dtype: r.dtype ?? "BF16" });
   return {
     folder: summary.folder,
     format: r.format,
@@ -101,6 +106,13 @@ export function quantizeReport(
   written: WrittenCheckpoint | null,
   comparison: QuantizeComparison | null,
 ): QuantizeReport {
-  return { kind: "quantize", version: QUANTIZE_REPORT_VERSION, model: model.path, format, superWeights, written,
-    comparison };
+  return {
+    kind: "quantize",
+    version: QUANTIZE_REPORT_VERSION,
+    model: model.path,
+    format,
+    superWeights,
+    written,
+    comparison,
+  };
 }

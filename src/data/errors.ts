@@ -3,7 +3,11 @@
 import { UserError } from "../errors.js";
 
 export class DataError extends UserError {
-  constructor(file: string, message: string, readonly code: string) {
+  constructor(
+    file: string,
+    message: string,
+    readonly code: string,
+  ) {
     super(message, file);
     this.name = "DataError";
   }

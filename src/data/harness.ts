@@ -63,8 +63,11 @@ export function formatArc(row: Row, at: RowAt): McItem {
 export function formatPiqa(row: Row, at: RowAt): McItem {
   const context = `Question: ${str(at, row.goal, "goal")}\nAnswer:`;
   const choices = [str(at, row.sol1, "sol1"), str(at, row.sol2, "sol2")];
-  return { id: `piqa/${at.row}`, choices: sharedContextChoices(context, choices),
-    answer: answerIndex(at, int(at, row.label, "label"), 2, "label") };
+  return {
+    id: `piqa/${at.row}`,
+    choices: sharedContextChoices(context, choices),
+    answer: answerIndex(at, int(at, row.label, "label"), 2, "label"),
+  };
 }
 
 /** sciq: "{{support.lstrip()}}\nQuestion: {{question}}\nAnswer:", [distractor1..3, correct_answer], 3. */
@@ -77,7 +80,10 @@ export function formatSciq(row: Row, at: RowAt): McItem {
 
 /** hellaswag/utils.py preprocess: WikiHow's bracketed artefacts out, " [title]" → ". ", double spaces once. */
 export function hellaswagPreprocess(text: string): string {
-  return pyStrip(text).replaceAll(" [title]", ". ").replace(/\[[^\n]*?\]/g, "").replaceAll("  ", " ");
+  return pyStrip(text)
+    .replaceAll(" [title]", ". ")
+    .replace(/\[[^\n]*?\]/g, "")
+    .replaceAll("  ", " ");
 }
 
 /** hellaswag: query = preprocess(activity_label + ": " + ctx_a + " " + ctx_b.capitalize()), endings, label. */
@@ -88,8 +94,11 @@ export function formatHellaswag(row: Row, at: RowAt): McItem {
   // int(doc["label"]): the Hub file stores a string; an integer column would do as well
   const label = typeof row.label === "string" ? row.label : String(int(at, row.label, "label"));
   if (!/^\d+$/.test(label)) throw fail(at, "BAD_ANSWER", `label "${label}" is not a choice index`);
-  return { id: `hellaswag/${at.row}`, choices: sharedContextChoices(query, endings),
-    answer: answerIndex(at, Number(label), endings.length, "label") };
+  return {
+    id: `hellaswag/${at.row}`,
+    choices: sharedContextChoices(query, endings),
+    answer: answerIndex(at, Number(label), endings.length, "label"),
+  };
 }
 
 /**
@@ -102,12 +111,16 @@ export function formatWinogrande(row: Row, at: RowAt): McItem {
   const blank = sentence.indexOf("_");
   if (blank < 0) throw fail(at, "NO_BLANK", `sentence has no "_" to fill`);
   const continuation = TARGET_DELIMITER + pyStrip(sentence.slice(blank + 1));
-  const contexts = [str(at, row.option1, "option1"), str(at, row.option2, "option2")]
-    .map((option) => sentence.slice(0, blank) + option);
+  const contexts = [str(at, row.option1, "option1"), str(at, row.option2, "option2")].map(
+    (option) => sentence.slice(0, blank) + option,
+  );
   const answer = str(at, row.answer, "answer");
   if (answer !== "1" && answer !== "2") throw fail(at, "BAD_ANSWER", `answer "${answer}" is neither "1" nor "2"`);
-  return { id: `winogrande/${at.row}`, answer: answer === "1" ? 0 : 1,
-    choices: contexts.map((context) => ({ context, continuation, normLength: codePointLength(context) })) };
+  return {
+    id: `winogrande/${at.row}`,
+    answer: answer === "1" ? 0 : 1,
+    choices: contexts.map((context) => ({ context, continuation, normLength: codePointLength(context) })),
+  };
 }
 
 /** lambada_openai: context = every word but the last (split on " "), continuation = " " + the last word. */

@@ -2,10 +2,13 @@
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema } from "hyparquet";
 import { DataError } from "./errors.js";
 
-export async function readParquetRows(file: string, columns: readonly string[], limit?: number):
-  Promise<Record<string, unknown>[]> {
-  const bad = (e: unknown) => new DataError(file, `is not a readable parquet file (${(e as Error).message})`,
-    "BAD_PARQUET");
+export async function readParquetRows(
+  file: string,
+  columns: readonly string[],
+  limit?: number,
+): Promise<Record<string, unknown>[]> {
+  const bad = (e: unknown) =>
+    new DataError(file, `is not a readable parquet file (${(e as Error).message})`, "BAD_PARQUET");
   let buffer, metadata;
   try {
     buffer = await asyncBufferFromFile(file);
@@ -20,8 +23,13 @@ export async function readParquetRows(file: string, columns: readonly string[], 
   }
   const rows = Number(metadata.num_rows);
   try {
-    return await parquetReadObjects({ file: buffer, metadata, columns: [...columns], rowStart: 0,
-      rowEnd: limit === undefined ? rows : Math.min(limit, rows) });
+    return await parquetReadObjects({
+      file: buffer,
+      metadata,
+      columns: [...columns],
+      rowStart: 0,
+      rowEnd: limit === undefined ? rows : Math.min(limit, rows),
+    });
   } catch (e) {
     throw bad(e);
   }

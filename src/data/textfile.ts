@@ -13,8 +13,11 @@ export function readUtf8File(file: string): string {
     size = st.size;
   } catch (e) {
     if (e instanceof DataError) throw e;
-    throw new DataError(file, `cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
-      "FILE_UNREADABLE");
+    throw new DataError(
+      file,
+      `cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      "FILE_UNREADABLE",
+    );
   }
   if (size > MAX_FILE_BYTES) {
     throw new DataError(file, `is ${size} bytes, over the ${MAX_FILE_BYTES}-byte limit`, "FILE_TOO_LARGE");

@@ -21,8 +21,13 @@ export function readTaskFile(file: string, { limit }: LoadOptions = {}): McTask 
     if (line.trim() !== "") items.push(parseTaskLine(file, i + 1, line));
   });
   if (items.length === 0) throw new DataError(file, "holds no items (one JSON object per line expected)", "EMPTY_FILE");
-  return { kind: "multiple_choice", name: basename(file), metrics: ["acc", "acc_norm"],
-    items: items.slice(0, limit), source: { file } };
+  return {
+    kind: "multiple_choice",
+    name: basename(file),
+    metrics: ["acc", "acc_norm"],
+    items: items.slice(0, limit),
+    source: { file },
+  };
 }
 
 function parseTaskLine(file: string, line: number, text: string): McItem {
@@ -34,7 +39,7 @@ function parseTaskLine(file: string, line: number, text: string): McItem {
     throw fail("BAD_JSON", `not valid JSON (${(e as Error).message})`);
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw fail("NOT_AN_OBJECT", "expected a JSON object {\"context\", \"choices\", \"answer\"}");
+    throw fail("NOT_AN_OBJECT", 'expected a JSON object {"context", "choices", "answer"}');
   }
   const o = value as Record<string, unknown>;
   const unknown = Object.keys(o).filter((k) => !TASK_FIELDS.includes(k));
@@ -64,8 +69,14 @@ export function readTextCorpus(file: string, { limit }: LoadOptions = {}): Perpl
   checkLimit(limit);
   const text = readUtf8File(file);
   if (text.trim() === "") throw new DataError(file, "holds no text", "EMPTY_FILE");
-  return { kind: "text", name: basename(file), text, windowTokens: PAPER_WINDOW_TOKENS, maxWindows: limit,
-    source: { file } };
+  return {
+    kind: "text",
+    name: basename(file),
+    text,
+    windowTokens: PAPER_WINDOW_TOKENS,
+    maxWindows: limit,
+    source: { file },
+  };
 }
 
 /** Token ids separated by whitespace and/or commas, e.g. "1, 15043 3186"; each bad entry is named by line. */
@@ -83,6 +94,12 @@ export function readTokenIds(file: string, { limit }: LoadOptions = {}): Perplex
     }
   });
   if (ids.length === 0) throw new DataError(file, "holds no token ids", "EMPTY_FILE");
-  return { kind: "ids", name: basename(file), ids, windowTokens: PAPER_WINDOW_TOKENS, maxWindows: limit,
-    source: { file } };
+  return {
+    kind: "ids",
+    name: basename(file),
+    ids,
+    windowTokens: PAPER_WINDOW_TOKENS,
+    maxWindows: limit,
+    source: { file },
+  };
 }

@@ -26,15 +26,24 @@ import { jsBackend } from "../engine/matmul.js";
 
 export const DEMO_VERSION = 3;
 export const DEMO = {
-  hidden: 128, intermediate: 344, layers: 4, heads: 4, vocab: 258, bos: 256, eos: 257,
+  hidden: 128,
+  intermediate: 344,
+  layers: 4,
+  heads: 4,
+  vocab: 258,
+  bos: 256,
+  eos: 257,
   /** The planted super weight: model.layers.1.mlp.down_proj.weight[ROW, COLUMN]. */
-  superLayer: 1, row: 77, column: 201,
+  superLayer: 1,
+  row: 77,
+  column: 201,
   /** The last layer's canceller: down_proj[ROW, CANCEL_COLUMN]. */
   cancelColumn: 45,
 } as const;
 
 export function demoFolder(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.SUPERWEIGHT_CACHE ?? join(env.XDG_CACHE_HOME ?? join(homedir() || tmpdir(), ".cache"), "superweight");
+  const base =
+    env.SUPERWEIGHT_CACHE ?? join(env.XDG_CACHE_HOME ?? join(homedir() || tmpdir(), ".cache"), "superweight");
   return join(base, `demo-v${DEMO_VERSION}`);
 }
 
@@ -93,9 +102,12 @@ async function buildDemo(folder: string): Promise<void> {
     const sinkLayer = l > DEMO.superLayer;
     add(p + "input_layernorm.weight", [H], new Float32Array(H).fill(1));
     add(p + "post_attention_layernorm.weight", [H], new Float32Array(H).fill(1));
-    const qk = sinkLayer ? SINK.qk : 1, vo = sinkLayer ? SINK.vo : SINK.early;
-    const q = randn(H * H, qk / Math.sqrt(H)), k = randn(H * H, qk / Math.sqrt(H));
-    const v = randn(H * H, vo / Math.sqrt(H)), o = randn(H * H, vo / Math.sqrt(H));
+    const qk = sinkLayer ? SINK.qk : 1,
+      vo = sinkLayer ? SINK.vo : SINK.early;
+    const q = randn(H * H, qk / Math.sqrt(H)),
+      k = randn(H * H, qk / Math.sqrt(H));
+    const v = randn(H * H, vo / Math.sqrt(H)),
+      o = randn(H * H, vo / Math.sqrt(H));
     if (sinkLayer) {
       // The sink circuit, in each head's two lowest-frequency rotary dims (d/2 − 1 and d − 1, which RoPE
       // barely turns): keys there read channel R only, queries read the shared direction only. While
@@ -111,7 +123,8 @@ async function buildDemo(folder: string): Promise<void> {
           }
           k[row * H + DEMO.row] = SINK.key / Math.SQRT2;
         }
-      for (let i = 0; i < H; i++) k[i * H + DEMO.row] = i % d === d / 2 - 1 || i % d === d - 1 ? k[i * H + DEMO.row] : 0;
+      for (let i = 0; i < H; i++)
+        k[i * H + DEMO.row] = i % d === d / 2 - 1 || i % d === d - 1 ? k[i * H + DEMO.row] : 0;
       for (let i = 0; i < H; i++) v[i * H + DEMO.row] = 0;
     }
     add(p + "self_attn.q_proj.weight", [H, H], q);
@@ -129,16 +142,32 @@ async function buildDemo(folder: string): Promise<void> {
   add("lm_head.weight", [V, H], new Float32Array(V * H));
 
   const config = {
-    architectures: ["LlamaForCausalLM"], model_type: "llama", _name_or_path: "superweight/demo",
-    hidden_size: H, intermediate_size: I, num_hidden_layers: L, num_attention_heads: DEMO.heads, num_key_value_heads: DEMO.heads,
-    vocab_size: V, max_position_embeddings: 512, rms_norm_eps: 1e-5, rope_theta: 10000, hidden_act: "silu",
-    tie_word_embeddings: false, bos_token_id: DEMO.bos, eos_token_id: DEMO.eos, torch_dtype: "bfloat16",
+    architectures: ["LlamaForCausalLM"],
+    model_type: "llama",
+    _name_or_path: "superweight/demo",
+    hidden_size: H,
+    intermediate_size: I,
+    num_hidden_layers: L,
+    num_attention_heads: DEMO.heads,
+    num_key_value_heads: DEMO.heads,
+    vocab_size: V,
+    max_position_embeddings: 512,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    hidden_act: "silu",
+    tie_word_embeddings: false,
+    bos_token_id: DEMO.bos,
+    eos_token_id: DEMO.eos,
+    torch_dtype: "bfloat16",
   };
   // Every value is already bfloat16-exact, so the intermediate checkpoints the build measures are
   // written as F32 (the same numbers, faster to encode); the final one is BF16.
   const write = (dtype: "F32" | "BF16" = "F32") => {
     const list: TensorToWrite[] = [...tensors].map(([name, data]) => ({ name, dtype, shape: shapes.get(name)!, data }));
-    writeCheckpoint(folder, config, list, 2, { "tokenizer.json": byteTokenizerJson(), "tokenizer_config.json": tokenizerConfigJson() });
+    writeCheckpoint(folder, config, list, 2, {
+      "tokenizer.json": byteTokenizerJson(),
+      "tokenizer_config.json": tokenizerConfigJson(),
+    });
   };
   for (const t of tensors.values()) for (let i = 0; i < t.length; i++) t[i] = bf16(t[i]);
 
@@ -149,9 +178,16 @@ async function buildDemo(folder: string): Promise<void> {
   const p1 = `model.layers.${DEMO.superLayer}.mlp.`;
   // gate·n2 = 12 and up·n2 = 14 at token 0: down_proj input silu(12)·14 ≈ 168 there. The gate row also
   // reads the shared text direction negatively, so the neuron stays shut on every ordinary token.
-  const along = dot(n2, u), perp = normalise(n2.map((x, j) => x - along * u[j]));
+  const along = dot(n2, u),
+    perp = normalise(n2.map((x, j) => x - along * u[j]));
   const gain = (12 + SINK.shut * along) / dot(perp, n2);
-  setRow(tensors.get(p1 + "gate_proj.weight")!, DEMO.column, H, perp.map((x, j) => gain * x - SINK.shut * u[j]), 1);
+  setRow(
+    tensors.get(p1 + "gate_proj.weight")!,
+    DEMO.column,
+    H,
+    perp.map((x, j) => gain * x - SINK.shut * u[j]),
+    1,
+  );
   setRow(tensors.get(p1 + "up_proj.weight")!, DEMO.column, H, unit, 14 / norm(n2));
   // Step 2: the super weight itself.
   tensors.get(p1 + "down_proj.weight")![DEMO.row * I + DEMO.column] = bf16(2.5);
@@ -164,7 +200,9 @@ async function buildDemo(folder: string): Promise<void> {
   eR[DEMO.row] = 1;
   const pl = `model.layers.${last}.mlp.`;
   // gate·n2 = 8 and up·n2 = 10 at token 0 (channel R dominates its normalised state there).
-  const gateIn = 8, upIn = 10, spike = (gateIn / (1 + Math.exp(-gateIn))) * upIn;
+  const gateIn = 8,
+    upIn = 10,
+    spike = (gateIn / (1 + Math.exp(-gateIn))) * upIn;
   setRow(tensors.get(pl + "gate_proj.weight")!, DEMO.cancelColumn, H, eR, gateIn / n2Last[DEMO.row]);
   setRow(tensors.get(pl + "up_proj.weight")!, DEMO.cancelColumn, H, eR, upIn / n2Last[DEMO.row]);
   const residualR = await residualAtToken0(folder, last, DEMO.row);
@@ -178,7 +216,8 @@ async function buildDemo(folder: string): Promise<void> {
   write("BF16");
 }
 
-const bf16Word = new Float32Array(1), bf16Bits = new Uint32Array(bf16Word.buffer);
+const bf16Word = new Float32Array(1),
+  bf16Bits = new Uint32Array(bf16Word.buffer);
 /** x rounded to the nearest bfloat16 (ties to even), as a float32 value. */
 const bf16 = (x: number) => {
   bf16Word[0] = x;
@@ -192,9 +231,11 @@ const SINK = {
   /** The shared embedding direction's size (each embedding row's random part has norm ≈ sqrt(H)). */
   common: 6,
   /** Sink-dim query gain on the shared direction, and key gain on channel R. */
-  query: 3, key: 0.5,
+  query: 3,
+  key: 0.5,
   /** Scales of the later layers' q/k (sharper content attention) and v/o (what attention writes) ... */
-  qk: 1.5, vo: 2.5,
+  qk: 1.5,
+  vo: 2.5,
   /** ... and of the early layers' v/o (so their outputs stay closer to the current byte). */
   early: 0.5,
   /** How strongly the super weight's gate row reads the shared direction negatively (shut on text tokens). */
@@ -207,7 +248,8 @@ async function fitHead(folder: string): Promise<Float32Array> {
   const model = Model.open(folder);
   // The plain TypeScript products: the same bytes on every machine, thread count and backend.
   const backend = jsBackend;
-  const feats: number[] = [], targets: number[] = [];
+  const feats: number[] = [],
+    targets: number[] = [];
   for (const chunk of textChunks()) {
     const ids = [DEMO.bos, ...Buffer.from(chunk, "utf8")];
     const out = await forward(model, ids, { head: false, backend });
@@ -227,12 +269,17 @@ async function fitHead(folder: string): Promise<Float32Array> {
   // stay equal: fit them as one shared row (exactly the full-vocabulary fit, several times cheaper).
   const seen = [...new Set(targets)].sort((a, b) => a - b);
   const classOf = new Map(seen.map((id, c) => [id, c]));
-  const S = seen.length, C = S + 1, rest = V - S;
+  const S = seen.length,
+    C = S + 1,
+    rest = V - S;
   const y = targets.map((t) => classOf.get(t)!);
-  const W = new Float64Array(C * H), m = new Float64Array(C * H), v = new Float64Array(C * H);
+  const W = new Float64Array(C * H),
+    m = new Float64Array(C * H),
+    v = new Float64Array(C * H);
   const dT = new Float32Array(C * N); // (softmax − one-hot)ᵀ, [C, N]
   const { steps, lr, decay } = FIT;
-  const b1 = 0.9, b2 = 0.999;
+  const b1 = 0.9,
+    b2 = 0.999;
   for (let step = 1; step <= steps; step++) {
     const z = await backend.linear(X, N, H, Float32Array.from(W), C, "nk"); // logits [N, C]
     for (let n = 0; n < N; n++) {
@@ -252,7 +299,8 @@ async function fitHead(folder: string): Promise<Float32Array> {
     }
   }
   const head = new Float32Array(V * H);
-  for (let id = 0; id < V; id++) head.set(W.subarray((classOf.get(id) ?? S) * H, ((classOf.get(id) ?? S) + 1) * H), id * H);
+  for (let id = 0; id < V; id++)
+    head.set(W.subarray((classOf.get(id) ?? S) * H, ((classOf.get(id) ?? S) + 1) * H), id * H);
   return head;
 }
 
@@ -265,11 +313,13 @@ async function mlpInputAtToken0(folder: string, layer: number): Promise<Float32A
   await forward(model, [DEMO.bos], {
     toLayer: layer + 1,
     backend: jsBackend,
-    hooks: [(e) => {
-      if (e.layer !== layer) return;
-      if (e.point === "layer_input") x = e.data.slice(0, model.spec.hidden);
-      if (e.point === "attn_output") attn = e.data.slice(0, model.spec.hidden);
-    }],
+    hooks: [
+      (e) => {
+        if (e.layer !== layer) return;
+        if (e.point === "layer_input") x = e.data.slice(0, model.spec.hidden);
+        if (e.point === "attn_output") attn = e.data.slice(0, model.spec.hidden);
+      },
+    ],
   });
   model.close();
   const h = x!.map((v, i) => v + attn![i]);
@@ -304,30 +354,65 @@ function bytesToUnicode(): string[] {
 function byteTokenizerJson(): string {
   const vocab: Record<string, number> = {};
   bytesToUnicode().forEach((ch, b) => (vocab[ch] = b));
-  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  const special = (id: number, content: string) => ({
+    id,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  });
   const byteLevel = { type: "ByteLevel", add_prefix_space: false, trim_offsets: false, use_regex: false };
   return JSON.stringify({
-    version: "1.0", truncation: null, padding: null,
+    version: "1.0",
+    truncation: null,
+    padding: null,
     added_tokens: [special(DEMO.bos, "<s>"), special(DEMO.eos, "</s>")],
-    normalizer: null, pre_tokenizer: byteLevel,
+    normalizer: null,
+    pre_tokenizer: byteLevel,
     post_processor: {
       type: "TemplateProcessing",
       single: [{ SpecialToken: { id: "<s>", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }],
-      pair: [{ SpecialToken: { id: "<s>", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }, { Sequence: { id: "B", type_id: 1 } }],
+      pair: [
+        { SpecialToken: { id: "<s>", type_id: 0 } },
+        { Sequence: { id: "A", type_id: 0 } },
+        { Sequence: { id: "B", type_id: 1 } },
+      ],
       special_tokens: { "<s>": { id: "<s>", ids: [DEMO.bos], tokens: ["<s>"] } },
     },
     decoder: byteLevel,
-    model: { type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: [] },
+    model: {
+      type: "BPE",
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges: [],
+    },
   });
 }
 
 function tokenizerConfigJson(): string {
-  return JSON.stringify({ bos_token: "<s>", eos_token: "</s>", add_bos_token: true, tokenizer_class: "PreTrainedTokenizerFast", clean_up_tokenization_spaces: false });
+  return JSON.stringify({
+    bos_token: "<s>",
+    eos_token: "</s>",
+    add_bos_token: true,
+    tokenizer_class: "PreTrainedTokenizerFast",
+    clean_up_tokenization_spaces: false,
+  });
 }
 
 /** The English the LM head is fitted on, one training sequence per paragraph line (each after <s>). */
 function textChunks(): string[] {
-  return TEXT.trim().split("\n").map((s) => s.trim()).filter((s) => s.length > 0);
+  return TEXT.trim()
+    .split("\n")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
 }
 
 const TEXT = `

@@ -23,9 +23,16 @@ export interface AttentionShape {
  * out[T, heads·d] = softmax(q·kᵀ·scale + causal mask) · v for q[T, heads·d], k, v[S, kvHeads·d]; query i sits at
  * position S − T + i; query head h reads kv head h / (heads/kvHeads).
  */
-export async function attention(backend: MatmulBackend, q: Float32Array, k: Float32Array, v: Float32Array, s: AttentionShape): Promise<Float32Array> {
+export async function attention(
+  backend: MatmulBackend,
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  s: AttentionShape,
+): Promise<Float32Array> {
   const { tokens: T, heads, kvHeads, headDim: d } = s;
-  const S = s.keys ?? T, p0 = S - T;
+  const S = s.keys ?? T,
+    p0 = S - T;
   if (p0 < 0 || k.length !== S * kvHeads * d || v.length !== k.length)
     throw new RangeError(`attention: ${T} queries over ${k.length / (kvHeads * d)} keys, ${S} expected`);
   const group = heads / kvHeads;
@@ -35,9 +42,12 @@ export async function attention(backend: MatmulBackend, q: Float32Array, k: Floa
   for (let h0 = 0; h0 < heads; h0 += chunk) {
     const hs = Math.min(chunk, heads - h0);
     // Head-major copies: qh[h, T, d]; kh, vh[h, S, d] with each kv head repeated for its query group.
-    const qh = new Float32Array(hs * T * d), kh = new Float32Array(hs * S * d), vh = new Float32Array(hs * S * d);
+    const qh = new Float32Array(hs * T * d),
+      kh = new Float32Array(hs * S * d),
+      vh = new Float32Array(hs * S * d);
     for (let i = 0; i < hs; i++) {
-      const h = h0 + i, kvh = Math.floor(h / group);
+      const h = h0 + i,
+        kvh = Math.floor(h / group);
       for (let t = 0; t < T; t++) qh.set(q.subarray((t * heads + h) * d, (t * heads + h + 1) * d), (i * T + t) * d);
       for (let j = 0; j < S; j++) {
         const dst = (i * S + j) * d;
@@ -49,7 +59,8 @@ export async function attention(backend: MatmulBackend, q: Float32Array, k: Floa
     const scores = await backend.batched(qh, kh, hs, T, d, S, true);
     for (let i = 0; i < scores.length; i++) scores[i] *= s.scale;
     const cap = s.softcap;
-    if (cap !== undefined) for (let i = 0; i < scores.length; i++) scores[i] = Math.fround(Math.tanh(Math.fround(scores[i] / cap)) * cap);
+    if (cap !== undefined)
+      for (let i = 0; i < scores.length; i++) scores[i] = Math.fround(Math.tanh(Math.fround(scores[i] / cap)) * cap);
     const last = (r: number) => p0 + (r % T);
     const first = (r: number) => (s.window ? Math.max(0, last(r) - s.window + 1) : 0);
     softmaxRows(scores, hs * T, S, first, last);

@@ -25,12 +25,18 @@ export function checksNonFinite(allow?: boolean): boolean {
 }
 
 /** Where a stored tensor holds non-finite values: how many, and the first by stored index. */
-export function nonFiniteIn(model: Model, name: string, rows?: readonly number[]): { count: number; first: number[]; kind: string } | undefined {
+export function nonFiniteIn(
+  model: Model,
+  name: string,
+  rows?: readonly number[],
+): { count: number; first: number[]; kind: string } | undefined {
   const shape = model.shape(name);
   const total = shape.length === 0 ? 1 : shape[0];
   const cols = shape.slice(1).reduce((a, b) => a * b, 1);
   const step = Math.max(1, Math.floor(MAX_BLOCK_ELEMENTS / cols));
-  let count = 0, first: number[] | undefined, kind = "";
+  let count = 0,
+    first: number[] | undefined,
+    kind = "";
   const look = (r0: number, r1: number) => {
     const w = model.readRows(name, r0, r1);
     for (let i = firstNonFinite(w); i >= 0 && i < w.length; i++) {
@@ -48,17 +54,30 @@ export function nonFiniteIn(model: Model, name: string, rows?: readonly number[]
 }
 
 /** The error for a non-finite value first seen at (layer, point): which of `suspects` hold such values. */
-export function nonFiniteError(model: Model, layer: number, point: string, data: Float32Array, at: number,
-  suspects: readonly string[], rows?: (name: string) => readonly number[] | undefined): NonFiniteError {
+export function nonFiniteError(
+  model: Model,
+  layer: number,
+  point: string,
+  data: Float32Array,
+  at: number,
+  suspects: readonly string[],
+  rows?: (name: string) => readonly number[] | undefined,
+): NonFiniteError {
   const kind = Number.isNaN(data[at]) ? "NaN" : "an infinite value";
   const where = point === "logits" ? "the logits" : `layer ${layer}, ${point}`;
   const found: string[] = [];
   for (const name of suspects) {
     const bad = nonFiniteIn(model, name, rows?.(name));
-    if (bad) found.push(`${name} holds ${bad.count} ${bad.kind} value${bad.count === 1 ? "" : "s"} (first at [${bad.first.join(", ")}])`);
+    if (bad)
+      found.push(
+        `${name} holds ${bad.count} ${bad.kind} value${bad.count === 1 ? "" : "s"} (first at [${bad.first.join(", ")}])`,
+      );
   }
   const cause = found.length
     ? found.slice(0, 3).join("; ") + (found.length > 3 ? `; and ${found.length - 3} more tensors` : "")
     : "the weights read there are finite: the arithmetic overflowed float32, or the config makes it fail";
-  return new NonFiniteError(`${kind} first appears at ${where}: ${cause}. Pass --allow-non-finite to go on anyway`, model.path);
+  return new NonFiniteError(
+    `${kind} first appears at ${where}: ${cause}. Pass --allow-non-finite to go on anyway`,
+    model.path,
+  );
 }

@@ -48,14 +48,19 @@ export interface ForwardResult extends HeadResult {
   rowsRead: Map<string, number>;
 }
 
-export async function forward(model: Model, ids: readonly number[], options: ForwardOptions = {}): Promise<ForwardResult> {
+export async function forward(
+  model: Model,
+  ids: readonly number[],
+  options: ForwardOptions = {},
+): Promise<ForwardResult> {
   const { spec, arch } = model;
   const variants = options.variants ?? [{}];
   const T = ids.length;
   const from = options.fromLayer ?? 0;
   const to = options.toLayer ?? spec.layers;
   if (T === 0) throw new UserError("no tokens to run");
-  if (from < 0 || to > spec.layers || from > to) throw new RangeError(`layers [${from}, ${to}) outside 0..${spec.layers}`);
+  if (from < 0 || to > spec.layers || from > to)
+    throw new RangeError(`layers [${from}, ${to}) outside 0..${spec.layers}`);
   const { cache, variantIds } = options;
   if (cache && (from !== 0 || to !== spec.layers || options.start))
     throw new Error("forward: a KV cache needs every layer run from the embeddings");
@@ -65,7 +70,16 @@ export async function forward(model: Model, ids: readonly number[], options: For
   if (variantIds && (from !== 0 || options.start || badIds))
     throw new Error(`forward: variantIds must give ${T} tokens for each of ${variants.length} variants, from layer 0`);
   const backend = options.backend ?? (await getBackend());
-  const pass = new Pass(model, backend, T, variants, options.hooks ?? [], checksNonFinite(options.allowNonFinite), ids, cache);
+  const pass = new Pass(
+    model,
+    backend,
+    T,
+    variants,
+    options.hooks ?? [],
+    checksNonFinite(options.allowNonFinite),
+    ids,
+    cache,
+  );
   prepareOverrides(pass);
 
   // x[variants·T, hidden]: the residual stream.
@@ -86,7 +100,13 @@ export async function forward(model: Model, ids: readonly number[], options: For
     options.onLayer?.(layer);
   }
 
-  const result: ForwardResult = { tokens: T, variants: variants.length, residual: x, bytesRead: 0, rowsRead: pass.rowsRead };
+  const result: ForwardResult = {
+    tokens: T,
+    variants: variants.length,
+    residual: x,
+    bytesRead: 0,
+    rowsRead: pass.rowsRead,
+  };
   const head = options.head ?? { logits: true };
   if (to === spec.layers && head) {
     const normed = new EngineOps(pass, spec.layers, "").norm(x, arch.finalNorm);
@@ -106,7 +126,8 @@ function embed(pass: Pass, ids: readonly number[]): Float32Array {
   const x = new Float32Array(ids.length * H);
   const info = model.info(arch.embedding);
   ids.forEach((id, t) => {
-    if (!Number.isInteger(id) || id < 0 || id >= spec.vocab) throw new UserError(`token id ${id} is outside the vocabulary (0..${spec.vocab - 1})`);
+    if (!Number.isInteger(id) || id < 0 || id >= spec.vocab)
+      throw new UserError(`token id ${id} is outside the vocabulary (0..${spec.vocab - 1})`);
     model.readRows(arch.embedding, id, id + 1, x.subarray(t * H, (t + 1) * H));
   });
   pass.countRead(arch.embedding, ids.length, info);
@@ -123,7 +144,7 @@ function embed(pass: Pass, ids: readonly number[]): Float32Array {
 function concat(parts: Float32Array[]): Float32Array {
   const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
-  for (const p of parts) out.set(p, at), (at += p.length);
+  for (const p of parts) (out.set(p, at), (at += p.length));
   return out;
 }
 

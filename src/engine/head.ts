@@ -39,7 +39,11 @@ class RowState {
   target = NaN;
   best: { id: number; logit: number }[] = [];
 
-  constructor(readonly targetId: number, readonly k: number, readonly keep?: Float32Array) {}
+  constructor(
+    readonly targetId: number,
+    readonly k: number,
+    readonly keep?: Float32Array,
+  ) {}
 
   /** Logits of vocabulary ids [v0, v0 + n) at values[offset…]. */
   see(values: Float32Array, offset: number, n: number, v0: number): void {
@@ -55,7 +59,8 @@ class RowState {
     if (this.targetId >= v0 && this.targetId < v0 + n) this.target = values[offset + this.targetId - v0];
     if (this.keep) this.keep.set(values.subarray(offset, offset + n), v0);
     // The k best so far, ids ascending among equal logits (a later id must beat, not tie).
-    const best = this.best, k = this.k;
+    const best = this.best,
+      k = this.k;
     for (let j = 0; j < n && k > 0; j++) {
       const logit = values[offset + j];
       if (best.length === k && !(logit > best[k - 1].logit)) continue;
@@ -72,11 +77,20 @@ class RowState {
 }
 
 /** The head on the final-norm rows `normed` [variants·T, hidden]. */
-export async function runHead(pass: Pass, normed: Float32Array, weight: string, request: HeadRequest, layer: number): Promise<HeadResult> {
+export async function runHead(
+  pass: Pass,
+  normed: Float32Array,
+  weight: string,
+  request: HeadRequest,
+  layer: number,
+): Promise<HeadResult> {
   const { tokens: T, variants, model } = pass;
-  const V = model.spec.vocab, H = model.spec.hidden, cap = model.spec.finalSoftcap;
+  const V = model.spec.vocab,
+    H = model.spec.hidden,
+    cap = model.spec.finalSoftcap;
   const softcap = (x: Float32Array, at = 0, n = x.length - at) => {
-    if (cap !== undefined) for (let i = at; i < at + n; i++) x[i] = Math.fround(Math.tanh(Math.fround(x[i] / cap)) * cap);
+    if (cap !== undefined)
+      for (let i = at; i < at + n; i++) x[i] = Math.fround(Math.tanh(Math.fround(x[i] / cap)) * cap);
   };
   const topPositions = new Set(request.top?.positions ?? []);
   const atPositions = request.logitsAt ?? [];
@@ -84,11 +98,13 @@ export async function runHead(pass: Pass, normed: Float32Array, weight: string, 
   const positions = request.logits ? [...Array(T).keys()] : [...Array(T).keys()].filter(wanted);
   const result: HeadResult = {};
   if (atPositions.length) result.logitsAt = variants.map(() => new Float32Array(atPositions.length * V));
-  const states = variants.map((_, v) => positions.map((t) => {
-    const at = atPositions.indexOf(t);
-    const keep = at >= 0 ? result.logitsAt![v].subarray(at * V, (at + 1) * V) : undefined;
-    return new RowState(request.targets?.[t] ?? -1, topPositions.has(t) ? request.top!.k : 0, keep);
-  }));
+  const states = variants.map((_, v) =>
+    positions.map((t) => {
+      const at = atPositions.indexOf(t);
+      const keep = at >= 0 ? result.logitsAt![v].subarray(at * V, (at + 1) * V) : undefined;
+      return new RowState(request.targets?.[t] ?? -1, topPositions.has(t) ? request.top!.k : 0, keep);
+    }),
+  );
 
   if (request.logits) {
     const logits = await linear(pass, normed, pass.uniform, weight);
@@ -102,16 +118,26 @@ export async function runHead(pass: Pass, normed: Float32Array, weight: string, 
     for (let v = 0; v < variants.length; v++)
       positions.forEach((t, i) => x.set(normed.subarray((v * T + t) * H, (v * T + t + 1) * H), (v * P + i) * H));
     const rowState = states.flat();
-    await products(pass, x, variants.map(() => P), weight, (g, part, r0, r1) => {
-      const n = r1 - r0;
-      softcap(part);
-      for (let i = 0; i < part.length / n; i++) rowState[g.rowMap ? g.rowMap[i] : i].see(part, i * n, n, r0);
-    }, "nk", Math.max(1, Math.floor(MAX_BLOCK_ELEMENTS / (variants.length * P))));
+    await products(
+      pass,
+      x,
+      variants.map(() => P),
+      weight,
+      (g, part, r0, r1) => {
+        const n = r1 - r0;
+        softcap(part);
+        for (let i = 0; i < part.length / n; i++) rowState[g.rowMap ? g.rowMap[i] : i].see(part, i * n, n, r0);
+      },
+      "nk",
+      Math.max(1, Math.floor(MAX_BLOCK_ELEMENTS / (variants.length * P))),
+    );
   }
 
   // A streamed head never builds the logits: what it kept must be finite (else name the culprit).
   if (pass.checkFinite && !request.logits) {
-    const kept = states.flat().flatMap((s) => [s.logSumExp, ...(s.targetId >= 0 ? [s.target] : []), ...s.best.map((b) => b.logit)]);
+    const kept = states
+      .flat()
+      .flatMap((s) => [s.logSumExp, ...(s.targetId >= 0 ? [s.target] : []), ...s.best.map((b) => b.logit)]);
     pass.check("logits", layer, Float32Array.from(kept));
   }
   if (request.targets) {
@@ -125,11 +151,13 @@ export async function runHead(pass: Pass, normed: Float32Array, weight: string, 
   }
   if (request.top) {
     const order = request.top.positions;
-    result.top = states.map((rows) => order.map((t) => {
-      const s = rows[positions.indexOf(t)];
-      const lse = s.logSumExp;
-      return s.best.map((b) => ({ id: b.id, logit: b.logit, prob: Math.exp(b.logit - lse) }));
-    }));
+    result.top = states.map((rows) =>
+      order.map((t) => {
+        const s = rows[positions.indexOf(t)];
+        const lse = s.logSumExp;
+        return s.best.map((b) => ({ id: b.id, logit: b.logit, prob: Math.exp(b.logit - lse) }));
+      }),
+    );
   }
   return result;
 }

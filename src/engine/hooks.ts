@@ -22,9 +22,16 @@
 // effect). So in every layer the down_proj_output event with no `expert` is what the MLP adds.
 
 export type HookPoint =
-  | "layer_input" | "linear_input" | "attn_output" | "down_proj_input" | "down_proj_output" | "layer_output" | "logits";
-export const HOOK_POINTS: readonly HookPoint[] =
-  ["layer_input", "linear_input", "attn_output", "down_proj_input", "down_proj_output", "layer_output", "logits"];
+  "layer_input" | "linear_input" | "attn_output" | "down_proj_input" | "down_proj_output" | "layer_output" | "logits";
+export const HOOK_POINTS: readonly HookPoint[] = [
+  "layer_input",
+  "linear_input",
+  "attn_output",
+  "down_proj_input",
+  "down_proj_output",
+  "layer_output",
+  "logits",
+];
 
 export interface HookEvent {
   point: HookPoint;

@@ -3,7 +3,15 @@
 import type { Activation } from "../models/spec.js";
 
 /** out[t,:] = x[t,:] · rsqrt(mean(x²) + eps) · (w or 1 + w)   x[rows, dim] */
-export function rmsNorm(out: Float32Array, x: Float32Array, w: Float32Array, rows: number, dim: number, eps: number, plusOne: boolean): void {
+export function rmsNorm(
+  out: Float32Array,
+  x: Float32Array,
+  w: Float32Array,
+  rows: number,
+  dim: number,
+  eps: number,
+  plusOne: boolean,
+): void {
   for (let r = 0; r < rows; r++) {
     const o = r * dim;
     let ss = 0;
@@ -17,7 +25,15 @@ export function rmsNorm(out: Float32Array, x: Float32Array, w: Float32Array, row
 }
 
 /** out[t,:] = (x − mean) / sqrt(var + eps) · w + b; w and b may be absent (OLMo's non-parametric norm). */
-export function layerNorm(out: Float32Array, x: Float32Array, w: Float32Array | undefined, b: Float32Array | undefined, rows: number, dim: number, eps: number): void {
+export function layerNorm(
+  out: Float32Array,
+  x: Float32Array,
+  w: Float32Array | undefined,
+  b: Float32Array | undefined,
+  rows: number,
+  dim: number,
+  eps: number,
+): void {
   for (let r = 0; r < rows; r++) {
     const o = r * dim;
     let sum = 0;
@@ -34,7 +50,6 @@ export function layerNorm(out: Float32Array, x: Float32Array, w: Float32Array | 
     }
   }
 }
-
 
 /** x ← act(x) elementwise. */
 export function activate(x: Float32Array, act: Activation): void {
@@ -57,7 +72,8 @@ export function erf(x: number): number {
   const ax = Math.abs(x);
   if (ax < 2.5) {
     // Maclaurin series: erf x = 2/√π Σ (−1)^n x^(2n+1) / (n! (2n+1))
-    let term = ax, sum = ax;
+    let term = ax,
+      sum = ax;
     for (let n = 1; n < 60; n++) {
       term *= (-ax * ax) / n;
       const add = term / (2 * n + 1);
@@ -68,7 +84,7 @@ export function erf(x: number): number {
   }
   // erfc x = exp(−x²)/√π · 1/(x + 1/2/(x + 1/(x + 3/2/(x + …)))) (Lentz-free backward evaluation)
   let f = ax;
-  for (let k = 60; k >= 1; k--) f = ax + (k / 2) / f;
+  for (let k = 60; k >= 1; k--) f = ax + k / 2 / f;
   const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / f;
   return Math.sign(x) * (1 - erfc);
 }
@@ -95,14 +111,25 @@ export function clampInPlace(x: Float32Array, c: number): void {
 }
 
 /** Numerically stable softmax of each row of x[rows, n] over its first `valid(r)` entries; the rest → 0. */
-export function softmaxRows(x: Float32Array, rows: number, n: number, first: (r: number) => number, last: (r: number) => number): void {
+export function softmaxRows(
+  x: Float32Array,
+  rows: number,
+  n: number,
+  first: (r: number) => number,
+  last: (r: number) => number,
+): void {
   for (let r = 0; r < rows; r++) {
-    const o = r * n, a = first(r), b = last(r);
+    const o = r * n,
+      a = first(r),
+      b = last(r);
     let max = -Infinity;
     for (let j = a; j <= b; j++) if (x[o + j] > max) max = x[o + j];
     let sum = 0;
     for (let j = 0; j < n; j++) {
-      if (j < a || j > b) { x[o + j] = 0; continue; }
+      if (j < a || j > b) {
+        x[o + j] = 0;
+        continue;
+      }
       const e = Math.fround(Math.exp(x[o + j] - max));
       x[o + j] = e;
       sum += e;

@@ -19,7 +19,9 @@ try {
 }
 parentPort!.postMessage("started");
 
-let x: Float32Array = new Float32Array(0), out: Float32Array = new Float32Array(0), local = new Float32Array(0);
+let x: Float32Array = new Float32Array(0),
+  out: Float32Array = new Float32Array(0),
+  local = new Float32Array(0);
 port.on("message", async (msg: { job: RowsJob; x?: SharedArrayBuffer; out?: SharedArrayBuffer }) => {
   try {
     if (msg.x) x = new Float32Array(msg.x);

@@ -40,17 +40,28 @@ export function rebuildFailure(f: LaneFailure): Error {
 
 /** Slots of the lanes' shared Int32Array: the next block to take, lanes done, a lane failed; then per worker
  * i, at WORKER + 2i its state (0 starting, 1 ready, −1 unusable) and at WORKER + 2i + 1 the blocks it made. */
-export const NEXT = 0, DONE = 1, FAILED = 2, WORKER = 3;
+export const NEXT = 0,
+  DONE = 1,
+  FAILED = 2,
+  WORKER = 3;
 
 /** Blocks of the job until none is left: out[m, r1 − r0] gets x · W[r0:r1]ᵀ. Returns how many it made. */
 export async function runLane(
-  job: RowsJob, x: Float32Array, out: Float32Array, ctrl: Int32Array, gemm: Gemm,
+  job: RowsJob,
+  x: Float32Array,
+  out: Float32Array,
+  ctrl: Int32Array,
+  gemm: Gemm,
 ): Promise<number> {
   const { fd, path, start, dtype, cols, r0, r1, step, m } = job;
-  const width = DTYPE_BYTES[dtype], n = r1 - r0, blocks = Math.ceil(n / step);
+  const width = DTYPE_BYTES[dtype],
+    n = r1 - r0,
+    blocks = Math.ceil(n / step);
   let made = 0;
   for (let b = Atomics.add(ctrl, NEXT, 1); b < blocks; b = Atomics.add(ctrl, NEXT, 1), made++) {
-    const a = r0 + b * step, rows = Math.min(r1, a + step) - a, count = rows * cols;
+    const a = r0 + b * step,
+      rows = Math.min(r1, a + step) - a,
+      count = rows * cols;
     const w = blockBuffer(count);
     readExactly(fd, new Uint8Array(w.buffer, w.byteOffset, count * width), start + a * cols * width, path);
     widenInPlace(w, count, dtype);

@@ -30,7 +30,11 @@ export class Lanes {
 
   private workers: LaneWorker[] = [];
 
-  private constructor(readonly threads: number, private readonly gemm: Gemm, private readonly ctrl: Int32Array) {}
+  private constructor(
+    readonly threads: number,
+    private readonly gemm: Gemm,
+    private readonly ctrl: Int32Array,
+  ) {}
 
   /** Lanes on `threads` cores: the main thread's now, the workers' once a product has blocks to share. */
   static async create(threads: number): Promise<Lanes> {

@@ -63,7 +63,8 @@ function blockRows(rows: number, cols: number, overrides: readonly WeightOverrid
     const a = o.alignment ?? 1;
     if (a <= 1) continue;
     const step = a / gcd(a, cols); // rows whose elements are a multiple of a
-    if (step * cols > MAX_BLOCK_ELEMENTS) throw new RangeError(`override ${o.key} of ${o.tensor}: blocks of ${a} elements exceed the engine's block size`);
+    if (step * cols > MAX_BLOCK_ELEMENTS)
+      throw new RangeError(`override ${o.key} of ${o.tensor}: blocks of ${a} elements exceed the engine's block size`);
     r = Math.max(step, Math.floor(r / step) * step);
   }
   return Math.min(r, rows);
@@ -81,8 +82,12 @@ function gcd(a: number, b: number): number {
  *   "kn" ([in, out]): part[m, n] = x[:, r0:r1] · W[r0:r1] — a partial sum over inputs r0..r1.
  */
 export async function products(
-  pass: Pass, x: Float32Array, counts: readonly number[], weight: string,
-  onPart: (g: Group, part: Float32Array, r0: number, r1: number) => void, layout = pass.model.layout(weight),
+  pass: Pass,
+  x: Float32Array,
+  counts: readonly number[],
+  weight: string,
+  onPart: (g: Group, part: Float32Array, r0: number, r1: number) => void,
+  layout = pass.model.layout(weight),
   /** Bound on the rows of a block (the head keeps each part's [m, rows] small for long windows). */
   maxRows?: number,
 ): Promise<{ n: number; k: number }> {
@@ -107,7 +112,12 @@ export async function products(
     }
     return { n, k };
   }
-  const step = blockRows(rows, cols, gs.flatMap((g) => g.overrides), maxRows);
+  const step = blockRows(
+    rows,
+    cols,
+    gs.flatMap((g) => g.overrides),
+    maxRows,
+  );
   for (let r0 = 0; r0 < rows; r0 += step) {
     const r1 = Math.min(rows, r0 + step);
     const w = model.readRows(weight, r0, r1);
@@ -120,9 +130,10 @@ export async function products(
         for (const o of g.overrides) o.apply(wg, r0 * cols);
       }
       const mg = g.x.length / k;
-      const part = layout === "nk"
-        ? await backend.linear(g.x, mg, k, wg, r1 - r0, "nk")
-        : await backend.linear(columns(g.x, mg, k, r0, r1), mg, r1 - r0, wg, n, "kn");
+      const part =
+        layout === "nk"
+          ? await backend.linear(g.x, mg, k, wg, r1 - r0, "nk")
+          : await backend.linear(columns(g.x, mg, k, r0, r1), mg, r1 - r0, wg, n, "kn");
       onPart(g, part, r0, r1);
     }
   }
@@ -143,23 +154,36 @@ async function lanedWeight(pass: Pass, weight: string): Promise<{ lanes: Lanes; 
 }
 
 /** out[Σ counts, n] = x · W for a stored weight (each variant's overrides applied). */
-export async function linear(pass: Pass, x: Float32Array, counts: readonly number[], weight: string): Promise<Float32Array> {
+export async function linear(
+  pass: Pass,
+  x: Float32Array,
+  counts: readonly number[],
+  weight: string,
+): Promise<Float32Array> {
   const m = counts.reduce((a, b) => a + b, 0);
   const layout = pass.model.layout(weight);
   const [rows, cols] = pass.model.shape(weight);
   const n = layout === "nk" ? rows : cols;
   const out = new Float32Array(m * n);
-  await products(pass, x, counts, weight, (g, part, r0, r1) => {
-    const width = layout === "nk" ? r1 - r0 : n;
-    const at = (i: number) => (g.rowMap ? g.rowMap[i] : i);
-    for (let i = 0; i < part.length / width; i++) {
-      if (layout === "nk") out.set(part.subarray(i * width, (i + 1) * width), at(i) * n + r0);
-      else {
-        const o = at(i) * n, p = i * n;
-        for (let j = 0; j < n; j++) out[o + j] += part[p + j];
+  await products(
+    pass,
+    x,
+    counts,
+    weight,
+    (g, part, r0, r1) => {
+      const width = layout === "nk" ? r1 - r0 : n;
+      const at = (i: number) => (g.rowMap ? g.rowMap[i] : i);
+      for (let i = 0; i < part.length / width; i++) {
+        if (layout === "nk") out.set(part.subarray(i * width, (i + 1) * width), at(i) * n + r0);
+        else {
+          const o = at(i) * n,
+            p = i * n;
+          for (let j = 0; j < n; j++) out[o + j] += part[p + j];
+        }
       }
-    }
-  }, layout);
+    },
+    layout,
+  );
   return out;
 }
 
@@ -175,13 +199,17 @@ function columns(x: Float32Array, m: number, k: number, c0: number, c1: number):
 export function tensorRows(pass: Pass, tensor: string): TensorRows {
   const { model } = pass;
   const info = model.info(tensor);
-  const [rows, cols] = info.shape.length === 2 ? info.shape : [info.shape[0] ?? 1, info.shape.slice(1).reduce((a, b) => a * b, 1)];
+  const [rows, cols] =
+    info.shape.length === 2 ? info.shape : [info.shape[0] ?? 1, info.shape.slice(1).reduce((a, b) => a * b, 1)];
   const read = (r0: number, r1: number) => {
     pass.countRead(tensor, r1 - r0, { bytes: info.bytes, shape: [rows] });
     return model.readRows(tensor, r0, r1);
   };
   return {
-    tensor, rows, cols, read,
+    tensor,
+    rows,
+    cols,
+    read,
     *blocks() {
       const step = Math.max(1, Math.floor(MAX_BLOCK_ELEMENTS / cols));
       for (let r0 = 0; r0 < rows; r0 += step) yield [read(r0, Math.min(rows, r0 + step)), r0] as [Float32Array, number];

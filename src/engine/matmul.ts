@@ -17,19 +17,29 @@ export interface MatmulBackend {
   /** out[m,n] = x[m,k] · W, W laid out per `layout` (w.length === n*k). Returns a new Float32Array of m*n. */
   linear(x: Float32Array, m: number, k: number, w: Float32Array, n: number, layout: Layout): Promise<Float32Array>;
   /** Batched: out[b][m,n] = a[b][m,k] · B[b], B[b] stored [k,n] (transB false) or [n,k] (transB true). Returns batch*m*n floats. */
-  batched(a: Float32Array, bm: Float32Array, batch: number, m: number, k: number, n: number, transB: boolean): Promise<Float32Array>;
+  batched(
+    a: Float32Array,
+    bm: Float32Array,
+    batch: number,
+    m: number,
+    k: number,
+    n: number,
+    transB: boolean,
+  ): Promise<Float32Array>;
 }
 
 // ---- shape checks (a wrong length is a bug in the caller: fail loudly, never read past a view) ----
 
 function checkDims(dims: Record<string, number>): void {
   for (const [name, d] of Object.entries(dims)) {
-    if (!Number.isSafeInteger(d) || d < 0) throw new RangeError(`matmul: ${name} must be a non-negative integer, got ${d}`);
+    if (!Number.isSafeInteger(d) || d < 0)
+      throw new RangeError(`matmul: ${name} must be a non-negative integer, got ${d}`);
   }
 }
 
 function checkLength(what: string, arr: Float32Array, expected: number, shape: string): void {
-  if (arr.length !== expected) throw new RangeError(`matmul: ${what} has ${arr.length} floats, expected ${shape} = ${expected}`);
+  if (arr.length !== expected)
+    throw new RangeError(`matmul: ${what} has ${arr.length} floats, expected ${shape} = ${expected}`);
 }
 
 function checkLinear(x: Float32Array, m: number, k: number, w: Float32Array, n: number, layout: Layout): void {
@@ -39,7 +49,15 @@ function checkLinear(x: Float32Array, m: number, k: number, w: Float32Array, n: 
   checkLength("w", w, n * k, layout === "nk" ? `[${n},${k}]` : `[${k},${n}]`);
 }
 
-function checkBatched(a: Float32Array, bm: Float32Array, batch: number, m: number, k: number, n: number, transB: boolean): void {
+function checkBatched(
+  a: Float32Array,
+  bm: Float32Array,
+  batch: number,
+  m: number,
+  k: number,
+  n: number,
+  transB: boolean,
+): void {
   checkDims({ batch, m, k, n });
   checkLength("a", a, batch * m * k, `[${batch},${m},${k}]`);
   checkLength("b", bm, batch * n * k, transB ? `[${batch},${n},${k}]` : `[${batch},${k},${n}]`);
@@ -65,8 +83,14 @@ function matmulNK(out: Float32Array, x: Float32Array, m: number, k: number, w: F
       const oo = i * n;
       let j = j0;
       for (; j + 4 <= j1; j += 4) {
-        const w0 = j * k, w1 = w0 + k, w2 = w1 + k, w3 = w2 + k;
-        let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        const w0 = j * k,
+          w1 = w0 + k,
+          w2 = w1 + k,
+          w3 = w2 + k;
+        let s0 = 0,
+          s1 = 0,
+          s2 = 0,
+          s3 = 0;
         for (let p = 0; p < k; p++) {
           const a = x[xo + p];
           s0 += a * w[w0 + p];
@@ -102,15 +126,23 @@ function matmulKN(out: Float32Array, x: Float32Array, m: number, k: number, w: F
     for (let p0 = 0; p0 < k; p0 += KN_ROWS) {
       const p1 = Math.min(k, p0 + KN_ROWS);
       for (let i = 0; i < m; i++) {
-        const xo = i * k, ao = i * KN_COLS;
+        const xo = i * k,
+          ao = i * KN_COLS;
         let p = p0;
         for (; p + 4 <= p1; p += 4) {
-          const a0 = x[xo + p], a1 = x[xo + p + 1], a2 = x[xo + p + 2], a3 = x[xo + p + 3];
-          const r0 = p * n + j0, r1 = r0 + n, r2 = r1 + n, r3 = r2 + n;
+          const a0 = x[xo + p],
+            a1 = x[xo + p + 1],
+            a2 = x[xo + p + 2],
+            a3 = x[xo + p + 3];
+          const r0 = p * n + j0,
+            r1 = r0 + n,
+            r2 = r1 + n,
+            r3 = r2 + n;
           for (let j = 0; j < nb; j++) acc[ao + j] += a0 * w[r0 + j] + a1 * w[r1 + j] + a2 * w[r2 + j] + a3 * w[r3 + j];
         }
         for (; p < p1; p++) {
-          const a = x[xo + p], r = p * n + j0;
+          const a = x[xo + p],
+            r = p * n + j0;
           for (let j = 0; j < nb; j++) acc[ao + j] += a * w[r + j];
         }
       }
@@ -121,7 +153,15 @@ function matmulKN(out: Float32Array, x: Float32Array, m: number, k: number, w: F
 }
 
 /** Plain TypeScript reference: out[m,n] = x[m,k]·W (layout as above). Used by tests and as fallback. */
-export function matmulRef(out: Float32Array, x: Float32Array, m: number, k: number, w: Float32Array, n: number, layout: Layout): void {
+export function matmulRef(
+  out: Float32Array,
+  x: Float32Array,
+  m: number,
+  k: number,
+  w: Float32Array,
+  n: number,
+  layout: Layout,
+): void {
   checkLinear(x, m, k, w, n, layout);
   checkLength("out", out, m * n, `[${m},${n}]`);
   if (layout === "nk") matmulNK(out, x, m, k, w, n);
@@ -129,7 +169,16 @@ export function matmulRef(out: Float32Array, x: Float32Array, m: number, k: numb
 }
 
 // a[b][m,k] · B[b] → out[b][m,n], one matmulRef per batch entry on subarray views.
-function batchedRef(out: Float32Array, a: Float32Array, bm: Float32Array, batch: number, m: number, k: number, n: number, transB: boolean): void {
+function batchedRef(
+  out: Float32Array,
+  a: Float32Array,
+  bm: Float32Array,
+  batch: number,
+  m: number,
+  k: number,
+  n: number,
+  transB: boolean,
+): void {
   const layout: Layout = transB ? "nk" : "kn";
   for (let b = 0; b < batch; b++) {
     const ab = a.subarray(b * m * k, (b + 1) * m * k);
@@ -171,7 +220,8 @@ export function threadCount(): number {
   const env = process.env.SUPERWEIGHT_THREADS;
   if (env === undefined || env === "") return availableParallelism();
   const t = Number(env);
-  if (!Number.isInteger(t) || t < 1) throw new RangeError(`SUPERWEIGHT_THREADS must be a positive integer, got "${env}"`);
+  if (!Number.isInteger(t) || t < 1)
+    throw new RangeError(`SUPERWEIGHT_THREADS must be a positive integer, got "${env}"`);
   return t;
 }
 
@@ -202,11 +252,17 @@ export async function createOrtBackend(threads = threadCount()): Promise<MatmulB
   // Runs one session, returning Y[dims]. The binding copies ORT's output into a fresh ArrayBuffer of
   // exactly that size, which we return as is (a preallocated output measured no faster: the binding
   // then copies it out again for the returned tensor).
-  async function run(session: InferenceSession, feeds: Record<string, Tensor>, dims: number[], k: number): Promise<Float32Array> {
+  async function run(
+    session: InferenceSession,
+    feeds: Record<string, Tensor>,
+    dims: number[],
+    k: number,
+  ): Promise<Float32Array> {
     const size = dims.reduce((s, d) => s * d, 1);
     if (size === 0 || k === 0) return new Float32Array(size); // nothing to compute, or sums of nothing
     const y = (await session.run(feeds)).Y.data;
-    if (!(y instanceof Float32Array) || y.length !== size) throw new Error(`matmul: onnxruntime returned an unexpected output`);
+    if (!(y instanceof Float32Array) || y.length !== size)
+      throw new Error(`matmul: onnxruntime returned an unexpected output`);
     return y;
   }
 

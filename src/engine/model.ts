@@ -81,7 +81,11 @@ export class Model {
     if (top + 1 < this.spec.layers) {
       const held = top < 0 ? "no layer tensors" : top === 0 ? "only layer 0" : `layers 0 to ${top}`;
       const claimed = `${this.spec.layers} layer${this.spec.layers === 1 ? "" : "s"}`;
-      throw new CheckpointError(this.source.configFile, `says the model has ${claimed}, but the weights hold ${held}`, "BAD_CONFIG");
+      throw new CheckpointError(
+        this.source.configFile,
+        `says the model has ${claimed}, but the weights hold ${held}`,
+        "BAD_CONFIG",
+      );
     }
   }
 
@@ -91,17 +95,32 @@ export class Model {
     const expected = this.arch.tensors(this.spec);
     for (const [name, shape] of expected) {
       if (!this.stored.has(name))
-        throw this.source.missingReason?.(name) ?? new CheckpointError(this.path, `tensor "${name}" is missing (model_type "${this.spec.modelType}" with this config needs it)`, "MISSING_TENSOR");
+        throw (
+          this.source.missingReason?.(name) ??
+          new CheckpointError(
+            this.path,
+            `tensor "${name}" is missing (model_type "${this.spec.modelType}" with this config needs it)`,
+            "MISSING_TENSOR",
+          )
+        );
       const info = this.info(name);
       // A source may hold a 2-D weight transposed from how Hugging Face stores it (GGUF's GPT-2).
       const want = shape.length === 2 && this.layout(name) !== this.hfLayout(name) ? [shape[1], shape[0]] : shape;
       if (info.shape.length !== want.length || info.shape.some((d, i) => d !== want[i]))
-        throw new CheckpointError(this.source.fileOf(this.storedName(name)), `tensor "${name}" has shape [${info.shape}] but the config implies [${want}]`, "WRONG_SHAPE");
+        throw new CheckpointError(
+          this.source.fileOf(this.storedName(name)),
+          `tensor "${name}" has shape [${info.shape}] but the config implies [${want}]`,
+          "WRONG_SHAPE",
+        );
     }
     const unexpected = [...this.stored.keys()].filter((n) => !expected.has(n));
     if (unexpected.length) {
       const more = unexpected.length > 5 ? ` and ${unexpected.length - 5} more` : "";
-      throw new CheckpointError(this.source.fileOf(this.storedName(unexpected[0])), `unexpected tensor(s) for model_type "${this.spec.modelType}" with this config: ${unexpected.slice(0, 5).join(", ")}${more}`, "UNEXPECTED_TENSOR");
+      throw new CheckpointError(
+        this.source.fileOf(this.storedName(unexpected[0])),
+        `unexpected tensor(s) for model_type "${this.spec.modelType}" with this config: ${unexpected.slice(0, 5).join(", ")}${more}`,
+        "UNEXPECTED_TENSOR",
+      );
     }
   }
 
@@ -144,7 +163,12 @@ export class Model {
   /** The whole tensor as float32, in a new array (small tensors: norms, biases). */
   read(name: string): Float32Array {
     const shape = this.shape(name);
-    return this.readRows(name, 0, shape.length === 0 ? 1 : shape[0], new Float32Array(shape.reduce((a, b) => a * b, 1)));
+    return this.readRows(
+      name,
+      0,
+      shape.length === 0 ? 1 : shape[0],
+      new Float32Array(shape.reduce((a, b) => a * b, 1)),
+    );
   }
 
   /** One weight by its stored [row, column] index. */
@@ -161,7 +185,8 @@ export class Model {
 
   private storedName(name: string): string {
     const s = this.stored.get(name);
-    if (s === undefined) throw new CheckpointError(this.path, `tensor "${name}" is missing from the checkpoint`, "MISSING_TENSOR");
+    if (s === undefined)
+      throw new CheckpointError(this.path, `tensor "${name}" is missing from the checkpoint`, "MISSING_TENSOR");
     return s;
   }
 }

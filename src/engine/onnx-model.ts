@@ -137,7 +137,10 @@ export function encodeModel(graph: Graph, opset = 13, extraOpsets: Opsets = {}, 
     ...graph.inputs.map((v) => bytes(11, valueInfoProto(v))),
     ...graph.outputs.map((v) => bytes(12, valueInfoProto(v))),
   ]);
-  const opsets = [bytes(8, int(2, opset)), ...Object.entries(extraOpsets).map(([d, v]) => bytes(8, concat([str(1, d), int(2, v)])))];
+  const opsets = [
+    bytes(8, int(2, opset)),
+    ...Object.entries(extraOpsets).map(([d, v]) => bytes(8, concat([str(1, d), int(2, v)]))),
+  ];
   return concat([int(1, irVersion), str(2, "superweight"), bytes(7, graphProto), ...opsets]);
 }
 

@@ -12,7 +12,11 @@ import type { HookEvent } from "./hooks.js";
 export class EngineOps implements LayerOps {
   private readonly vectors = new Map<string, Float32Array | undefined>();
 
-  constructor(readonly pass: Pass, readonly layer: number, readonly prefix: string) {}
+  constructor(
+    readonly pass: Pass,
+    readonly layer: number,
+    readonly prefix: string,
+  ) {}
 
   get spec(): ModelSpec {
     return this.pass.model.spec;
@@ -21,7 +25,8 @@ export class EngineOps implements LayerOps {
   /** A small tensor of this layer (norm weight, bias) by name, or undefined when not stored. */
   private vector(name: string): Float32Array | undefined {
     const full = this.prefix + name;
-    if (!this.vectors.has(full)) this.vectors.set(full, this.pass.model.has(full) ? this.pass.model.read(full) : undefined);
+    if (!this.vectors.has(full))
+      this.vectors.set(full, this.pass.model.has(full) ? this.pass.model.read(full) : undefined);
     return this.vectors.get(full);
   }
 
@@ -33,8 +38,10 @@ export class EngineOps implements LayerOps {
   private normWidth(x: Activations, name: string, width: number, kind: ModelSpec["norm"], eps: number): Activations {
     const out = new Float32Array(x.length);
     const rows = x.length / width;
-    if (kind === "rms" || kind === "rms_plus_one") rmsNorm(out, x, this.vector(`${name}.weight`)!, rows, width, eps, kind === "rms_plus_one");
-    else if (kind === "layernorm") layerNorm(out, x, this.vector(`${name}.weight`), this.vector(`${name}.bias`), rows, width, eps);
+    if (kind === "rms" || kind === "rms_plus_one")
+      rmsNorm(out, x, this.vector(`${name}.weight`)!, rows, width, eps, kind === "rms_plus_one");
+    else if (kind === "layernorm")
+      layerNorm(out, x, this.vector(`${name}.weight`), this.vector(`${name}.bias`), rows, width, eps);
     else layerNorm(out, x, undefined, undefined, rows, width, eps);
     return out;
   }
@@ -44,13 +51,26 @@ export class EngineOps implements LayerOps {
   }
 
   /** x · W (+ b) where counts[v] rows of x belong to variant v; the hooks see the input first (on a copy). */
-  private async linearRows(x: Activations, counts: readonly number[], name: string, extra: Partial<HookEvent> = {},
-    perVariant?: (v: number) => Partial<HookEvent>): Promise<Activations> {
+  private async linearRows(
+    x: Activations,
+    counts: readonly number[],
+    name: string,
+    extra: Partial<HookEvent> = {},
+    perVariant?: (v: number) => Partial<HookEvent>,
+  ): Promise<Activations> {
     const tensor = `${this.prefix}${name}.weight`;
     if (this.pass.hooked) {
       x = x.slice();
       const rows = counts.reduce((a, b) => a + b, 0);
-      this.pass.fire("linear_input", this.layer, x, rows ? x.length / rows : 0, { tensor, ...extra }, counts, perVariant);
+      this.pass.fire(
+        "linear_input",
+        this.layer,
+        x,
+        rows ? x.length / rows : 0,
+        { tensor, ...extra },
+        counts,
+        perVariant,
+      );
     }
     const out = await linear(this.pass, x, counts, tensor);
     const bias = this.vector(`${name}.bias`);
@@ -79,15 +99,16 @@ export class EngineOps implements LayerOps {
 
   async attention(x: Activations, block: AttentionBlock): Promise<Activations> {
     const { heads, kvHeads, headDim: d, clipQkv } = this.spec;
-    const [q, k, v] = "qkv" in block.proj
-      ? this.split(await this.linear(x, block.proj.qkv), [heads * d, kvHeads * d, kvHeads * d])
-      : [await this.linear(x, block.proj.q), await this.linear(x, block.proj.k), await this.linear(x, block.proj.v)];
+    const [q, k, v] =
+      "qkv" in block.proj
+        ? this.split(await this.linear(x, block.proj.qkv), [heads * d, kvHeads * d, kvHeads * d])
+        : [await this.linear(x, block.proj.q), await this.linear(x, block.proj.k), await this.linear(x, block.proj.v)];
     if (block.qkNorm) {
       const { normEps, norm } = this.spec;
       const kind = norm === "rms_plus_one" ? "rms_plus_one" : "rms";
       const qn = this.normWidth(q, block.qkNorm.q, block.qkNorm.perHead ? d : heads * d, kind, normEps);
       const kn = this.normWidth(k, block.qkNorm.k, block.qkNorm.perHead ? d : kvHeads * d, kind, normEps);
-      q.set(qn), k.set(kn);
+      (q.set(qn), k.set(kn));
     }
     if (clipQkv !== undefined) for (const a of [q, k, v]) clampInPlace(a, clipQkv);
     const rope = this.spec.rope(this.layer);
@@ -102,13 +123,20 @@ export class EngineOps implements LayerOps {
     const ctx = new Float32Array(q.length);
     const { cache, offset } = this.pass;
     const shape = {
-      tokens: T, keys: offset + T, heads, kvHeads, headDim: d, scale: this.spec.attnScale(this.layer),
-      window: this.spec.slidingWindow(this.layer), softcap: this.spec.attnSoftcap,
+      tokens: T,
+      keys: offset + T,
+      heads,
+      kvHeads,
+      headDim: d,
+      scale: this.spec.attnScale(this.layer),
+      window: this.spec.slidingWindow(this.layer),
+      softcap: this.spec.attnSoftcap,
     };
     for (let b = 0; b < variants.length; b++) {
       const slice = (a: Float32Array, w: number) => a.subarray(b * T * w, (b + 1) * T * w);
       // With a cache, attend over its positions and these; their keys and values join it.
-      const kv = cache ? cache.extend(this.layer, b, slice(k, kvHeads * d), slice(v, kvHeads * d), kvHeads * d)
+      const kv = cache
+        ? cache.extend(this.layer, b, slice(k, kvHeads * d), slice(v, kvHeads * d), kvHeads * d)
         : { k: slice(k, kvHeads * d), v: slice(v, kvHeads * d) };
       ctx.set(await attention(backend, slice(q, heads * d), kv.k, kv.v, shape), b * T * heads * d);
     }
@@ -122,8 +150,14 @@ export class EngineOps implements LayerOps {
   }
 
   /** The MLP on rows of x (counts[v] per variant), firing the down-projection hook points with `extra`. */
-  private async mlpRows(x: Activations, counts: readonly number[], block: MlpBlock, width: number,
-    extra: Partial<HookEvent> = {}, perVariant?: (v: number) => Partial<HookEvent>): Promise<Activations> {
+  private async mlpRows(
+    x: Activations,
+    counts: readonly number[],
+    block: MlpBlock,
+    width: number,
+    extra: Partial<HookEvent> = {},
+    perVariant?: (v: number) => Partial<HookEvent>,
+  ): Promise<Activations> {
     const p = block.proj;
     let inner: Float32Array;
     if ("gateUp" in p) {
@@ -151,18 +185,24 @@ export class EngineOps implements LayerOps {
     const ex = spec.experts;
     if (!ex) throw new Error(`experts block in layer ${this.layer} of a model without an experts spec`);
     const { tokens: T, variants } = this.pass;
-    const H = spec.hidden, E = ex.count, k = ex.topK, rows = variants.length * T;
+    const H = spec.hidden,
+      E = ex.count,
+      k = ex.topK,
+      rows = variants.length * T;
     const logits = await this.linear(x, block.router);
     // Routing, per variant and token: softmax over all experts, the k largest, renormalised if asked.
-    const routed = Array.from({ length: E }, () => variants.map(() => ({ positions: [] as number[], weights: [] as number[] })));
-    const chosen = new Int32Array(rows * k), chosenWeights = new Float32Array(rows * k);
+    const routed = Array.from({ length: E }, () =>
+      variants.map(() => ({ positions: [] as number[], weights: [] as number[] })),
+    );
+    const chosen = new Int32Array(rows * k),
+      chosenWeights = new Float32Array(rows * k);
     const probs = new Float32Array(E);
     for (let r = 0; r < rows; r++) {
       const row = logits.subarray(r * E, (r + 1) * E);
       let max = -Infinity;
       for (const v of row) max = Math.max(max, v);
       let sum = 0;
-      for (let e = 0; e < E; e++) sum += (probs[e] = Math.fround(Math.exp(row[e] - max)));
+      for (let e = 0; e < E; e++) sum += probs[e] = Math.fround(Math.exp(row[e] - max));
       for (let e = 0; e < E; e++) probs[e] = Math.fround(probs[e] / Math.fround(sum));
       const top = [...probs.keys()].sort((a, b) => probs[b] - probs[a] || a - b).slice(0, k);
       let norm = 1;
@@ -182,14 +222,22 @@ export class EngineOps implements LayerOps {
       if (counts.every((c) => c === 0)) continue; // never read: no token is routed to it
       const xe = new Float32Array(counts.reduce((a, b) => a + b, 0) * H);
       let i = 0;
-      routed[e].forEach((s, v) => s.positions.forEach((t) => xe.set(x.subarray((v * T + t) * H, (v * T + t + 1) * H), H * i++)));
-      const ye = await this.mlpRows(xe, counts, block.expert(e), ex.intermediate, { expert: e },
-        (v) => ({ positions: routed[e][v].positions, routingWeights: Float32Array.from(routed[e][v].weights) }));
-      i = 0;
-      routed[e].forEach((s, v) => s.positions.forEach((t, j) => {
-        const o = (v * T + t) * H, w = s.weights[j], y = i++ * H;
-        for (let c = 0; c < H; c++) out[o + c] += Math.fround(w * ye[y + c]);
+      routed[e].forEach((s, v) =>
+        s.positions.forEach((t) => xe.set(x.subarray((v * T + t) * H, (v * T + t + 1) * H), H * i++)),
+      );
+      const ye = await this.mlpRows(xe, counts, block.expert(e), ex.intermediate, { expert: e }, (v) => ({
+        positions: routed[e][v].positions,
+        routingWeights: Float32Array.from(routed[e][v].weights),
       }));
+      i = 0;
+      routed[e].forEach((s, v) =>
+        s.positions.forEach((t, j) => {
+          const o = (v * T + t) * H,
+            w = s.weights[j],
+            y = i++ * H;
+          for (let c = 0; c < H; c++) out[o + c] += Math.fround(w * ye[y + c]);
+        }),
+      );
     }
     let gates: Float32Array | undefined;
     if (block.shared) {
@@ -205,7 +253,9 @@ export class EngineOps implements LayerOps {
       a.subarray(v * T * w, (v + 1) * T * w) as A;
     this.pass.fire("down_proj_output", this.layer, out, H, {}, this.pass.uniform, (v) => ({
       routing: {
-        logits: rowsOf(logits, v, E), experts: rowsOf(chosen, v, k), weights: rowsOf(chosenWeights, v, k),
+        logits: rowsOf(logits, v, E),
+        experts: rowsOf(chosen, v, k),
+        weights: rowsOf(chosenWeights, v, k),
         ...(gates ? { sharedGate: rowsOf(gates, v, 1) } : {}),
       },
     }));

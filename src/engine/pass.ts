@@ -50,11 +50,17 @@ export class Pass {
     if (at < 0) return;
     const { model } = this;
     const { arch, spec } = model;
-    const names = model.source.names().map((n) => arch.sanitize(n, spec)).filter((n): n is string => n !== null && model.has(n));
+    const names = model.source
+      .names()
+      .map((n) => arch.sanitize(n, spec))
+      .filter((n): n is string => n !== null && model.has(n));
     const embeddings = [arch.embedding, ...(arch.positionEmbedding ? [arch.positionEmbedding] : [])];
-    const suspects = point === "logits" ? names.filter((n) => n.startsWith(arch.finalNorm) || n === arch.lmHead(spec))
-      : layer === 0 && point === "layer_input" ? embeddings
-      : names.filter((n) => n.startsWith(arch.layerPrefix(layer)));
+    const suspects =
+      point === "logits"
+        ? names.filter((n) => n.startsWith(arch.finalNorm) || n === arch.lmHead(spec))
+        : layer === 0 && point === "layer_input"
+          ? embeddings
+          : names.filter((n) => n.startsWith(arch.layerPrefix(layer)));
     throw nonFiniteError(model, layer, point, data, at, suspects, (n) => (n === arch.embedding ? this.ids : undefined));
   }
 
@@ -72,7 +78,8 @@ export class Pass {
   rope(spec: RopeSpec): RopeTable {
     let t = this.ropes.get(spec);
     if (!t) {
-      const all = ropeTable(spec, this.offset + this.tokens), at = this.offset * all.half;
+      const all = ropeTable(spec, this.offset + this.tokens),
+        at = this.offset * all.half;
       this.ropes.set(spec, (t = { cos: all.cos.subarray(at), sin: all.sin.subarray(at), half: all.half }));
     }
     return t;
@@ -82,15 +89,31 @@ export class Pass {
    * Let the hooks see (and change) `data` [Σ counts, width] at `point`, one variant at a time: the pass's
    * hooks, then that variant's own. `counts[v]` rows belong to variant v (default: T each).
    */
-  fire(point: HookPoint, layer: number, data: Float32Array, width: number, extra: Partial<HookEvent> = {}, counts: readonly number[] = this.uniform,
-    perVariant?: (v: number) => Partial<HookEvent>): void {
+  fire(
+    point: HookPoint,
+    layer: number,
+    data: Float32Array,
+    width: number,
+    extra: Partial<HookEvent> = {},
+    counts: readonly number[] = this.uniform,
+    perVariant?: (v: number) => Partial<HookEvent>,
+  ): void {
     if (point !== "linear_input") this.check(point, layer, data);
     let row = 0;
     this.variants.forEach((variant, v) => {
       const hooks = variant.hooks?.length ? [...this.hooks, ...variant.hooks] : this.hooks;
       const n = counts[v];
       if (hooks.length && n > 0) {
-        const event: HookEvent = { point, layer, variant: v, data: data.subarray(row * width, (row + n) * width), tokens: n, width, ...extra, ...perVariant?.(v) };
+        const event: HookEvent = {
+          point,
+          layer,
+          variant: v,
+          data: data.subarray(row * width, (row + n) * width),
+          tokens: n,
+          width,
+          ...extra,
+          ...perVariant?.(v),
+        };
         for (const hook of hooks) hook(event);
       }
       row += n;

@@ -25,13 +25,18 @@ export function inverseFrequencies(rope: RopeSpec): Float32Array {
   return inv;
 }
 
-export interface RopeTable { cos: Float32Array; sin: Float32Array; half: number }
+export interface RopeTable {
+  cos: Float32Array;
+  sin: Float32Array;
+  half: number;
+}
 
 /** cos/sin[pos, i] for positions 0..T−1. */
 export function ropeTable(rope: RopeSpec, tokens: number): RopeTable {
   const inv = inverseFrequencies(rope);
   const half = inv.length;
-  const cos = new Float32Array(tokens * half), sin = new Float32Array(tokens * half);
+  const cos = new Float32Array(tokens * half),
+    sin = new Float32Array(tokens * half);
   for (let t = 0; t < tokens; t++) {
     for (let i = 0; i < half; i++) {
       const angle = Math.fround(t * inv[i]);
@@ -49,8 +54,10 @@ export function applyRope(x: Float32Array, tokens: number, heads: number, headDi
     for (let h = 0; h < heads; h++) {
       const o = (t * heads + h) * headDim;
       for (let i = 0; i < half; i++) {
-        const c = cos[t * half + i], s = sin[t * half + i];
-        const x1 = x[o + i], x2 = x[o + i + half];
+        const c = cos[t * half + i],
+          s = sin[t * half + i];
+        const x1 = x[o + i],
+          x2 = x[o + i + half];
         x[o + i] = Math.fround(x1 * c) - Math.fround(x2 * s);
         x[o + i + half] = Math.fround(x2 * c) + Math.fround(x1 * s);
       }

@@ -57,7 +57,14 @@ export function editWeights(model: TensorShapes, edits: readonly WeightEdit[]): 
   for (const e of edits) {
     if (!model.has(e.tensor)) throw new UserError(`cannot edit "${e.tensor}": no such tensor in ${model.path}`);
     const [r, c] = model.shape(e.tensor);
-    if (!(Number.isInteger(e.row) && Number.isInteger(e.column) && e.row >= 0 && e.row < r && e.column >= 0 && e.column < c))
+    if (!(
+      Number.isInteger(e.row) &&
+      Number.isInteger(e.column) &&
+      e.row >= 0 &&
+      e.row < r &&
+      e.column >= 0 &&
+      e.column < c
+    ))
       throw new UserError(`cannot edit ${e.tensor}[${e.row}, ${e.column}]: outside its shape [${r}, ${c}]`);
     byTensor.set(e.tensor, [...(byTensor.get(e.tensor) ?? []), e]);
   }
@@ -94,7 +101,8 @@ export function replaceTensor(tensor: string, values: Float32Array, key: string)
     tensor,
     key: `replace:${key}`,
     apply(w, first) {
-      if (first + w.length > values.length) throw new RangeError(`replacement for ${tensor} has ${values.length} elements`);
+      if (first + w.length > values.length)
+        throw new RangeError(`replacement for ${tensor} has ${values.length} elements`);
       w.set(values.subarray(first, first + w.length));
     },
   };
@@ -118,7 +126,8 @@ export function zeroLargest(tensor: string, fraction: number, keep: readonly num
     // The k-th largest |w| by selection over float32 bit patterns (|w| orders as its bits do): a
     // histogram of the top 16 bits, then of the low 16 inside the bucket that holds the k-th.
     const abs = (x: number) => Math.abs(x);
-    const bits = new Uint32Array(1), f = new Float32Array(bits.buffer);
+    const bits = new Uint32Array(1),
+      f = new Float32Array(bits.buffer);
     const keyOf = (x: number) => ((f[0] = abs(x)), bits[0]);
     const count = (accept: (key: number) => number | undefined, size: number) => {
       const hist = new Float64Array(size);
@@ -140,8 +149,14 @@ export function zeroLargest(tensor: string, fraction: number, keep: readonly num
       }
       return [0, need - above];
     };
-    const [hi, needHi] = pick(count((key) => key >>> 16, 65536), k);
-    const [lo, ties] = pick(count((key) => (key >>> 16 === hi ? key & 0xffff : undefined), 65536), needHi);
+    const [hi, needHi] = pick(
+      count((key) => key >>> 16, 65536),
+      k,
+    );
+    const [lo, ties] = pick(
+      count((key) => (key >>> 16 === hi ? key & 0xffff : undefined), 65536),
+      needHi,
+    );
     bits[0] = ((hi << 16) | lo) >>> 0;
     threshold = f[0];
     // The `ties`-th element equal to the threshold, in row-major order, is the last one zeroed.

@@ -102,16 +102,14 @@ export async function generate(
       out = await runner.forward({ ...batch, variants }, [0], { cache, variantIds: fed, head: { logitsAt: [0] } });
     }
     const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
-    return ids.map(
-      (list, v): Generation => ({
-        ids: list,
-        stoppedAtEos: stopped[v],
-        repetition: repetitionRate(list),
-        klToBaseline: v === 0 ? null : mean(kl[v]),
-        klFirst: v === 0 ? null : (kl[v][0] ?? null),
-        stopwordMass: o.stopwords ? mean(mass[v]) : null,
-        stopwordShare: o.stopwords && list.length ? list.filter((id) => o.stopwords![id]).length / list.length : null,
-      }),
-    );
+    return ids.map((list, v): Generation => ({
+      ids: list,
+      stoppedAtEos: stopped[v],
+      repetition: repetitionRate(list),
+      klToBaseline: v === 0 ? null : mean(kl[v]),
+      klFirst: v === 0 ? null : (kl[v][0] ?? null),
+      stopwordMass: o.stopwords ? mean(mass[v]) : null,
+      stopwordShare: o.stopwords && list.length ? list.filter((id) => o.stopwords![id]).length / list.length : null,
+    }));
   });
 }

@@ -24,22 +24,42 @@ export const MAX_DIMS = 4;
 
 /** GGUF value types by id (gguf.h `enum gguf_type`), spelled as gguf-py spells them. */
 export const VALUE_TYPES = [
-  "UINT8", "INT8", "UINT16", "INT16", "UINT32", "INT32", "FLOAT32", "BOOL", "STRING", "ARRAY", "UINT64", "INT64",
+  "UINT8",
+  "INT8",
+  "UINT16",
+  "INT16",
+  "UINT32",
+  "INT32",
+  "FLOAT32",
+  "BOOL",
+  "STRING",
+  "ARRAY",
+  "UINT64",
+  "INT64",
   "FLOAT64",
 ] as const;
 export type GgufValueType = (typeof VALUE_TYPES)[number];
 export type GgufItemType = Exclude<GgufValueType, "ARRAY">;
 /** Fixed byte size of each scalar type (strings: 0, their size is in their length prefix). */
 export const VALUE_BYTES: Record<GgufItemType, number> = {
-  UINT8: 1, INT8: 1, UINT16: 2, INT16: 2, UINT32: 4, INT32: 4, FLOAT32: 4, BOOL: 1, STRING: 0, UINT64: 8,
-  INT64: 8, FLOAT64: 8,
+  UINT8: 1,
+  INT8: 1,
+  UINT16: 2,
+  INT16: 2,
+  UINT32: 4,
+  INT32: 4,
+  FLOAT32: 4,
+  BOOL: 1,
+  STRING: 0,
+  UINT64: 8,
+  INT64: 8,
+  FLOAT64: 8,
 };
 
 /** One value: 64-bit integers are bigint (exact), other numbers number, BOOL boolean, STRING string. */
 export type GgufScalar = number | bigint | boolean | string;
 export type GgufKv =
-  | { type: GgufItemType; value: GgufScalar }
-  | { type: "ARRAY"; itemType: GgufItemType; value: GgufScalar[] };
+  { type: GgufItemType; value: GgufScalar } | { type: "ARRAY"; itemType: GgufItemType; value: GgufScalar[] };
 
 export interface GgufTensor {
   name: string;
@@ -93,7 +113,11 @@ class HeaderReader {
   private bufEnd = 0;
   pos = 0;
 
-  constructor(private readonly fd: number, readonly size: number, readonly path: string) {}
+  constructor(
+    private readonly fd: number,
+    readonly size: number,
+    readonly path: string,
+  ) {}
 
   left(): number {
     return this.size - this.pos;
@@ -139,16 +163,26 @@ class HeaderReader {
     const at = this.need(VALUE_BYTES[type], what);
     const v = this.view;
     switch (type) {
-      case "UINT8": return v.getUint8(at);
-      case "INT8": return v.getInt8(at);
-      case "UINT16": return v.getUint16(at, true);
-      case "INT16": return v.getInt16(at, true);
-      case "UINT32": return v.getUint32(at, true);
-      case "INT32": return v.getInt32(at, true);
-      case "FLOAT32": return v.getFloat32(at, true);
-      case "UINT64": return v.getBigUint64(at, true);
-      case "INT64": return v.getBigInt64(at, true);
-      case "FLOAT64": return v.getFloat64(at, true);
+      case "UINT8":
+        return v.getUint8(at);
+      case "INT8":
+        return v.getInt8(at);
+      case "UINT16":
+        return v.getUint16(at, true);
+      case "INT16":
+        return v.getInt16(at, true);
+      case "UINT32":
+        return v.getUint32(at, true);
+      case "INT32":
+        return v.getInt32(at, true);
+      case "FLOAT32":
+        return v.getFloat32(at, true);
+      case "UINT64":
+        return v.getBigUint64(at, true);
+      case "INT64":
+        return v.getBigInt64(at, true);
+      case "FLOAT64":
+        return v.getFloat64(at, true);
       case "BOOL": {
         const b = v.getUint8(at);
         if (b > 1) throw this.fail("BAD_BOOL", `${say(what)} is a BOOL stored as ${b} (must be 0 or 1)`);
@@ -208,7 +242,9 @@ export function openRegularFile(path: string): { fd: number; size: number } {
     let dangling = false;
     try {
       dangling = err.code === "ENOENT" && lstatSync(path).isSymbolicLink();
-    } catch { /* not there at all */ }
+    } catch {
+      /* not there at all */
+    }
     if (dangling) throw new CheckpointError(path, "is a symbolic link to a missing file", "DANGLING_SYMLINK");
     if (err.code === "ENOENT") throw new CheckpointError(path, "no such file", "NOT_FOUND");
     throw new CheckpointError(path, `cannot open: ${err.message}`, "IO");

@@ -158,8 +158,7 @@ function q3_K(out: Float32Array, s: Uint8Array, blocks: number): void {
       for (let shift = 0; shift < 8; shift += 2, m <<= 1) {
         for (let half = 0; half < 32; half += 16) {
           const dl = fround(d * sc[is++]);
-          for (let l = half; l < half + 16; l++)
-            out[y++] = dl * (((s[q + l] >> shift) & 3) - (s[o + l] & m ? 0 : 4));
+          for (let l = half; l < half + 16; l++) out[y++] = dl * (((s[q + l] >> shift) & 3) - (s[o + l] & m ? 0 : 4));
         }
       }
     }
@@ -270,8 +269,21 @@ function iq4_XS(out: Float32Array, s: Uint8Array, blocks: number): void {
 }
 
 const KERNELS: Record<string, Kernel> = {
-  F32: f32, F16: f16, BF16: bf16, Q4_0: q4_0, Q4_1: q4_1, Q5_0: q5_0, Q5_1: q5_1, Q8_0: q8_0,
-  Q2_K: q2_K, Q3_K: q3_K, Q4_K: q4_K, Q5_K: q5_K, Q6_K: q6_K, IQ4_NL: iq4_NL, IQ4_XS: iq4_XS,
+  F32: f32,
+  F16: f16,
+  BF16: bf16,
+  Q4_0: q4_0,
+  Q4_1: q4_1,
+  Q5_0: q5_0,
+  Q5_1: q5_1,
+  Q8_0: q8_0,
+  Q2_K: q2_K,
+  Q3_K: q3_K,
+  Q4_K: q4_K,
+  Q5_K: q5_K,
+  Q6_K: q6_K,
+  IQ4_NL: iq4_NL,
+  IQ4_XS: iq4_XS,
 };
 
 /** Names of the types `dequantize` handles (types.ts marks the same ones `dequantizable`; a test checks). */

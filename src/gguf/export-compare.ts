@@ -22,11 +22,19 @@ export interface NamedRecipe {
 
 /** llama.cpp's stock mixture; the super-weight-aware one at each keep type; and both with clipping, if asked. */
 export function standardRecipes(
-  ftype: Ftype, keepType: KeepType, clip: Clip, superWeights: SuperWeight[],
+  ftype: Ftype,
+  keepType: KeepType,
+  clip: Clip,
+  superWeights: SuperWeight[],
 ): NamedRecipe[] {
   const none: Clip = { method: "none" };
-  const r = (keepSuper: boolean, keep: KeepType, c: Clip): Recipe =>
-    ({ ftype, keepSuper, keepType: keep, clip: c, superWeights });
+  const r = (keepSuper: boolean, keep: KeepType, c: Clip): Recipe => ({
+    ftype,
+    keepSuper,
+    keepType: keep,
+    clip: c,
+    superWeights,
+  });
   const keepTypes = [...new Set<KeepType>([DEFAULT_KEEP_TYPE, "F16", keepType])].filter((t) => KEEP_TYPES.includes(t));
   const rows: NamedRecipe[] = [{ label: "stock", recipe: r(false, keepType, none) }];
   if (superWeights.length) for (const k of keepTypes) rows.push({ label: `keep-super ${k}`, recipe: r(true, k, none) });
@@ -95,9 +103,14 @@ export async function compareGgufRecipes(model: Model, recipes: NamedRecipe[], o
       const quantized = Model.open(path);
       try {
         rows.push({
-          label, recipe: written.recipe, fileBytes: written.fileBytes, tensorBytes: written.tensorBytes,
+          label,
+          recipe: written.recipe,
+          fileBytes: written.fileBytes,
+          tensorBytes: written.tensorBytes,
           bitsPerWeight: written.bitsPerWeight,
-          typeCounts: written.typeCounts, superWeights: written.superWeights, ...(await score(quantized, ids, window)),
+          typeCounts: written.typeCounts,
+          superWeights: written.superWeights,
+          ...(await score(quantized, ids, window)),
         });
       } finally {
         quantized.close();

@@ -16,13 +16,24 @@ import { NAME_MAPS, type NameMap } from "./source.js";
 
 /** HF model_type → GGUF general.architecture (the converter writes Mistral as llama). */
 const GGUF_ARCH: Record<string, string> = {
-  llama: "llama", mistral: "llama", qwen2: "qwen2", phi3: "phi3", gemma: "gemma", olmo: "olmo", gpt2: "gpt2",
+  llama: "llama",
+  mistral: "llama",
+  qwen2: "qwen2",
+  phi3: "phi3",
+  gemma: "gemma",
+  olmo: "olmo",
+  gpt2: "gpt2",
 };
 export const EXPORTABLE_MODEL_TYPES = Object.keys(GGUF_ARCH);
 
 /** The activation llama.cpp's graph for each architecture applies. */
 const ACTIVATION: Record<string, ModelSpec["act"]> = {
-  llama: "silu", qwen2: "silu", phi3: "silu", olmo: "silu", gemma: "gelu_tanh", gpt2: "gelu_tanh",
+  llama: "silu",
+  qwen2: "silu",
+  phi3: "silu",
+  olmo: "silu",
+  gemma: "gelu_tanh",
+  gpt2: "gelu_tanh",
 };
 
 export type TensorTransform = "none" | "permute" | "plus_one" | "transpose" | "generated";
@@ -63,8 +74,7 @@ export function planArchitecture(model: Model): ArchitecturePlan {
   if (!arch)
     refuse(`model_type "${spec.modelType}" has no GGUF export here (supported: ${EXPORTABLE_MODEL_TYPES.join(", ")})`);
   if (spec.experts) refuse("Mixture-of-Experts layers are not supported");
-  if (spec.act !== ACTIVATION[arch])
-    refuse(`llama.cpp's ${arch} uses ${ACTIVATION[arch]}, this model ${spec.act}`);
+  if (spec.act !== ACTIVATION[arch]) refuse(`llama.cpp's ${arch} uses ${ACTIVATION[arch]}, this model ${spec.act}`);
   for (let l = 0; l < spec.layers; l++) {
     if (Math.abs(spec.attnScale(l) * Math.sqrt(spec.headDim) - 1) > 1e-12)
       refuse(`layer ${l} scales attention scores by ${spec.attnScale(l)}, llama.cpp by 1/sqrt(head_dim)`);
@@ -131,8 +141,9 @@ function archMetadata(model: Model, arch: string, refuse: (m: string) => never, 
       if (window !== undefined) {
         // read back by source.ts (→ model_type mistral); llama.cpp's llama attends to every earlier token
         put("attention.sliding_window", u32(window));
-        notes.push(`llama.cpp ignores the sliding window of ${window} tokens: ` +
-          "longer sequences differ from the checkpoint");
+        notes.push(
+          `llama.cpp ignores the sliding window of ${window} tokens: ` + "longer sequences differ from the checkpoint",
+        );
       }
     } else if (rope!.dim !== spec.headDim) put("rope.dimension_count", u32(rope!.dim));
   } else if (arch === "olmo") {

@@ -126,15 +126,16 @@ export function recipeText(recipe: Recipe, tensors: readonly PlannedTensor[], ty
     : !isBlockType(base)
       ? `${base} throughout, super weights included (no tensor type is overridden in an unquantized file)`
       : types.raised.length
-      ? `tensors holding super weights at ${recipe.keepType} (${types.raised.join(", ")}), every other tensor at its ` +
-        "stock type"
-      : holding.length
-        ? `tensors holding super weights left at their stock types (${stockOf}), as many bits as ${recipe.keepType} ` +
-          "or more: stock mixture"
-        : "no super weights to keep: stock mixture";
-  const clip = recipe.clip.method === "none"
-    ? "clip none"
-    : `clip ${formatClip(recipe.clip)} on block-format tensors, super weights held out`;
+        ? `tensors holding super weights at ${recipe.keepType} (${types.raised.join(", ")}), every other tensor at its ` +
+          "stock type"
+        : holding.length
+          ? `tensors holding super weights left at their stock types (${stockOf}), as many bits as ${recipe.keepType} ` +
+            "or more: stock mixture"
+          : "no super weights to keep: stock mixture";
+  const clip =
+    recipe.clip.method === "none"
+      ? "clip none"
+      : `clip ${formatClip(recipe.clip)} on block-format tensors, super weights held out`;
   return `${recipe.ftype}; ${keep}; ${clip}`;
 }
 
@@ -143,11 +144,21 @@ export function recipeMetadata(recipe: Recipe, text: string): [string, GgufKv][]
   return [
     ["superweight.version", { type: "UINT32", value: 1 }],
     ["superweight.recipe", { type: "STRING", value: text }],
-    ["superweight.super_weights", {
-      type: "ARRAY", itemType: "STRING", value: recipe.superWeights.map((w) => `${w.layer}:${w.row}:${w.column}`),
-    }],
-    ["superweight.original_values", {
-      type: "ARRAY", itemType: "FLOAT32", value: recipe.superWeights.map((w) => Math.fround(w.value)),
-    }],
+    [
+      "superweight.super_weights",
+      {
+        type: "ARRAY",
+        itemType: "STRING",
+        value: recipe.superWeights.map((w) => `${w.layer}:${w.row}:${w.column}`),
+      },
+    ],
+    [
+      "superweight.original_values",
+      {
+        type: "ARRAY",
+        itemType: "FLOAT32",
+        value: recipe.superWeights.map((w) => Math.fround(w.value)),
+      },
+    ],
   ];
 }

@@ -43,14 +43,19 @@ export function exportVocabulary(model: Model, o: VocabularyOptions = {}): Expor
     const configFile = join(model.path, "tokenizer_config.json");
     const config = existsSync(configFile) ? readJsonObject(configFile, "BAD_TOKENIZER") : {};
     const entries = ggufTokenizerMetadata(json, config, file, {
-      vocabSize: spec.vocab, modelConfig: source.config, approximate: o.approximate,
+      vocabSize: spec.vocab,
+      modelConfig: source.config,
+      approximate: o.approximate,
     });
     return { kind: "tokenizer.json", entries: entries.map(toKv) };
   }
   if (!o.standIn) {
-    throw new CheckpointError(model.path, "has no tokenizer.json, and llama.cpp loads no GGUF without a vocabulary: " +
-      "pass --stand-in-vocab to write a placeholder byte-level one (token ids keep their meaning, text does not)",
-    "GGUF_EXPORT_NO_TOKENIZER");
+    throw new CheckpointError(
+      model.path,
+      "has no tokenizer.json, and llama.cpp loads no GGUF without a vocabulary: " +
+        "pass --stand-in-vocab to write a placeholder byte-level one (token ids keep their meaning, text does not)",
+      "GGUF_EXPORT_NO_TOKENIZER",
+    );
   }
   const id = (key: string) => {
     const v = source.config[key];
@@ -64,7 +69,10 @@ export function exportVocabulary(model: Model, o: VocabularyOptions = {}): Expor
 export function standInVocabulary(vocab: number, bos?: number, eos?: number): [string, GgufKv][] {
   const tokens = Array.from({ length: vocab }, (_, i) => (i < 256 ? byteLevelChar(i) : `<t${i}>`));
   const types: number[] = new Array(vocab).fill(TokenType.NORMAL);
-  for (const [special, text] of [[bos, "<s>"], [eos, "</s>"]] as const) {
+  for (const [special, text] of [
+    [bos, "<s>"],
+    [eos, "</s>"],
+  ] as const) {
     if (special === undefined) continue;
     tokens[special] = text;
     types[special] = TokenType.CONTROL;

@@ -16,10 +16,18 @@ import type { Clip } from "../quant/scheme.js";
 import type { GgufKv } from "./container.js";
 import { planArchitecture, FILE_TYPE_KEY, type PlannedTensor } from "./export-plan.js";
 import {
-  isBlockType, recipeMetadata, recipeText, recipeTypes, type Recipe, type SuperWeight,
+  isBlockType,
+  recipeMetadata,
+  recipeText,
+  recipeTypes,
+  type Recipe,
+  type SuperWeight,
 } from "./export-recipe.js";
 import {
-  exportVocabulary, type ExportVocabulary, type VocabularyKind, type VocabularyOptions,
+  exportVocabulary,
+  type ExportVocabulary,
+  type VocabularyKind,
+  type VocabularyOptions,
 } from "./export-vocab.js";
 import { FTYPES, quantizeOrder } from "./mixture.js";
 import { GGML_TYPES, quantizedSize, quantizeRow, type GgmlType } from "./quantize.js";
@@ -62,34 +70,48 @@ export function planGgufExport(model: Model, o: GgufExportOptions): GgufExportPl
   const vocabulary = o.vocabulary ?? exportVocabulary(model, o);
   // llama.cpp marks Phi-3's special tokens by name ("phi3" / "phi-3" in general.name) and aborts when they are absent
   if (vocabulary.kind === "stand-in" && /phi-?3/i.test(name))
-    throw new UserError(`general.name "${name}" makes llama.cpp look for Phi-3's special tokens, which the stand-in ` +
-      "vocabulary has not: give another --name");
+    throw new UserError(
+      `general.name "${name}" makes llama.cpp look for Phi-3's special tokens, which the stand-in ` +
+        "vocabulary has not: give another --name",
+    );
   const { spec } = model;
   const shape = { arch: plan.arch, nLayers: spec.layers, nHead: spec.heads, nHeadKv: spec.kvHeads };
   const types = recipeTypes(plan.tensors, shape, o);
   const text = recipeText(o, plan.tensors, types);
   const tensors = quantizeOrder(plan.tensors).map((t): ExportTensor => ({
-    ...t, type: types.types.get(t.name)!, held: heldIndices(t, o.superWeights),
+    ...t,
+    type: types.types.get(t.name)!,
+    held: heldIndices(t, o.superWeights),
   }));
   const metadata: [string, GgufKv][] = [
     ["general.architecture", { type: "STRING", value: plan.arch }],
     ["general.type", { type: "STRING", value: "model" }],
     ["general.name", { type: "STRING", value: name }],
     ...plan.metadata.map(([key, kv]): [string, GgufKv] =>
-      key === FILE_TYPE_KEY ? [key, { type: "UINT32", value: FTYPES[o.ftype].id }] : [key, kv]),
+      key === FILE_TYPE_KEY ? [key, { type: "UINT32", value: FTYPES[o.ftype].id }] : [key, kv],
+    ),
     ["general.quantization_version", { type: "UINT32", value: 2 }],
     ...vocabulary.entries,
     ...recipeMetadata(o, text),
   ];
   const notes = [...plan.notes];
-  const quantized = [...new Set(plan.tensors.map((t) => t.hf && model.dtype(t.hf)))]
-    .filter((d): d is string => d !== undefined && !FLOAT_STORAGE.includes(d.toUpperCase()));
+  const quantized = [...new Set(plan.tensors.map((t) => t.hf && model.dtype(t.hf)))].filter(
+    (d): d is string => d !== undefined && !FLOAT_STORAGE.includes(d.toUpperCase()),
+  );
   if (quantized.length)
-    notes.push(`the source is already quantized (${quantized.join(", ")}): ` +
-      "its dequantized weights are quantized again");
+    notes.push(
+      `the source is already quantized (${quantized.join(", ")}): ` + "its dequantized weights are quantized again",
+    );
   return {
-    model, arch: plan.arch, recipe: o, recipeText: text, metadata, tensors, raised: types.raised,
-    vocabulary: vocabulary.kind, notes,
+    model,
+    arch: plan.arch,
+    recipe: o,
+    recipeText: text,
+    metadata,
+    tensors,
+    raised: types.raised,
+    vocabulary: vocabulary.kind,
+    notes,
   };
 }
 
@@ -134,13 +156,19 @@ export interface WriteOptions {
 export function writeGgufExport(plan: GgufExportPlan, path: string, o: WriteOptions = {}): GgufExportResult {
   const t0 = performance.now();
   const { model, tensors } = plan;
-  writeGguf(path, plan.metadata, tensors.map((t, i) => ({
-    name: t.name, type: t.type, ne: t.ne,
-    data: () => {
-      o.onTensor?.(t, i, tensors.length);
-      return encodedChunks(model, t, plan.recipe.clip);
-    },
-  })));
+  writeGguf(
+    path,
+    plan.metadata,
+    tensors.map((t, i) => ({
+      name: t.name,
+      type: t.type,
+      ne: t.ne,
+      data: () => {
+        o.onTensor?.(t, i, tensors.length);
+        return encodedChunks(model, t, plan.recipe.clip);
+      },
+    })),
+  );
   const sizes = tensors.map((t) => quantizedSize(t.type, elements(t)));
   const weights = tensors.reduce((s, t) => s + elements(t), 0);
   const tensorBytes = sizes.reduce((a, b) => a + b, 0);
@@ -262,7 +290,11 @@ function tensorThreshold(model: Model, t: ExportTensor, fraction: number): numbe
 
 /** Call f(a, b) for the spans of values[from, to) between held-out indices. */
 function eachFreeSpan(
-  chunk: Chunk, held: readonly number[], from: number, to: number, f: (a: number, b: number) => void,
+  chunk: Chunk,
+  held: readonly number[],
+  from: number,
+  to: number,
+  f: (a: number, b: number) => void,
 ): void {
   let a = from;
   for (const h of held) {
@@ -280,7 +312,12 @@ function eachFreeSpan(
  * Held-out values keep their value and take no part in T.
  */
 function clipChunk(
-  values: Float32Array, first: number, held: readonly number[], clip: Clip, block: number, tensorT: number,
+  values: Float32Array,
+  first: number,
+  held: readonly number[],
+  clip: Clip,
+  block: number,
+  tensorT: number,
 ): void {
   const chunk = { first, values };
   const moments = new AbsMoments();

@@ -84,7 +84,9 @@ export function quantizeOrder<T extends { name: string }>(tensors: readonly T[])
  * tensor order. Tensors that are never quantized (1-D, norms, gpt2's position_embd) keep their source type.
  */
 export function chooseTypes(
-  ftype: Ftype, tensors: readonly TensorInfo[], options: MixtureOptions,
+  ftype: Ftype,
+  tensors: readonly TensorInfo[],
+  options: MixtureOptions,
 ): Map<string, GgmlType> {
   if (!Object.hasOwn(FTYPES, ftype)) {
     throw new UserError(`unknown file type "${ftype}" (known: ${Object.keys(FTYPES).join(", ")})`);
@@ -100,17 +102,31 @@ export function chooseTypes(
 }
 
 type Category =
-  | "token_embd" | "attn_q" | "attn_v" | "attn_k" | "attn_qkv" | "attn_output"
-  | "ffn_up" | "ffn_gate" | "ffn_down" | "output" | "other";
+  | "token_embd"
+  | "attn_q"
+  | "attn_v"
+  | "attn_k"
+  | "attn_qkv"
+  | "attn_output"
+  | "ffn_up"
+  | "ffn_gate"
+  | "ffn_down"
+  | "output"
+  | "other";
 
 /** tensor_get_category (the first matching rule decides; ffn_* match anywhere in the name). */
 function categoryOf(name: string): Category {
   if (name === "output.weight") return "output";
   if (name === "token_embd.weight") return "token_embd";
   const rules: [string, Category][] = [
-    ["attn_qkv.weight", "attn_qkv"], ["attn_v.weight", "attn_v"], ["attn_k.weight", "attn_k"],
-    ["attn_q.weight", "attn_q"], ["attn_output.weight", "attn_output"],
-    ["ffn_up", "ffn_up"], ["ffn_gate", "ffn_gate"], ["ffn_down", "ffn_down"],
+    ["attn_qkv.weight", "attn_qkv"],
+    ["attn_v.weight", "attn_v"],
+    ["attn_k.weight", "attn_k"],
+    ["attn_q.weight", "attn_q"],
+    ["attn_output.weight", "attn_output"],
+    ["ffn_up", "ffn_up"],
+    ["ffn_gate", "ffn_gate"],
+    ["ffn_down", "ffn_down"],
   ];
   return rules.find(([part]) => name.includes(part))?.[1] ?? "other";
 }
@@ -133,10 +149,16 @@ interface State {
 function initialState(tensors: readonly TensorInfo[], options: MixtureOptions): State {
   const { arch, nLayers, nHead, nHeadKv } = options;
   if (!(MIXTURE_ARCHITECTURES as readonly string[]).includes(arch)) {
-    throw new UserError(`no llama.cpp quantization rules here for architecture "${arch}" ` +
-      `(supported: ${MIXTURE_ARCHITECTURES.join(", ")})`);
+    throw new UserError(
+      `no llama.cpp quantization rules here for architecture "${arch}" ` +
+        `(supported: ${MIXTURE_ARCHITECTURES.join(", ")})`,
+    );
   }
-  for (const [key, v] of [["nLayers", nLayers], ["nHead", nHead], ["nHeadKv", nHeadKv]] as const) {
+  for (const [key, v] of [
+    ["nLayers", nLayers],
+    ["nHead", nHead],
+    ["nHeadKv", nHeadKv],
+  ] as const) {
     if (!Number.isSafeInteger(v) || v < 1) throw new UserError(`${key} must be a positive integer, got ${v}`);
   }
   for (const t of tensors) {
@@ -206,7 +228,12 @@ function blockFallback(t: TensorInfo, type: GgmlType): GgmlType {
   const ncols = t.ne[0];
   if (ncols % GGML_TYPES[type].blockSize === 0) return type;
   const smaller: Partial<Record<GgmlType, GgmlType>> = {
-    IQ4_XS: "IQ4_NL", Q2_K: "Q4_0", Q3_K: "Q4_0", Q4_K: "Q5_0", Q5_K: "Q5_1", Q6_K: "Q8_0",
+    IQ4_XS: "IQ4_NL",
+    Q2_K: "Q4_0",
+    Q3_K: "Q4_0",
+    Q4_K: "Q5_0",
+    Q5_K: "Q5_1",
+    Q6_K: "Q8_0",
   };
   const fallback = smaller[type] ?? type;
   return ncols % GGML_TYPES[fallback].blockSize === 0 ? fallback : "F16";
@@ -214,8 +241,13 @@ function blockFallback(t: TensorInfo, type: GgmlType): GgmlType {
 
 /** tensor_allows_quantization, for the tensor names of MIXTURE_ARCHITECTURES. */
 function allowsQuantization(t: TensorInfo): boolean {
-  return nDims(t.ne) >= 2 && t.name.endsWith("weight") && !t.name.includes("_norm.weight") &&
-    t.name !== "position_embd.weight" && t.name !== "token_types.weight";
+  return (
+    nDims(t.ne) >= 2 &&
+    t.name.endsWith("weight") &&
+    !t.name.includes("_norm.weight") &&
+    t.name !== "position_embd.weight" &&
+    t.name !== "token_types.weight"
+  );
 }
 
 /** ggml_n_dims: trailing dimensions of size 1 do not count. */

@@ -38,7 +38,14 @@ const subMins = new Float32Array(QK_K / 32);
  * sub-block's scale and min over nstep + 1 candidate grids. Writes subScales[j] = scale, subMins[j] = −min.
  */
 function makeQkx2Quants(
-  nmax: number, src: Float32Array, xOff: number, lOff: number, j: number, rmin: number, rdelta: number, nstep: number,
+  nmax: number,
+  src: Float32Array,
+  xOff: number,
+  lOff: number,
+  j: number,
+  rmin: number,
+  rdelta: number,
+  nstep: number,
 ): void {
   const n = 32;
   const w = qWeights;
@@ -126,9 +133,7 @@ function makeQkx2Quants(
 }
 
 /** Q4_K / Q5_K share everything but nmax, the search grid and the bit packing. */
-function quantizeQ45K(
-  nmax: 15 | 31, dst: Uint8Array, src: Float32Array, nb: number,
-): void {
+function quantizeQ45K(nmax: 15 | 31, dst: Uint8Array, src: Float32Array, nb: number): void {
   const bytes = nmax === 15 ? 144 : 176;
   const rmin = nmax === 15 ? -1 : -0.5;
   const nstep = nmax === 15 ? 20 : 15;

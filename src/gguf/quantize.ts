@@ -11,7 +11,20 @@ import { ggmlTypeByName, type GgmlType as GgmlTypeInfo } from "./types.js";
 /** The ggml types the quantizers and llama.cpp's mixture rules (mixture.ts) name, by name. Their facts (GGUF type
  * id, values and bytes per block) are src/gguf/types.ts's table; this is only the list. */
 const NAMES = [
-  "F32", "F16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS",
+  "F32",
+  "F16",
+  "Q4_0",
+  "Q4_1",
+  "Q5_0",
+  "Q5_1",
+  "Q8_0",
+  "Q2_K",
+  "Q3_K",
+  "Q4_K",
+  "Q5_K",
+  "Q6_K",
+  "IQ4_NL",
+  "IQ4_XS",
   "BF16",
 ] as const;
 export type GgmlType = (typeof NAMES)[number];
@@ -31,9 +44,17 @@ type Kernel = (dst: Uint8Array, src: Float32Array, blocks: number) => void;
 
 /** The types quantizeRow writes. */
 const KERNELS = {
-  F32: copyF32, F16: toF16, BF16: toBf16,
-  Q4_0: quantizeQ4_0, Q4_1: quantizeQ4_1, Q5_0: quantizeQ5_0, Q5_1: quantizeQ5_1, Q8_0: quantizeQ8_0,
-  Q4_K: quantizeQ4K, Q5_K: quantizeQ5K, Q6_K: quantizeQ6K,
+  F32: copyF32,
+  F16: toF16,
+  BF16: toBf16,
+  Q4_0: quantizeQ4_0,
+  Q4_1: quantizeQ4_1,
+  Q5_0: quantizeQ5_0,
+  Q5_1: quantizeQ5_1,
+  Q8_0: quantizeQ8_0,
+  Q4_K: quantizeQ4K,
+  Q5_K: quantizeQ5K,
+  Q6_K: quantizeQ6K,
 } satisfies Partial<Record<GgmlType, Kernel>>;
 export type WritableType = keyof typeof KERNELS;
 

@@ -12,7 +12,14 @@ import { closeSync } from "node:fs";
 import { CheckpointError } from "../errors.js";
 import { blockBuffer, MAX_BLOCK_ELEMENTS } from "../checkpoint/block-buffer.js";
 import {
-  describeType, metaNumber, metaString, openGguf, openRegularFile, readTensorBytes, type GgufKv, type GgufModel,
+  describeType,
+  metaNumber,
+  metaString,
+  openGguf,
+  openRegularFile,
+  readTensorBytes,
+  type GgufKv,
+  type GgufModel,
   type GgufTensor,
 } from "./container.js";
 import { dequantize, DEQUANTIZED_TYPES } from "./dequant.js";
@@ -59,12 +66,19 @@ export interface NameMap {
 }
 
 const LLAMA_BLOCK: Record<string, string> = {
-  attn_norm: "input_layernorm", attn_q: "self_attn.q_proj", attn_k: "self_attn.k_proj",
-  attn_v: "self_attn.v_proj", attn_output: "self_attn.o_proj", ffn_norm: "post_attention_layernorm",
-  ffn_gate: "mlp.gate_proj", ffn_up: "mlp.up_proj", ffn_down: "mlp.down_proj",
+  attn_norm: "input_layernorm",
+  attn_q: "self_attn.q_proj",
+  attn_k: "self_attn.k_proj",
+  attn_v: "self_attn.v_proj",
+  attn_output: "self_attn.o_proj",
+  ffn_norm: "post_attention_layernorm",
+  ffn_gate: "mlp.gate_proj",
+  ffn_up: "mlp.up_proj",
+  ffn_down: "mlp.down_proj",
 };
 const LLAMA_GLOBAL = {
-  "token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight",
+  "token_embd.weight": "model.embed_tokens.weight",
+  "output_norm.weight": "model.norm.weight",
   "output.weight": "lm_head.weight",
 };
 const PERMUTED: Record<string, Transform> = { attn_q: "permute_q", attn_k: "permute_k" };
@@ -74,25 +88,37 @@ export const NAME_MAPS: Record<string, NameMap> = {
   qwen2: { global: LLAMA_GLOBAL, block: LLAMA_BLOCK, layerPrefix: "model.layers." },
   olmo: { global: LLAMA_GLOBAL, block: LLAMA_BLOCK, layerPrefix: "model.layers.", transforms: PERMUTED },
   gemma: {
-    global: LLAMA_GLOBAL, block: LLAMA_BLOCK, layerPrefix: "model.layers.",
+    global: LLAMA_GLOBAL,
+    block: LLAMA_BLOCK,
+    layerPrefix: "model.layers.",
     transforms: { attn_norm: "plus_one", ffn_norm: "plus_one", output_norm: "plus_one" },
   },
   phi3: {
     global: LLAMA_GLOBAL,
     block: {
-      attn_norm: "input_layernorm", attn_qkv: "self_attn.qkv_proj", attn_output: "self_attn.o_proj",
-      ffn_norm: "post_attention_layernorm", ffn_up: "mlp.gate_up_proj", ffn_down: "mlp.down_proj",
+      attn_norm: "input_layernorm",
+      attn_qkv: "self_attn.qkv_proj",
+      attn_output: "self_attn.o_proj",
+      ffn_norm: "post_attention_layernorm",
+      ffn_up: "mlp.gate_up_proj",
+      ffn_down: "mlp.down_proj",
     },
     layerPrefix: "model.layers.",
   },
   gpt2: {
     global: {
-      "token_embd.weight": "transformer.wte.weight", "position_embd.weight": "transformer.wpe.weight",
-      "output_norm.weight": "transformer.ln_f.weight", "output_norm.bias": "transformer.ln_f.bias",
+      "token_embd.weight": "transformer.wte.weight",
+      "position_embd.weight": "transformer.wpe.weight",
+      "output_norm.weight": "transformer.ln_f.weight",
+      "output_norm.bias": "transformer.ln_f.bias",
       "output.weight": "lm_head.weight",
     },
     block: {
-      attn_norm: "ln_1", attn_qkv: "attn.c_attn", attn_output: "attn.c_proj", ffn_norm: "ln_2", ffn_up: "mlp.c_fc",
+      attn_norm: "ln_1",
+      attn_qkv: "attn.c_attn",
+      attn_output: "attn.c_proj",
+      ffn_norm: "ln_2",
+      ffn_up: "mlp.c_fc",
       ffn_down: "mlp.c_proj",
     },
     layerPrefix: "transformer.h.",
@@ -129,7 +155,10 @@ export class GgufCheckpoint implements TensorSource {
   private scratch = new Uint8Array(0);
   private floatScratch = new Float32Array(0);
 
-  private constructor(readonly path: string, private readonly model: GgufModel) {
+  private constructor(
+    readonly path: string,
+    private readonly model: GgufModel,
+  ) {
     const meta = model.metadata;
     const arch = metaString(meta, "general.architecture", path);
     if (arch === undefined)
@@ -264,8 +293,13 @@ export class GgufCheckpoint implements TensorSource {
     const values = new Float32Array(t.type.blockSize);
     dequantize(values, raw, t.type, values.length);
     return {
-      ggufTensor: t.name, ggufRow: g, ggmlType: t.type.name, blockSize: t.type.blockSize,
-      firstColumn: block * t.type.blockSize, raw, values,
+      ggufTensor: t.name,
+      ggufRow: g,
+      ggmlType: t.type.name,
+      blockSize: t.type.blockSize,
+      firstColumn: block * t.type.blockSize,
+      raw,
+      values,
     };
   }
 
@@ -399,7 +433,11 @@ export function ggufRowOf(r: number, hd: number): number {
 
 /** `{arch}.*` metadata access; errors name the file and the key. */
 class Meta {
-  constructor(readonly kv: Map<string, GgufKv>, readonly arch: string, readonly file: string) {}
+  constructor(
+    readonly kv: Map<string, GgufKv>,
+    readonly arch: string,
+    readonly file: string,
+  ) {}
 
   num(key: string): number | undefined {
     const full = `${this.arch}.${key}`;

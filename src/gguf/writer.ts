@@ -8,7 +8,14 @@ import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "n
 import { randomBytes } from "node:crypto";
 import { UserError } from "../errors.js";
 import {
-  alignUp, DEFAULT_ALIGNMENT, MAX_DIMS, VALUE_BYTES, VALUE_TYPES, type GgufItemType, type GgufKv, type GgufScalar,
+  alignUp,
+  DEFAULT_ALIGNMENT,
+  MAX_DIMS,
+  VALUE_BYTES,
+  VALUE_TYPES,
+  type GgufItemType,
+  type GgufKv,
+  type GgufScalar,
 } from "./container.js";
 import { ggmlBytes, ggmlTypeByName, type GgmlType } from "./types.js";
 
@@ -84,14 +91,22 @@ class ByteSink {
     }
     const n = integerIn(type, v, what);
     switch (type) {
-      case "UINT8": return d.setUint8(at, Number(n));
-      case "INT8": return d.setInt8(at, Number(n));
-      case "UINT16": return d.setUint16(at, Number(n), true);
-      case "INT16": return d.setInt16(at, Number(n), true);
-      case "UINT32": return d.setUint32(at, Number(n), true);
-      case "INT32": return d.setInt32(at, Number(n), true);
-      case "UINT64": return d.setBigUint64(at, n, true);
-      case "INT64": return d.setBigInt64(at, n, true);
+      case "UINT8":
+        return d.setUint8(at, Number(n));
+      case "INT8":
+        return d.setInt8(at, Number(n));
+      case "UINT16":
+        return d.setUint16(at, Number(n), true);
+      case "INT16":
+        return d.setInt16(at, Number(n), true);
+      case "UINT32":
+        return d.setUint32(at, Number(n), true);
+      case "INT32":
+        return d.setInt32(at, Number(n), true);
+      case "UINT64":
+        return d.setBigUint64(at, n, true);
+      case "INT64":
+        return d.setBigInt64(at, n, true);
     }
   }
   padTo(alignment: number): void {
@@ -103,8 +118,13 @@ class ByteSink {
 }
 
 const INT_RANGE: Record<string, [bigint, bigint]> = {
-  UINT8: [0n, 255n], INT8: [-128n, 127n], UINT16: [0n, 65535n], INT16: [-32768n, 32767n],
-  UINT32: [0n, 0xffffffffn], INT32: [-(2n ** 31n), 2n ** 31n - 1n], UINT64: [0n, 2n ** 64n - 1n],
+  UINT8: [0n, 255n],
+  INT8: [-128n, 127n],
+  UINT16: [0n, 65535n],
+  INT16: [-32768n, 32767n],
+  UINT32: [0n, 0xffffffffn],
+  INT32: [-(2n ** 31n), 2n ** 31n - 1n],
+  UINT64: [0n, 2n ** 64n - 1n],
   INT64: [-(2n ** 63n), 2n ** 63n - 1n],
 };
 
@@ -177,7 +197,10 @@ export function encodeHeader(
       throw new RangeError(`tensor "${t.name}": ne [${t.ne}] must be 1..${MAX_DIMS} non-negative integers`);
     if (t.ne[0] % type.blockSize !== 0)
       throw new RangeError(`tensor "${t.name}": ne0 ${t.ne[0]} is not a multiple of the ${type.name} block size`);
-    const byteLength = ggmlBytes(type, t.ne.reduce((a, b) => a * b, 1));
+    const byteLength = ggmlBytes(
+      type,
+      t.ne.reduce((a, b) => a * b, 1),
+    );
     out.string(t.name);
     out.u32(t.ne.length);
     for (const n of t.ne) out.u64(n);
@@ -226,5 +249,5 @@ export function writeGguf(path: string, metadata: Iterable<[string, GgufKv]>, te
 }
 
 function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done);
+  for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done);
 }

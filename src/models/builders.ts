@@ -32,7 +32,9 @@ export function llamaLikeSpec(c: ConfigReader, overrides: Partial<ModelSpec> = {
   const vocab = c.size("vocab_size");
   return {
     modelType: c.str("model_type"),
-    hidden, heads, headDim,
+    hidden,
+    heads,
+    headDim,
     intermediate: c.size("intermediate_size"),
     layers: c.size("num_hidden_layers"),
     kvHeads: divides(c, c.int("num_key_value_heads", d.kvHeads ?? heads), heads),
@@ -61,7 +63,11 @@ function divides(c: ConfigReader, kv: number, heads: number): number {
 export const LAYER_TYPES = ["sliding_attention", "full_attention"];
 
 /** Which layers slide: `layer_types` when config.json has it (every entry checked), else `fallback(layer)`. */
-export function slidingLayers(c: ConfigReader, layers: number, fallback: (layer: number) => boolean): (layer: number) => boolean {
+export function slidingLayers(
+  c: ConfigReader,
+  layers: number,
+  fallback: (layer: number) => boolean,
+): (layer: number) => boolean {
   const types = c.raw["layer_types"];
   if (types === undefined || types === null) return fallback;
   if (!Array.isArray(types) || types.length !== layers)
@@ -104,16 +110,23 @@ export function attentionBiases(c: ConfigReader): ModelSpec["biases"] {
 /** Tensor names and shapes of a Llama-layout model (separate q/k/v/o and gate/up/down). */
 export function llamaTensors(spec: ModelSpec): Map<string, number[]> {
   const { hidden: H, intermediate: I, heads, kvHeads, headDim: d, vocab: V, biases: bias } = spec;
-  const t = new Map<string, number[]>([["model.embed_tokens.weight", [V, H]], ["model.norm.weight", [H]]]);
+  const t = new Map<string, number[]>([
+    ["model.embed_tokens.weight", [V, H]],
+    ["model.norm.weight", [H]],
+  ]);
   if (!spec.tiedEmbeddings) t.set("lm_head.weight", [V, H]);
   for (let l = 0; l < spec.layers; l++) {
     const p = `model.layers.${l}.`;
     t.set(p + "input_layernorm.weight", [H]);
     t.set(p + "post_attention_layernorm.weight", [H]);
     const proj: [string, number, number, boolean][] = [
-      ["self_attn.q_proj", heads * d, H, bias.qkv], ["self_attn.k_proj", kvHeads * d, H, bias.qkv],
-      ["self_attn.v_proj", kvHeads * d, H, bias.qkv], ["self_attn.o_proj", H, heads * d, bias.o],
-      ["mlp.gate_proj", I, H, bias.mlp], ["mlp.up_proj", I, H, bias.mlp], ["mlp.down_proj", H, I, bias.mlp],
+      ["self_attn.q_proj", heads * d, H, bias.qkv],
+      ["self_attn.k_proj", kvHeads * d, H, bias.qkv],
+      ["self_attn.v_proj", kvHeads * d, H, bias.qkv],
+      ["self_attn.o_proj", H, heads * d, bias.o],
+      ["mlp.gate_proj", I, H, bias.mlp],
+      ["mlp.up_proj", I, H, bias.mlp],
+      ["mlp.down_proj", H, I, bias.mlp],
     ];
     for (const [name, out, inp, b] of proj) {
       t.set(`${p}${name}.weight`, [out, inp]);
@@ -146,7 +159,9 @@ export function preNormLayer(attention: AttentionBlock, mlp: MlpBlock) {
 
 /** Every layer's `[name, shape]` entries added to (or, with a null shape, removed from) a tensor table. */
 export function editLayers(
-  t: Map<string, number[]>, spec: ModelSpec, entries: (layer: number) => [string, number[] | null][],
+  t: Map<string, number[]>,
+  spec: ModelSpec,
+  entries: (layer: number) => [string, number[] | null][],
 ): Map<string, number[]> {
   for (let l = 0; l < spec.layers; l++)
     for (const [name, shape] of entries(l)) {
@@ -160,7 +175,10 @@ export function editLayers(
 /** q_norm / k_norm weights: [head_dim] per head (Qwen3, Gemma3), or over the whole projection (OLMo2, OLMoE). */
 export function qkNormTensors(spec: ModelSpec, perHead: boolean): [string, number[]][] {
   const { headDim: d, heads, kvHeads } = spec;
-  return [["self_attn.q_norm", [perHead ? d : heads * d]], ["self_attn.k_norm", [perHead ? d : kvHeads * d]]];
+  return [
+    ["self_attn.q_norm", [perHead ? d : heads * d]],
+    ["self_attn.k_norm", [perHead ? d : kvHeads * d]],
+  ];
 }
 
 /** Llama's attention with RMS norms on q and k before RoPE. */
@@ -192,25 +210,34 @@ export function postNormLayer(attention: AttentionBlock, mlp: MlpBlock) {
 /** What Gemma2 and Gemma3 read alike ((1 + w) norms, GeGLU, embedding scale, query_pre_attn_scalar, the window);
  * `slides` decides which layers use the sliding window. */
 export function gemmaSandwichSpec(
-  c: ConfigReader, slides: (layer: number) => boolean, overrides: Partial<ModelSpec>,
+  c: ConfigReader,
+  slides: (layer: number) => boolean,
+  overrides: Partial<ModelSpec>,
 ): ModelSpec {
   const window = c.raw["sliding_window"] === undefined ? 4096 : c.window("sliding_window");
   const scale = 1 / Math.sqrt(c.positive("query_pre_attn_scalar", 256));
-  return llamaLikeSpec(c, {
-    norm: "rms_plus_one",
-    act: c.activation(["hidden_activation"], "gelu_pytorch_tanh"),
-    embedScale: Math.fround(Math.sqrt(c.int("hidden_size"))),
-    attnScale: () => scale,
-    slidingWindow: (l) => (slides(l) ? window : undefined),
-    biases: attentionBiases(c),
-    ...overrides,
-  }, { headDim: 256, tied: true });
+  return llamaLikeSpec(
+    c,
+    {
+      norm: "rms_plus_one",
+      act: c.activation(["hidden_activation"], "gelu_pytorch_tanh"),
+      embedScale: Math.fround(Math.sqrt(c.int("hidden_size"))),
+      attnScale: () => scale,
+      slidingWindow: (l) => (slides(l) ? window : undefined),
+      biases: attentionBiases(c),
+      ...overrides,
+    },
+    { headDim: 256, tied: true },
+  );
 }
 
 /** The tensors of a sandwich-norm layer: Llama's plus the norms around the MLP. */
 export function sandwichTensors(spec: ModelSpec): Map<string, number[]> {
   const H = spec.hidden;
-  const norms: [string, number[]][] = [["pre_feedforward_layernorm", [H]], ["post_feedforward_layernorm", [H]]];
+  const norms: [string, number[]][] = [
+    ["pre_feedforward_layernorm", [H]],
+    ["post_feedforward_layernorm", [H]],
+  ];
   return editLayers(llamaTensors(spec), spec, () => norms);
 }
 

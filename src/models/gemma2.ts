@@ -4,7 +4,13 @@
 // layers layer_types names (older configs, transformers ≤ 4.52: layer i slides iff i is even).
 import type { Architecture } from "./architecture.js";
 import {
-  gemmaSandwichSpec, LLAMA_ATTENTION, LLAMA_MLP, llamaLike, sandwichLayer, sandwichTensors, slidingLayers,
+  gemmaSandwichSpec,
+  LLAMA_ATTENTION,
+  LLAMA_MLP,
+  llamaLike,
+  sandwichLayer,
+  sandwichTensors,
+  slidingLayers,
 } from "./builders.js";
 
 export const gemma2: Architecture = {

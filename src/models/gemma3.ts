@@ -6,8 +6,16 @@
 import type { Architecture } from "./architecture.js";
 import type { ConfigReader, RopeSpec } from "./spec.js";
 import {
-  editLayers, gemmaSandwichSpec, LAYER_TYPES, LLAMA_MLP, llamaLike, qkNormAttention, qkNormTensors, sandwichLayer,
-  sandwichTensors, slidingLayers,
+  editLayers,
+  gemmaSandwichSpec,
+  LAYER_TYPES,
+  LLAMA_MLP,
+  llamaLike,
+  qkNormAttention,
+  qkNormTensors,
+  sandwichLayer,
+  sandwichTensors,
+  slidingLayers,
 } from "./builders.js";
 
 /** [sliding layers' RoPE, full layers' RoPE]. */

@@ -23,7 +23,10 @@ export const gpt2: Architecture = {
     const byLayer = c.bool("scale_attn_by_inverse_layer_idx", false);
     return {
       modelType: "gpt2",
-      hidden, heads, kvHeads: heads, headDim: d,
+      hidden,
+      heads,
+      kvHeads: heads,
+      headDim: d,
       intermediate: c.size("n_inner", 4 * hidden),
       layers: c.size("n_layer"),
       vocab,
@@ -48,14 +51,20 @@ export const gpt2: Architecture = {
   tensors(spec) {
     const { hidden: H, intermediate: I, vocab: V, maxPositions: P } = spec;
     const t = new Map<string, number[]>([
-      ["transformer.wte.weight", [V, H]], ["transformer.wpe.weight", [P, H]],
-      ["transformer.ln_f.weight", [H]], ["transformer.ln_f.bias", [H]],
+      ["transformer.wte.weight", [V, H]],
+      ["transformer.wpe.weight", [P, H]],
+      ["transformer.ln_f.weight", [H]],
+      ["transformer.ln_f.bias", [H]],
     ]);
     for (let l = 0; l < spec.layers; l++) {
       const p = `transformer.h.${l}.`;
       const shapes: [string, number[]][] = [
-        ["ln_1", [H]], ["ln_2", [H]], ["attn.c_attn", [H, 3 * H]], ["attn.c_proj", [H, H]],
-        ["mlp.c_fc", [H, I]], ["mlp.c_proj", [I, H]],
+        ["ln_1", [H]],
+        ["ln_2", [H]],
+        ["attn.c_attn", [H, 3 * H]],
+        ["attn.c_proj", [H, H]],
+        ["mlp.c_fc", [H, I]],
+        ["mlp.c_proj", [I, H]],
       ];
       for (const [name, shape] of shapes) {
         t.set(`${p}${name}.weight`, shape);

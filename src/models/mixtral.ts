@@ -11,10 +11,17 @@ export const mixtral: Architecture = {
   config(c) {
     fullAttentionOnly(c, c.int("num_hidden_layers"));
     const window = c.window("sliding_window");
-    const experts = expertsSpec(c, {
-      count: c.intEither(["num_local_experts", "num_experts"], 8), topK: c.int("num_experts_per_tok", 2),
-      renormalize: true, intermediate: c.int("intermediate_size"), sparse: () => true,
-    }, "num_local_experts");
+    const experts = expertsSpec(
+      c,
+      {
+        count: c.intEither(["num_local_experts", "num_experts"], 8),
+        topK: c.int("num_experts_per_tok", 2),
+        renormalize: true,
+        intermediate: c.int("intermediate_size"),
+        sparse: () => true,
+      },
+      "num_local_experts",
+    );
     return llamaLikeSpec(c, { slidingWindow: () => window, experts }, { kvHeads: 8, ropeTheta: 1e6, normEps: 1e-5 });
   },
   tensors: (spec) => moeTensors(spec, MIXTRAL_EXPERTS),

@@ -57,16 +57,24 @@ export function refuseSlidingWindow(c: ConfigReader): void {
 function mlpTensors(block: MlpBlock, inner: number, hidden: number): [string, number[]][] {
   const p = block.proj;
   if (!("gate" in p && "up" in p)) throw new Error("an expert is a gated MLP with separate gate and up projections");
-  return [[p.gate, [inner, hidden]], [p.up, [inner, hidden]], [block.down, [hidden, inner]]];
+  return [
+    [p.gate, [inner, hidden]],
+    [p.up, [inner, hidden]],
+    [block.down, [hidden, inner]],
+  ];
 }
 
 /** Llama's tensor table with each sparse layer's MLP replaced by the router, the experts and a shared expert. */
 export function moeTensors(spec: ModelSpec, block: ExpertsBlock): Map<string, number[]> {
-  const ex = spec.experts!, H = spec.hidden;
+  const ex = spec.experts!,
+    H = spec.hidden;
   return editLayers(llamaTensors(spec), spec, (l) => {
     if (!ex.sparse(l)) return [];
     const entries: [string, number[] | null][] = [
-      ["mlp.gate_proj", null], ["mlp.up_proj", null], ["mlp.down_proj", null], [block.router, [ex.count, H]],
+      ["mlp.gate_proj", null],
+      ["mlp.up_proj", null],
+      ["mlp.down_proj", null],
+      [block.router, [ex.count, H]],
     ];
     for (let e = 0; e < ex.count; e++) entries.push(...mlpTensors(block.expert(e), ex.intermediate, H));
     if (block.shared)
@@ -78,10 +86,12 @@ export function moeTensors(spec: ModelSpec, block: ExpertsBlock): Map<string, nu
 /** Layer L's down projections: every expert's (then the shared expert's) in a sparse layer, else mlp.down_proj. */
 export function moeDownProjections(block: ExpertsBlock) {
   return (spec: ModelSpec, l: number): DownProjection[] => {
-    const ex = spec.experts!, p = `model.layers.${l}.`;
+    const ex = spec.experts!,
+      p = `model.layers.${l}.`;
     if (!ex.sparse(l)) return [{ tensor: `${p}${LLAMA_MLP.down}.weight` }];
     const out: DownProjection[] = Array.from({ length: ex.count }, (_, e) => ({
-      tensor: `${p}${block.expert(e).down}.weight`, expert: e,
+      tensor: `${p}${block.expert(e).down}.weight`,
+      expert: e,
     }));
     if (block.shared) out.push({ tensor: `${p}${block.shared.mlp.down}.weight`, expert: "shared" });
     return out;

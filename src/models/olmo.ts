@@ -19,7 +19,8 @@ export const olmo: Architecture = {
   sanitize: (name, spec) => (/(layernorm|^model\.norm)\.weight$/.test(name) ? null : llamaLike.sanitize(name, spec)),
   tensors(spec) {
     const t = llamaTensors(spec);
-    for (const name of [...t.keys()]) if (name.endsWith("layernorm.weight") || name === "model.norm.weight") t.delete(name);
+    for (const name of [...t.keys()])
+      if (name.endsWith("layernorm.weight") || name === "model.norm.weight") t.delete(name);
     return t;
   },
 };

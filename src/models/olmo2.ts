@@ -2,8 +2,16 @@
 // over the whole q and k projections before the head split and RoPE. attention_bias puts biases on q, k, v, o.
 import type { Architecture } from "./architecture.js";
 import {
-  attentionBiases, editLayers, fullAttentionOnly, LLAMA_MLP, llamaLike, llamaLikeSpec, llamaTensors, postNormLayer,
-  qkNormAttention, qkNormTensors,
+  attentionBiases,
+  editLayers,
+  fullAttentionOnly,
+  LLAMA_MLP,
+  llamaLike,
+  llamaLikeSpec,
+  llamaTensors,
+  postNormLayer,
+  qkNormAttention,
+  qkNormTensors,
 } from "./builders.js";
 
 export const olmo2: Architecture = {
@@ -15,7 +23,9 @@ export const olmo2: Architecture = {
   },
   tensors: (spec) =>
     editLayers(llamaTensors(spec), spec, () => [
-      ["input_layernorm", null], ["post_feedforward_layernorm", [spec.hidden]], ...qkNormTensors(spec, false),
+      ["input_layernorm", null],
+      ["post_feedforward_layernorm", [spec.hidden]],
+      ...qkNormTensors(spec, false),
     ]),
   layer: postNormLayer(qkNormAttention(false), LLAMA_MLP),
 };

@@ -5,7 +5,13 @@
 import type { Architecture } from "./architecture.js";
 import { fullAttentionOnly, LLAMA_ATTENTION, llamaLike, llamaLikeSpec } from "./builders.js";
 import {
-  expertsSpec, mlpExperts, moeDownProjections, moeLayer, moeTensors, qwenSparseLayers, refuseSlidingWindow,
+  expertsSpec,
+  mlpExperts,
+  moeDownProjections,
+  moeLayer,
+  moeTensors,
+  qwenSparseLayers,
+  refuseSlidingWindow,
 } from "./moe.js";
 
 const EXPERTS = mlpExperts(true);
@@ -17,11 +23,18 @@ export const qwen2Moe: Architecture = {
     const layers = c.int("num_hidden_layers");
     refuseSlidingWindow(c);
     fullAttentionOnly(c, layers);
-    const experts = expertsSpec(c, {
-      count: c.intEither(["num_experts", "num_local_experts"], 60), topK: c.int("num_experts_per_tok", 4),
-      renormalize: c.bool("norm_topk_prob", false), intermediate: c.int("moe_intermediate_size", 1408),
-      sharedIntermediate: c.int("shared_expert_intermediate_size", 5632), sparse: qwenSparseLayers(c, layers),
-    }, "num_experts");
+    const experts = expertsSpec(
+      c,
+      {
+        count: c.intEither(["num_experts", "num_local_experts"], 60),
+        topK: c.int("num_experts_per_tok", 4),
+        renormalize: c.bool("norm_topk_prob", false),
+        intermediate: c.int("moe_intermediate_size", 1408),
+        sharedIntermediate: c.int("shared_expert_intermediate_size", 5632),
+        sparse: qwenSparseLayers(c, layers),
+      },
+      "num_experts",
+    );
     const biases = { qkv: c.bool("qkv_bias", true), o: false, mlp: false };
     return llamaLikeSpec(c, { biases, experts }, { kvHeads: 16 });
   },

@@ -3,8 +3,16 @@
 // attention_bias puts biases on q, k, v and o. Sliding windows as Qwen2 (use_sliding_window).
 import type { Architecture } from "./architecture.js";
 import {
-  attentionBiases, editLayers, LLAMA_MLP, llamaLike, llamaLikeSpec, llamaTensors, preNormLayer, qkNormAttention,
-  qkNormTensors, qwenWindow,
+  attentionBiases,
+  editLayers,
+  LLAMA_MLP,
+  llamaLike,
+  llamaLikeSpec,
+  llamaTensors,
+  preNormLayer,
+  qkNormAttention,
+  qkNormTensors,
+  qwenWindow,
 } from "./builders.js";
 
 export const qwen3: Architecture = {

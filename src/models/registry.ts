@@ -16,7 +16,19 @@ import { olmoe } from "./olmoe.js";
 import { qwen3Moe } from "./qwen3-moe.js";
 
 export const ARCHITECTURES: readonly Architecture[] = [
-  llama, olmo, phi3, gemma, gpt2, qwen3, gemma2, gemma3, olmo2, mixtral, qwen2Moe, olmoe, qwen3Moe,
+  llama,
+  olmo,
+  phi3,
+  gemma,
+  gpt2,
+  qwen3,
+  gemma2,
+  gemma3,
+  olmo2,
+  mixtral,
+  qwen2Moe,
+  olmoe,
+  qwen3Moe,
 ];
 
 export function supportedModelTypes(): string[] {
@@ -25,9 +37,17 @@ export function supportedModelTypes(): string[] {
 
 export function architectureFor(modelType: unknown, configFile: string): Architecture {
   if (modelType === undefined || modelType === null)
-    throw new CheckpointError(configFile, `has no "model_type"; supported: ${supportedModelTypes().join(", ")}`, "UNSUPPORTED_MODEL_TYPE");
+    throw new CheckpointError(
+      configFile,
+      `has no "model_type"; supported: ${supportedModelTypes().join(", ")}`,
+      "UNSUPPORTED_MODEL_TYPE",
+    );
   const arch = ARCHITECTURES.find((a) => a.modelTypes.includes(modelType as string));
   if (!arch)
-    throw new CheckpointError(configFile, `model_type ${JSON.stringify(modelType)} is not supported; supported: ${supportedModelTypes().join(", ")}`, "UNSUPPORTED_MODEL_TYPE");
+    throw new CheckpointError(
+      configFile,
+      `model_type ${JSON.stringify(modelType)} is not supported; supported: ${supportedModelTypes().join(", ")}`,
+      "UNSUPPORTED_MODEL_TYPE",
+    );
   return arch;
 }

@@ -71,7 +71,10 @@ const MAX_SIZE = 2 ** 31 - 1;
 
 /** Typed access to config.json fields; errors name the file and the field. */
 export class ConfigReader {
-  constructor(readonly raw: RawConfig, readonly file: string) {}
+  constructor(
+    readonly raw: RawConfig,
+    readonly file: string,
+  ) {}
 
   fail(field: string, msg: string): never {
     throw new CheckpointError(this.file, `field "${field}" ${msg}`, "BAD_CONFIG");
@@ -107,7 +110,8 @@ export class ConfigReader {
   window(field: string): number | undefined {
     if (!this.has(field)) return undefined;
     const v = this.raw[field];
-    if (!Number.isInteger(v) || (v as number) < 1) this.fail(field, `must be a positive integer or null, got ${JSON.stringify(v)}`);
+    if (!Number.isInteger(v) || (v as number) < 1)
+      this.fail(field, `must be a positive integer or null, got ${JSON.stringify(v)}`);
     return v as number;
   }
 
@@ -145,7 +149,8 @@ export class ConfigReader {
 
   str(field: string, fallback?: string): string {
     const v = this.raw[field] ?? fallback;
-    if (typeof v !== "string") this.fail(field, v === undefined ? "is missing" : `must be a string, got ${JSON.stringify(v)}`);
+    if (typeof v !== "string")
+      this.fail(field, v === undefined ? "is missing" : `must be a string, got ${JSON.stringify(v)}`);
     return v;
   }
 
@@ -153,16 +158,20 @@ export class ConfigReader {
   activation(fields: string[], fallback?: string): Activation {
     const given = fields.filter((f) => this.has(f));
     const values = [...new Set(given.map((f) => this.str(f)))];
-    if (values.length > 1) this.fail(given.join(`" and "`), `disagree (${values.join(" vs ")}): refusing to guess the activation`);
+    if (values.length > 1)
+      this.fail(given.join(`" and "`), `disagree (${values.join(" vs ")}): refusing to guess the activation`);
     const name = values[0] ?? fallback;
     if (name === undefined) this.fail(fields[0], "is missing");
     const known: Record<string, Activation> = {
-      silu: "silu", swish: "silu",
-      gelu_pytorch_tanh: "gelu_tanh", gelu_new: "gelu_tanh",
+      silu: "silu",
+      swish: "silu",
+      gelu_pytorch_tanh: "gelu_tanh",
+      gelu_new: "gelu_tanh",
       gelu: "gelu",
     };
     const act = known[name];
-    if (!act) this.fail(given[0] ?? fields[0], `names activation "${name}"; supported: ${Object.keys(known).join(", ")}`);
+    if (!act)
+      this.fail(given[0] ?? fields[0], `names activation "${name}"; supported: ${Object.keys(known).join(", ")}`);
     return act;
   }
 
@@ -225,7 +234,8 @@ export class ConfigReader {
    * "llama3", "frequency_factors"; any other is refused, naming the field.
    */
   ropeFrom(dim: number, value: unknown, field: string, theta: number): RopeSpec {
-    if (!(dim >= 2 && dim % 2 === 0)) this.fail("head_dim", `gives ${dim} rotary dimensions per head; RoPE needs an even number ≥ 2`);
+    if (!(dim >= 2 && dim % 2 === 0))
+      this.fail("head_dim", `gives ${dim} rotary dimensions per head; RoPE needs an even number ≥ 2`);
     if (value === undefined || value === null) return { theta, dim };
     if (typeof value !== "object" || Array.isArray(value)) this.fail(field, "must be an object or null");
     const s = value as Record<string, unknown>;
@@ -243,12 +253,17 @@ export class ConfigReader {
     if (type === "default") return { theta, dim };
     if (type === "linear") return { theta, dim, scaling: { type: "linear", factor: num("factor") } };
     if (type === "llama3") {
-      if (!(num("high_freq_factor") > num("low_freq_factor"))) this.fail(`${field}.high_freq_factor`, "must be greater than low_freq_factor");
+      if (!(num("high_freq_factor") > num("low_freq_factor")))
+        this.fail(`${field}.high_freq_factor`, "must be greater than low_freq_factor");
       return {
-        theta, dim,
+        theta,
+        dim,
         scaling: {
-          type: "llama3", factor: num("factor"), lowFreqFactor: num("low_freq_factor"),
-          highFreqFactor: num("high_freq_factor"), originalMaxPositions: num("original_max_position_embeddings"),
+          type: "llama3",
+          factor: num("factor"),
+          lowFreqFactor: num("low_freq_factor"),
+          highFreqFactor: num("high_freq_factor"),
+          originalMaxPositions: num("original_max_position_embeddings"),
         },
       };
     }

@@ -22,7 +22,9 @@ export function fakeQuantizeActivations(x: Float32Array, bits: number, keep: rea
   const saved = keep.map((i) => x[i]);
   for (const i of keep) x[i] = x[other];
 
-  let lo = Infinity, hi = -Infinity, poison = 0;
+  let lo = Infinity,
+    hi = -Infinity,
+    poison = 0;
   for (let i = 0; i < x.length; i++) {
     const v = x[i];
     if (v < lo) lo = v;

@@ -85,7 +85,8 @@ export class AbsMoments {
     if (to <= from) return;
     if (this.n === 0) this.shift = Math.abs(values[from]);
     const k = this.shift;
-    let sum = this.sum, squares = this.squares;
+    let sum = this.sum,
+      squares = this.squares;
     for (let i = from; i < to; i++) {
       const d = Math.abs(values[i]) - k;
       sum += d;

@@ -7,7 +7,12 @@ import type { FloatDtype } from "../checkpoint/dtype.js";
 import { checkTarget, writeFolder } from "./folder.js";
 import { formatClip, checkScheme, codeBits, type Scheme } from "./scheme.js";
 import {
-  copyBytes, MAX_SHARD_BYTES, openUnquantized, planQuantization, type PackOptions, type PackSummary,
+  copyBytes,
+  MAX_SHARD_BYTES,
+  openUnquantized,
+  planQuantization,
+  type PackOptions,
+  type PackSummary,
 } from "./packed-writer.js";
 
 /** Config.json's record of where the weights came from (not `quantization`: the folder reads as a plain one). */
@@ -33,7 +38,11 @@ export function writeDequantizedCheckpoint(source: string, out: string, options:
     const config = {
       ...ckpt.config,
       torch_dtype: options.dtype === "BF16" ? "bfloat16" : "float16",
-      [DEQUANTIZED_SECTION]: provenance(options.scheme, plan.filter((t) => !t.copy).map((t) => t.name), kept),
+      [DEQUANTIZED_SECTION]: provenance(
+        options.scheme,
+        plan.filter((t) => !t.copy).map((t) => t.name),
+        kept,
+      ),
     };
     const sharding = { maxBytes: options.maxShardBytes ?? MAX_SHARD_BYTES };
     writeFolder(source, target, (partial) => writeCheckpoint(partial, config, tensors, sharding, {}, options.write));

@@ -8,8 +8,17 @@ import { UserError } from "../errors.js";
 
 /** Files beside the weights that a quantized copy keeps: tokenizer and generation settings. */
 export const COPIED_FILES: readonly string[] = [
-  "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-  "vocab.json", "vocab.txt", "merges.txt", "generation_config.json", "chat_template.json", "chat_template.jinja",
+  "tokenizer.json",
+  "tokenizer.model",
+  "tokenizer_config.json",
+  "special_tokens_map.json",
+  "added_tokens.json",
+  "vocab.json",
+  "vocab.txt",
+  "merges.txt",
+  "generation_config.json",
+  "chat_template.json",
+  "chat_template.jinja",
 ];
 
 /** The absolute output folder, after refusing the source itself, a folder around or inside it, or a non-empty one. */

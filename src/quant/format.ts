@@ -114,8 +114,10 @@ export function parseSection(path: string, raw: unknown): ParsedSection {
   const q = raw as Record<string, unknown>;
   if (q.format !== FORMAT) throw fail(`format is ${JSON.stringify(q.format)}, not "${FORMAT}"`);
   if (q.format_version !== FORMAT_VERSION)
-    throw fail(`format_version ${JSON.stringify(q.format_version)}: this reader knows version ${FORMAT_VERSION}`,
-      "UNSUPPORTED_FORMAT_VERSION");
+    throw fail(
+      `format_version ${JSON.stringify(q.format_version)}: this reader knows version ${FORMAT_VERSION}`,
+      "UNSUPPORTED_FORMAT_VERSION",
+    );
   let scheme: Scheme;
   try {
     const block = parseBlock(String(q.block));
@@ -153,8 +155,10 @@ function parseEntry(name: string, value: unknown, scheme: Scheme, fail: (m: stri
   if (typeof e.dtype !== "string") throw fail(`tensor "${name}": dtype missing`);
   const g = geometry(scheme.block, shape);
   if (e.block_length !== g.blockLength || e.blocks !== g.blocks)
-    throw fail(`tensor "${name}": block_length ${e.block_length} and blocks ${e.blocks} do not match block ` +
-      `${scheme.block} of shape [${shape}] (${g.blockLength} and ${g.blocks})`);
+    throw fail(
+      `tensor "${name}": block_length ${e.block_length} and blocks ${e.blocks} do not match block ` +
+        `${scheme.block} of shape [${shape}] (${g.blockLength} and ${g.blocks})`,
+    );
   if (!Number.isSafeInteger(e.kept) || (e.kept as number) < 0) throw fail(`tensor "${name}": kept is not a count`);
   return { shape, dtype: e.dtype, block_length: g.blockLength, blocks: g.blocks, kept: e.kept as number };
 }

@@ -23,7 +23,8 @@ export function pack(codes: Uint8Array, bits: number, out?: Uint8Array): Uint8Ar
     return bytes;
   }
   for (let i = 0, bit = 0; i < n; i++, bit += bits) {
-    const byte = bit >> 3, shift = bit & 7;
+    const byte = bit >> 3,
+      shift = bit & 7;
     bytes[byte] |= codes[i] << shift;
     if (shift + bits > 8) bytes[byte + 1] |= codes[i] >> (8 - shift);
   }
@@ -41,7 +42,8 @@ export function unpack(out: Uint8Array, bytes: Uint8Array, bitOffset: number, co
     for (let i = 0; i < count; i++) out[i] = (bytes[b0 + (i >> 1)] >> ((i & 1) << 2)) & mask;
   } else {
     for (let i = 0, bit = bitOffset; i < count; i++, bit += bits) {
-      const byte = bit >> 3, shift = bit & 7;
+      const byte = bit >> 3,
+        shift = bit & 7;
       let v = bytes[byte] >> shift;
       if (shift + bits > 8) v |= bytes[byte + 1] << (8 - shift);
       out[i] = v & mask;

@@ -149,8 +149,11 @@ export class PackedCheckpoint implements TensorSource {
     readTensorBytes(this.stored(t), t, b0 * 4, (b1 - b0) * 4, new Uint8Array(values.buffer));
     for (let i = 0; i < values.length; i++)
       if (!Number.isFinite(values[i]) || (isScale && values[i] < 0))
-        throw new CheckpointError(this.files.fileOf(t.name),
-          `tensor "${name}": block ${b0 + i} has ${isScale ? "scale" : "minimum"} ${values[i]}`, "BAD_SCALE");
+        throw new CheckpointError(
+          this.files.fileOf(t.name),
+          `tensor "${name}": block ${b0 + i} has ${isScale ? "scale" : "minimum"} ${values[i]}`,
+          "BAD_SCALE",
+        );
     return values;
   }
 }
@@ -177,8 +180,12 @@ function openPacked(
       throw new CheckpointError(where, message, "PACKED_DTYPE");
     }
     if (t.shape.length !== 1 || t.shape[0] !== length)
-      throw new CheckpointError(where, `tensor "${partName}" has shape [${t.shape}], not [${length}] (quantized ` +
-        `"${name}" [${entry.shape}]: ${g.blocks} blocks of ${g.blockLength}, ${entry.kept} held out)`, "PACKED_SIZE");
+      throw new CheckpointError(
+        where,
+        `tensor "${partName}" has shape [${t.shape}], not [${length}] (quantized ` +
+          `"${name}" [${entry.shape}]: ${g.blocks} blocks of ${g.blockLength}, ${entry.kept} held out)`,
+        "PACKED_SIZE",
+      );
     return t;
   };
   const qweight = part(PARTS.qweight, ["U8"], packedBytes(g.elements, codeBits(scheme)));
@@ -190,15 +197,23 @@ function openPacked(
   if (entry.kept === 0) {
     for (const suffix of [PARTS.keepIndex, PARTS.keepValue])
       if (files.has(name + suffix))
-        throw new CheckpointError(files.fileOf(name + suffix), `tensor "${name + suffix}" is stored but config.json ` +
-          `lists no held-out weights for "${name}"`, "UNEXPECTED_TENSOR");
+        throw new CheckpointError(
+          files.fileOf(name + suffix),
+          `tensor "${name + suffix}" is stored but config.json ` + `lists no held-out weights for "${name}"`,
+          "UNEXPECTED_TENSOR",
+        );
   } else {
     const indexInfo = part(PARTS.keepIndex, ["I32", "I64"], entry.kept);
     const valueInfo = part(PARTS.keepValue, ["F32"], entry.kept);
     keepIndex = readIndices(files, indexInfo);
     keepValue = new Float32Array(entry.kept);
-    readTensorBytes({ path: files.fileOf(valueInfo.name) }, valueInfo, 0, valueInfo.byteLength,
-      new Uint8Array(keepValue.buffer));
+    readTensorBytes(
+      { path: files.fileOf(valueInfo.name) },
+      valueInfo,
+      0,
+      valueInfo.byteLength,
+      new Uint8Array(keepValue.buffer),
+    );
     checkKept(files, name, g.elements, keepIndex, keepValue, indexInfo, valueInfo, kept);
     bytes += indexInfo.byteLength + valueInfo.byteLength;
   }
@@ -226,19 +241,24 @@ function checkKept(
   for (let i = 0; i < index.length; i++) {
     const inside = Number.isSafeInteger(index[i]) && index[i] >= 0 && index[i] < elements;
     if (!inside || (i > 0 && index[i] <= index[i - 1])) {
-      const message = `tensor "${indexInfo.name}": entry ${i} (${index[i]}) is not a strictly increasing index ` +
+      const message =
+        `tensor "${indexInfo.name}": entry ${i} (${index[i]}) is not a strictly increasing index ` +
         `inside the ${elements} elements of "${name}"`;
       throw new CheckpointError(files.fileOf(indexInfo.name), message, "BAD_KEEP_INDEX");
     }
   }
   for (let i = 0; i < value.length; i++)
     if (!Number.isFinite(value[i]))
-      throw new CheckpointError(files.fileOf(valueInfo.name), `tensor "${valueInfo.name}": entry ${i} is ${value[i]}`,
-        "BAD_KEEP_VALUE");
+      throw new CheckpointError(
+        files.fileOf(valueInfo.name),
+        `tensor "${valueInfo.name}": entry ${i} is ${value[i]}`,
+        "BAD_KEEP_VALUE",
+      );
   const mine = listed.filter((k) => k.tensor === name).sort((a, b) => a.index - b.index);
   mine.forEach((k, i) => {
     if (k.index !== index[i] || Math.fround(k.value) !== value[i]) {
-      const message = `held-out weight ${i} of "${name}" is element ${index[i]} = ${value[i]} here but ` +
+      const message =
+        `held-out weight ${i} of "${name}" is element ${index[i]} = ${value[i]} here but ` +
         `${k.index} = ${k.value} in config.json`;
       throw new CheckpointError(files.fileOf(indexInfo.name), message, "KEEP_MISMATCH");
     }

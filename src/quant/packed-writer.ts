@@ -9,7 +9,13 @@ import { writeCheckpoint, type RawTensorToWrite, type WriteBytes } from "../chec
 import { UserError } from "../errors.js";
 import { checkTarget, writeFolder } from "./folder.js";
 import {
-  flatIndex, insideShape, packedParts, PARTS, sectionFor, type KeptWeight, type QuantizedEntry,
+  flatIndex,
+  insideShape,
+  packedParts,
+  PARTS,
+  sectionFor,
+  type KeptWeight,
+  type QuantizedEntry,
 } from "./format.js";
 import { TensorJob } from "./tensor-job.js";
 import { checkScheme, dtypeLabel, type Scheme } from "./scheme.js";
@@ -101,7 +107,14 @@ export function planQuantization(ckpt: Checkpoint, options: Omit<PackOptions, "f
     if (!include(name, info.shape)) return { name, info, copy: true };
     const kept = keepBy.get(name) ?? [];
     const values = Float32Array.from(kept, (k) => k.value);
-    const job = new TensorJob(ckpt, info, options.scheme, kept.map((k) => k.index), values, options.chunkElements);
+    const job = new TensorJob(
+      ckpt,
+      info,
+      options.scheme,
+      kept.map((k) => k.index),
+      values,
+      options.chunkElements,
+    );
     return { name, info, copy: false, job, kept };
   });
 }

@@ -25,7 +25,10 @@ export interface BlockParams {
 
 /** Weights that cannot be quantized: not finite, or a range wider than float32 holds. */
 export class QuantizeError extends Error {
-  constructor(message: string, readonly code: "NON_FINITE" | "RANGE_OVERFLOW") {
+  constructor(
+    message: string,
+    readonly code: "NON_FINITE" | "RANGE_OVERFLOW",
+  ) {
     super(message);
     this.name = "QuantizeError";
   }
@@ -56,7 +59,11 @@ export class BlockStatistics {
   private position = 0;
   private keepCursor = 0;
 
-  constructor(readonly scheme: Scheme, shape: readonly number[], private readonly keep: readonly number[] = []) {
+  constructor(
+    readonly scheme: Scheme,
+    shape: readonly number[],
+    private readonly keep: readonly number[] = [],
+  ) {
     this.geometry = geometry(scheme.block, shape);
     checkKeep(keep, this.geometry.elements);
     const { blocks, elements } = this.geometry;
@@ -123,7 +130,8 @@ export class BlockStatistics {
   private setBlock(b: number, t: number): void {
     let lo = this.min[b];
     let hi = this.max[b];
-    if (lo > hi) lo = hi = 0; // every weight of the block is held out
+    if (lo > hi)
+      lo = hi = 0; // every weight of the block is held out
     else if (t === t) {
       lo = Math.max(lo, -t);
       hi = Math.min(hi, t);
@@ -229,7 +237,10 @@ export function encode(codes: Uint8Array, values: Float32Array, first: number, s
   while (j < n) {
     const b = Math.floor((first + j) / p.blockLength);
     const end = Math.min(n, (b + 1) * p.blockLength - first);
-    const s = p.scale[b], o = p.offset[b], lo = p.lo[b], hi = p.hi[b];
+    const s = p.scale[b],
+      o = p.offset[b],
+      lo = p.lo[b],
+      hi = p.hi[b];
     if (s === 0) codes.fill(0, j, end);
     else if (scheme.kind === "rtn") {
       for (; j < end; j++) {
@@ -268,7 +279,8 @@ export function decode(
   while (j < count) {
     const b = Math.floor((first + j) / blockLength);
     const end = Math.min(count, (b + 1) * blockLength - first);
-    const s = scale[b - firstBlock], o = offset[b - firstBlock];
+    const s = scale[b - firstBlock],
+      o = offset[b - firstBlock];
     for (; j < end; j++) out[j] = Math.fround(levels[codes[j]] * s) + o;
   }
 }
@@ -301,7 +313,8 @@ export function decodePacked(
   while (j < count) {
     const b = Math.floor((first + j) / blockLength);
     const end = Math.min(count, (b + 1) * blockLength - first);
-    const s = scale[b - firstBlock], o = offset[b - firstBlock];
+    const s = scale[b - firstBlock],
+      o = offset[b - firstBlock];
     if (end - j < n) {
       for (; j < end; j++) out[j] = Math.fround(levels[codeAt(bytes, bitOffset + j * bits, bits, mask)] * s) + o;
       continue;
@@ -320,7 +333,8 @@ let levelValues = new Float32Array(256);
 
 /** The code of `bits` bits at stream bit `bit`. */
 function codeAt(bytes: Uint8Array, bit: number, bits: number, mask: number): number {
-  const byte = bit >> 3, shift = bit & 7;
+  const byte = bit >> 3,
+    shift = bit & 7;
   let v = bytes[byte] >> shift;
   if (shift + bits > 8) v |= bytes[byte + 1] << (8 - shift);
   return v & mask;
@@ -334,7 +348,8 @@ export function restoreKept(
   keep: ArrayLike<number>,
   values: Float32Array,
 ): void {
-  let lo = 0, hi = keep.length;
+  let lo = 0,
+    hi = keep.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
     if (keep[mid] < first) lo = mid + 1;

@@ -13,10 +13,14 @@ const span = ([a, b]: [number, number]) => (a === b ? String(a) : `${a}-${b}`);
 
 export function renderAudit(r: AuditReport): string {
   const out: string[] = [];
-  const types = Object.entries(r.tensorTypes).sort((a, b) => b[1] - a[1]).map(([t, n]) => `${t} ×${n}`).join(", ");
+  const types = Object.entries(r.tensorTypes)
+    .sort((a, b) => b[1] - a[1])
+    .map(([t, n]) => `${t} ×${n}`)
+    .join(", ");
   out.push(`${r.label}: ${r.architecture}${r.fileType ? `, ${r.fileType}` : ""} (${types})`);
   const ref = r.reference
-    ? `${r.reference.label} (${r.reference.modelType})` : "none (give --reference to compare with the original)";
+    ? `${r.reference.label} (${r.reference.modelType})`
+    : "none (give --reference to compare with the original)";
   out.push(`reference: ${ref}`);
   if (r.modelId) {
     const known = r.modelId.published ? "published coordinates checked" : "not in the directory";
@@ -32,15 +36,24 @@ export function renderAudit(r: AuditReport): string {
   if (!r.superWeights.length) out.push("no super weight to audit.");
   else {
     out.push("super weights (row = output channel, column = input channel of the layer's down_proj):");
-    out.push(formatTable(
-      ["weight", "from", "GGUF tensor", "type", "block", "stored", "original", "error", "rel. error"],
-      r.superWeights.map((w) => [
-        where(w), w.sources.join(", "), w.ggufTensor, w.ggmlType, span(w.block), String(shortestFloat32(w.stored)),
-        w.original === null ? "unknown"
-          : `${shortestFloat32(w.original)}${w.originalFrom === "gguf metadata" ? " (metadata)" : ""}`,
-        w.error === null ? "" : g(w.error), w.relativeError === null ? "" : `${g(100 * w.relativeError, 2)}%`,
-      ]),
-    ));
+    out.push(
+      formatTable(
+        ["weight", "from", "GGUF tensor", "type", "block", "stored", "original", "error", "rel. error"],
+        r.superWeights.map((w) => [
+          where(w),
+          w.sources.join(", "),
+          w.ggufTensor,
+          w.ggmlType,
+          span(w.block),
+          String(shortestFloat32(w.stored)),
+          w.original === null
+            ? "unknown"
+            : `${shortestFloat32(w.original)}${w.originalFrom === "gguf metadata" ? " (metadata)" : ""}`,
+          w.error === null ? "" : g(w.error),
+          w.relativeError === null ? "" : `${g(100 * w.relativeError, 2)}%`,
+        ]),
+      ),
+    );
     out.push("", ...matesSection(r));
     out.push("", ...activationSection(r));
   }
@@ -58,8 +71,13 @@ function matesSection(r: AuditReport): string[] {
     const cells = [w ? where(w) : "", what, span(m.columns), String(m.n)];
     const s = m.stored;
     if (withRef && e)
-      cells.push(g(e.rmsOriginal), g(e.rmsError), g(e.maxAbsError), String(e.zeroed),
-        `${e.distinctOriginal} → ${s.distinctValues}`);
+      cells.push(
+        g(e.rmsOriginal),
+        g(e.rmsError),
+        g(e.maxAbsError),
+        String(e.zeroed),
+        `${e.distinctOriginal} → ${s.distinctValues}`,
+      );
     else cells.push(g(s.rms), g(s.min), g(s.max), String(s.exactZeros), String(s.distinctValues));
     rows.push(cells);
   };
@@ -68,8 +86,7 @@ function matesSection(r: AuditReport): string[] {
     if (w.superBlock256) row(null, w.superBlock256, "rest of 256");
   }
   const headers = withRef
-    ? ["weight", "mates", "columns", "n", "rms orig", "rms error", "max |error|", "became 0",
-      "distinct orig → stored"]
+    ? ["weight", "mates", "columns", "n", "rms orig", "rms error", "max |error|", "became 0", "distinct orig → stored"]
     : ["weight", "mates", "columns", "n", "rms", "min", "max", "zeros", "distinct"];
   const lines = [
     "block-mates (the other weights of the super weight's row in its 32-group: its Q4_0/Q8_0 block, its K-quant " +
@@ -86,8 +103,11 @@ function activationSection(r: AuditReport): string[] {
   const ref = r.reference !== null;
   // Not found: the layer's largest output instead, whichever channel it is at.
   const seen = (s: AuditedWeight["activation"]["gguf"] | null) =>
-    s === null ? [] : s.found ? [s.class!, act(s.inputActivation), act(s.outputActivation)]
-      : ["not found", "", `layer max ${act(s.layerMax.output)}`];
+    s === null
+      ? []
+      : s.found
+        ? [s.class!, act(s.inputActivation), act(s.outputActivation)]
+        : ["not found", "", `layer max ${act(s.layerMax.output)}`];
   const headers = ["weight", "GGUF scan", "in", "out", ...(ref ? ["reference scan", "in", "out"] : [])];
   const rows = r.superWeights.map((w) => [where(w), ...seen(w.activation.gguf), ...seen(w.activation.reference)]);
   const title = "super activation (down_proj input at its column, output at its row, on the first input):";

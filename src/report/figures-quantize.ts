@@ -73,15 +73,23 @@ function readQuantComparison(file: string): { baseline: number | null; configura
   const field = new Fields(file);
   if (root.kind === "gguf-quantize" || root.kind === "quantize") {
     if (!isObject(root.comparison))
-      throw new DataError(file, "holds no comparison (run `superweight quantize ... --compare --json`)",
-        "COMPARE_NO_COMPARISON");
-    return root.kind === "gguf-quantize" ? fromGguf(root.comparison, file, field)
+      throw new DataError(
+        file,
+        "holds no comparison (run `superweight quantize ... --compare --json`)",
+        "COMPARE_NO_COMPARISON",
+      );
+    return root.kind === "gguf-quantize"
+      ? fromGguf(root.comparison, file, field)
       : fromBlockwise(root.comparison, file, field, "comparison.");
   }
   if (root.kind === "quantize-comparison") return fromBlockwise(root, file, field, "");
   if (!("configurations" in root))
-    throw new DataError(file, 'is neither a `quantize --compare --json` output (kind "gguf-quantize" or "quantize") ' +
-      "nor an object with a `configurations` list", "COMPARE_UNKNOWN_KIND");
+    throw new DataError(
+      file,
+      'is neither a `quantize --compare --json` output (kind "gguf-quantize" or "quantize") ' +
+        "nor an object with a `configurations` list",
+      "COMPARE_UNKNOWN_KIND",
+    );
   field.version(root, "", QUANT_COMPARE_VERSION);
   return fromConfigurations(root, file, field);
 }
@@ -97,7 +105,12 @@ function fromGguf(c: Json, file: string, field: Fields) {
       const o = field.item(r, at);
       const label = field.string(o, `${at}.label`);
       return {
-        file, label: `${ftype} ${label}`, method: label, series: label, bits: null, block: null,
+        file,
+        label: `${ftype} ${label}`,
+        method: label,
+        series: label,
+        bits: null,
+        block: null,
         perplexity: field.positive(o, `${at}.perplexity`),
         meanNll: field.finite(o, `${at}.meanNll`),
         kl: null,
@@ -119,7 +132,8 @@ function fromBlockwise(c: Json, file: string, field: Fields, prefix: string) {
     const o = field.item(x, at);
     if (o.weights === null) return;
     const w = field.object(o, `${at}.weights`);
-    const scheme = field.string(w, `${at}.weights.scheme`), method = field.string(w, `${at}.weights.method`);
+    const scheme = field.string(w, `${at}.weights.scheme`),
+      method = field.string(w, `${at}.weights.method`);
     const bits = field.positive(w, `${at}.weights.bits`);
     const block = field.block(w, `${at}.weights.block`);
     const a = o.activations === null || o.activations === undefined ? null : field.object(o, `${at}.activations`);
@@ -127,7 +141,12 @@ function fromBlockwise(c: Json, file: string, field: Fields, prefix: string) {
     const name = `${scheme}${scheme === "rtn" ? bits : ""} ${method}${acts}`;
     const size = field.object(o, `${at}.size`);
     configurations.push({
-      file, label: `${name}, block ${block}`, method: name, series: name, bits, block,
+      file,
+      label: `${name}, block ${block}`,
+      method: name,
+      series: name,
+      bits,
+      block,
       perplexity: field.positive(o, `${at}.perplexity`),
       meanNll: field.finite(o, `${at}.meanNll`),
       kl: field.finite(field.object(o, `${at}.kl`), `${at}.kl.mean`),
@@ -136,8 +155,11 @@ function fromBlockwise(c: Json, file: string, field: Fields, prefix: string) {
     });
   });
   if (!configurations.length)
-    throw new DataError(file, `${prefix}configs has no configuration with quantized weights: nothing to draw`,
-      "COMPARE_EMPTY");
+    throw new DataError(
+      file,
+      `${prefix}configs has no configuration with quantized weights: nothing to draw`,
+      "COMPARE_EMPTY",
+    );
   return { baseline: field.positive(baseline, `${prefix}baseline.perplexity`), configurations };
 }
 
@@ -155,9 +177,13 @@ function fromConfigurations(root: Json, file: string, field: Fields) {
       const bits = field.positive(o, `${at}.bits`);
       const block = o.block === null ? null : field.block(o, `${at}.block`);
       return {
-        file, method, series: `${method} ${bits}-bit`, bits, block,
-        label: typeof o.label === "string" ? o.label
-          : `${method} ${bits}-bit${block !== null ? `, block ${block}` : ""}`,
+        file,
+        method,
+        series: `${method} ${bits}-bit`,
+        bits,
+        block,
+        label:
+          typeof o.label === "string" ? o.label : `${method} ${bits}-bit${block !== null ? `, block ${block}` : ""}`,
         perplexity: field.positive(o, `${at}.perplexity`),
         meanNll: o.meanNll === undefined ? null : field.finite(o, `${at}.meanNll`),
         kl: o.kl === undefined || o.kl === null ? null : field.finite(o, `${at}.kl`),
@@ -225,8 +251,10 @@ class Fields {
 
   version(o: Json, prefix: string, known: number): void {
     if (o.version !== known)
-      throw new DataError(this.file,
+      throw new DataError(
+        this.file,
         `${prefix}version ${JSON.stringify(o.version)}: this reader knows version ${known}`,
-        "COMPARE_VERSION");
+        "COMPARE_VERSION",
+      );
   }
 }

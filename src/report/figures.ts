@@ -23,7 +23,8 @@ export const MARKS = {
   quantization: "quantization",
 } as const;
 
-const WIDTH = 560, HEIGHT = 240;
+const WIDTH = 560,
+  HEIGHT = 240;
 
 const CONFIG = {
   font: "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
@@ -45,23 +46,46 @@ function spec(body: Record<string, unknown>): TopLevelSpec {
 export function spikesSpec(layers: SpikePoint[], threshold: number): TopLevelSpec {
   const sides = ["down_proj input", "down_proj output"];
   const values = layers.flatMap((l) => [
-    { layer: l.layer, side: sides[0], max: l.input, tip: `layer ${l.layer} input: ${fmt(l.input)} at token ` +
-      `${l.inputToken}, channel ${l.inputChannel}` },
-    { layer: l.layer, side: sides[1], max: l.output, tip: `layer ${l.layer} output: ${fmt(l.output)} at token ` +
-      `${l.outputToken}, channel ${l.outputChannel}` },
+    {
+      layer: l.layer,
+      side: sides[0],
+      max: l.input,
+      tip: `layer ${l.layer} input: ${fmt(l.input)} at token ` + `${l.inputToken}, channel ${l.inputChannel}`,
+    },
+    {
+      layer: l.layer,
+      side: sides[1],
+      max: l.output,
+      tip: `layer ${l.layer} output: ${fmt(l.output)} at token ` + `${l.outputToken}, channel ${l.outputChannel}`,
+    },
   ]);
   const x = { field: "layer", type: "ordinal", title: "layer", axis: { labelAngle: 0 } };
   const color = { field: "side", type: "nominal", title: null, scale: colors(sides) };
   return spec({
-    width: WIDTH, height: HEIGHT,
+    width: WIDTH,
+    height: HEIGHT,
     layer: [
-      { data: { values }, mark: { type: "line", strokeWidth: 1.5 },
-        encoding: { x, y: { field: "max", type: "quantitative" }, color } },
-      { data: { values }, name: MARKS.spikes, mark: { type: "point" }, encoding: {
-        x, y: { field: "max", type: "quantitative", title: "max |activation|" }, color,
-        description: { field: "tip" } } },
-      { data: { values: [{ threshold }] }, mark: { type: "rule", strokeDash: [4, 3], color: REFERENCE },
-        encoding: { y: { field: "threshold", type: "quantitative" } } },
+      {
+        data: { values },
+        mark: { type: "line", strokeWidth: 1.5 },
+        encoding: { x, y: { field: "max", type: "quantitative" }, color },
+      },
+      {
+        data: { values },
+        name: MARKS.spikes,
+        mark: { type: "point" },
+        encoding: {
+          x,
+          y: { field: "max", type: "quantitative", title: "max |activation|" },
+          color,
+          description: { field: "tip" },
+        },
+      },
+      {
+        data: { values: [{ threshold }] },
+        mark: { type: "rule", strokeDash: [4, 3], color: REFERENCE },
+        encoding: { y: { field: "threshold", type: "quantitative" } },
+      },
     ],
   });
 }
@@ -74,21 +98,38 @@ export function activationSpec(traces: ActivationTrace[]): TopLevelSpec {
   const panel = (t: ActivationTrace, i: number) => {
     const lines = [t.full, t.zeroed, t.atDetection?.byLayer ?? []];
     const values = lines.flatMap((byLayer, s) =>
-      byLayer.flatMap((v, layer) => v === null ? [] : [{
-        series: series[s], layer, magnitude: Math.abs(v), tip: `${series[s]}, after layer ${layer}: ${fmt(v)}`,
-      }]));
+      byLayer.flatMap((v, layer) =>
+        v === null
+          ? []
+          : [
+              {
+                series: series[s],
+                layer,
+                magnitude: Math.abs(v),
+                tip: `${series[s]}, after layer ${layer}: ${fmt(v)}`,
+              },
+            ],
+      ),
+    );
     const x = { field: "layer", type: "ordinal", title: "after layer", axis: { labelAngle: 0 } };
     const y = { field: "magnitude", type: "quantitative", title: "|residual|" };
     const color = { field: "series", type: "nominal", title: null, scale: colors(used) };
     return {
-      title: { text: `channel ${t.channel}, token ${t.token}: ${t.weights.map(where).join(", ")}`, fontSize: 12,
-        fontWeight: "normal" },
-      width: traces.length > 1 ? WIDTH / 2 - 40 : WIDTH, height: HEIGHT * 0.8,
+      title: {
+        text: `channel ${t.channel}, token ${t.token}: ${t.weights.map(where).join(", ")}`,
+        fontSize: 12,
+        fontWeight: "normal",
+      },
+      width: traces.length > 1 ? WIDTH / 2 - 40 : WIDTH,
+      height: HEIGHT * 0.8,
       data: { values },
       layer: [
         { mark: { type: "line", strokeWidth: 1.5 }, encoding: { x, y, color } },
-        { name: `${MARKS.activation}${i}`, mark: { type: "point" }, encoding: { x, y, color,
-          description: { field: "tip" } } },
+        {
+          name: `${MARKS.activation}${i}`,
+          mark: { type: "point" },
+          encoding: { x, y, color, description: { field: "tip" } },
+        },
       ],
     };
   };
@@ -102,23 +143,39 @@ const where = (w: ActivationTrace["weights"][number]) =>
 export function shiftSpec(s: ShiftFigure): TopLevelSpec {
   const kinds = s.stopwordMass ? ["stopword", "other token"] : ["token"];
   const values = s.tokens.map((t) => ({
-    label: t.label, change: t.after - t.before,
+    label: t.label,
+    change: t.after - t.before,
     kind: t.stopword === null ? "token" : t.stopword ? "stopword" : "other token",
     tip: `${t.label} (id ${t.id}): ${pct(t.before)} → ${pct(t.after)}`,
   }));
   const changes = values.map((v) => v.change);
   const tokens = {
-    width: s.stopwordMass ? 380 : WIDTH, height: { step: 16 },
+    width: s.stopwordMass ? 380 : WIDTH,
+    height: { step: 16 },
     data: { values },
     name: MARKS.shiftTokens,
     mark: { type: "bar" },
     encoding: {
-      y: { field: "label", type: "nominal", sort: { field: "change", order: "descending" }, title: null,
-        axis: { labelLimit: 160, labelFontSize: 13, ...stopwordLabels(s) } },
-      x: { field: "change", type: "quantitative", title: "change in average next-token probability",
-        axis: { format: `+.${percentDecimals(Math.max(...changes, 0) - Math.min(...changes, 0))}~%`, tickCount: 5 } },
-      color: { field: "kind", type: "nominal", title: null, scale: colors(kinds),
-        ...(s.stopwordMass ? {} : { legend: null }) },
+      y: {
+        field: "label",
+        type: "nominal",
+        sort: { field: "change", order: "descending" },
+        title: null,
+        axis: { labelLimit: 160, labelFontSize: 13, ...stopwordLabels(s) },
+      },
+      x: {
+        field: "change",
+        type: "quantitative",
+        title: "change in average next-token probability",
+        axis: { format: `+.${percentDecimals(Math.max(...changes, 0) - Math.min(...changes, 0))}~%`, tickCount: 5 },
+      },
+      color: {
+        field: "kind",
+        type: "nominal",
+        title: null,
+        scale: colors(kinds),
+        ...(s.stopwordMass ? {} : { legend: null }),
+      },
       description: { field: "tip" },
     },
   };
@@ -128,19 +185,29 @@ export function shiftSpec(s: ShiftFigure): TopLevelSpec {
     { when: "zeroed", mass: s.stopwordMass.after },
   ].map((m) => ({ ...m, tip: `stopword mass, ${m.when}: ${pct(m.mass)}` }));
   return spec({
-    hconcat: [tokens, {
-      width: 120, height: Math.max(120, 16 * values.length),
-      data: { values: mass },
-      name: MARKS.stopwordMass,
-      mark: { type: "bar", color: PALETTE[0] },
-      encoding: {
-        x: { field: "when", type: "nominal", title: "super weights", sort: null, axis: { labelAngle: 0 } },
-        y: { field: "mass", type: "quantitative", title: "stopword probability mass",
-          axis: { format: `.${percentDecimals(Math.max(s.stopwordMass.before, s.stopwordMass.after))}~%`,
-            tickCount: 5 } },
-        description: { field: "tip" },
+    hconcat: [
+      tokens,
+      {
+        width: 120,
+        height: Math.max(120, 16 * values.length),
+        data: { values: mass },
+        name: MARKS.stopwordMass,
+        mark: { type: "bar", color: PALETTE[0] },
+        encoding: {
+          x: { field: "when", type: "nominal", title: "super weights", sort: null, axis: { labelAngle: 0 } },
+          y: {
+            field: "mass",
+            type: "quantitative",
+            title: "stopword probability mass",
+            axis: {
+              format: `.${percentDecimals(Math.max(s.stopwordMass.before, s.stopwordMass.after))}~%`,
+              tickCount: 5,
+            },
+          },
+          description: { field: "tip" },
+        },
       },
-    }],
+    ],
     resolve: { scale: { color: "independent" } },
   });
 }
@@ -166,22 +233,34 @@ const pct = (p: number) => `${(100 * p).toPrecision(3)}%`;
 /** Figure 6: perplexity as the super weights are scaled. */
 export function sweepSpec(s: SweepFigure): TopLevelSpec {
   const values = s.points.map((p) => ({
-    factor: p.factor, perplexity: p.perplexity,
+    factor: p.factor,
+    perplexity: p.perplexity,
     tip: `×${p.factor}: perplexity ${fmt(p.perplexity)}, mean NLL ${p.meanNll.toFixed(4)}`,
   }));
   // Ticks at the factors measured, as the paper's Figure 6 labels them.
-  const x = { field: "factor", type: "quantitative", title: "super weights scaled by",
-    axis: { values: s.points.map((p) => p.factor), format: "~g", labelOverlap: true } };
-  const y = { field: "perplexity", type: "quantitative", title: `perplexity (${s.scored})`,
-    scale: { zero: false } };
+  const x = {
+    field: "factor",
+    type: "quantitative",
+    title: "super weights scaled by",
+    axis: { values: s.points.map((p) => p.factor), format: "~g", labelOverlap: true },
+  };
+  const y = { field: "perplexity", type: "quantitative", title: `perplexity (${s.scored})`, scale: { zero: false } };
   return spec({
-    width: WIDTH, height: HEIGHT, data: { values },
+    width: WIDTH,
+    height: HEIGHT,
+    data: { values },
     layer: [
       { mark: { type: "line", strokeWidth: 1.5, color: PALETTE[0] }, encoding: { x, y } },
-      { name: MARKS.sweep, mark: { type: "point", color: PALETTE[0] },
-        encoding: { x, y, description: { field: "tip" } } },
-      { data: { values: [{ factor: 1 }] }, mark: { type: "rule", strokeDash: [4, 3], color: REFERENCE },
-        encoding: { x: { field: "factor", type: "quantitative" } } },
+      {
+        name: MARKS.sweep,
+        mark: { type: "point", color: PALETTE[0] },
+        encoding: { x, y, description: { field: "tip" } },
+      },
+      {
+        data: { values: [{ factor: 1 }] },
+        mark: { type: "rule", strokeDash: [4, 3], color: REFERENCE },
+        encoding: { x: { field: "factor", type: "quantitative" } },
+      },
     ],
   });
 }
@@ -203,8 +282,11 @@ export function quantizationSpec(q: QuantComparison): TopLevelSpec {
   const { byBlock, drawn } = quantizationPoints(q);
   const values = drawn.map((c) => ({
     series: c.series,
-    block: c.block === null ? null : blockText(c.block), bitsPerWeight: c.bitsPerWeight, perplexity: c.perplexity,
-    tip: `${c.label}: perplexity ${fmt(c.perplexity)}, ${c.bitsPerWeight.toFixed(2)} bits/weight, ` +
+    block: c.block === null ? null : blockText(c.block),
+    bitsPerWeight: c.bitsPerWeight,
+    perplexity: c.perplexity,
+    tip:
+      `${c.label}: perplexity ${fmt(c.perplexity)}, ${c.bitsPerWeight.toFixed(2)} bits/weight, ` +
       `${(c.bytes / 1e6).toFixed(2)} MB`,
   }));
   const series = [...new Set(values.map((v) => v.series))];
@@ -212,22 +294,42 @@ export function quantizationSpec(q: QuantComparison): TopLevelSpec {
     b === "tensor" ? -2 : b === "channel" ? -1 : 1 / b;
   const blocks = [...new Set(drawn.map((c) => c.block!))].sort((a, b) => rank(a) - rank(b)).map(blockText);
   const x = byBlock
-    ? { field: "block", type: "ordinal", title: "block size (weights per scale)", sort: blocks,
-      axis: { labelAngle: 0 } }
+    ? {
+        field: "block",
+        type: "ordinal",
+        title: "block size (weights per scale)",
+        sort: blocks,
+        axis: { labelAngle: 0 },
+      }
     : { field: "bitsPerWeight", type: "quantitative", title: "bits per weight", scale: { zero: false, padding: 16 } };
   // Padded so that a baseline at the bottom of the range is not drawn on the axis line.
   const y = { field: "perplexity", type: "quantitative", title: "perplexity", scale: { zero: false, padding: 12 } };
   const color = { field: "series", type: "nominal", title: null, scale: colors(series) };
   const baselines = [...new Set(q.baselines.map((b) => b.perplexity).filter((p) => p !== null))];
   return spec({
-    width: WIDTH, height: HEIGHT,
+    width: WIDTH,
+    height: HEIGHT,
     layer: [
-      { data: { values }, mark: { type: "line", strokeWidth: 1.5 },
-        encoding: { x, y, color, ...(byBlock ? {} : { order: { field: "bitsPerWeight" } }) } },
-      { data: { values }, name: MARKS.quantization, mark: { type: "point" },
-        encoding: { x, y, color, description: { field: "tip" } } },
-      ...(baselines.length ? [{ data: { values: baselines.map((perplexity) => ({ perplexity })) },
-        mark: { type: "rule", strokeDash: [4, 3], color: REFERENCE }, encoding: { y } }] : []),
+      {
+        data: { values },
+        mark: { type: "line", strokeWidth: 1.5 },
+        encoding: { x, y, color, ...(byBlock ? {} : { order: { field: "bitsPerWeight" } }) },
+      },
+      {
+        data: { values },
+        name: MARKS.quantization,
+        mark: { type: "point" },
+        encoding: { x, y, color, description: { field: "tip" } },
+      },
+      ...(baselines.length
+        ? [
+            {
+              data: { values: baselines.map((perplexity) => ({ perplexity })) },
+              mark: { type: "rule", strokeDash: [4, 3], color: REFERENCE },
+              encoding: { y },
+            },
+          ]
+        : []),
     ],
   });
 }
@@ -244,6 +346,8 @@ export async function renderSvg(s: TopLevelSpec): Promise<string> {
 
 /** vega writes each mark's description as aria-label; a <title> child makes it a hover tooltip without script. */
 function withTitles(svg: string): string {
-  return svg.replace(/<(path|rect)(\s[^>]*?aria-label="([^"]*)"[^>]*?role="graphics-symbol"[^>]*?)\/>/g,
-    (_, tag: string, attrs: string, label: string) => `<${tag}${attrs}><title>${label}</title></${tag}>`);
+  return svg.replace(
+    /<(path|rect)(\s[^>]*?aria-label="([^"]*)"[^>]*?role="graphics-symbol"[^>]*?)\/>/g,
+    (_, tag: string, attrs: string, label: string) => `<${tag}${attrs}><title>${label}</title></${tag}>`,
+  );
 }

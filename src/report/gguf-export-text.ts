@@ -10,15 +10,24 @@ export const GGUF_EXPORT_REPORT_VERSION = 1;
 const mb = (bytes: number) => `${(bytes / 1e6).toFixed(2)} MB`;
 
 function typeList(counts: Record<string, number>): string {
-  return Object.entries(counts).sort((a, b) => b[1] - a[1]).map(([t, n]) => `${t} ×${n}`).join(", ");
+  return Object.entries(counts)
+    .sort((a, b) => b[1] - a[1])
+    .map(([t, n]) => `${t} ×${n}`)
+    .join(", ");
 }
 
 function superWeightTable(weights: StoredSuperWeight[]): string {
   return formatTable(
     ["layer", "row", "column", "GGUF tensor", "type", "original", "stored", "error"],
     weights.map((w) => [
-      String(w.layer), String(w.row), String(w.column), w.ggufTensor, w.type,
-      w.value.toPrecision(6), w.stored.toPrecision(6), w.error === 0 ? "0" : w.error.toExponential(2),
+      String(w.layer),
+      String(w.row),
+      String(w.column),
+      w.ggufTensor,
+      w.type,
+      w.value.toPrecision(6),
+      w.stored.toPrecision(6),
+      w.error === 0 ? "0" : w.error.toExponential(2),
     ]),
   );
 }
@@ -43,8 +52,13 @@ export function renderComparison(c: Comparison): string {
   const rows = [
     ["checkpoint", "", "", c.checkpoint.perplexity.toFixed(4), "", c.checkpoint.meanNll.toFixed(4), ""],
     ...c.recipes.map((r) => [
-      r.label, mb(r.fileBytes), r.bitsPerWeight.toFixed(2), r.perplexity.toFixed(4), vs(r.perplexity),
-      r.meanNll.toFixed(4), r.superWeights.map(stored).join(", "),
+      r.label,
+      mb(r.fileBytes),
+      r.bitsPerWeight.toFixed(2),
+      r.perplexity.toFixed(4),
+      vs(r.perplexity),
+      r.meanNll.toFixed(4),
+      r.superWeights.map(stored).join(", "),
     ]),
   ];
   return [
@@ -52,7 +66,8 @@ export function renderComparison(c: Comparison): string {
       `(${c.tokens} tokens, windows of ${c.window})`,
     "",
     formatTable(
-      ["recipe", "file", "bits/weight", "perplexity", "vs checkpoint", "mean NLL", "super weights (error)"], rows,
+      ["recipe", "file", "bits/weight", "perplexity", "vs checkpoint", "mean NLL", "super weights (error)"],
+      rows,
     ),
     "",
     ...c.recipes.map((r) => `${r.label}: ${r.recipe}`),
@@ -77,7 +92,9 @@ function foundLine(f: SuperWeightSet): string | undefined {
 
 export function renderGgufQuantize(r: GgufQuantizeReport): string {
   const parts = [
-    foundLine(r.found), r.comparison && renderComparison(r.comparison), r.exported && renderExport(r.exported),
+    foundLine(r.found),
+    r.comparison && renderComparison(r.comparison),
+    r.exported && renderExport(r.exported),
   ];
   return parts.filter((p) => p !== undefined).join("\n\n");
 }

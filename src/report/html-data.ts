@@ -124,22 +124,31 @@ const toolVersion = (): string =>
 
 const finite = (x: number): number | null => (Number.isFinite(x) ? x : null);
 const coordinate = (w: ScannedWeight): WeightCoordinate & { tensor: string } => ({
-  layer: w.layer, ...(w.expert !== undefined ? { expert: w.expert } : {}), row: w.row, column: w.column,
+  layer: w.layer,
+  ...(w.expert !== undefined ? { expert: w.expert } : {}),
+  row: w.row,
+  column: w.column,
   tensor: w.tensor,
 });
 
 export async function buildReport(model: Model, r: ReportRequest): Promise<ReportData> {
   const notes: string[] = [];
   const scanned = await scan(model, r.prompts, {
-    threshold: r.threshold, maxIterations: r.maxIterations, label: r.label, modelId: r.modelId,
+    threshold: r.threshold,
+    maxIterations: r.maxIterations,
+    label: r.label,
+    modelId: r.modelId,
     tokenText: r.tokenizer ? (id) => r.tokenizer!.tokenText(id) : undefined,
-    onProgress: r.onProgress && ((m) => r.onProgress!(`scan: ${m}`)), onLayer: r.onLayer,
+    onProgress: r.onProgress && ((m) => r.onProgress!(`scan: ${m}`)),
+    onLayer: r.onLayer,
   });
   const supers = scanned.superWeights.filter((w) => w.class === "super");
   if (!supers.length) {
     const found = scanned.superWeights.length;
-    notes.push(`the scan classified no weight as super (${found} candidate${found === 1 ? "" : "s"}), so nothing ` +
-      "was zeroed: no super activation trace, next-token shift or scale sweep");
+    notes.push(
+      `the scan classified no weight as super (${found} candidate${found === 1 ? "" : "s"}), so nothing ` +
+        "was zeroed: no super activation trace, next-token shift or scale sweep",
+    );
   }
   const sweep = supers.length ? r.sweepScale : undefined;
   if (r.sweepScale?.length && !supers.length)
@@ -154,8 +163,7 @@ export async function buildReport(model: Model, r: ReportRequest): Promise<Repor
     onProgress: r.onProgress && ((m) => r.onProgress!(`eval: ${m}`)),
   });
   const zeroedArm = supers.length ? evaluated.arms.findIndex((a) => a.role === "intervention") : null;
-  if (!r.tokenizer)
-    notes.push("the model has no tokenizer: tokens are shown by id and stopwords cannot be told apart");
+  if (!r.tokenizer) notes.push("the model has no tokenizer: tokens are shown by id and stopwords cannot be told apart");
   return {
     version: REPORT_VERSION,
     kind: "superweight-report",
@@ -179,8 +187,12 @@ export async function buildReport(model: Model, r: ReportRequest): Promise<Repor
 function spikePoints(s: ScanReport): SpikePoint[] {
   return s.layers.map((l) => ({
     layer: l.layer,
-    input: l.downProjInput.max, inputToken: l.downProjInput.token, inputChannel: l.downProjInput.channel,
-    output: l.downProjOutput.max, outputToken: l.downProjOutput.token, outputChannel: l.downProjOutput.channel,
+    input: l.downProjInput.max,
+    inputToken: l.downProjInput.token,
+    inputChannel: l.downProjInput.channel,
+    output: l.downProjOutput.max,
+    outputToken: l.downProjOutput.token,
+    outputChannel: l.downProjOutput.channel,
   }));
 }
 
@@ -188,15 +200,22 @@ function spikePoints(s: ScanReport): SpikePoint[] {
  * that super weights feeding the same activation share it. */
 function traces(e: EvalReport, zeroed: number, supers: ScannedWeight[]): ActivationTrace[] {
   const prompt = e.prompts!.items[0];
-  const base = prompt.arms[0].traces, without = prompt.arms[zeroed].traces;
+  const base = prompt.arms[0].traces,
+    without = prompt.arms[zeroed].traces;
   const out: ActivationTrace[] = [];
   base.forEach((t, i) => {
     if (out.some((o) => o.channel === t.channel && o.token === t.token)) return;
-    const weights = supers.filter((w) => w.row === t.channel && base.some((b) =>
-      b.layer === w.layer && b.channel === t.channel && b.token === t.token));
+    const weights = supers.filter(
+      (w) =>
+        w.row === t.channel && base.some((b) => b.layer === w.layer && b.channel === t.channel && b.token === t.token),
+    );
     // The scan's evidence is at its own token on the prompt that classified it: shown only where that matches.
-    const later = weights.find((w) => w.iteration > 1 && w.token === t.token && (w.perPrompt.find((p) =>
-      p.class === "super") ?? w.perPrompt[0]).prompt === 0);
+    const later = weights.find(
+      (w) =>
+        w.iteration > 1 &&
+        w.token === t.token &&
+        (w.perPrompt.find((p) => p.class === "super") ?? w.perPrompt[0]).prompt === 0,
+    );
     out.push({
       weights: weights.map(coordinate),
       layer: t.layer,
@@ -204,8 +223,9 @@ function traces(e: EvalReport, zeroed: number, supers: ScannedWeight[]): Activat
       token: t.token,
       full: t.byLayer.map(finite),
       zeroed: without[i].byLayer.map(finite),
-      atDetection: later ? { pass: later.iteration, byLayer: later.evidence.residual.map((v) => v === null ? null
-        : finite(v)) } : null,
+      atDetection: later
+        ? { pass: later.iteration, byLayer: later.evidence.residual.map((v) => (v === null ? null : finite(v))) }
+        : null,
     });
   });
   return out;
@@ -245,7 +265,9 @@ function sweepFigure(e: EvalReport, notes: string[]): SweepFigure | null {
     scored: p ? p.name : "prompts",
     tokens: p ? p.arms[0].tokensScored : e.prompts!.items.reduce((n, item) => n + item.arms[0].nll.length, 0),
     points: arms.map((a) => ({
-      factor: a.factor!, arm: a.id, meanNll: meanNll(a.id)!,
+      factor: a.factor!,
+      arm: a.id,
+      meanNll: meanNll(a.id)!,
       perplexity: p ? p.arms[a.id].perplexity : Math.exp(meanNll(a.id)!),
     })),
   };

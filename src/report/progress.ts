@@ -14,10 +14,18 @@ export function progress(title: string, total: number): Progress {
   if (mode === "0" || (!process.stderr.isTTY && mode !== "1")) return silent;
   if (!process.stderr.isTTY) {
     let done = 0;
-    return { tick: (label) => process.stderr.write(`${title}: ${++done}/${total}${label ? ` ${label}` : ""}\n`), stop() {} };
+    return {
+      tick: (label) => process.stderr.write(`${title}: ${++done}/${total}${label ? ` ${label}` : ""}\n`),
+      stop() {},
+    };
   }
   const bar = new cliProgress.SingleBar(
-    { format: `${title} [{bar}] {value}/{total} {label} {duration}s`, stream: process.stderr, hideCursor: true, clearOnComplete: true },
+    {
+      format: `${title} [{bar}] {value}/{total} {label} {duration}s`,
+      stream: process.stderr,
+      hideCursor: true,
+      clearOnComplete: true,
+    },
     cliProgress.Presets.shades_classic,
   );
   bar.start(total, 0, { label: "" });
@@ -30,11 +38,14 @@ export function progress(title: string, total: number): Progress {
  */
 export function downloadProgress(): (file: string, done: number, total: number) => void {
   const mode = process.env.SUPERWEIGHT_PROGRESS;
-  let file = "", bar: cliProgress.SingleBar | undefined, last = 0;
+  let file = "",
+    bar: cliProgress.SingleBar | undefined,
+    last = 0;
   return (name, done, total) => {
     if (mode === "0") return;
     if (!process.stderr.isTTY) {
-      if (name !== file) process.stderr.write(`downloading ${name}${total ? ` (${(total / 1e6).toFixed(1)} MB)` : ""}\n`);
+      if (name !== file)
+        process.stderr.write(`downloading ${name}${total ? ` (${(total / 1e6).toFixed(1)} MB)` : ""}\n`);
       file = name;
       return;
     }

@@ -72,23 +72,35 @@ function renderComparison(c: QuantizeComparison): string[] {
     `unquantized: perplexity ${base.perplexity.toFixed(4)}, ${base.size.bitsPerWeight.toFixed(2)} bits per weight, ` +
       `${mb(base.size.totalBytes)} MB`,
     ...(c.superActivations.length
-      ? [`super activations held out: ${c.superActivations.map((s) => `layer ${s.layer} token ${s.token} channel ` +
-        `${s.channel}`).join("; ")}`]
+      ? [
+          `super activations held out: ${c.superActivations
+            .map((s) => `layer ${s.layer} token ${s.token} channel ` + `${s.channel}`)
+            .join("; ")}`,
+        ]
       : []),
     "",
     formatTable(
       ["configuration", "block", "perplexity", "Δ ppl", "KL mean", "KL max", "bits/w", "MB", "super weights"],
       c.configs.map((x) => [
-        configLabel(x), x.weights ? formatBlock(x.weights.block) : "-", x.perplexity.toFixed(4),
-        (x.perplexity - base.perplexity).toFixed(4), x.kl.mean.toExponential(2), x.kl.max.toExponential(2),
-        x.size.bitsPerWeight.toFixed(2), mb(x.size.totalBytes), superWeightCell(x),
+        configLabel(x),
+        x.weights ? formatBlock(x.weights.block) : "-",
+        x.perplexity.toFixed(4),
+        (x.perplexity - base.perplexity).toFixed(4),
+        x.kl.mean.toExponential(2),
+        x.kl.max.toExponential(2),
+        x.size.bitsPerWeight.toFixed(2),
+        mb(x.size.totalBytes),
+        superWeightCell(x),
       ]),
     ),
   ];
   const grids = perplexityGrids(c);
   if (grids.length) lines.push("", "perplexity by block size:", ...grids);
-  lines.push("", `${c.run.passes} passes in ${c.run.batches} batch(es) of at most ${c.run.maxVariants} variants, ` +
-    `${mb(c.run.bytesRead)} MB of weights read, ${c.run.seconds.toFixed(1)} s`);
+  lines.push(
+    "",
+    `${c.run.passes} passes in ${c.run.batches} batch(es) of at most ${c.run.maxVariants} variants, ` +
+      `${mb(c.run.bytesRead)} MB of weights read, ${c.run.seconds.toFixed(1)} s`,
+  );
   return lines;
 }
 
@@ -100,12 +112,19 @@ function perplexityGrids(c: QuantizeComparison): string[] {
   const out: string[] = [];
   for (const bits of [...new Set(rows.map((x) => x.weights!.bits))]) {
     const labels = [...new Set(rows.filter((x) => x.weights!.bits === bits).map(configLabel))];
-    out.push("", formatTable([`${bits}-bit`, ...blocks.map(formatBlock)], labels.map((label) => [
-      label, ...blocks.map((b) => {
-        const x = rows.find((r) => configLabel(r) === label && r.weights!.block === b);
-        return x ? x.perplexity.toFixed(4) : "";
-      }),
-    ])));
+    out.push(
+      "",
+      formatTable(
+        [`${bits}-bit`, ...blocks.map(formatBlock)],
+        labels.map((label) => [
+          label,
+          ...blocks.map((b) => {
+            const x = rows.find((r) => configLabel(r) === label && r.weights!.block === b);
+            return x ? x.perplexity.toFixed(4) : "";
+          }),
+        ]),
+      ),
+    );
   }
   return out;
 }

@@ -1,7 +1,8 @@
 // Plain-text tables for the terminal: padded columns, numbers right-aligned.
 
 /** A cell that reads as a number: 12, -263, −263 (U+2212), 1,390, 0.5, 9e7, 12.5%, NaN, ±Infinity/inf. */
-const NUMERIC = /^[-+\u2212]?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+)(?:e[-+]?\d+)?%?$|^[-+\u2212]?(?:inf|infinity|∞)$|^nan$/i;
+const NUMERIC =
+  /^[-+\u2212]?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+)(?:e[-+]?\d+)?%?$|^[-+\u2212]?(?:inf|infinity|∞)$|^nan$/i;
 
 export function isNumericCell(cell: string): boolean {
   return NUMERIC.test(cell.trim());

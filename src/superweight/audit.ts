@@ -240,12 +240,14 @@ export async function audit(model: Model, reference: Model | undefined, o: Audit
 }
 
 function sameShape(model: Model, reference: Model): void {
-  const a = model.spec, b = reference.spec;
+  const a = model.spec,
+    b = reference.spec;
   const dims = (s: typeof a) =>
     `${s.layers} layers, hidden ${s.hidden}, intermediate ${s.intermediate}, vocab ${s.vocab}`;
   if (dims(a) !== dims(b))
     throw new UserError(
-      `is not the model of ${model.path}: the reference has ${dims(b)}, the GGUF file ${dims(a)}`, reference.path,
+      `is not the model of ${model.path}: the reference has ${dims(b)}, the GGUF file ${dims(a)}`,
+      reference.path,
     );
   if (a.experts || b.experts) throw new UserError("audit covers dense models (no Mixture-of-Experts layers)");
 }
@@ -254,8 +256,14 @@ function sameShape(model: Model, reference: Model): void {
 
 /** Metadata keys that may name the model, in order: Hugging Face URLs and repositories, then names. */
 const ID_KEYS = [
-  "general.source.repo_url", "general.source.url", "general.source.huggingface.repository",
-  "general.source.hugginface.repository", "general.repo_url", "general.url", "general.name", "general.basename",
+  "general.source.repo_url",
+  "general.source.url",
+  "general.source.huggingface.repository",
+  "general.source.hugginface.repository",
+  "general.repo_url",
+  "general.url",
+  "general.name",
+  "general.basename",
 ];
 
 /** The model id: --model-id, else the first the directory knows among the file's metadata, then the reference's. */
@@ -284,8 +292,13 @@ function knownModelId(meta: Map<string, GgufKv>, o: AuditOptions): AuditReport["
 // ---- one super weight ----
 
 function auditWeight(
-  model: Model, source: GgufCheckpoint, reference: Model | undefined, c: Coordinate & { sources: WeightSource[] },
-  recorded: { original: number | null } | undefined, ggufScan: ScanReport, refScan: ScanReport | null,
+  model: Model,
+  source: GgufCheckpoint,
+  reference: Model | undefined,
+  c: Coordinate & { sources: WeightSource[] },
+  recorded: { original: number | null } | undefined,
+  ggufScan: ScanReport,
+  refScan: ScanReport | null,
 ): AuditedWeight {
   const tensor = model.arch.downProjections(model.spec, c.layer)[0].tensor;
   const cols = model.shape(tensor)[1];
@@ -293,7 +306,7 @@ function auditWeight(
   const stored = rowOf(model, tensor, c.row);
   const original = reference ? rowOf(reference, tensor, c.row) : null;
   const value = stored[c.column];
-  const orig = original ? original[c.column] : recorded?.original ?? null;
+  const orig = original ? original[c.column] : (recorded?.original ?? null);
   const g0 = Math.floor(c.column / GROUP) * GROUP;
   const inGroup = (k: number) => k >= g0 && k < g0 + GROUP;
   const s0 = Math.floor(c.column / 256) * 256;
@@ -301,9 +314,15 @@ function auditWeight(
   const own = Math.max(GROUP, block.blockSize);
   const b0 = Math.floor(c.column / own) * own;
   return {
-    layer: c.layer, row: c.row, column: c.column, sources: c.sources,
-    tensor, ggufTensor: block.ggufTensor, ggufElement: block.ggufRow * cols + c.column,
-    ggmlType: block.ggmlType, blockSize: block.blockSize,
+    layer: c.layer,
+    row: c.row,
+    column: c.column,
+    sources: c.sources,
+    tensor,
+    ggufTensor: block.ggufTensor,
+    ggufElement: block.ggufRow * cols + c.column,
+    ggmlType: block.ggmlType,
+    blockSize: block.blockSize,
     block: [block.firstColumn, block.firstColumn + block.blockSize - 1],
     unquantized: block.blockSize === 1,
     stored: value,
@@ -315,7 +334,8 @@ function auditWeight(
     block32: mates(stored, original, g0, g0 + GROUP - 1, (k) => k !== c.column),
     superBlock256: outer ? mates(stored, original, s0, s0 + 255, (k) => !inGroup(k)) : null,
     restOfRowRmsError: original
-      ? mates(stored, original, 0, cols - 1, (k) => k < b0 || k >= b0 + own).vsOriginal!.rmsError : null,
+      ? mates(stored, original, 0, cols - 1, (k) => k < b0 || k >= b0 + own).vsOriginal!.rmsError
+      : null,
     activation: { gguf: seen(ggufScan, c), reference: refScan ? seen(refScan, c) : null },
   };
 }
@@ -330,7 +350,11 @@ function rowOf(model: Model, tensor: string, row: number): Float32Array {
 }
 
 function mates(
-  stored: Float32Array, original: Float32Array | null, first: number, last: number, keep: (k: number) => boolean,
+  stored: Float32Array,
+  original: Float32Array | null,
+  first: number,
+  last: number,
+  keep: (k: number) => boolean,
 ): Mates {
   const s: number[] = [];
   const o: number[] = [];
@@ -341,15 +365,22 @@ function mates(
     }
   const rms = (xs: number[]) => Math.sqrt(xs.reduce((a, x) => a + x * x, 0) / xs.length);
   const spread: Spread = {
-    rms: rms(s), maxAbs: Math.max(...s.map(Math.abs)), min: Math.min(...s), max: Math.max(...s),
-    exactZeros: s.filter((x) => x === 0).length, distinctValues: new Set(s).size,
+    rms: rms(s),
+    maxAbs: Math.max(...s.map(Math.abs)),
+    min: Math.min(...s),
+    max: Math.max(...s),
+    exactZeros: s.filter((x) => x === 0).length,
+    distinctValues: new Set(s).size,
   };
   let vsOriginal: ErrorStats | null = null;
   if (original) {
     const err = s.map((x, i) => x - o[i]);
     vsOriginal = {
-      rmsOriginal: rms(o), rmsError: rms(err), maxAbsError: Math.max(...err.map(Math.abs)),
-      zeroed: s.filter((x, i) => x === 0 && o[i] !== 0).length, distinctOriginal: new Set(o).size,
+      rmsOriginal: rms(o),
+      rmsError: rms(err),
+      maxAbsError: Math.max(...err.map(Math.abs)),
+      zeroed: s.filter((x, i) => x === 0 && o[i] !== 0).length,
+      distinctOriginal: new Set(o).size,
     };
   }
   return { columns: [first, last], n: s.length, stored: spread, vsOriginal };
@@ -365,8 +396,10 @@ function seen(r: ScanReport, c: Coordinate): ActivationSeen {
     outputActivation: w?.outputActivation ?? null,
     token: w?.token ?? null,
     layerMax: {
-      input: l.downProjInput.value, inputChannel: l.downProjInput.channel,
-      output: l.downProjOutput.value, outputChannel: l.downProjOutput.channel,
+      input: l.downProjInput.value,
+      inputChannel: l.downProjInput.channel,
+      output: l.downProjOutput.value,
+      outputChannel: l.downProjOutput.channel,
     },
   };
 }
@@ -374,7 +407,11 @@ function seen(r: ScanReport, c: Coordinate): ActivationSeen {
 // ---- the model-level cost ----
 
 async function nllCost(
-  model: Model, reference: Model | undefined, o: AuditOptions, ggufScan: ScanReport, refScan: ScanReport | null,
+  model: Model,
+  reference: Model | undefined,
+  o: AuditOptions,
+  ggufScan: ScanReport,
+  refScan: ScanReport | null,
 ): Promise<NllCost> {
   if (!o.text) {
     // The scans scored their inputs already.
@@ -399,11 +436,21 @@ async function nllCost(
 }
 
 function cost(
-  on: NllCost["on"], tokens: number, truncated: number, predictions: number, gguf: number | null, ref: number | null,
+  on: NllCost["on"],
+  tokens: number,
+  truncated: number,
+  predictions: number,
+  gguf: number | null,
+  ref: number | null,
 ): NllCost {
   const side = (v: number | null) => (v === null ? null : { meanNll: v, perplexity: Math.exp(v) });
   return {
-    on, tokens, truncated, predictions, gguf: side(gguf), reference: side(ref),
+    on,
+    tokens,
+    truncated,
+    predictions,
+    gguf: side(gguf),
+    reference: side(ref),
     change: gguf !== null && ref !== null && ref !== 0 ? (gguf - ref) / ref : null,
   };
 }
@@ -429,8 +476,13 @@ function tensorTypes(source: GgufCheckpoint): Record<string, number> {
 function summary(r: ScanReport): ScanSummary {
   return {
     candidates: r.superWeights.map((w) => ({
-      layer: w.layer, row: w.row, column: w.column, class: w.class,
-      inputActivation: w.inputActivation, outputActivation: w.outputActivation, token: w.token,
+      layer: w.layer,
+      row: w.row,
+      column: w.column,
+      class: w.class,
+      inputActivation: w.inputActivation,
+      outputActivation: w.outputActivation,
+      token: w.token,
     })),
     forwardPasses: r.forwardPasses,
     seconds: r.seconds,
@@ -458,32 +510,45 @@ const where = (w: Coordinate) => `[${w.layer}, ${w.row}, ${w.column}]`;
 export function verdict(r: AuditReport): string {
   if (!r.superWeights.length) {
     const nll = r.nll.gguf ? `; mean NLL ${r.nll.gguf.meanNll.toFixed(4)}` : "";
-    return "no super weight found (no published coordinates, no superweight.* metadata, and the scan classified no " +
-      `candidate as super)${nll}`;
+    return (
+      "no super weight found (no published coordinates, no superweight.* metadata, and the scan classified no " +
+      `candidate as super)${nll}`
+    );
   }
   const one = r.superWeights.length === 1;
   const parts = r.superWeights.map((w) => {
     const notSuper = w.activation.reference !== null && !w.activation.reference.found;
-    const name = notSuper ? `the ${w.sources.includes("directory") ? "published" : "listed"} weight ${where(w)}`
-      : one ? "the super weight" : `the super weight ${where(w)}`;
+    const name = notSuper
+      ? `the ${w.sources.includes("directory") ? "published" : "listed"} weight ${where(w)}`
+      : one
+        ? "the super weight"
+        : `the super weight ${where(w)}`;
     const weight = weightClause(w, name);
     const mates = matesClause(w);
     // "survived Q4_K but its block-mates collapsed": the contrast reads as one clause.
-    const joined = !mates ? weight.text
+    const joined = !mates
+      ? weight.text
       : `${weight.text}${mates.damaged && weight.survived ? " but " : "; "}${mates.text}`;
     return `${joined}; ${activationClause(w)}`;
   });
   const n = r.nll;
-  const nll = n.change !== null ? `NLL ${pct(n.change)}`
-    : n.gguf ? `mean NLL ${n.gguf.meanNll.toFixed(4)} (no reference to compare)` : "";
+  const nll =
+    n.change !== null
+      ? `NLL ${pct(n.change)}`
+      : n.gguf
+        ? `mean NLL ${n.gguf.meanNll.toFixed(4)} (no reference to compare)`
+        : "";
   return [...parts, nll].filter(Boolean).join("; ");
 }
 
 function weightClause(w: AuditedWeight, name: string): { text: string; survived: boolean } {
   if (w.unquantized) {
     const exact = w.error === 0 && w.block32.vsOriginal?.rmsError === 0;
-    const how = exact ? `, so it and its ${w.block32.n} block-mates are exact (error 0)`
-      : w.error === null ? " (not block-quantized)" : `, error ${w.error.toExponential(1)}`;
+    const how = exact
+      ? `, so it and its ${w.block32.n} block-mates are exact (error 0)`
+      : w.error === null
+        ? " (not block-quantized)"
+        : `, error ${w.error.toExponential(1)}`;
     return { text: `${name} is kept: its tensor is stored ${w.ggmlType}${how}`, survived: true };
   }
   if (w.original === null) {
@@ -515,9 +580,9 @@ function matesClause(w: AuditedWeight): { text: string; damaged: boolean } | nul
   const zeroed = e.zeroed ? `, ${e.zeroed} of them 0` : "";
   if (m.stored.distinctValues <= 4)
     return { text: `${mates} collapsed onto ${m.stored.distinctValues} values${zeroed}`, damaged: true };
-  const scale = w.restOfRowRmsError
-    ? `, ${fmt(e.rmsError / w.restOfRowRmsError)}× that of the rest of its row` : "";
-  const text = `${mates} kept ${m.stored.distinctValues} of ${e.distinctOriginal} distinct values${zeroed} ` +
+  const scale = w.restOfRowRmsError ? `, ${fmt(e.rmsError / w.restOfRowRmsError)}× that of the rest of its row` : "";
+  const text =
+    `${mates} kept ${m.stored.distinctValues} of ${e.distinctOriginal} distinct values${zeroed} ` +
     `(rms error ${fmt(e.rmsError)}${scale})`;
   return { text, damaged: true };
 }
@@ -530,8 +595,10 @@ function activationClause(w: AuditedWeight): string {
     `layer ${w.layer}'s largest down_proj output is ${fmt(s.layerMax.output)} at channel ${s.layerMax.outputChannel}`;
   if (r && !r.found) {
     if (!g.found)
-      return `its activation forms in neither this file nor the reference (${largest(r)} there): ` +
-        "not a super weight of this model";
+      return (
+        `its activation forms in neither this file nor the reference (${largest(r)} there): ` +
+        "not a super weight of this model"
+      );
     return `the rule finds it in this file (${fmt(g.outputActivation!)}) but not in the reference`;
   }
   if (g.found && g.class === "super") return `the super activation still forms (${fmt(g.outputActivation!)}${vs})`;

@@ -67,26 +67,44 @@ export function classify(c: Candidate, layers: number, others: readonly Candidat
   const median = c.medianAbsResidual[c.layer];
   const sameToken = c.token === c.inputToken;
   const activationToMedian = after === null ? null : Math.abs(after) / median;
-  // Stryker disable next-line ConditionalExpression: equivalent, without the guard |null| = 0 > |before| is false.
-  const creates = after !== null
-    && Math.abs(after) > Math.abs(c.residualBefore) && Math.sign(after) === Math.sign(c.outputActivation)
-    && activationToMedian! >= RULES.massiveToMedian;
+  const creates =
+    // Stryker disable next-line ConditionalExpression: equivalent, without the guard |null| = 0 > |before| is false.
+    after !== null &&
+    Math.abs(after) > Math.abs(c.residualBefore) &&
+    Math.sign(after) === Math.sign(c.outputActivation) &&
+    activationToMedian! >= RULES.massiveToMedian;
 
   const canceller = others
-    .filter((o) => o.layer > c.layer && o.token === c.token && o.row === c.row && after !== null && Math.sign(o.outputActivation) !== Math.sign(after))
+    .filter(
+      (o) =>
+        o.layer > c.layer &&
+        o.token === c.token &&
+        o.row === c.row &&
+        after !== null &&
+        Math.sign(o.outputActivation) !== Math.sign(after),
+    )
     .sort((a, b) => a.layer - b.layer)[0];
   const end = canceller ? canceller.layer : layers;
   let persistsLayers = 0;
   const laterLayers = end - 1 - c.layer;
   for (let l = c.layer + 1; l < end; l++) {
     const v = c.residual[l];
-    if (after !== null && v !== null && Math.sign(v) === Math.sign(after) && Math.abs(v) >= RULES.persistFraction * Math.abs(after)) persistsLayers++;
+    if (
+      after !== null &&
+      v !== null &&
+      Math.sign(v) === Math.sign(after) &&
+      Math.abs(v) >= RULES.persistFraction * Math.abs(after)
+    )
+      persistsLayers++;
   }
   // Cancelled right at the next layer: it still entered that layer intact.
-  const persists = canceller ? persistsLayers >= RULES.persistLayers * laterLayers : laterLayers > 0 && persistsLayers >= RULES.persistLayers * laterLayers;
+  const persists = canceller
+    ? persistsLayers >= RULES.persistLayers * laterLayers
+    : laterLayers > 0 && persistsLayers >= RULES.persistLayers * laterLayers;
 
   const shrinkAt = (l: number) => {
-    const base = c.residual[l], zeroed = c.ablation.residual[l];
+    const base = c.residual[l],
+      zeroed = c.ablation.residual[l];
     return base === null || zeroed === null || base === 0 ? null : 1 - Math.abs(zeroed) / Math.abs(base);
   };
   const shrink = shrinkAt(c.layer);
@@ -94,29 +112,62 @@ export function classify(c: Candidate, layers: number, others: readonly Candidat
   // Stryker disable next-line EqualityOperator: equivalent, 1 − |z|/|b| near 0.2 is a multiple of 2⁻⁵³ and 0.2 is not.
   const shrinksEnough = (shrink ?? 0) >= RULES.minShrink;
 
-  const nllChange = c.baseMeanNll !== null && c.ablation.meanNll !== null ? c.ablation.meanNll / c.baseMeanNll - 1 : null;
+  const nllChange =
+    c.baseMeanNll !== null && c.ablation.meanNll !== null ? c.ablation.meanNll / c.baseMeanNll - 1 : null;
   const evidence: Evidence = {
-    sameToken, cancelledBy: canceller ? [canceller.layer, canceller.row, canceller.column] : null, residualBefore: c.residualBefore, residualAfter: after, activationToMedian, creates,
-    persistsLayers, laterLayers, persists, shrink, shrinkAtLastLayer,
-    meanNll: c.baseMeanNll, meanNllZeroed: c.ablation.meanNll, nllChange,
+    sameToken,
+    cancelledBy: canceller ? [canceller.layer, canceller.row, canceller.column] : null,
+    residualBefore: c.residualBefore,
+    residualAfter: after,
+    activationToMedian,
+    creates,
+    persistsLayers,
+    laterLayers,
+    persists,
+    shrink,
+    shrinkAtLastLayer,
+    meanNll: c.baseMeanNll,
+    meanNllZeroed: c.ablation.meanNll,
+    nllChange,
     nllEffect: nllEffect(c.baseMeanNll, c.ablation.meanNll),
   };
 
   const reasons: string[] = [];
   const f = (x: number) => x.toFixed(Math.abs(x) >= 10 ? 1 : 2);
-  if (!sameToken) reasons.push(`input spike at token ${c.inputToken} but output spike at token ${c.token}: this weight does not produce that output`);
+  if (!sameToken)
+    reasons.push(
+      `input spike at token ${c.inputToken} but output spike at token ${c.token}: this weight does not produce that output`,
+    );
   if (after === null) reasons.push("the residual at its token was not recorded (prompt too long for the trace budget)");
   else if (!creates) {
-    if (Math.abs(after) <= Math.abs(c.residualBefore)) reasons.push(`it shrinks the residual at channel ${c.row} (${f(c.residualBefore)} → ${f(after)}): it cancels an activation instead of creating one`);
-    else if (Math.sign(after) !== Math.sign(c.outputActivation)) reasons.push(`its output (${f(c.outputActivation)}) opposes the residual at channel ${c.row} (${f(after)})`);
-    else reasons.push(`the residual at channel ${c.row} reaches only ${f(activationToMedian!)}× the median (< ${RULES.massiveToMedian}×): no massive activation`);
-  } else if (sameToken) reasons.push(`creates a massive activation: residual channel ${c.row} at token ${c.token} goes ${f(c.residualBefore)} → ${f(after)} (${Math.round(activationToMedian!)}× the median)`);
+    if (Math.abs(after) <= Math.abs(c.residualBefore))
+      reasons.push(
+        `it shrinks the residual at channel ${c.row} (${f(c.residualBefore)} → ${f(after)}): it cancels an activation instead of creating one`,
+      );
+    else if (Math.sign(after) !== Math.sign(c.outputActivation))
+      reasons.push(`its output (${f(c.outputActivation)}) opposes the residual at channel ${c.row} (${f(after)})`);
+    else
+      reasons.push(
+        `the residual at channel ${c.row} reaches only ${f(activationToMedian!)}× the median (< ${RULES.massiveToMedian}×): no massive activation`,
+      );
+  } else if (sameToken)
+    reasons.push(
+      `creates a massive activation: residual channel ${c.row} at token ${c.token} goes ${f(c.residualBefore)} → ${f(after)} (${Math.round(activationToMedian!)}× the median)`,
+    );
   const until = canceller ? ` until layer ${canceller.layer} [${canceller.row}, ${canceller.column}] cancels it` : "";
   if (laterLayers === 0 && !canceller) reasons.push("last layer: nothing after it carries an activation");
   else if (creates)
-    reasons.push(persists ? `persists through ${persistsLayers} of ${laterLayers} later layers${until}` : `fades: carried by only ${persistsLayers} of ${laterLayers} later layers${until}`);
+    reasons.push(
+      persists
+        ? `persists through ${persistsLayers} of ${laterLayers} later layers${until}`
+        : `fades: carried by only ${persistsLayers} of ${laterLayers} later layers${until}`,
+    );
   if (shrink !== null && creates && persists)
-    reasons.push(shrinksEnough ? `zeroing it alone shrinks the activation by ${Math.round(100 * shrink)}%` : `zeroing it alone shrinks the activation by only ${Math.round(100 * shrink)}% (< ${100 * RULES.minShrink}%): others make it`);
+    reasons.push(
+      shrinksEnough
+        ? `zeroing it alone shrinks the activation by ${Math.round(100 * shrink)}%`
+        : `zeroing it alone shrinks the activation by only ${Math.round(100 * shrink)}% (< ${100 * RULES.minShrink}%): others make it`,
+    );
   const isSuper = sameToken && creates && persists && shrinksEnough;
   return { class: isSuper ? "super" : "outlier", evidence, reasons };
 }
@@ -136,9 +187,13 @@ export function describeNllEffect(e: Evidence): string {
   const pct = `${(e.nllChange ?? 0) >= 0 ? "+" : ""}${(100 * (e.nllChange ?? 0)).toFixed(1)}`;
   const ppl = `perplexity ${Math.exp(e.meanNll).toFixed(3)} → ${Math.exp(e.meanNllZeroed).toFixed(3)}`;
   switch (e.nllEffect) {
-    case "catastrophic": return `zeroing it alone is catastrophic on this prompt: mean NLL ${pct}% (${ppl})`;
-    case "large": return `zeroing it alone moves the prompt's mean NLL by ${pct}% (${ppl})`;
-    case "slight": return `zeroing it alone moves the prompt's mean NLL only slightly: ${pct}% (${ppl}); not catastrophic`;
-    default: return `zeroing it alone leaves the prompt's mean NLL practically unchanged (${pct}%)`;
+    case "catastrophic":
+      return `zeroing it alone is catastrophic on this prompt: mean NLL ${pct}% (${ppl})`;
+    case "large":
+      return `zeroing it alone moves the prompt's mean NLL by ${pct}% (${ppl})`;
+    case "slight":
+      return `zeroing it alone moves the prompt's mean NLL only slightly: ${pct}% (${ppl}); not catastrophic`;
+    default:
+      return `zeroing it alone leaves the prompt's mean NLL practically unchanged (${pct}%)`;
   }
 }

@@ -138,7 +138,10 @@ const key = (c: { layer: number; expert?: Expert; row: number; column: number })
  * The paper's rule on one down projection's spikes: both above the threshold makes weight[row, column] a
  * candidate (row = the output spike's channel, column = the input spike's). The one place the rule lives.
  */
-export function spikeCandidate(s: DownProjSpikes, threshold: number): { row: number; column: number; token: number } | undefined {
+export function spikeCandidate(
+  s: DownProjSpikes,
+  threshold: number,
+): { row: number; column: number; token: number } | undefined {
   if (!(s.downProjInput.max > threshold && s.downProjOutput.max > threshold)) return undefined;
   return { row: s.downProjOutput.channel, column: s.downProjInput.channel, token: s.downProjOutput.token };
 }
@@ -207,7 +210,9 @@ type Stats = { forwardRuns: number; layerEvals: number; layerReads: number; byte
 export async function detect(model: Model, ids: number[], o: DetectOptions): Promise<Detection> {
   const t0 = performance.now();
   const { spec } = model;
-  const L = spec.layers, H = spec.hidden, T = ids.length;
+  const L = spec.layers,
+    H = spec.hidden,
+    T = ids.length;
   const keptTokens = Math.max(1, Math.min(T, Math.floor((o.residualLogBudget ?? 16 * 1024 * 1024) / (L * H))));
   const stats: Stats = { forwardRuns: 0, layerEvals: 0, layerReads: 0, bytesRead: 0 };
   const targets = ids.map((_, t) => (t + 1 < T ? ids[t + 1] : -1));
@@ -226,7 +231,10 @@ export async function detect(model: Model, ids: number[], o: DetectOptions): Pro
   let runs = new Map<string, Run>([["", first]]);
   const zeroedBefore = (k: number) => passes.filter((p) => p.k < k).flatMap((p) => p.found.map(zeroEdit));
   const assign = (role: { run: Run }, edits: WeightEdit[]) => {
-    const key = edits.map((e) => `${e.tensor}:${e.row}:${e.column}`).sort().join(" ");
+    const key = edits
+      .map((e) => `${e.tensor}:${e.row}:${e.column}`)
+      .sort()
+      .join(" ");
     if (role.run.key === key) return;
     let run = runs.get(key);
     if (!run) runs.set(key, (run = { key, edits, entering: role.run.entering }));
@@ -257,17 +265,25 @@ export async function detect(model: Model, ids: number[], o: DetectOptions): Pro
         const next = passes.some((q) => q.k === p.k + 1);
         // The next pass sees layers before this one as this pass did: their log carries over.
         const { projections, residual, medianAbsResidual, blocks } = p.log;
-        const log = { ...newLog(L), projections: [...projections], residual: [...residual],
-          medianAbsResidual: [...medianAbsResidual], blocks: new Map(blocks) };
+        const log = {
+          ...newLog(L),
+          projections: [...projections],
+          residual: [...residual],
+          medianAbsResidual: [...medianAbsResidual],
+          blocks: new Map(blocks),
+        };
         if (!next) passes.push({ k: p.k + 1, log, found: [], run: p.run, examined: layer - 1 });
         checks.push(...newOnes.map((c) => ({ candidate: c, pass: p.k, run: p.run })));
         reassign();
         const names = newOnes.map((c) => `[${coordinate(c).join(", ")}]`).join(" ");
         const checksText = `${newOnes.length} causal check${newOnes.length > 1 ? "s" : ""}`;
         const them = newOnes.length > 1 ? "them" : "it";
-        o.onProgress?.(`pass ${p.k}: ${names}; ` + (next
-          ? `pass ${p.k + 1} runs layer ${layer} again with ${them} zeroed, beside ${checksText}`
-          : `pass ${p.k + 1} and ${checksText} start in layer ${layer}`));
+        o.onProgress?.(
+          `pass ${p.k}: ${names}; ` +
+            (next
+              ? `pass ${p.k + 1} runs layer ${layer} again with ${them} zeroed, beside ${checksText}`
+              : `pass ${p.k + 1} and ${checksText} start in layer ${layer}`),
+        );
       }
     }
     for (const p of passes) {
@@ -280,7 +296,7 @@ export async function detect(model: Model, ids: number[], o: DetectOptions): Pro
     for (const { candidate: c, run } of checks) c.ablation.residual[layer] = run.record!.residual[c.token * H + c.row];
     const now = live();
     runs = new Map(now.map((r) => [r.key, r]));
-    for (const r of now) (r.entering = r.record!.residual), (r.record = undefined);
+    for (const r of now) ((r.entering = r.record!.residual), (r.record = undefined));
     o.onLayer?.(layer, 0);
   }
 
@@ -304,7 +320,8 @@ export async function detect(model: Model, ids: number[], o: DetectOptions): Pro
       c.baseMeanNll = p.log.meanNll;
     }
     const found = p.found.map((c) => coordinate(c));
-    if (p.k <= o.maxIterations) iterations.push({ iteration: p.k, layers: layerSpikes(p.log, L), found, ...expertsTouched(model, p.log) });
+    if (p.k <= o.maxIterations)
+      iterations.push({ iteration: p.k, layers: layerSpikes(p.log, L), found, ...expertsTouched(model, p.log) });
   }
   for (const { candidate, run } of checks) candidate.ablation.meanNll = run.meanNll!;
   const last = passes[passes.length - 1];
@@ -316,7 +333,10 @@ export async function detect(model: Model, ids: number[], o: DetectOptions): Pro
 
   const candidates = passes.flatMap((p) => p.found);
   return {
-    ids, threshold: o.threshold, candidates, iterations,
+    ids,
+    threshold: o.threshold,
+    candidates,
+    iterations,
     meanNll: passes[0].log.meanNll,
     withCandidatesZeroed: { zeroed: candidates.map((c) => coordinate(c)), meanNll: last.log.meanNll },
     forwardRuns: stats.forwardRuns,
@@ -333,16 +353,23 @@ function candidate(model: Model, f: Found, p: PassState, H: number): Candidate {
   const index: [number, number] = model.layout(f.tensor) === "nk" ? [f.row, f.column] : [f.column, f.row];
   const s = f.log;
   return {
-    layer: f.layer, ...(f.expert !== undefined ? { expert: f.expert } : {}), row: f.row, column: f.column,
-    tensor: f.tensor, index,
+    layer: f.layer,
+    ...(f.expert !== undefined ? { expert: f.expert } : {}),
+    row: f.row,
+    column: f.column,
+    tensor: f.tensor,
+    index,
     value: model.weight(f.tensor, index[0], index[1]),
     iteration: p.k,
-    token: s.downProjOutput.token, inputToken: s.downProjInput.token,
-    inputActivation: s.downProjInput.value, outputActivation: s.downProjOutput.value,
+    token: s.downProjOutput.token,
+    inputToken: s.downProjInput.token,
+    inputActivation: s.downProjInput.value,
+    outputActivation: s.downProjOutput.value,
     ...(s.routing ? { routingWeight: s.routing.get(s.downProjOutput.token) } : {}),
     inputToMedian: s.downProjInput.max / s.inputMedian,
     outputToMedian: s.downProjOutput.max / s.outputMedian,
-    residual: [], medianAbsResidual: [],
+    residual: [],
+    medianAbsResidual: [],
     residualBefore: p.run.entering[f.token * H + f.row],
     ablation: { residual: new Array(model.spec.layers).fill(null), meanNll: null },
     baseMeanNll: null,
@@ -351,8 +378,11 @@ function candidate(model: Model, f: Found, p: PassState, H: number): Candidate {
 
 function newLog(L: number): PassLog {
   return {
-    projections: [], residual: new Array(L).fill(undefined), medianAbsResidual: new Array(L).fill(NaN),
-    blocks: new Map(), meanNll: null,
+    projections: [],
+    residual: new Array(L).fill(undefined),
+    medianAbsResidual: new Array(L).fill(NaN),
+    blocks: new Map(),
+    meanNll: null,
   };
 }
 
@@ -376,11 +406,20 @@ function layerSpikes(log: PassLog, L: number): LayerSpikes[] {
       out.push({ layer, downProjInput: ps[0].downProjInput, downProjOutput: ps[0].downProjOutput });
       continue;
     }
-    const top = (side: "downProjInput" | "downProjOutput") => ps.reduce((a, b) => (b[side].max > a[side].max ? b : a))[side];
+    const top = (side: "downProjInput" | "downProjOutput") =>
+      ps.reduce((a, b) => (b[side].max > a[side].max ? b : a))[side];
     const block = log.blocks.get(layer);
     out.push({
-      layer, downProjInput: top("downProjInput"), downProjOutput: top("downProjOutput"),
-      experts: ps.map((p) => ({ expert: p.expert!, tensor: p.tensor, tokens: p.rows, downProjInput: p.downProjInput, downProjOutput: p.downProjOutput })),
+      layer,
+      downProjInput: top("downProjInput"),
+      downProjOutput: top("downProjOutput"),
+      experts: ps.map((p) => ({
+        expert: p.expert!,
+        tensor: p.tensor,
+        tokens: p.rows,
+        downProjInput: p.downProjInput,
+        downProjOutput: p.downProjOutput,
+      })),
       ...(block ? { blockOutput: block } : {}),
     });
   }
@@ -388,14 +427,28 @@ function layerSpikes(log: PassLog, L: number): LayerSpikes[] {
 }
 
 /** Down projections where the rule fires on a coordinate not yet known. */
-interface Found { layer: number; expert?: Expert; row: number; column: number; token: number; tensor: string; log: ProjectionLog }
+interface Found {
+  layer: number;
+  expert?: Expert;
+  row: number;
+  column: number;
+  token: number;
+  tensor: string;
+  log: ProjectionLog;
+}
 
 function newCandidates(projections: readonly ProjectionLog[], threshold: number, known: Set<string>): Found[] {
   const out: Found[] = [];
   for (const p of projections) {
     const hit = spikeCandidate(p, threshold);
     if (!hit) continue;
-    const c = { layer: p.layer, ...(p.expert !== undefined ? { expert: p.expert } : {}), ...hit, tensor: p.tensor, log: p };
+    const c = {
+      layer: p.layer,
+      ...(p.expert !== undefined ? { expert: p.expert } : {}),
+      ...hit,
+      tensor: p.tensor,
+      log: p,
+    };
     if (!known.has(key(c))) out.push(c);
   }
   return out;
@@ -404,7 +457,8 @@ function newCandidates(projections: readonly ProjectionLog[], threshold: number,
 /** Layer `layer` for these runs, in one pass over its weights: each run's record (its down projections' spikes,
  * the residual leaving the layer). */
 async function runLayer(model: Model, ids: number[], layer: number, runs: Run[], stats: Stats): Promise<void> {
-  const T = ids.length, H = model.spec.hidden;
+  const T = ids.length,
+    H = model.spec.hidden;
   const records: LayerRecord[] = runs.map(() => ({ projections: [], residual: new Float32Array(0) }));
   const inputs = new Map<string, { spike: SpikeAt; median: number }>();
   const hook = (e: HookEvent) => {
@@ -420,9 +474,14 @@ async function runLayer(model: Model, ids: number[], layer: number, runs: Run[],
       }
       const input = inputs.get(`${e.variant}:${e.tensor}`)!;
       records[e.variant].projections.push({
-        layer: e.layer, tensor: e.tensor!, ...(e.expert !== undefined ? { expert: e.expert } : {}), rows: e.tokens,
-        downProjInput: input.spike, downProjOutput: { ...s, token: at(s.token) },
-        inputMedian: input.median, outputMedian: medianAbs(e.data),
+        layer: e.layer,
+        tensor: e.tensor!,
+        ...(e.expert !== undefined ? { expert: e.expert } : {}),
+        rows: e.tokens,
+        downProjInput: input.spike,
+        downProjOutput: { ...s, token: at(s.token) },
+        inputMedian: input.median,
+        outputMedian: medianAbs(e.data),
         ...(e.routingWeights ? { routing: new Map(Array.from(e.routingWeights, (w, i) => [at(i), w])) } : {}),
       });
     }
@@ -430,7 +489,14 @@ async function runLayer(model: Model, ids: number[], layer: number, runs: Run[],
   const start = new Float32Array(runs.length * T * H);
   runs.forEach((r, i) => start.set(r.entering, i * T * H));
   const variants = runs.map((r) => ({ overrides: editWeights(model, r.edits) }));
-  const out = await forward(model, ids, { fromLayer: layer, toLayer: layer + 1, start, variants, hooks: [hook], head: false });
+  const out = await forward(model, ids, {
+    fromLayer: layer,
+    toLayer: layer + 1,
+    start,
+    variants,
+    hooks: [hook],
+    head: false,
+  });
   runs.forEach((r, i) => (r.record = { ...records[i], residual: out.residual.slice(i * T * H, (i + 1) * T * H) }));
   stats.layerEvals += runs.length;
   stats.layerReads++;
@@ -439,10 +505,11 @@ async function runLayer(model: Model, ids: number[], layer: number, runs: Run[],
 
 /** The first largest |x| in [token][channel] order. */
 export function largest(x: Float32Array, width: number): SpikeAt {
-  let best = -1, at = 0;
+  let best = -1,
+    at = 0;
   for (let i = 0; i < x.length; i++) {
     const a = Math.abs(x[i]);
-    if (a > best) (best = a), (at = i);
+    if (a > best) ((best = a), (at = i));
   }
   return { max: best, value: x[at], token: Math.floor(at / width), channel: at % width };
 }
@@ -461,16 +528,21 @@ export function medianAbs(x: Float32Array): number {
 
 /** Rearrange a so that a[k] is the k-th smallest (Hoare's selection); returns it. */
 function select(a: Float32Array, k: number): number {
-  let lo = 0, hi = a.length - 1;
+  let lo = 0,
+    hi = a.length - 1;
   while (lo < hi) {
     const pivot = a[(lo + hi) >> 1];
-    let i = lo, j = hi;
+    let i = lo,
+      j = hi;
     while (i <= j) {
       while (a[i] < pivot) i++;
       while (a[j] > pivot) j--;
       if (i <= j) {
-        const t = a[i]; a[i] = a[j]; a[j] = t;
-        i++; j--;
+        const t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+        i++;
+        j--;
       }
     }
     if (k <= j) hi = j;

@@ -49,12 +49,19 @@ export interface DirectoryEntry {
 }
 
 const PAPER = "Yu et al. 2024, The Super Weight in Large Language Models, arXiv 2411.07191";
-const COMMUNITY = "community report, not in the paper: reported publicly by users of the paper's code; confirm it with `superweight scan`";
+const COMMUNITY =
+  "community report, not in the paper: reported publicly by users of the paper's code; confirm it with `superweight scan`";
 
 type Extra = Pick<PublishedSuperWeight, "activation" | "note">;
 
 /** A down_proj coordinate (nn.Linear, [out, in]) of a Llama-style model. */
-function downProj(source: Provenance, layer: number, row: number, column: number, extra: Extra = {}): PublishedSuperWeight {
+function downProj(
+  source: Provenance,
+  layer: number,
+  row: number,
+  column: number,
+  extra: Extra = {},
+): PublishedSuperWeight {
   return {
     layer,
     row,
@@ -67,7 +74,8 @@ function downProj(source: Provenance, layer: number, row: number, column: number
   };
 }
 
-const paper = (layer: number, row: number, column: number, extra?: Extra) => downProj("paper", layer, row, column, extra);
+const paper = (layer: number, row: number, column: number, extra?: Extra) =>
+  downProj("paper", layer, row, column, extra);
 const community = (layer: number, row: number, column: number, extra?: Extra) =>
   downProj("community", layer, row, column, extra);
 
@@ -186,7 +194,8 @@ const ENTRIES: DirectoryEntry[] = [
     ],
     source: "paper",
     reference: `${PAPER}, Table 1 and released code`,
-    notes: "The paper names no revision, and this repository's weights have been updated since release: verify by scanning.",
+    notes:
+      "The paper names no revision, and this repository's weights have been updated since release: verify by scanning.",
   },
   {
     modelId: "meta-llama/Meta-Llama-3-8B",
@@ -216,8 +225,7 @@ const ENTRIES: DirectoryEntry[] = [
     ],
     source: "community",
     reference: COMMUNITY,
-    notes:
-      "Same coordinates as Llama-3-8B. The same naive run also lists layer-31 spikes that nobody ablated.",
+    notes: "Same coordinates as Llama-3-8B. The same naive run also lists layer-31 spikes that nobody ablated.",
   },
   {
     modelId: "HuggingFaceTB/SmolLM2-1.7B",

@@ -15,7 +15,11 @@ export interface ScanInput {
   ids: number[];
 }
 
-export type ScanEvidence = Evidence & { residual: (number | null)[]; residualZeroed: (number | null)[]; medianAbsResidual: number[] };
+export type ScanEvidence = Evidence & {
+  residual: (number | null)[];
+  residualZeroed: (number | null)[];
+  medianAbsResidual: number[];
+};
 
 /** What one prompt said about a candidate. */
 export interface PromptVerdict {
@@ -33,9 +37,24 @@ export interface PromptVerdict {
 
 /** A candidate as the scan reports it: where and what it is, its class, and the evidence. The top-level
  * evidence is that of the first prompt on which it is `super` (else the first prompt that found it). */
-export interface ScannedWeight extends Pick<Candidate,
-  "layer" | "expert" | "row" | "column" | "tensor" | "index" | "value" | "inputActivation" | "outputActivation" | "token"
-  | "inputToken" | "iteration" | "inputToMedian" | "outputToMedian" | "routingWeight"> {
+export interface ScannedWeight extends Pick<
+  Candidate,
+  | "layer"
+  | "expert"
+  | "row"
+  | "column"
+  | "tensor"
+  | "index"
+  | "value"
+  | "inputActivation"
+  | "outputActivation"
+  | "token"
+  | "inputToken"
+  | "iteration"
+  | "inputToMedian"
+  | "outputToMedian"
+  | "routingWeight"
+> {
   /** The token's text when a tokenizer is known. */
   tokenText?: string;
   class: WeightClass;
@@ -65,13 +84,24 @@ export interface ScanReport {
   modelType: string;
   /** Sizes; a Mixture-of-Experts model adds its experts per sparse layer, their width, k and the sparse layers. */
   shape: {
-    layers: number; hidden: number; intermediate: number;
-    experts?: number; expertIntermediate?: number; topK?: number; sparseLayers?: number[];
+    layers: number;
+    hidden: number;
+    intermediate: number;
+    experts?: number;
+    expertIntermediate?: number;
+    topK?: number;
+    sparseLayers?: number[];
   };
   /** How [row, column] map to the stored tensor. */
   coordinates: string;
   storedTransposed: boolean;
-  prompts: { label: string; ids: number[]; meanNll: number | null; meanNllCandidatesZeroed: number | null; iterations: number }[];
+  prompts: {
+    label: string;
+    ids: number[];
+    meanNll: number | null;
+    meanNllCandidatesZeroed: number | null;
+    iterations: number;
+  }[];
   threshold: number;
   maxIterations: number;
   forwardPasses: number;
@@ -103,7 +133,14 @@ export async function scan(model: Model, inputs: ScanInput[], o: ScanOptions): P
   const detections: Detection[] = [];
   for (const [i, input] of inputs.entries()) {
     o.onProgress?.(`prompt ${i + 1}/${inputs.length}`);
-    detections.push(await detect(model, input.ids, { threshold: o.threshold, maxIterations: o.maxIterations, onProgress: o.onProgress, onLayer: o.onLayer }));
+    detections.push(
+      await detect(model, input.ids, {
+        threshold: o.threshold,
+        maxIterations: o.maxIterations,
+        onProgress: o.onProgress,
+        onLayer: o.onLayer,
+      }),
+    );
   }
 
   const merged = new Map<string, ScannedWeight>();
@@ -121,15 +158,37 @@ export async function scan(model: Model, inputs: ScanInput[], o: ScanOptions): P
       seen.classes.push(said.class);
       seen.perPrompt.push(said);
       if (said.class === "super" && seen.class !== "super") {
-        const { class: cls, evidence, reasons, nllNote, iteration, token, inputToken, inputActivation, outputActivation } = said;
-        Object.assign(seen, { class: cls, evidence, reasons, nllNote, iteration, token, inputToken, inputActivation, outputActivation });
+        const {
+          class: cls,
+          evidence,
+          reasons,
+          nllNote,
+          iteration,
+          token,
+          inputToken,
+          inputActivation,
+          outputActivation,
+        } = said;
+        Object.assign(seen, {
+          class: cls,
+          evidence,
+          reasons,
+          nllNote,
+          iteration,
+          token,
+          inputToken,
+          inputActivation,
+          outputActivation,
+        });
         seen.tokenText = o.tokenText?.(inputs[p].ids[c.token]);
       }
     }
   });
   for (const w of merged.values()) w.allPrompts = w.prompts.length === inputs.length;
 
-  const superWeights = [...merged.values()].sort((a, b) => a.iteration - b.iteration || a.layer - b.layer || a.row - b.row);
+  const superWeights = [...merged.values()].sort(
+    (a, b) => a.iteration - b.iteration || a.layer - b.layer || a.row - b.row,
+  );
   const transposed = model.layout(model.arch.downProjections(model.spec, 0)[0].tensor) === "kn";
   const sum = (f: (d: Detection) => number) => detections.reduce((s, d) => s + f(d), 0);
   return {
@@ -144,8 +203,10 @@ export async function scan(model: Model, inputs: ScanInput[], o: ScanOptions): P
       : "row = output channel, column = input channel; weight[row, column]",
     storedTransposed: transposed,
     prompts: inputs.map((input, i) => ({
-      label: input.label, ids: input.ids,
-      meanNll: detections[i].meanNll, meanNllCandidatesZeroed: detections[i].withCandidatesZeroed.meanNll,
+      label: input.label,
+      ids: input.ids,
+      meanNll: detections[i].meanNll,
+      meanNllCandidatesZeroed: detections[i].withCandidatesZeroed.meanNll,
       iterations: detections[i].iterations.length,
     })),
     threshold: o.threshold,
@@ -167,31 +228,62 @@ function shapeOf(model: Model): ScanReport["shape"] {
   if (!ex) return { layers, hidden, intermediate };
   const sparseLayers = [...Array(layers).keys()].filter((l) => ex.sparse(l));
   return {
-    layers, hidden, intermediate, experts: ex.count, expertIntermediate: ex.intermediate, topK: ex.topK, sparseLayers,
+    layers,
+    hidden,
+    intermediate,
+    experts: ex.count,
+    expertIntermediate: ex.intermediate,
+    topK: ex.topK,
+    sparseLayers,
   };
 }
 
 function promptVerdict(c: Candidate, v: ReturnType<typeof classify>, prompt: number): PromptVerdict {
   return {
-    prompt, class: v.class,
-    evidence: { ...v.evidence, residual: c.residual, residualZeroed: c.ablation.residual, medianAbsResidual: c.medianAbsResidual },
-    reasons: v.reasons, nllNote: describeNllEffect(v.evidence),
-    iteration: c.iteration, token: c.token, inputToken: c.inputToken,
-    inputActivation: c.inputActivation, outputActivation: c.outputActivation,
+    prompt,
+    class: v.class,
+    evidence: {
+      ...v.evidence,
+      residual: c.residual,
+      residualZeroed: c.ablation.residual,
+      medianAbsResidual: c.medianAbsResidual,
+    },
+    reasons: v.reasons,
+    nllNote: describeNllEffect(v.evidence),
+    iteration: c.iteration,
+    token: c.token,
+    inputToken: c.inputToken,
+    inputActivation: c.inputActivation,
+    outputActivation: c.outputActivation,
   };
 }
 
 function toScanned(c: Candidate, said: PromptVerdict, tokenText?: string): ScannedWeight {
   return {
-    layer: c.layer, ...(c.expert !== undefined ? { expert: c.expert } : {}), row: c.row, column: c.column,
-    tensor: c.tensor, index: c.index, value: c.value,
-    inputActivation: c.inputActivation, outputActivation: c.outputActivation,
+    layer: c.layer,
+    ...(c.expert !== undefined ? { expert: c.expert } : {}),
+    row: c.row,
+    column: c.column,
+    tensor: c.tensor,
+    index: c.index,
+    value: c.value,
+    inputActivation: c.inputActivation,
+    outputActivation: c.outputActivation,
     ...(c.routingWeight !== undefined ? { routingWeight: c.routingWeight } : {}),
-    token: c.token, inputToken: c.inputToken, ...(tokenText !== undefined ? { tokenText } : {}),
-    iteration: c.iteration, class: said.class,
-    inputToMedian: c.inputToMedian, outputToMedian: c.outputToMedian,
-    evidence: said.evidence, reasons: said.reasons, nllNote: said.nllNote,
-    prompts: [said.prompt], allPrompts: false, classes: [said.class], perPrompt: [said],
+    token: c.token,
+    inputToken: c.inputToken,
+    ...(tokenText !== undefined ? { tokenText } : {}),
+    iteration: c.iteration,
+    class: said.class,
+    inputToMedian: c.inputToMedian,
+    outputToMedian: c.outputToMedian,
+    evidence: said.evidence,
+    reasons: said.reasons,
+    nllNote: said.nllNote,
+    prompts: [said.prompt],
+    allPrompts: false,
+    classes: [said.class],
+    perPrompt: [said],
   };
 }
 

@@ -33,8 +33,12 @@ export function renderChat(template: string, messages: ChatMessage[], options: C
   }
   try {
     // Special tokens the tokenizer does not have stay undefined, as in transformers.
-    const tokens = { bos_token: options.bosToken, eos_token: options.eosToken, unk_token: options.unkToken,
-      pad_token: options.padToken };
+    const tokens = {
+      bos_token: options.bosToken,
+      eos_token: options.eosToken,
+      unk_token: options.unkToken,
+      pad_token: options.padToken,
+    };
     const defined = Object.fromEntries(Object.entries(tokens).filter(([, v]) => v !== undefined));
     return parsed.render({
       ...options.variables,
@@ -69,8 +73,11 @@ export function chatTemplateOf(
 /** bos_token etc. of a tokenizer_config.json (strings or {content} objects) as ChatOptions. */
 export function chatTokensOf(tokenizerConfig: Record<string, unknown>): ChatOptions {
   const text = (v: unknown) =>
-    typeof v === "string" ? v : typeof (v as { content?: unknown } | null)?.content === "string"
-      ? ((v as { content: string }).content) : undefined;
+    typeof v === "string"
+      ? v
+      : typeof (v as { content?: unknown } | null)?.content === "string"
+        ? (v as { content: string }).content
+        : undefined;
   return {
     bosToken: text(tokenizerConfig.bos_token),
     eosToken: text(tokenizerConfig.eos_token),
@@ -80,5 +87,7 @@ export function chatTokensOf(tokenizerConfig: Record<string, unknown>): ChatOpti
 }
 
 function oneLine(e: unknown): string {
-  return String((e as Error)?.message ?? e).replace(/\s+/g, " ").trim();
+  return String((e as Error)?.message ?? e)
+    .replace(/\s+/g, " ")
+    .trim();
 }

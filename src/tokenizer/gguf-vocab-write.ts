@@ -13,7 +13,12 @@ import { CheckpointError } from "../errors.js";
 import { libraryTokenizer, textTokenizer, type Json } from "./tokenizer.js";
 import { TokenType } from "./gguf-vocab.js";
 import {
-  CHECK_TEXT, GPT2_REGEX, llamaFormOfRegex, llamaPreTokenizer, preNameForHash, preNameForSplits,
+  CHECK_TEXT,
+  GPT2_REGEX,
+  llamaFormOfRegex,
+  llamaPreTokenizer,
+  preNameForHash,
+  preNameForSplits,
 } from "./llama-pretokenizers.js";
 
 export type GgufValueType = "string" | "u32" | "i32" | "f32" | "bool" | "string[]" | "i32[]" | "f32[]";
@@ -40,8 +45,13 @@ export interface GgufTokenizerMetadataOptions {
 }
 
 const SPECIAL_KEYS: [string, string][] = [
-  ["bos", "bos_token_id"], ["eos", "eos_token_id"], ["unk", "unknown_token_id"], ["sep", "seperator_token_id"],
-  ["pad", "padding_token_id"], ["cls", "cls_token_id"], ["mask", "mask_token_id"],
+  ["bos", "bos_token_id"],
+  ["eos", "eos_token_id"],
+  ["unk", "unknown_token_id"],
+  ["sep", "seperator_token_id"],
+  ["pad", "padding_token_id"],
+  ["cls", "cls_token_id"],
+  ["mask", "mask_token_id"],
 ];
 
 interface AddedToken {
@@ -60,8 +70,10 @@ export function ggufTokenizerMetadata(
   const fail = (code: string, message: string) => new CheckpointError(file, message, code);
   const model = (tokenizerJson.model ?? {}) as Json;
   if (model.type !== "BPE") {
-    throw fail("TOKENIZER_GGUF_UNSUPPORTED_MODEL",
-      `a ${String(model.type)} tokenizer cannot be written to GGUF here (only BPE: byte-level, or with byte fallback)`);
+    throw fail(
+      "TOKENIZER_GGUF_UNSUPPORTED_MODEL",
+      `a ${String(model.type)} tokenizer cannot be written to GGUF here (only BPE: byte-level, or with byte fallback)`,
+    );
   }
   for (const key of ["dropout", "continuing_subword_prefix", "end_of_word_suffix"]) {
     if (model[key] !== undefined && model[key] !== null && model[key] !== "") {
@@ -73,8 +85,11 @@ export function ggufTokenizerMetadata(
   const text = textTokenizer(lib, tokenizerJson, tokenizerConfig, file);
 
   // Vocabulary: the model's entries and the added tokens, one text per id and one id per text.
-  const added = ((tokenizerJson.added_tokens ?? []) as Json[]).map((t): AddedToken =>
-    ({ id: t.id as number, content: t.content as string, special: t.special === true }));
+  const added = ((tokenizerJson.added_tokens ?? []) as Json[]).map((t): AddedToken => ({
+    id: t.id as number,
+    content: t.content as string,
+    special: t.special === true,
+  }));
   const byId = new Map<number, string>();
   const put = (id: unknown, t: string) => {
     if (!Number.isInteger(id) || (id as number) < 0) {
@@ -103,13 +118,13 @@ export function ggufTokenizerMetadata(
     const t = byId.get(id);
     const a = addedById.get(id);
     if (t === undefined) {
-      tokens.push(`[PAD${id}]`), types.push(TokenType.UNUSED);
+      (tokens.push(`[PAD${id}]`), types.push(TokenType.UNUSED));
     } else if (a && (a.special || looksSpecial(t))) {
-      tokens.push(t), types.push(TokenType.CONTROL);
+      (tokens.push(t), types.push(TokenType.CONTROL));
     } else if (a) {
-      tokens.push(t.replaceAll("\u2581", " ")), types.push(TokenType.USER_DEFINED); // llama.cpp matches raw text
+      (tokens.push(t.replaceAll("\u2581", " ")), types.push(TokenType.USER_DEFINED)); // llama.cpp matches raw text
     } else {
-      tokens.push(t), types.push(sentencePiece && /^<0x[0-9A-Fa-f]{2}>$/.test(t) ? TokenType.BYTE : TokenType.NORMAL);
+      (tokens.push(t), types.push(sentencePiece && /^<0x[0-9A-Fa-f]{2}>$/.test(t) ? TokenType.BYTE : TokenType.NORMAL));
     }
   }
   const seen = new Map<string, number>();
@@ -144,8 +159,11 @@ export function ggufTokenizerMetadata(
   const edge = (extra: number[], typ: string, where: string) => {
     if (extra.length === 0) return false;
     if (start < 0 || extra.length > 1 || extra[0] !== ids.get(typ)) {
-      throw fail("TOKENIZER_GGUF_SPECIAL", `the tokenizer adds ${JSON.stringify(extra)} at the ${where} of a text, ` +
-        `which is not its ${typ}_token (${ids.get(typ) ?? "none"}): llama.cpp can add only that`);
+      throw fail(
+        "TOKENIZER_GGUF_SPECIAL",
+        `the tokenizer adds ${JSON.stringify(extra)} at the ${where} of a text, ` +
+          `which is not its ${typ}_token (${ids.get(typ) ?? "none"}): llama.cpp can add only that`,
+      );
     }
     return true;
   };
@@ -173,7 +191,11 @@ export function ggufTokenizerMetadata(
     push("tokenizer.ggml.token_type", "i32[]", types);
     // convert_hf_to_gguf writes a space inside a merge half as U+0120, the byte alphabet's space.
     const half = (s: string) => s.replaceAll(" ", "\u0120");
-    push("tokenizer.ggml.merges", "string[]", merges.map(([a, b]) => `${half(a)} ${half(b)}`));
+    push(
+      "tokenizer.ggml.merges",
+      "string[]",
+      merges.map(([a, b]) => `${half(a)} ${half(b)}`),
+    );
   }
   for (const [typ, key] of SPECIAL_KEYS) if (ids.has(typ)) push(`tokenizer.ggml.${key}`, "u32", ids.get(typ)!);
   push("tokenizer.ggml.add_bos_token", "bool", addBos);
@@ -184,8 +206,12 @@ export function ggufTokenizerMetadata(
 
 /** convert_hf_to_gguf.py's does_token_look_special: added tokens it makes control tokens though not special. */
 function looksSpecial(t: string): boolean {
-  return ["<pad>", "<mask>", "<2mass>", "[@BOS@]"].includes(t) || (t.startsWith("<|") && t.endsWith("|>")) ||
-    (t.startsWith("<｜") && t.endsWith("｜>")) || (t.startsWith("<unused") && t.endsWith(">"));
+  return (
+    ["<pad>", "<mask>", "<2mass>", "[@BOS@]"].includes(t) ||
+    (t.startsWith("<|") && t.endsWith("|>")) ||
+    (t.startsWith("<｜") && t.endsWith("｜>")) ||
+    (t.startsWith("<unused") && t.endsWith(">"))
+  );
 }
 
 function tokenContent(value: unknown): string | undefined {
@@ -215,8 +241,11 @@ function mergePairs(raw: unknown, fail: Fail): [string, string][] {
  */
 function byteLevelPre(tokenizerJson: Json, checkIds: number[], mergeCount: number, approximate: boolean, fail: Fail) {
   const approximation = (what: string) =>
-    fail("TOKENIZER_GGUF_APPROXIMATE", `${what}; llama.cpp would tokenize differently (the approximate option ` +
-      "writes it anyway, as convert_hf_to_gguf.py does)");
+    fail(
+      "TOKENIZER_GGUF_APPROXIMATE",
+      `${what}; llama.cpp would tokenize differently (the approximate option ` +
+        "writes it anyway, as convert_hf_to_gguf.py does)",
+    );
   const normalizer = tokenizerJson.normalizer as Json | null | undefined;
   if (normalizer && normalizer.type !== "NFC") {
     throw fail("TOKENIZER_GGUF_UNSUPPORTED_PRE", `normalizer ${normalizer.type} has no llama.cpp byte-level form`);
@@ -224,10 +253,14 @@ function byteLevelPre(tokenizerJson: Json, checkIds: number[], mergeCount: numbe
   if (normalizer && !approximate) throw approximation("llama.cpp does not NFC-normalize text");
   const splits = byteLevelSplits(tokenizerJson.pre_tokenizer as Json | null | undefined);
   if (!splits) {
-    throw fail("TOKENIZER_GGUF_UNSUPPORTED_PRE", "the pre-tokenizer is not byte-level (it has no ByteLevel step " +
-      "without a prefix space)");
+    throw fail(
+      "TOKENIZER_GGUF_UNSUPPORTED_PRE",
+      "the pre-tokenizer is not byte-level (it has no ByteLevel step " + "without a prefix space)",
+    );
   }
-  const hash = createHash("sha256").update(`[${checkIds.join(", ")}]`).digest("hex");
+  const hash = createHash("sha256")
+    .update(`[${checkIds.join(", ")}]`)
+    .digest("hex");
   const named = preNameForHash(hash);
   const ignoreMerges = (tokenizerJson.model as Json).ignore_merges === true;
   const byRegex = splits.regexes && preNameForSplits(splits.regexes, ignoreMerges);
@@ -239,9 +272,11 @@ function byteLevelPre(tokenizerJson: Json, checkIds: number[], mergeCount: numbe
   if (named) {
     throw approximation(`the pre-tokenizer is convert_hf_to_gguf.py's "${named}", which llama.cpp approximates`);
   }
-  throw fail("TOKENIZER_GGUF_UNSUPPORTED_PRE",
+  throw fail(
+    "TOKENIZER_GGUF_UNSUPPORTED_PRE",
     `no llama.cpp pre-tokenizer splits as this one (check-text hash ${hash}, ignore_merges ${ignoreMerges}, splits ` +
-    `${splits.regexes ? JSON.stringify(splits.regexes) : "not regexes"})`);
+      `${splits.regexes ? JSON.stringify(splits.regexes) : "not regexes"})`,
+  );
 }
 
 /**
@@ -281,9 +316,12 @@ function sentencePieceNormalizer(tokenizerJson: Json, fail: Fail): boolean {
   const pre = tokenizerJson.pre_tokenizer as Json | null | undefined;
   const noOp = pre?.type === "Split" && (pre.pattern as Json | undefined)?.String === " " && pre.invert !== true;
   if ((pre && !noOp) || !(prepend || (steps.length === 1 && isReplace(steps[0])))) {
-    throw fail("TOKENIZER_GGUF_UNSUPPORTED_PRE", "llama.cpp's SentencePiece writes spaces as \u2581 and prepends one " +
-      "at the start and after every special token: only the normalizer [Prepend \u2581, Replace \" \" → \u2581] " +
-      "(or the Replace alone) with no pre-tokenizer does the same (a Metaspace pre-tokenizer does not)");
+    throw fail(
+      "TOKENIZER_GGUF_UNSUPPORTED_PRE",
+      "llama.cpp's SentencePiece writes spaces as \u2581 and prepends one " +
+        'at the start and after every special token: only the normalizer [Prepend \u2581, Replace " " → \u2581] ' +
+        "(or the Replace alone) with no pre-tokenizer does the same (a Metaspace pre-tokenizer does not)",
+    );
   }
   return prepend;
 }
@@ -317,8 +355,11 @@ function sentencePieceScores(
   groups.forEach(([id], i) => {
     const next = groups[i + 1];
     if (next && lastRank.get(id)! > next[1]) {
-      throw fail("TOKENIZER_GGUF_MERGES", `the merges making ${JSON.stringify(hfById.get(id))} are not adjacent in ` +
-        `rank (${JSON.stringify(hfById.get(next[0]))} comes between): no token scores give that order`);
+      throw fail(
+        "TOKENIZER_GGUF_MERGES",
+        `the merges making ${JSON.stringify(hfById.get(id))} are not adjacent in ` +
+          `rank (${JSON.stringify(hfById.get(next[0]))} comes between): no token scores give that order`,
+      );
     }
   });
   // Every split of a token into halves llama.cpp can form (single characters, or tokens formed so) is a merge for
@@ -334,8 +375,10 @@ function sentencePieceScores(
       if (!(k === 1 || formable.has(left)) || !(k === c.length - 1 || formable.has(right))) continue;
       formable.add(c.join(""));
       if (!pairs.has(JSON.stringify([left, right])) && !(partitioned && !c.includes("\u2581"))) {
-        throw fail("TOKENIZER_GGUF_MERGES", `llama.cpp would merge "${left}" + "${right}" into token ${id}, ` +
-          "which the tokenizer.json never does");
+        throw fail(
+          "TOKENIZER_GGUF_MERGES",
+          `llama.cpp would merge "${left}" + "${right}" into token ${id}, ` + "which the tokenizer.json never does",
+        );
       }
     }
   }

@@ -46,7 +46,12 @@ const ATTR_UNKNOWN = 1 << 0;
 const ATTR_CONTROL = 1 << 3;
 const ATTR_USER_DEFINED = 1 << 4;
 const ATTR_BY_TYPE: Record<number, number> = {
-  1: 1 << 2, 2: ATTR_UNKNOWN, 3: ATTR_CONTROL, 4: ATTR_USER_DEFINED, 5: 1 << 1, 6: 1 << 5,
+  1: 1 << 2,
+  2: ATTR_UNKNOWN,
+  3: ATTR_CONTROL,
+  4: ATTR_USER_DEFINED,
+  5: 1 << 1,
+  6: 1 << 5,
 };
 
 /** Longest SentencePiece token handled: every split of every token is tried (quadratic in its length). */
@@ -102,16 +107,20 @@ function build(
   const meta = new MetadataReader(metadata, file);
   const model = meta.string("tokenizer.ggml.model", true)!;
   if (model !== "gpt2" && model !== "llama") {
-    throw meta.fail("GGUF_TOKENIZER_UNSUPPORTED_MODEL",
-      `tokenizer.ggml.model "${model}" is not supported (only "gpt2", byte-level BPE, and "llama", SentencePiece)`);
+    throw meta.fail(
+      "GGUF_TOKENIZER_UNSUPPORTED_MODEL",
+      `tokenizer.ggml.model "${model}" is not supported (only "gpt2", byte-level BPE, and "llama", SentencePiece)`,
+    );
   }
   let pre: LlamaPreTokenizer | undefined;
   if (model === "gpt2") {
     const name = meta.string("tokenizer.ggml.pre", false);
     pre = llamaPreTokenizer(name);
     if (!pre) {
-      throw meta.fail("GGUF_TOKENIZER_UNSUPPORTED_PRE",
-        `tokenizer.ggml.pre "${name}" is not a pre-tokenizer supported here (${SUPPORTED_PRE_NAMES.join(", ")})`);
+      throw meta.fail(
+        "GGUF_TOKENIZER_UNSUPPORTED_PRE",
+        `tokenizer.ggml.pre "${name}" is not a pre-tokenizer supported here (${SUPPORTED_PRE_NAMES.join(", ")})`,
+      );
     }
   }
   const vocab = readVocabulary(meta);
@@ -147,11 +156,21 @@ function build(
   });
 
   const bpe: Json = {
-    type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
-    fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab: Object.fromEntries(vocab.ids),
+    type: "BPE",
+    dropout: null,
+    unk_token: null,
+    continuing_subword_prefix: null,
+    end_of_word_suffix: null,
+    fuse_unk: false,
+    byte_fallback: false,
+    ignore_merges: false,
+    vocab: Object.fromEntries(vocab.ids),
   };
   const tokenizerJson: Json = {
-    version: "1.0", truncation: null, padding: null, added_tokens: added,
+    version: "1.0",
+    truncation: null,
+    padding: null,
+    added_tokens: added,
     post_processor: postProcessor(vocab.tokens, addBos ? bos : undefined, addEos ? eos : undefined),
   };
   let mergePriority: Map<string, number> | undefined;
@@ -205,8 +224,10 @@ function build(
   if (padId !== undefined) tokenizerConfig.pad_token = vocab.tokens[padId];
   // Named templates come as tokenizer.chat_template.<name>, listed in tokenizer.chat_templates.
   const chatTemplate = meta.string("tokenizer.chat_template", false);
-  const named = (meta.strings("tokenizer.chat_templates", false) ?? [])
-    .map((name) => ({ name, template: meta.string(`tokenizer.chat_template.${name}`, true) }));
+  const named = (meta.strings("tokenizer.chat_templates", false) ?? []).map((name) => ({
+    name,
+    template: meta.string(`tokenizer.chat_template.${name}`, true),
+  }));
   if (named.length) {
     const main = chatTemplate === undefined ? [] : [{ name: "default", template: chatTemplate }];
     tokenizerConfig.chat_template = [...main, ...named];
@@ -221,7 +242,9 @@ function postProcessor(tokens: string[], bos: number | undefined, eos: number | 
   if (bos === undefined && eos === undefined) return null;
   const special = (id: number, typeId: number) => ({ SpecialToken: { id: tokens[id], type_id: typeId } });
   const around = (seq: Json[], typeId: number) => [
-    ...(bos === undefined ? [] : [special(bos, typeId)]), ...seq, ...(eos === undefined ? [] : [special(eos, typeId)]),
+    ...(bos === undefined ? [] : [special(bos, typeId)]),
+    ...seq,
+    ...(eos === undefined ? [] : [special(eos, typeId)]),
   ];
   const ids = [bos, eos].filter((id): id is number => id !== undefined);
   const a = around([{ Sequence: { id: "A", type_id: 0 } }], 0);
@@ -229,10 +252,12 @@ function postProcessor(tokens: string[], bos: number | undefined, eos: number | 
     type: "TemplateProcessing",
     single: a,
     pair: [...a, ...around([{ Sequence: { id: "B", type_id: 1 } }], 1)],
-    special_tokens: Object.fromEntries(ids.map((id) => {
-      const t = tokens[id];
-      return [t, { id: t, ids: [id], tokens: [t] }];
-    })),
+    special_tokens: Object.fromEntries(
+      ids.map((id) => {
+        const t = tokens[id];
+        return [t, { id: t, ids: [id], tokens: [t] }];
+      }),
+    ),
   };
 }
 
@@ -250,7 +275,7 @@ function readVocabulary(meta: MetadataReader): Vocab {
     }
     ids.set(t, i);
   });
-  const attrs = tokens.map((_, i) => (types ? ATTR_BY_TYPE[types[i]] ?? 0 : ATTR_BY_TYPE[TokenType.NORMAL]));
+  const attrs = tokens.map((_, i) => (types ? (ATTR_BY_TYPE[types[i]] ?? 0) : ATTR_BY_TYPE[TokenType.NORMAL]));
   const vocab: Vocab = { tokens, ids, attrs, lstrip: new Set(), rstrip: new Set() };
   applyLlamaCppTokenRules(meta, vocab);
   return vocab;
@@ -258,25 +283,70 @@ function readVocabulary(meta: MetadataReader): Vocab {
 
 // Token texts llama.cpp treats as end-of-generation: each such token becomes a control token.
 const EOG_TEXTS = [
-  "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>", "<end_of_turn>",
-  "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>",
-  "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>", "<｜end▁of▁sentence｜>", "[e~[",
+  "<|eot_id|>",
+  "<|im_end|>",
+  "<|end|>",
+  "<|return|>",
+  "<|call|>",
+  "<|flush|>",
+  "<|calls|>",
+  "<end_of_turn>",
+  "<|endoftext|>",
+  "</s>",
+  "<|eom_id|>",
+  "<EOT>",
+  "_<EOT>",
+  "[EOT]",
+  "[EOS]",
+  "<|end_of_text|>",
+  "<end_of_utterance>",
+  "<eos>",
+  "<turn|>",
+  "<|tool_response>",
+  "<｜end▁of▁sentence｜>",
+  "[e~[",
 ];
 // Fill-in-the-middle tokens: when the file names none for a role, llama.cpp takes the first of these it meets in
 // its (unordered) text → id map and makes it a control token.
 const FIM_TEXTS: Record<string, string[]> = {
-  fim_pre_token_id: ["<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>", "▁<PRE>",
-    "<|code_prefix|>", "<|prefix|>"],
-  fim_suf_token_id: ["<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>", "▁<SUF>",
-    "<|code_suffix|>", "<|suffix|>"],
-  fim_mid_token_id: ["<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>", "▁<MID>",
-    "<|code_middle|>", "<|middle|>"],
+  fim_pre_token_id: [
+    "<|fim_prefix|>",
+    "<fim-prefix>",
+    "<fim_prefix>",
+    "<｜fim▁begin｜>",
+    "<PRE>",
+    "▁<PRE>",
+    "<|code_prefix|>",
+    "<|prefix|>",
+  ],
+  fim_suf_token_id: [
+    "<|fim_suffix|>",
+    "<fim-suffix>",
+    "<fim_suffix>",
+    "<｜fim▁hole｜>",
+    "<SUF>",
+    "▁<SUF>",
+    "<|code_suffix|>",
+    "<|suffix|>",
+  ],
+  fim_mid_token_id: [
+    "<|fim_middle|>",
+    "<fim-middle>",
+    "<fim_middle>",
+    "<｜fim▁end｜>",
+    "<MID>",
+    "▁<MID>",
+    "<|code_middle|>",
+    "<|middle|>",
+  ],
   fim_pad_token_id: ["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"],
   fim_rep_token_id: ["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"],
   fim_sep_token_id: ["<|file_sep|>"],
 };
 const LEGACY_FIM_KEYS: Record<string, string> = {
-  fim_pre_token_id: "prefix_token_id", fim_suf_token_id: "suffix_token_id", fim_mid_token_id: "middle_token_id",
+  fim_pre_token_id: "prefix_token_id",
+  fim_suf_token_id: "suffix_token_id",
+  fim_mid_token_id: "middle_token_id",
 };
 
 /** The token-type rewrites llama.cpp makes by token text and model name when it loads a vocabulary. */
@@ -291,8 +361,12 @@ function applyLlamaCppTokenRules(meta: MetadataReader, vocab: Vocab): void {
     const present = texts.filter(has).map((t) => ids.get(t)!);
     if (given || present.every((id) => attrs[id] & ATTR_CONTROL)) continue;
     if (present.length > 1) {
-      throw meta.fail("GGUF_TOKENIZER_AMBIGUOUS_TYPES", `llama.cpp makes one of ${present.map((id) => vocab.tokens[id])
-        .join(", ")} a control token, which one depends on its hash-map order (set tokenizer.ggml.${key})`);
+      throw meta.fail(
+        "GGUF_TOKENIZER_AMBIGUOUS_TYPES",
+        `llama.cpp makes one of ${present
+          .map((id) => vocab.tokens[id])
+          .join(", ")} a control token, which one depends on its hash-map order (set tokenizer.ggml.${key})`,
+      );
     }
     attrs[present[0]] |= ATTR_CONTROL;
   }
@@ -313,8 +387,10 @@ function applyLlamaCppTokenRules(meta: MetadataReader, vocab: Vocab): void {
     }
     return ids.get(t)!;
   };
-  if (["jina-v2-de", "jina-v2-es", "jina-v2-code"].some((s) => pre.includes(s)) ||
-    ["nomic-bert-moe", "jina-bert-v3"].some((s) => arch.includes(s))) {
+  if (
+    ["jina-v2-de", "jina-v2-es", "jina-v2-code"].some((s) => pre.includes(s)) ||
+    ["nomic-bert-moe", "jina-bert-v3"].some((s) => arch.includes(s))
+  ) {
     if (has("<mask>")) vocab.lstrip.add(ids.get("<mask>")!);
   } else if (name.includes("phi-3") || name.includes("phi3")) {
     attrs.forEach((a, id) => {
@@ -367,7 +443,7 @@ function byteLevelMerges(meta: MetadataReader, ids: Map<string, number>): [strin
   const missing = pairs.map(() => 2);
   const queue: string[] = [];
   const add = (s: string) => {
-    if (!formable.has(s)) formable.add(s), queue.push(s);
+    if (!formable.has(s)) (formable.add(s), queue.push(s));
   };
   pairs.forEach(([a, b], i) => {
     for (const s of a === b ? [a] : [a, b]) {
@@ -428,7 +504,10 @@ function sentencePieceMerges(meta: MetadataReader, vocab: Vocab, scores: ArrayLi
 
 /** Typed access to the metadata, with one error code per fault, naming the file and the key. */
 class MetadataReader {
-  constructor(private readonly metadata: Record<string, unknown>, readonly file: string) {}
+  constructor(
+    private readonly metadata: Record<string, unknown>,
+    readonly file: string,
+  ) {}
 
   fail(code: string, message: string): CheckpointError {
     return new CheckpointError(this.file, message, code);

@@ -22,7 +22,8 @@ const readJsonObject = (file: string): Json => readJson(file, "BAD_TOKENIZER");
 /** `bos_token` in tokenizer_config.json is either a string or an AddedToken object {content: ...}. */
 function tokenContent(value: unknown): string | undefined {
   if (typeof value === "string") return value;
-  if (value && typeof value === "object" && typeof (value as Json).content === "string") return (value as Json).content as string;
+  if (value && typeof value === "object" && typeof (value as Json).content === "string")
+    return (value as Json).content as string;
   return undefined;
 }
 
@@ -32,14 +33,18 @@ function checkModel(model: unknown, label: string): void {
   const m = model as Json;
   const isObject = (v: unknown) => !!v && typeof v === "object" && !Array.isArray(v);
   const need: Record<string, [string, (v: unknown) => boolean, string][]> = {
-    BPE: [["vocab", isObject, "an object of token → id"], ["merges", Array.isArray, "a list"]],
+    BPE: [
+      ["vocab", isObject, "an object of token → id"],
+      ["merges", Array.isArray, "a list"],
+    ],
     WordPiece: [["vocab", isObject, "an object of token → id"]],
     WordLevel: [["vocab", isObject, "an object of token → id"]],
     Unigram: [["vocab", Array.isArray, "a list of [token, score]"]],
   };
   const type = typeof m.type === "string" ? m.type : "BPE";
   const fields = need[type];
-  if (!fields) throw new UserError(`model type ${JSON.stringify(m.type)} is not one of ${Object.keys(need).join(", ")}`, label);
+  if (!fields)
+    throw new UserError(`model type ${JSON.stringify(m.type)} is not one of ${Object.keys(need).join(", ")}`, label);
   for (const [field, ok, what] of fields)
     if (!ok(m[field])) throw new UserError(`"model.${field}" of a ${type} model must be ${what}`, label);
 }

@@ -22,17 +22,22 @@ import { fixturePath, readReference, repoRoot, skipWithoutFixtures } from "../fi
 function findChromium(): string | undefined {
   if (process.env.CHROMIUM) return existsSync(process.env.CHROMIUM) ? process.env.CHROMIUM : undefined;
   try {
-    return execFileSync("sh", ["-c", "command -v chromium || command -v chromium-browser"], { encoding: "utf8" })
-      .trim() || undefined;
+    return (
+      execFileSync("sh", ["-c", "command -v chromium || command -v chromium-browser"], { encoding: "utf8" }).trim() ||
+      undefined
+    );
   } catch {
     return undefined;
   }
 }
 const executable = findChromium();
 if (!executable && process.env.CI === "true") throw new Error("chromium not found (required under CI=true)");
-const skip = skipWithoutFixtures ||
-  (executable ? false : `chromium not found (${process.env.CHROMIUM ? `CHROMIUM=${process.env.CHROMIUM}` : "PATH"}): ` +
-    "apt-get install chromium, or set CHROMIUM to its path");
+const skip =
+  skipWithoutFixtures ||
+  (executable
+    ? false
+    : `chromium not found (${process.env.CHROMIUM ? `CHROMIUM=${process.env.CHROMIUM}` : "PATH"}): ` +
+      "apt-get install chromium, or set CHROMIUM to its path");
 
 const outDir = join(repoRoot, "test-output", "report-browser");
 // An origin that cannot resolve: the page is served to the browser from the test, and anything else it asks for
@@ -61,7 +66,8 @@ interface Opened {
 /** Serves `html` at ORIGIN/name and opens it with every other request recorded and refused. */
 async function open(html: string, name: string): Promise<Opened> {
   const page = await browser!.newPage({ viewport: { width: 1100, height: 900 } });
-  const requests: string[] = [], errors: string[] = [];
+  const requests: string[] = [],
+    errors: string[] = [];
   const url = `${ORIGIN}/${name}`;
   await page.route("**/*", (route) => {
     if (route.request().url() === url) return route.fulfill({ contentType: "text/html; charset=utf-8", body: html });
@@ -70,7 +76,9 @@ async function open(html: string, name: string): Promise<Opened> {
   });
   // A WebSocket is not a routed request.
   page.on("websocket", (ws) => requests.push(ws.url()));
-  page.on("console", (m) => { if (m.type() === "error" || m.type() === "warning") errors.push(m.text()); });
+  page.on("console", (m) => {
+    if (m.type() === "error" || m.type() === "warning") errors.push(m.text());
+  });
   page.on("pageerror", (e) => errors.push(e.message));
   await page.goto(url, { waitUntil: "load" });
   return { page, requests, errors };
@@ -109,8 +117,13 @@ async function report(name: string, extra: Partial<Parameters<typeof buildReport
   try {
     const ref = readReference(name);
     return await buildReport(model, {
-      label: fixturePath(name), prompts: [{ label: "reference ids", ids: ref.input_ids }], threshold: ref.threshold,
-      maxIterations: 10, top: TOP, sweepScale: SWEEP, ...extra,
+      label: fixturePath(name),
+      prompts: [{ label: "reference ids", ids: ref.input_ids }],
+      threshold: ref.threshold,
+      maxIterations: 10,
+      top: TOP,
+      sweepScale: SWEEP,
+      ...extra,
     });
   } finally {
     model.close();
@@ -119,9 +132,23 @@ async function report(name: string, extra: Partial<Parameters<typeof buildReport
 
 function compareFile(): string {
   const path = join(outDir, "compare.json");
-  writeFileSync(path, JSON.stringify({ version: 1, baseline: { perplexity: 5 }, configurations: BLOCKS.flatMap((b, i) =>
-    ["rtn", "nf4"].map((method, m) => ({ method, bits: 4, block: b, perplexity: 5.1 + 0.2 * i + 0.1 * m,
-      bytes: 1000 - 10 * i, bitsPerWeight: 4 + 16 / b }))) }));
+  writeFileSync(
+    path,
+    JSON.stringify({
+      version: 1,
+      baseline: { perplexity: 5 },
+      configurations: BLOCKS.flatMap((b, i) =>
+        ["rtn", "nf4"].map((method, m) => ({
+          method,
+          bits: 4,
+          block: b,
+          perplexity: 5.1 + 0.2 * i + 0.1 * m,
+          bytes: 1000 - 10 * i,
+          bitsPerWeight: 4 + 16 / b,
+        })),
+      ),
+    }),
+  );
   return path;
 }
 
@@ -137,8 +164,10 @@ test("planted-llama-bf16's report in chromium: offline, no console error, every 
     assert.equal(await marks(page, "figure-3", "spikes"), 2 * L);
     // Figures 2 and 4: a panel per super activation, a point per layer for each line (the original model, zeroed,
     // and the scan's pass for an activation a later pass found).
-    assert.equal(await page.locator("#figure-4 g[class*='activation'][class$='_marks']").count(),
-      ref.superActivations.length);
+    assert.equal(
+      await page.locator("#figure-4 g[class*='activation'][class$='_marks']").count(),
+      ref.superActivations.length,
+    );
     for (let i = 0; i < ref.superActivations.length; i++) {
       const lines = ref.superActivations[i].iteration > 1 ? 3 : 2;
       assert.equal(await marks(page, "figure-4", `activation${i}`), lines * L, `activation ${i}`);
@@ -176,14 +205,23 @@ test("bytes-llama-6m's report in chromium: tokens by text, the stopword mass, th
     const tokens = r.figures.shift!.tokens;
     assert.ok(tokens.length > TOP);
     assert.equal(await marks(page, "figure-5", "shift_tokens"), tokens.length);
-    const byChange = [...tokens].sort((a, b) => (b.after - b.before) - (a.after - a.before));
-    assert.deepEqual(await axisLabels(page.locator("#figure-5 g[aria-label^='Y-axis for a discrete']")),
-      byChange.map((t) => t.label));
+    const byChange = [...tokens].sort((a, b) => b.after - b.before - (a.after - a.before));
+    assert.deepEqual(
+      await axisLabels(page.locator("#figure-5 g[aria-label^='Y-axis for a discrete']")),
+      byChange.map((t) => t.label),
+    );
     // A stopword's bar may be too short to show its colour: its label is bold.
-    const weights = await page.locator("#figure-5 g[aria-label^='Y-axis for a discrete'] .role-axis-label text")
+    const weights = await page
+      .locator("#figure-5 g[aria-label^='Y-axis for a discrete'] .role-axis-label text")
       .evaluateAll((texts) => texts.map((t) => t.getAttribute("font-weight")));
-    assert.deepEqual(weights, byChange.map((t) => (t.stopword ? "bold" : "normal")));
-    assert.ok(tokens.some((t) => t.stopword), "the figure has a stopword to mark");
+    assert.deepEqual(
+      weights,
+      byChange.map((t) => (t.stopword ? "bold" : "normal")),
+    );
+    assert.ok(
+      tokens.some((t) => t.stopword),
+      "the figure has a stopword to mark",
+    );
     assert.equal(await page.locator("#figure-5 g.stopword_mass_marks > *").count(), 2, "before and after");
     assert.equal(await marks(page, "figure-6", "sweep"), SWEEP.length);
     assert.equal(await page.locator("#figure-7").count(), 0, "no --quantize-compare: no Figure 7");
@@ -199,7 +237,9 @@ test("bytes-llama-6m's report in chromium: tokens by text, the stopword mass, th
 test("the page's own URL is the only request, and a page that asks for more is caught", { skip }, async () => {
   // The guard itself: a page with an external image and a console error must be seen as such.
   const { page, requests, errors } = await open(
-    `<!doctype html><img src="https://example.com/x.png"><script>console.error("boom")</script>`, "bad.html");
+    `<!doctype html><img src="https://example.com/x.png"><script>console.error("boom")</script>`,
+    "bad.html",
+  );
   await page.close();
   assert.deepEqual(requests, ["https://example.com/x.png"]);
   assert.ok(errors.includes("boom"), errors.join("; "));
