@@ -25,10 +25,18 @@ module.exports = {
       to: { path: "^src/(models|engine)/" },
     },
     {
+      name: "formats-below-engine",
+      severity: "error",
+      comment:
+        "File formats, tokenizers, the Hub and data sets are libraries the engine and analyses use, never the reverse.",
+      from: { path: "^src/(gguf|quant|tokenizer|hub|data)/" },
+      to: { path: "^src/(engine|superweight|eval|export|compress|cli|report)/" },
+    },
+    {
       name: "analyses-below-cli-and-report",
       severity: "error",
       comment: "Analyses return typed results; rendering and argument parsing live above them.",
-      from: { path: "^src/(superweight|eval)/" },
+      from: { path: "^src/(superweight|eval|export|compress)/" },
       to: { path: "^src/(cli|report)/" },
     },
   ],

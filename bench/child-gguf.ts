@@ -68,7 +68,7 @@ function dequantBench(type: GgmlType, elements: number): void {
   });
 }
 
-// ---- a Q4_K_M GGUF from a Hugging Face llama checkpoint (bench only: the exporter is src/gguf/export*.ts) ----
+// ---- a Q4_K_M GGUF from a Hugging Face llama checkpoint (bench only: the exporter is src/export/) ----
 
 const LAYER_NAMES: [string, string][] = [
   ["input_layernorm", "attn_norm"],

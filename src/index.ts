@@ -29,7 +29,7 @@ export { DIRECTORY, lookupPublished } from "./superweight/directory.js";
 export { renderScan, scanJson } from "./report/scan-text.js";
 export { evaluate, EVAL_REPORT_VERSION, type EvalReport, type EvalRequest } from "./eval/eval.js";
 export { audit, verdict as auditVerdict, type AuditReport } from "./superweight/audit.js";
-export { planGgufExport, writeGgufExport, type GgufExportResult } from "./gguf/export.js";
+export { planGgufExport, writeGgufExport, type GgufExportResult } from "./export/gguf.js";
 export { GgufCheckpoint } from "./gguf/source.js";
 export { writeGguf } from "./gguf/writer.js";
 export { dequantize } from "./gguf/dequant.js";

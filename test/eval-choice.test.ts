@@ -9,7 +9,7 @@ import { loadTokenizer } from "../src/tokenizer/tokenizer.js";
 import { readTaskFile } from "../src/data/user-files.js";
 import { mcOutcome } from "../src/data/metrics.js";
 import type { LastWordTask, McTask } from "../src/data/requests.js";
-import { nextTokenNll } from "../src/eval/nll.js";
+import { nextTokenNll } from "../src/engine/nll.js";
 import { encodePair, plainEncoder } from "../src/eval/tokens.js";
 import { lastWord, multipleChoice } from "../src/eval/choice.js";
 import { ArmRunner } from "../src/eval/runner.js";

@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Model } from "../src/engine/model.js";
 import { forward } from "../src/engine/forward.js";
-import { nextTokenNll, perplexity } from "../src/eval/nll.js";
+import { nextTokenNll, perplexity } from "../src/engine/nll.js";
 import { jsBackend } from "../src/engine/matmul.js";
 import { fixtureNames, fixturePath, readReference, skipWithoutFixtures } from "./fixtures.js";
 import { toleranceUsed } from "./tolerance.js";

@@ -26,7 +26,7 @@ async function violations(cwd: string): Promise<string[]> {
   }
 }
 
-test("src/ keeps its layering: no cycle, models below the engine, checkpoint below both, analyses below cli and report", async () => {
+test("src/ keeps its layering: no cycle, models below the engine, checkpoint below both, formats below the engine, analyses below cli and report", async () => {
   assert.deepEqual(await violations(repoRoot), []);
 });
 
@@ -37,6 +37,7 @@ test("each rule catches a tree that breaks it", async () => {
     "src/checkpoint/reader.ts": `import { arch } from "../models/arch.js";\nexport const r = arch;\n`,
     "src/eval/score.ts": `import { show } from "../report/show.js";\nexport const s = show;\n`,
     "src/report/show.ts": `export const show = 2;\n`,
+    "src/gguf/read.ts": `import { run } from "../engine/run.js";\nexport const g = run;\n`,
     "src/cli/a.ts": `import { b } from "./b.js";\nexport const a = b;\n`,
     "src/cli/b.ts": `import { a } from "./a.js";\nexport const b = a;\n`,
   };
@@ -49,6 +50,7 @@ test("each rule catches a tree that breaks it", async () => {
     "no-circular",
     "models-describe",
     "checkpoint-below-models-and-engine",
+    "formats-below-engine",
     "analyses-below-cli-and-report",
   ])
     assert.ok(

@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Model } from "../src/engine/model.js";
 import { forward } from "../src/engine/forward.js";
-import { planGgufExport, writeGgufExport, type GgufExportOptions } from "../src/gguf/export.js";
+import { planGgufExport, writeGgufExport, type GgufExportOptions } from "../src/export/gguf.js";
 import type { Ftype } from "../src/gguf/mixture.js";
 import { writeCheckpoint } from "../src/checkpoint/writer.js";
 import { loadTokenizer } from "../src/tokenizer/tokenizer.js";

@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Model } from "../src/engine/model.js";
 import { forward } from "../src/engine/forward.js";
-import { nextTokenNll, perplexity, mean } from "../src/eval/nll.js";
+import { nextTokenNll, perplexity, mean } from "../src/engine/nll.js";
 import { detect, medianAbs, largest } from "../src/superweight/detect.js";
 import { scan } from "../src/superweight/scan.js";
 import { editWeights } from "../src/engine/variants.js";

@@ -2,7 +2,7 @@
 // resolved here — the model, --out / --force, the super weights (--keep L:R:C, or a scan on --prompt / --ids),
 // --clip, --compare and its text, --json — into a QuantizeContext; each format is a branch (FORMATS) that adds its
 // own options (an option several branches take is declared by each) and calls its analysis module (gguf:
-// src/gguf/export*.ts; rtn, nf4, dequantized: src/compress/).
+// src/export/; rtn, nf4, dequantized: src/compress/).
 import { existsSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { Command, Option } from "commander";
@@ -34,10 +34,10 @@ import {
   type KeepType,
   type SuperWeight,
   type SuperWeightSet,
-} from "../gguf/export-recipe.js";
-import { planGgufExport, writeGgufExport, type GgufExportResult } from "../gguf/export.js";
-import { compareGgufRecipes, standardRecipes, type Comparison } from "../gguf/export-compare.js";
-import { exportVocabulary } from "../gguf/export-vocab.js";
+} from "../export/recipe.js";
+import { planGgufExport, writeGgufExport, type GgufExportResult } from "../export/gguf.js";
+import { compareGgufRecipes, standardRecipes, type Comparison } from "../export/compare.js";
+import { exportVocabulary } from "../export/vocab.js";
 import { FTYPES, type Ftype } from "../gguf/mixture.js";
 import { ggufQuantizeJson, renderGgufQuantize } from "../report/gguf-export-text.js";
 import {

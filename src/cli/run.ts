@@ -1,7 +1,7 @@
 // `superweight run`: one forward pass; per-token NLL of each next token, perplexity, top predictions.
 import { Command, Option } from "commander";
 import { forward } from "../engine/forward.js";
-import { perplexity, mean } from "../eval/nll.js";
+import { perplexity, mean } from "../engine/nll.js";
 import { formatTable } from "../report/table.js";
 import { progress } from "../report/progress.js";
 import { collect, inputs, modelOptions, numberOption, openModel, type OpenedModel } from "./common.js";

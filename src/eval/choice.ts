@@ -10,7 +10,7 @@ import type { Model } from "../engine/model.js";
 import { KvCache } from "../engine/kv-cache.js";
 import type { Batch, ArmRunner } from "./runner.js";
 import { encodePair, type PlainEncoder } from "./tokens.js";
-import { logSumExp } from "./nll.js";
+import { logSumExp } from "../engine/nll.js";
 import { readUtf8File, splitLines } from "../data/textfile.js";
 
 /** Line numbers (1-based) of a file's non-blank lines: where each item of a JSONL task file sits

@@ -4,7 +4,7 @@
 // on the same context at every step. Also the repetition rate and the stopword mass.
 import type { Model } from "../engine/model.js";
 import { KvCache } from "../engine/kv-cache.js";
-import { logSumExp } from "./nll.js";
+import { logSumExp } from "../engine/nll.js";
 import { stopwordMass } from "./shift.js";
 import type { ArmRunner } from "./runner.js";
 

@@ -7,7 +7,7 @@ import { DataError } from "../data/errors.js";
 import { readUtf8File, splitLines } from "../data/textfile.js";
 import type { HookEvent } from "../engine/hooks.js";
 import { largest, type LayerSpikes } from "../superweight/detect.js";
-import { logSumExp } from "./nll.js";
+import { logSumExp } from "../engine/nll.js";
 import type { ArmRunner } from "./runner.js";
 
 /** One prompt per non-blank line of a UTF-8 file. */

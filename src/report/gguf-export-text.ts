@@ -1,8 +1,8 @@
 // `superweight quantize --format gguf` as text and JSON: what was written (size, types, recipe) and where each
 // super weight ended up; the comparison of recipes as a table.
-import type { GgufExportResult, StoredSuperWeight } from "../gguf/export.js";
-import type { Comparison } from "../gguf/export-compare.js";
-import type { SuperWeightSet } from "../gguf/export-recipe.js";
+import type { GgufExportResult, StoredSuperWeight } from "../export/gguf.js";
+import type { Comparison } from "../export/compare.js";
+import type { SuperWeightSet } from "../export/recipe.js";
 import { formatTable } from "./table.js";
 
 export const GGUF_EXPORT_REPORT_VERSION = 1;

@@ -8,7 +8,7 @@ import { signed } from "../signed.js";
 import { UserError } from "../errors.js";
 import type { Model } from "../engine/model.js";
 import { forward } from "../engine/forward.js";
-import { mean } from "../eval/nll.js";
+import { mean } from "../engine/nll.js";
 import type { GgufKv } from "../gguf/container.js";
 import { FTYPES } from "../gguf/mixture.js";
 import { GgufCheckpoint } from "../gguf/source.js";

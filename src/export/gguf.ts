@@ -13,26 +13,14 @@ import type { Model } from "../engine/model.js";
 import { UserError } from "../errors.js";
 import { AbsMoments, KthLargest, blockPctRank, tensorPctRank } from "../quant/clip.js";
 import type { Clip } from "../quant/scheme.js";
-import type { GgufKv } from "./container.js";
-import { planArchitecture, FILE_TYPE_KEY, type PlannedTensor } from "./export-plan.js";
-import {
-  isBlockType,
-  recipeMetadata,
-  recipeText,
-  recipeTypes,
-  type Recipe,
-  type SuperWeight,
-} from "./export-recipe.js";
-import {
-  exportVocabulary,
-  type ExportVocabulary,
-  type VocabularyKind,
-  type VocabularyOptions,
-} from "./export-vocab.js";
-import { FTYPES, quantizeOrder } from "./mixture.js";
-import { GGML_TYPES, quantizedSize, quantizeRow, type GgmlType } from "./quantize.js";
-import { GgufCheckpoint } from "./source.js";
-import { writeGguf } from "./writer.js";
+import type { GgufKv } from "../gguf/container.js";
+import { planArchitecture, FILE_TYPE_KEY, type PlannedTensor } from "./plan.js";
+import { isBlockType, recipeMetadata, recipeText, recipeTypes, type Recipe, type SuperWeight } from "./recipe.js";
+import { exportVocabulary, type ExportVocabulary, type VocabularyKind, type VocabularyOptions } from "./vocab.js";
+import { FTYPES, quantizeOrder } from "../gguf/mixture.js";
+import { GGML_TYPES, quantizedSize, quantizeRow, type GgmlType } from "../gguf/quantize.js";
+import { GgufCheckpoint } from "../gguf/source.js";
+import { writeGguf } from "../gguf/writer.js";
 
 export interface GgufExportOptions extends Recipe, VocabularyOptions {
   /** general.name (default: the model folder's name). */

@@ -9,11 +9,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Model } from "../engine/model.js";
 import { forward } from "../engine/forward.js";
-import { mean, perplexity } from "../eval/nll.js";
+import { mean, perplexity } from "../engine/nll.js";
 import type { Clip } from "../quant/scheme.js";
-import { DEFAULT_KEEP_TYPE, KEEP_TYPES, type KeepType, type Recipe, type SuperWeight } from "./export-recipe.js";
-import type { Ftype } from "./mixture.js";
-import { planGgufExport, writeGgufExport, type GgufExportOptions, type StoredSuperWeight } from "./export.js";
+import { DEFAULT_KEEP_TYPE, KEEP_TYPES, type KeepType, type Recipe, type SuperWeight } from "./recipe.js";
+import type { Ftype } from "../gguf/mixture.js";
+import { planGgufExport, writeGgufExport, type GgufExportOptions, type StoredSuperWeight } from "./gguf.js";
 
 export interface NamedRecipe {
   label: string;

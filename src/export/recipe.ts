@@ -9,10 +9,10 @@
 import { UserError } from "../errors.js";
 import type { Clip } from "../quant/scheme.js";
 import { formatClip } from "../quant/scheme.js";
-import type { GgufKv } from "./container.js";
-import { chooseTypes, FTYPES, type Ftype, type TensorTypeOverride } from "./mixture.js";
-import { GGML_TYPES, type GgmlType } from "./quantize.js";
-import { escapeRegExp, type PlannedTensor } from "./export-plan.js";
+import type { GgufKv } from "../gguf/container.js";
+import { chooseTypes, FTYPES, type Ftype, type TensorTypeOverride } from "../gguf/mixture.js";
+import { GGML_TYPES, type GgmlType } from "../gguf/quantize.js";
+import { escapeRegExp, type PlannedTensor } from "./plan.js";
 
 /** A super weight of a down projection, in Hugging Face coordinates (row = output channel). */
 export interface SuperWeight {

@@ -13,8 +13,8 @@ import { CheckpointError } from "../errors.js";
 import { readJsonObject } from "../checkpoint/files.js";
 import { ggufTokenizerMetadata, type GgufMetadataEntry } from "../tokenizer/gguf-vocab-write.js";
 import { byteLevelChar, TokenType } from "../tokenizer/gguf-vocab.js";
-import { GgufCheckpoint } from "./source.js";
-import type { GgufKv } from "./container.js";
+import { GgufCheckpoint } from "../gguf/source.js";
+import type { GgufKv } from "../gguf/container.js";
 import type { Model } from "../engine/model.js";
 
 export interface VocabularyOptions {

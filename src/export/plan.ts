@@ -11,8 +11,8 @@
 import { CheckpointError } from "../errors.js";
 import type { Model } from "../engine/model.js";
 import type { ModelSpec, RopeSpec } from "../models/spec.js";
-import type { GgufKv } from "./container.js";
-import { NAME_MAPS, type NameMap } from "./source.js";
+import type { GgufKv } from "../gguf/container.js";
+import { NAME_MAPS, type NameMap } from "../gguf/source.js";
 
 /** HF model_type → GGUF general.architecture (the converter writes Mistral as llama). */
 const GGUF_ARCH: Record<string, string> = {
