@@ -188,6 +188,20 @@ test(
   },
 );
 
+test("scan text of a quantized demo: a residual that rounds to zero reads 0.0, not -0.0", async () => {
+  // 4-bit blocks of 128 leave the demo's residual at channel 77 before layer 1 a tiny negative number.
+  const out = join(home, "demo-fake4");
+  const w = await cli(
+    ["quantize", "--demo", "--format", "dequantized", "--bits", "4", "--block", "128", "--keep-super", "-o", out],
+    env,
+  );
+  assert.equal(w.status, 0, w.stderr);
+  const s = await cli(["scan", out], env);
+  assert.equal(s.status, 0, s.stderr);
+  assert.match(s.stdout, /resid 0\.0→423\.5/);
+  assert.doesNotMatch(s.stdout, /-0\.0\b/);
+});
+
 /** Round to bfloat16, nearest even (the rounding the writer is expected to apply). */
 function bf16(x: number): number {
   const f = new Float32Array([x]),

@@ -5,7 +5,11 @@ import { formatTable } from "./table.js";
 import { sparkline } from "./sparkline.js";
 
 const short = (label: string) => JSON.stringify(label.length > 60 ? `${label.slice(0, 57)}...` : label);
-const num = (x: number, digits = 1) => (Math.abs(x) >= 1000 ? x.toFixed(0) : x.toFixed(digits));
+/** x to `digits` decimals (none from 1000 up); a value that rounds to zero prints without a minus sign. */
+const num = (x: number, digits = 1) => {
+  const text = Math.abs(x) >= 1000 ? x.toFixed(0) : x.toFixed(digits);
+  return Number(text) === 0 ? text.replace("-", "") : text;
+};
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : word.endsWith("s") ? "es" : "s"}`;
 const where = (w: ScannedWeight) =>
   `layer ${w.layer}${w.expert !== undefined ? ` expert ${w.expert}` : ""} [${w.row}, ${w.column}]`;
