@@ -14,6 +14,7 @@ import type { LayerSpikes } from "../src/superweight/detect.js";
 import { baseName, fixtureNames, fixturePath, readReference, skipWithoutFixtures } from "./fixtures.js";
 import { toleranceUsed } from "./tolerance.js";
 import { runRecorded } from "./recorded.js";
+import { creator } from "./candidates.js";
 
 const close = (a: number, b: number, tol = 1e-4) => Math.abs(a - b) <= tol + tol * Math.abs(b);
 
@@ -276,26 +277,7 @@ test("largest and medianAbs", () => {
 });
 
 test("classify: a canceller in the last layer and split tokens are outliers; a persistent creator is super", () => {
-  const base = {
-    layer: 1,
-    row: 3,
-    column: 9,
-    tensor: "t",
-    index: [3, 9] as [number, number],
-    value: 2,
-    iteration: 1,
-    token: 0,
-    inputToken: 0,
-    inputActivation: 100,
-    outputActivation: 300,
-    inputToMedian: 500,
-    outputToMedian: 600,
-    residual: [1, 300, 290, 280],
-    medianAbsResidual: [1, 1, 1, 1],
-    residualBefore: 1,
-    ablation: { residual: [null, 2, 2, 2], meanNll: 2 },
-    baseMeanNll: 1,
-  };
+  const base = { ...creator };
   const v = classify(base, 4);
   assert.equal(v.class, "super");
   assert.equal(v.evidence.nllEffect, "catastrophic");

@@ -20,6 +20,7 @@ import { DIRECTORY, lookupPublished } from "../src/superweight/directory.js";
 import { fixturePath, readReference, skipWithoutFixtures } from "./fixtures.js";
 import { cliJson } from "./cli-child.js";
 import { toleranceUsed } from "./tolerance.js";
+import { creator } from "./candidates.js";
 
 const root = mkdtempSync(join(tmpdir(), "sw-survivors-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -167,28 +168,6 @@ test("the rule needs both spikes strictly above the threshold: a spike exactly a
 });
 
 // ---- classification ----
-
-/** A persistent creator in layer 1 of 4 (as in scan.test.ts): super. */
-const creator: Candidate = {
-  layer: 1,
-  row: 3,
-  column: 9,
-  tensor: "t",
-  index: [3, 9],
-  value: 2,
-  iteration: 1,
-  token: 0,
-  inputToken: 0,
-  inputActivation: 100,
-  outputActivation: 300,
-  inputToMedian: 500,
-  outputToMedian: 600,
-  residual: [1, 300, 290, 280],
-  medianAbsResidual: [1, 1, 1, 1],
-  residualBefore: 1,
-  ablation: { residual: [null, 2, 2, 2], meanNll: 2 },
-  baseMeanNll: 1,
-};
 
 test("a canceller is looked for in later layers only, never in the candidate's own layer", () => {
   assert.equal(classify(creator, 4).class, "super");
