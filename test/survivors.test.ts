@@ -14,7 +14,7 @@ import { Checkpoint } from "../src/checkpoint/checkpoint.js";
 import { writeCheckpoint } from "../src/checkpoint/writer.js";
 import { MAX_HEADER_BYTES, parseHeader } from "../src/checkpoint/safetensors.js";
 import { CheckpointError } from "../src/errors.js";
-import { detect, largest, spikeCandidate, type Candidate, type DownProjSpikes } from "../src/superweight/detect.js";
+import { detect, largest, spikeCandidate, type DownProjSpikes } from "../src/superweight/detect.js";
 import { classify } from "../src/superweight/classify.js";
 import { DIRECTORY, lookupPublished } from "../src/superweight/directory.js";
 import { fixturePath, readReference, skipWithoutFixtures } from "./fixtures.js";
