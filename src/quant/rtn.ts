@@ -322,8 +322,19 @@ export function decodePacked(
     for (let q = 0; q < n; q++) value[q] = Math.fround(levels[q] * s) + o;
     if (bits === 8) for (const at = bitOffset >> 3; j < end; j++) out[j] = value[bytes[at + j]];
     else if (bits === 4 && (bitOffset & 3) === 0) {
-      for (let nibble = (bitOffset >> 2) + j; j < end; j++, nibble++)
-        out[j] = value[(bytes[nibble >> 1] >> ((nibble & 1) << 2)) & 15];
+      // Two codes per byte, low nibble first: a leading high nibble, whole bytes, a trailing low nibble.
+      let nibble = (bitOffset >> 2) + j;
+      if (nibble & 1) {
+        out[j++] = value[bytes[nibble >> 1] >> 4];
+        nibble++;
+      }
+      let at = nibble >> 1;
+      for (; j + 1 < end; j += 2, at++) {
+        const pair = bytes[at];
+        out[j] = value[pair & 15];
+        out[j + 1] = value[pair >> 4];
+      }
+      if (j < end) out[j++] = value[bytes[at] & 15];
     } else for (; j < end; j++) out[j] = value[codeAt(bytes, bitOffset + j * bits, bits, mask)];
   }
 }
