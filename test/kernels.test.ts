@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { inverseFrequencies, ropeTable, applyRope } from "../src/engine/rope.js";
-import { erf, activate, softmaxRows } from "../src/engine/kernels.js";
+import { erf, activate, softmaxRows, layerNorm, rmsNorm, clampInPlace, addBias } from "../src/engine/kernels.js";
 
 test("inverse frequencies: default, linear scaling (÷ factor), llama3 (low frequencies ÷ factor, high kept)", () => {
   const base = inverseFrequencies({ theta: 10000, dim: 8 });
@@ -72,4 +72,85 @@ test("softmax rows honour the causal and sliding windows", () => {
     [...x].map((v) => +v.toFixed(6)),
     [1, 0, 0, 0.5, 0.5, 0, 0, 0.5, 0.5],
   );
+});
+
+test("exact GELU is x·Φ(x) away from 1 too: Φ from erf's table values", () => {
+  // x·(1 + erf(x/√2))/2 with erf(√2) = 0.9544997361036416, erf(1/(2√2)) = 0.3829249225480262, erf(3/√2) = 0.9973002039367398
+  const x = new Float32Array([2, -0.5, 3, 0]);
+  activate(x, "gelu");
+  const want = [1.9544997361036416, -0.5 * (1 - 0.3829249225480262) * 0.5, 3 * 0.9986501019683699, 0];
+  [...x].forEach((v, i) => assert.ok(Math.abs(v - want[i]) < 2e-7, `gelu at ${i}: ${v} vs ${want[i]}`));
+});
+
+test("softmax finds the maximum wherever it sits in the row, in every row", () => {
+  // Any maximum other than the true one overflows exp: exp(1005) is infinite.
+  const x = new Float32Array([-5, 1000, -5, 1000, -5, -5]);
+  softmaxRows(
+    x,
+    2,
+    3,
+    () => 0,
+    () => 2,
+  );
+  const small = Math.exp(-1005);
+  assert.deepEqual([...x], [small, 1, small, 1, small, small].map(Math.fround));
+});
+
+/** Float64 LayerNorm of one row, from the definition. */
+function layerNormReference(x: number[], w: number[] | undefined, b: number[] | undefined, eps: number): number[] {
+  const mean = x.reduce((a, v) => a + v, 0) / x.length;
+  const variance = x.reduce((a, v) => a + (v - mean) ** 2, 0) / x.length;
+  return x.map((v, i) => ((v - mean) / Math.sqrt(variance + eps)) * (w ? w[i] : 1) + (b ? b[i] : 0));
+}
+
+test("LayerNorm with and without its weight and bias (OLMo's is non-parametric), row by row", () => {
+  const rows = [
+    [1, 2, 3, 10],
+    [-4, 0.5, 0.5, 7],
+  ];
+  const x = new Float32Array(rows.flat());
+  const w = [0.5, 2, -1, 1.5];
+  const b = [0.25, -0.5, 1, 0];
+  for (const [weight, bias] of [
+    [w, b],
+    [w, undefined],
+    [undefined, b],
+    [undefined, undefined],
+  ] as const) {
+    const out = new Float32Array(8);
+    layerNorm(out, x, weight && new Float32Array(weight), bias && new Float32Array(bias), 2, 4, 1e-5);
+    const want = rows.flatMap((r) => layerNormReference(r, weight, bias, 1e-5));
+    [...out].forEach((v, i) =>
+      assert.ok(Math.abs(v - want[i]) < 1e-6, `${!!weight}/${!!bias} [${i}]: ${v} vs ${want[i]}`),
+    );
+  }
+});
+
+test("RMSNorm scales by w, or by 1 + w (Gemma), row by row", () => {
+  const x = new Float32Array([1, -2, 3, 0.5, 4, 0]);
+  const w = new Float32Array([0.5, -1, 2]);
+  for (const plusOne of [false, true]) {
+    const out = new Float32Array(6);
+    rmsNorm(out, x, w, 2, 3, 1e-6, plusOne);
+    for (let r = 0; r < 2; r++) {
+      const row = [...x.subarray(3 * r, 3 * r + 3)];
+      const rms = Math.sqrt(row.reduce((a, v) => a + v * v, 0) / 3 + 1e-6);
+      row.forEach((v, i) => {
+        const want = (v / rms) * (plusOne ? 1 + w[i] : w[i]);
+        assert.ok(
+          Math.abs(out[3 * r + i] - want) < 1e-6,
+          `plusOne ${plusOne} [${r},${i}]: ${out[3 * r + i]} vs ${want}`,
+        );
+      });
+    }
+  }
+});
+
+test("clamp to ±c (OLMo's clip_qkv) and a bias added to every row", () => {
+  const x = new Float32Array([-5, -3, -1, 0, 2, 3, 7]);
+  clampInPlace(x, 3);
+  assert.deepEqual([...x], [-3, -3, -1, 0, 2, 3, 3]);
+  const y = new Float32Array([1, 2, 3, 4, 5, 6]);
+  addBias(y, new Float32Array([10, 20]), 3);
+  assert.deepEqual([...y], [11, 22, 13, 24, 15, 26]);
 });

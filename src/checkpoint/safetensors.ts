@@ -301,11 +301,6 @@ export function readTensorBytes(
   if (out && out.length < byteCount)
     throw new RangeError(`output buffer holds ${out.length} bytes, ${byteCount} requested from "${t.name}"`);
   const result = out ? out.subarray(0, byteCount) : new Uint8Array(byteCount);
-  try {
-    readExactly(fdFor(file.path), result, t.start + firstByte, file.path);
-  } catch (e) {
-    if (e instanceof CheckpointError) throw e;
-    throw new CheckpointError(file.path, `cannot read tensor "${t.name}": ${(e as Error).message}`, "IO");
-  }
+  readExactly(fdFor(file.path), result, t.start + firstByte, file.path);
   return result;
 }
