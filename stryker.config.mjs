@@ -12,8 +12,9 @@
 
 // Test files that start the CLI in a child process are left out: Stryker cannot see what a child covers, so they
 // would only run for mutants the in-process files already reach, and each costs half a minute or more.
-const numeric = ["survivors", "kernels", "matmul", "forward", "architecture", "hooks", "overrides", "lanes", "blocks"];
-const models = ["moe-reference", "newer-config", "eval-kvcache", "scan", "moe-scan"];
+// The quick, direct files come first: a mutant stops at the first file that fails.
+const unit = ["engine-checks", "attention", "kernels", "survivors"];
+const engine = ["forward", "architecture", "hooks", "overrides", "moe-reference", "newer-config", "eval-kvcache"];
 const files = [
   "safetensors",
   "safetensors-messages",
@@ -21,8 +22,6 @@ const files = [
   "checkpoint-errors",
   "resolve",
   "hub-download",
-  "quant-packed",
-  "gguf-source",
 ];
 const evals = ["eval-arms", "eval-interventions", "eval-generate", "eval-choice", "eval-fixtures", "signed"];
 
@@ -31,17 +30,20 @@ export const groups = {
     mutate: ["kernels", "matmul", "attention", "rope", "finite", "nll", "kv-cache", "hooks"].map(
       (f) => `src/engine/${f}.ts`,
     ),
-    tests: [...numeric, ...models],
+    tests: [...unit, "matmul", ...engine],
   },
   "engine-pass": {
     mutate: ["linear", "lanes", "lane", "lane-worker", "head", "pass"].map((f) => `src/engine/${f}.ts`),
-    tests: [...numeric, ...models, "compress-weights", "compress-activations"],
+    tests: [...unit, ...engine, "lanes", "blocks", "scan", "compress-weights", "compress-activations"],
   },
   "engine-model": {
     mutate: ["ops", "forward", "model", "variants", "onnx-model"].map((f) => `src/engine/${f}.ts`),
-    tests: [...numeric, ...models, "compress-weights", "compress-activations"],
+    tests: [...unit, ...engine, "lanes", "blocks", "scan", "compress-weights", "compress-activations"],
   },
-  checkpoint: { mutate: ["src/checkpoint/**/*.ts"], tests: [...files, ...numeric] },
+  checkpoint: {
+    mutate: ["src/checkpoint/**/*.ts"],
+    tests: [...files, "survivors", "quant-packed", "gguf-source", "forward", "blocks", "lanes", "overrides"],
+  },
   "superweight-classify": {
     mutate: ["classify", "directory"].map((f) => `src/superweight/${f}.ts`),
     tests: ["survivors", "classify", "directory", "scan", "moe-scan"],
@@ -78,7 +80,8 @@ export default {
   timeoutFactor: 2,
   dryRunTimeoutMinutes: 60,
   ignorePatterns: ["dist", "reports", ".stryker-tmp"],
-  reporters: ["clear-text", "progress-append-only", "html", "json"],
+  plugins: ["@stryker-mutator/*", "./stryker-live.mjs"],
+  reporters: ["clear-text", "progress-append-only", "html", "json", "live-survivors"],
   htmlReporter: { fileName: `reports/mutation/${name}.html` },
   jsonReporter: { fileName: `reports/mutation/${name}.json` },
   thresholds: { high: 90, low: 80, break: null },

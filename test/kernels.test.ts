@@ -84,16 +84,16 @@ test("exact GELU is x·Φ(x) away from 1 too: Φ from erf's table values", () =>
 
 test("softmax finds the maximum wherever it sits in the row, in every row", () => {
   // Any maximum other than the true one overflows exp: exp(1005) is infinite.
-  const x = new Float32Array([-5, 1000, -5, 1000, -5, -5]);
+  const x = new Float32Array([-5, 1000, -5, 1000, -5, -5, -5, -5, 1000]);
   softmaxRows(
     x,
-    2,
+    3,
     3,
     () => 0,
     () => 2,
   );
   const small = Math.exp(-1005);
-  assert.deepEqual([...x], [small, 1, small, 1, small, small].map(Math.fround));
+  assert.deepEqual([...x], [small, 1, small, 1, small, small, small, small, 1].map(Math.fround));
 });
 
 /** Float64 LayerNorm of one row, from the definition. */
@@ -153,4 +153,14 @@ test("clamp to ±c (OLMo's clip_qkv) and a bias added to every row", () => {
   const y = new Float32Array([1, 2, 3, 4, 5, 6]);
   addBias(y, new Float32Array([10, 20]), 3);
   assert.deepEqual([...y], [11, 22, 13, 24, 15, 26]);
+});
+
+test("frequency factors divide each inverse frequency by its own factor", () => {
+  const base = inverseFrequencies({ theta: 10000, dim: 8 });
+  const scaled = inverseFrequencies({
+    theta: 10000,
+    dim: 8,
+    scaling: { type: "frequency_factors", factors: [1, 2, 4, 8] },
+  });
+  assert.deepEqual([...scaled], [base[0], base[1] / 2, base[2] / 4, base[3] / 8].map(Math.fround));
 });

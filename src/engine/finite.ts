@@ -43,7 +43,7 @@ export function nonFiniteIn(
       if (w[i] - w[i] === 0) continue;
       count++;
       if (!first) {
-        first = shape.length === 1 ? [i] : [r0 + Math.floor(i / cols), i % cols];
+        first = shape.length <= 1 ? [i] : [r0 + Math.floor(i / cols), i % cols];
         kind = Number.isNaN(w[i]) ? "NaN" : "infinite";
       }
     }

@@ -190,6 +190,7 @@ function batchedRef(
 export const jsBackend: MatmulBackend = {
   name: "js",
   async linear(x, m, k, w, n, layout) {
+    checkLinear(x, m, k, w, n, layout);
     const out = new Float32Array(m * n);
     matmulRef(out, x, m, k, w, n, layout);
     return out;
@@ -294,15 +295,18 @@ export function getBackend(): Promise<MatmulBackend> {
   return cached;
 }
 
-async function chooseBackend(): Promise<MatmulBackend> {
-  const want = process.env.SUPERWEIGHT_BACKEND ?? "";
+/** The backend SUPERWEIGHT_BACKEND asks for (`want`); `load` builds onnxruntime's (a parameter so tests can fail it). */
+export async function chooseBackend(
+  want = process.env.SUPERWEIGHT_BACKEND ?? "",
+  load: (threads: number) => Promise<MatmulBackend> = createOrtBackend,
+): Promise<MatmulBackend> {
   if (want === "js") return jsBackend;
   if (want !== "" && want !== "onnxruntime") {
     throw new RangeError(`SUPERWEIGHT_BACKEND must be "js" or "onnxruntime", got "${want}"`);
   }
   const threads = threadCount(); // a bad SUPERWEIGHT_THREADS is an error, not a reason to fall back
   try {
-    return await createOrtBackend(threads);
+    return await load(threads);
   } catch (e) {
     if (want === "onnxruntime") throw e;
     return { ...jsBackend, fallbackReason: `onnxruntime-node did not load: ${(e as Error).message}` };

@@ -10,7 +10,7 @@ export function nextTokenNll(logits: Float32Array, ids: readonly number[], vocab
 
 export function logSumExp(x: Float32Array, offset: number, n: number): number {
   let max = -Infinity;
-  for (let j = 0; j < n; j++) if (x[offset + j] > max) max = x[offset + j];
+  for (let j = 0; j < n; j++) max = Math.max(max, x[offset + j]);
   let sum = 0;
   for (let j = 0; j < n; j++) sum += Math.exp(x[offset + j] - max);
   return max + Math.log(sum);
