@@ -50,7 +50,7 @@ export const groups = {
   },
   "superweight-scan": {
     mutate: ["detect", "scan", "audit"].map((f) => `src/superweight/${f}.ts`),
-    tests: ["survivors", "classify", "scan", "moe-scan", "gguf-source"],
+    tests: ["survivors", "classify", "scan", "moe-scan", "gguf-source", "audit"],
   },
   eval: { mutate: ["src/eval/**/*.ts"], tests: [...evals, "survivors", "data-tasks", "report-html"] },
 };

@@ -14,6 +14,8 @@ import { writeGguf } from "../src/gguf/writer.js";
 import { fixturePath, readReference, skipWithoutFixtures } from "./fixtures.js";
 import { toleranceUsed } from "./tolerance.js";
 import { cli, cliJson, expectRefusal } from "./cli-child.js";
+import { commandJson } from "./cli-in-process.js";
+import { auditCommand } from "../src/cli/audit.js";
 
 const gguf = (file: string) => fixturePath("gguf", file);
 const expectedOf = (file: string) => JSON.parse(readFileSync(gguf(file.replace(/\.gguf$/, ".expected.json")), "utf8"));
@@ -61,10 +63,10 @@ const VERDICTS: Record<string, RegExp> = {
 test("the seven planted GGUF files are here", opts, () => assert.equal(PLANTED.length, 7));
 
 for (const file of PLANTED) {
-  test(`audit ${file} --reference: the super weight and its block-mates as expected.json states`, () => {
+  test(`audit ${file} --reference: the super weight and its block-mates as expected.json states`, async () => {
     const e = expectedOf(file);
     const sw = e.superWeights[0];
-    const r = cliJson("audit", gguf(file), "--reference", reference(), "--ids", e.input_ids.join(","));
+    const r = await commandJson(auditCommand, gguf(file), "--reference", reference(), "--ids", e.input_ids.join(","));
     assert.equal(r.version, 1);
     assert.equal(r.superWeights.length, 1);
     const w = r.superWeights[0];
@@ -109,9 +111,16 @@ for (const file of PLANTED) {
   });
 }
 
-test("the per-tensor override: the block is kept (F16, error 0)", opts, () => {
+test("the per-tensor override: the block is kept (F16, error 0)", opts, async () => {
   const file = "planted-llama-256.Q4_K_M-keep-sw-F16.gguf";
-  const r = cliJson("audit", gguf(file), "--reference", reference(), "--ids", expectedOf(file).input_ids.join(","));
+  const r = await commandJson(
+    auditCommand,
+    gguf(file),
+    "--reference",
+    reference(),
+    "--ids",
+    expectedOf(file).input_ids.join(","),
+  );
   const w = r.superWeights[0];
   assert.equal(w.ggmlType, "F16");
   assert.equal(w.unquantized, true);
@@ -145,10 +154,10 @@ test("the table: the super weight, its block-mates, the activation, the NLL, the
 });
 
 for (const file of PLANTED) {
-  test(`audit ${file} without --reference: the file's own scan, its stored block, and what cannot be known`, () => {
+  test(`audit ${file} without --reference: the file's own scan, its stored block, and what cannot be known`, async () => {
     const e = expectedOf(file);
     const sw = e.superWeights[0];
-    const r = cliJson("audit", gguf(file), "--ids", e.input_ids.join(","));
+    const r = await commandJson(auditCommand, gguf(file), "--ids", e.input_ids.join(","));
     assert.equal(r.reference, null);
     const w = r.superWeights[0];
     assert.deepEqual([w.layer, w.row, w.column, w.sources], [1, 40, 300, ["gguf scan"]]);
@@ -214,12 +223,12 @@ const kept = (coords: string[], values: number[] | null, recipe?: string): [stri
   ...(recipe ? [["superweight.recipe", { type: "STRING", value: recipe }] as [string, GgufKv]] : []),
 ];
 
-test("superweight.* keys: the kept super weights and their recorded originals, the recipe", opts, () => {
+test("superweight.* keys: the kept super weights and their recorded originals, the recipe", opts, async () => {
   const file = "planted-llama-256.Q4_K_M.gguf";
   const e = expectedOf(file);
   const recipe = "Q4_K_M; keep 1:40:300";
   const path = withMetadata(file, kept(["1:40:300", "0:7:9"], [2.21875, 0.5], recipe));
-  const r = cliJson("audit", path, "--ids", e.input_ids.join(","));
+  const r = await commandJson(auditCommand, path, "--ids", e.input_ids.join(","));
   assert.deepEqual(r.exporter, { superWeights: ["1:40:300", "0:7:9"], recipe });
   const [other, w] = r.superWeights;
   assert.deepEqual(w.sources, ["gguf metadata"], "the file's own list is used, the scan stands by");
@@ -236,7 +245,7 @@ test("superweight.* keys: the kept super weights and their recorded originals, t
     text,
   );
   // With a reference, the reference's value is the original; the recorded one is kept beside it.
-  const withRef = cliJson("audit", path, "--reference", reference(), "--ids", e.input_ids.join(","));
+  const withRef = await commandJson(auditCommand, path, "--reference", reference(), "--ids", e.input_ids.join(","));
   assert.deepEqual(withRef.superWeights[1].sources, ["gguf metadata", "reference scan"]);
   assert.equal(withRef.superWeights[1].originalFrom, "reference");
 });
@@ -263,13 +272,13 @@ test("malformed superweight.* keys are refused, naming the file and the key", op
 test(
   "the model id from the file's metadata takes the published coordinates (outside this model: left out)",
   opts,
-  () => {
+  async () => {
     const file = "planted-llama-256.Q4_K_M.gguf";
     const ids = expectedOf(file).input_ids.join(",");
     const url = withMetadata(file, [
       ["general.source.url", { type: "STRING", value: "https://huggingface.co/huggyllama/llama-7b" }],
     ]);
-    const r = cliJson("audit", url, "--ids", ids);
+    const r = await commandJson(auditCommand, url, "--ids", ids);
     assert.deepEqual(r.modelId, { id: "huggyllama/llama-7b", from: "general.source.url", published: true });
     assert.deepEqual(r.skipped, [{ layer: 2, row: 3968, column: 7003, why: "outside this model's shapes" }]);
     assert.deepEqual(
@@ -277,10 +286,10 @@ test(
       [["gguf scan"]],
     );
     // --model-id wins over the metadata; an id the directory does not know is said so.
-    const other = cliJson("audit", url, "--ids", ids, "--model-id", "someone/unknown");
+    const other = await commandJson(auditCommand, url, "--ids", ids, "--model-id", "someone/unknown");
     assert.deepEqual(other.modelId, { id: "someone/unknown", from: "--model-id", published: false });
     assert.deepEqual(other.skipped, []);
-    assert.deepEqual(cliJson("audit", gguf(file), "--ids", ids).modelId, {
+    assert.deepEqual((await commandJson(auditCommand, gguf(file), "--ids", ids)).modelId, {
       id: "fixture",
       from: "general.name",
       published: false,
@@ -290,12 +299,23 @@ test(
 
 // ---- --text, and what audit refuses ----
 
-test("--text: the file's tokens (its UTF-8 bytes here), the same ids scored on both models", opts, () => {
+test("--text: the file's tokens (its UTF-8 bytes here), the same ids scored on both models", opts, async () => {
   const file = gguf("bytes-llama-6m.Q8_0.gguf");
   const folder = fixturePath("bytes-llama-6m");
   const text = fixturePath("bytes-llama-6m", "heldout.txt");
   const ids = expectedOf("bytes-llama-6m.Q8_0.gguf").input_ids.join(",");
-  const r = cliJson("audit", file, "--reference", folder, "--ids", ids, "--text", text, "--max-tokens", "100");
+  const r = await commandJson(
+    auditCommand,
+    file,
+    "--reference",
+    folder,
+    "--ids",
+    ids,
+    "--text",
+    text,
+    "--max-tokens",
+    "100",
+  );
   assert.deepEqual([r.nll.on, r.nll.tokens, r.nll.truncated, r.nll.predictions], ["text", 100, 8176 - 100, 99]);
   const bytes = [...readFileSync(text).subarray(0, 100)].join(",");
   const runOn = (model: string) => cliJson("run", model, "--ids", bytes, "--top", "1").meanNll;

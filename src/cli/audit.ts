@@ -14,6 +14,7 @@ import {
   openModel,
   quietProgress,
   type OpenedModel,
+  output,
 } from "./common.js";
 
 interface AuditOptions {
@@ -94,7 +95,7 @@ or option.`,
           referenceLabel: reference?.label,
           onProgress: quiet ? undefined : (m) => process.stderr.write(`audit: ${m}\n`),
         });
-        process.stdout.write((o.json ? auditJson(report) : renderAudit(report)) + "\n");
+        output.write((o.json ? auditJson(report) : renderAudit(report)) + "\n");
       } finally {
         opened.model.close();
         reference?.model.close();

@@ -11,6 +11,9 @@ import { getBackend } from "../engine/matmul.js";
 import { downloadProgress } from "../report/progress.js";
 import type { Command } from "commander";
 
+/** Where a command's result goes: stdout. A test that runs a command in its own process points it elsewhere. */
+export const output = { write: (text: string): void => void process.stdout.write(text) };
+
 export interface ModelOptions {
   demo?: boolean;
   download?: boolean;

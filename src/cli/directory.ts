@@ -8,6 +8,7 @@ import {
   type DirectoryEntry,
   type PublishedSuperWeight,
 } from "../superweight/directory.js";
+import { output } from "./common.js";
 
 /** Every entry, or the one `modelId` names; a UserError naming the id and listing the known ids otherwise. */
 export function selectEntries(modelId?: string): readonly DirectoryEntry[] {
@@ -71,6 +72,6 @@ export function directoryCommand(): Command {
       "\nExamples:\n  superweight directory\n  superweight directory meta-llama/Llama-2-7b-hf --json",
     )
     .action((modelId: string | undefined, opts: { json?: boolean }) => {
-      process.stdout.write(renderDirectory(selectEntries(modelId), opts.json === true));
+      output.write(renderDirectory(selectEntries(modelId), opts.json === true));
     });
 }

@@ -8,6 +8,7 @@ import { simdAvailable } from "../checkpoint/block-buffer.js";
 import { doctorInfo } from "../checkpoint/resolve.js";
 import { demoFolder } from "../demo/demo.js";
 import { formatTable } from "../report/table.js";
+import { output } from "./common.js";
 
 export async function doctorReport(env: NodeJS.ProcessEnv = process.env) {
   const backend = await getBackend();
@@ -38,7 +39,7 @@ export function doctorCommand(): Command {
     .addHelpText("after", "\nExample:\n  superweight doctor --json")
     .action(async (o: { json?: boolean }) => {
       const r = await doctorReport();
-      if (o.json) return void process.stdout.write(JSON.stringify(r) + "\n");
+      if (o.json) return void output.write(JSON.stringify(r) + "\n");
       const rows: [string, string][] = [
         ["superweight", r.superweight],
         ["node", `${r.node} (${r.platform})`],
@@ -63,6 +64,6 @@ export function doctorCommand(): Command {
         ["offline", r.hub.offline ? "yes (HF_HUB_OFFLINE)" : "no"],
         ["demo cache", r.demoCache],
       ];
-      process.stdout.write(formatTable(["", ""], rows).split("\n").slice(2).join("\n") + "\n");
+      output.write(formatTable(["", ""], rows).split("\n").slice(2).join("\n") + "\n");
     });
 }

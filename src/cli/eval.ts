@@ -21,7 +21,16 @@ import { renderEval } from "../report/eval-text.js";
 import { downloadProgress } from "../report/progress.js";
 import { evalJson } from "../report/eval-json.js";
 import { chatPromptIds, chatTemplateFor, plainEncoder } from "../eval/tokens.js";
-import { collect, inputs, modelOptions, numberOption, openModel, quietProgress, type OpenedModel } from "./common.js";
+import {
+  collect,
+  inputs,
+  modelOptions,
+  numberOption,
+  openModel,
+  quietProgress,
+  type OpenedModel,
+  output,
+} from "./common.js";
 
 interface EvalOptions {
   demo?: boolean;
@@ -251,7 +260,7 @@ Examples:
         shiftTop: o.top,
         onProgress: quiet ? undefined : progressLine(),
       });
-      process.stdout.write((o.json ? evalJson(report) : renderEval(report, tokenizer)) + "\n");
+      output.write((o.json ? evalJson(report) : renderEval(report, tokenizer)) + "\n");
     } finally {
       opened.model.close();
     }

@@ -49,6 +49,7 @@ import {
   parseIds,
   quietProgress,
   type OpenedModel,
+  output,
 } from "./common.js";
 
 /** The options every format takes. */
@@ -386,8 +387,8 @@ const ggufFormat: FormatBranch = {
       const tick = tensorProgress(ctx.quiet, "gguf");
       exported = writeGgufExport(plan, ctx.out, { onTensor: (t, i, n) => tick(t.name, i, n) });
     }
-    if (o.json) process.stdout.write(ggufQuantizeJson({ found, comparison, exported }) + "\n");
-    else process.stdout.write(renderGgufQuantize({ found, comparison, exported }) + "\n");
+    if (o.json) output.write(ggufQuantizeJson({ found, comparison, exported }) + "\n");
+    else output.write(renderGgufQuantize({ found, comparison, exported }) + "\n");
   },
 };
 
@@ -603,7 +604,7 @@ function compressFormat(name: "rtn" | "nf4" | "dequantized", summary: string): F
         });
       }
       const report = quantizeReport(model, name, { source: found.source, held }, written, comparison);
-      process.stdout.write((o.json ? quantizeJson(report) : renderQuantize(report)) + "\n");
+      output.write((o.json ? quantizeJson(report) : renderQuantize(report)) + "\n");
     },
   };
 }

@@ -10,7 +10,7 @@ import { buildReport, reportJson, type ReportData } from "../report/html-data.js
 import { renderReportHtml, writeReportHtml } from "../report/html.js";
 import { readQuantComparisons } from "../report/figures-quantize.js";
 import { progress, type Progress } from "../report/progress.js";
-import { collect, inputs, modelOptions, numberOption, openModel, quietProgress } from "./common.js";
+import { collect, inputs, modelOptions, numberOption, openModel, quietProgress, output } from "./common.js";
 
 interface ReportOptions {
   out?: string;
@@ -151,7 +151,7 @@ Examples:
         const line = `wrote ${o.out} (${(Buffer.byteLength(html) / 1024).toFixed(0)} KB): ${summary(data)}\n`;
         (o.json ? process.stderr : process.stdout).write(line);
       }
-      if (o.json) process.stdout.write(reportJson(data) + "\n");
+      if (o.json) output.write(reportJson(data) + "\n");
     } finally {
       opened.model.close();
     }

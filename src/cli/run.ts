@@ -4,7 +4,7 @@ import { forward } from "../engine/forward.js";
 import { perplexity, mean } from "../engine/nll.js";
 import { formatTable } from "../report/table.js";
 import { progress } from "../report/progress.js";
-import { collect, inputs, modelOptions, numberOption, openModel, type OpenedModel } from "./common.js";
+import { collect, inputs, modelOptions, numberOption, openModel, type OpenedModel, output } from "./common.js";
 
 interface RunOptions {
   prompt?: string[];
@@ -45,8 +45,8 @@ Examples:
       const all = [];
       for (const input of inputs(opened, o.prompt ?? [], o.ids ?? []))
         all.push(await runOne(opened, input.label, input.ids, o.top));
-      if (o.json) process.stdout.write(JSON.stringify(all.length === 1 ? all[0] : { runs: all }) + "\n");
-      else for (const r of all) process.stdout.write(render(opened, r) + "\n");
+      if (o.json) output.write(JSON.stringify(all.length === 1 ? all[0] : { runs: all }) + "\n");
+      else for (const r of all) output.write(render(opened, r) + "\n");
     } finally {
       opened.model.close();
     }

@@ -3,7 +3,7 @@ import { Command, Option } from "commander";
 import { scan, DEFAULT_PROMPT } from "../superweight/scan.js";
 import { renderScan, scanJson } from "../report/scan-text.js";
 import { progress, type Progress } from "../report/progress.js";
-import { collect, inputs, modelOptions, numberOption, openModel, quietProgress } from "./common.js";
+import { collect, inputs, modelOptions, numberOption, openModel, quietProgress, output } from "./common.js";
 
 interface ScanOptions {
   prompt?: string[];
@@ -75,7 +75,7 @@ Examples:
               if (layer === layers - 1) bar!.stop();
             },
       });
-      process.stdout.write((o.json ? scanJson(report) : renderScan(report)) + "\n");
+      output.write((o.json ? scanJson(report) : renderScan(report)) + "\n");
     } finally {
       opened.model.close();
     }
