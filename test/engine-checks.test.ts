@@ -260,3 +260,76 @@ test("the matmul backends refuse dimensions and lengths that do not fit, naming 
   });
   assert.equal((await jsBackend.batched(x, w, 2, 1, 3, 2, false)).length, 4);
 });
+
+/** Float64 x[m,k]·W, W stored [n,k] ("nk") or [k,n] ("kn"). */
+function naiveProduct(x: Float32Array, m: number, k: number, w: Float32Array, n: number, layout: "nk" | "kn") {
+  const out = new Float64Array(m * n);
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) s += x[i * k + p] * (layout === "nk" ? w[j * k + p] : w[p * n + j]);
+      out[i * n + j] = s;
+    }
+  return out;
+}
+
+const filled = (n: number, seed: number) => new Float32Array(n).map((_, i) => Math.sin(seed * 7.3 + i * 1.7));
+
+test("the JS products over shapes that leave remainders: k not a multiple of 4, more than 256 columns and 64 rows", async () => {
+  const { jsBackend, matmulRef } = await import("../src/engine/matmul.js");
+  for (const [m, k, n] of [
+    [3, 5, 300],
+    [2, 70, 7],
+    [1, 3, 2],
+    [5, 129, 513],
+  ])
+    for (const layout of ["nk", "kn"] as const) {
+      const x = filled(m * k, m),
+        w = filled(n * k, k);
+      const got = await jsBackend.linear(x, m, k, w, n, layout);
+      const want = naiveProduct(x, m, k, w, n, layout);
+      got.forEach((v, i) =>
+        assert.ok(
+          Math.abs(v - want[i]) <= 1e-6 * (1 + Math.abs(want[i])),
+          `${layout} ${m}×${k}×${n} [${i}]: ${v} vs ${want[i]}`,
+        ),
+      );
+    }
+  assert.throws(() => matmulRef(new Float32Array(5), filled(6, 1), 2, 3, filled(12, 2), 4, "nk"), {
+    message: "matmul: out has 5 floats, expected [2,4] = 8",
+  });
+});
+
+test("onnxruntime: telemetry off unless asked for, and empty products are zeros", async (t) => {
+  const { createOrtBackend } = await import("../src/engine/matmul.js");
+  const saved = process.env.ORT_DISABLE_TELEMETRY;
+  delete process.env.ORT_DISABLE_TELEMETRY;
+  let ort;
+  try {
+    ort = await createOrtBackend(1);
+  } catch (e) {
+    return t.skip(`onnxruntime-node does not load here: ${(e as Error).message}`);
+  } finally {
+    const set = process.env.ORT_DISABLE_TELEMETRY;
+    if (saved === undefined) delete process.env.ORT_DISABLE_TELEMETRY;
+    else process.env.ORT_DISABLE_TELEMETRY = saved;
+    assert.equal(set, "1");
+  }
+  process.env.ORT_DISABLE_TELEMETRY = "0";
+  await createOrtBackend(1);
+  assert.equal(process.env.ORT_DISABLE_TELEMETRY, "0", "a user's own setting is kept");
+  if (saved === undefined) delete process.env.ORT_DISABLE_TELEMETRY;
+  else process.env.ORT_DISABLE_TELEMETRY = saved;
+  assert.equal(ort.threads, 1);
+  assert.deepEqual(
+    [...(await ort.linear(new Float32Array(0), 2, 0, new Float32Array(0), 3, "nk"))],
+    [0, 0, 0, 0, 0, 0],
+  );
+  assert.deepEqual([...(await ort.linear(new Float32Array(0), 0, 4, new Float32Array(8), 2, "kn"))], []);
+  assert.deepEqual([...(await ort.batched(new Float32Array(0), new Float32Array(0), 2, 1, 0, 2, true))], [0, 0, 0, 0]);
+  const x = filled(6, 3),
+    w = filled(12, 4);
+  const got = await ort.linear(x, 2, 3, w, 4, "kn");
+  const want = naiveProduct(x, 2, 3, w, 4, "kn");
+  got.forEach((v, i) => assert.ok(Math.abs(v - want[i]) < 1e-6));
+});

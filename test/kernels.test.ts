@@ -164,3 +164,32 @@ test("frequency factors divide each inverse frequency by its own factor", () => 
   });
   assert.deepEqual([...scaled], [base[0], base[1] / 2, base[2] / 4, base[3] / 8].map(Math.fround));
 });
+
+test("llama3 scaling with low_freq_factor 2: the wavelength bounds are original / low and original / high", () => {
+  // Wavelengths 6.3, 63, 628, 6283 against low bound 1000 / 2 = 500 and high bound 1000 / 8 = 125.
+  const base = inverseFrequencies({ theta: 10000, dim: 8 });
+  const l3 = inverseFrequencies({
+    theta: 10000,
+    dim: 8,
+    scaling: { type: "llama3", factor: 4, lowFreqFactor: 2, highFreqFactor: 8, originalMaxPositions: 1000 },
+  });
+  assert.equal(l3[0], base[0]);
+  assert.equal(l3[1], base[1]);
+  assert.equal(l3[2], Math.fround(base[2] / 4), "628 > 500: divided by the factor");
+  assert.equal(l3[3], Math.fround(base[3] / 4));
+  const mid = inverseFrequencies({
+    theta: 10000,
+    dim: 8,
+    scaling: { type: "llama3", factor: 4, lowFreqFactor: 1, highFreqFactor: 16, originalMaxPositions: 1000 },
+  });
+  // 628 lies between 1000 / 16 and 1000 / 1: blended with smooth = (1000 / 628 − 1) / 15.
+  const smooth = (1000 / ((2 * Math.PI) / base[2]) - 1) / 15;
+  assert.ok(Math.abs(mid[2] - ((1 - smooth) * (base[2] / 4) + smooth * base[2])) < 1e-9);
+  assert.equal(
+    mid[1],
+    Math.fround(
+      (1 - (1000 / ((2 * Math.PI) / base[1]) - 1) / 15) * (base[1] / 4) +
+        ((1000 / ((2 * Math.PI) / base[1]) - 1) / 15) * base[1],
+    ),
+  );
+});

@@ -69,6 +69,7 @@ function checkBatched(
 
 /** Rows of w per block in the "nk" kernel: ~256 KB of f32 weights, reused by every row of x. */
 function rowsPerBlock(k: number): number {
+  // Stryker disable next-line all: equivalent, the block size changes cache use, not one sum
   return Math.max(4, Math.floor(65536 / Math.max(k, 1)) & ~3);
 }
 
@@ -76,12 +77,15 @@ function rowsPerBlock(k: number): number {
 // products at a time share each load of x.
 function matmulNK(out: Float32Array, x: Float32Array, m: number, k: number, w: Float32Array, n: number): void {
   const jb = rowsPerBlock(k);
+  // Stryker disable next-line EqualityOperator: equivalent, a block starting at n has no columns
   for (let j0 = 0; j0 < n; j0 += jb) {
     const j1 = Math.min(n, j0 + jb);
+    // Stryker disable next-line EqualityOperator: equivalent, row m reads undefined and writes past the output
     for (let i = 0; i < m; i++) {
       const xo = i * k;
       const oo = i * n;
       let j = j0;
+      // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent, the one-column loop sums the same
       for (; j + 4 <= j1; j += 4) {
         const w0 = j * k,
           w1 = w0 + k,
@@ -120,15 +124,19 @@ const KN_ROWS = 64;
 
 function matmulKN(out: Float32Array, x: Float32Array, m: number, k: number, w: Float32Array, n: number): void {
   const acc = new Float64Array(m * KN_COLS);
+  // Stryker disable next-line EqualityOperator: equivalent, a block starting at n has no columns
   for (let j0 = 0; j0 < n; j0 += KN_COLS) {
     const nb = Math.min(KN_COLS, n - j0);
     acc.fill(0);
+    // Stryker disable next-line EqualityOperator: equivalent, a block starting at k has no rows
     for (let p0 = 0; p0 < k; p0 += KN_ROWS) {
       const p1 = Math.min(k, p0 + KN_ROWS);
+      // Stryker disable next-line EqualityOperator: equivalent, row m reads undefined into an accumulator never read
       for (let i = 0; i < m; i++) {
         const xo = i * k,
           ao = i * KN_COLS;
         let p = p0;
+        // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent, the one-row loop gives the same float32 sums
         for (; p + 4 <= p1; p += 4) {
           const a0 = x[xo + p],
             a1 = x[xo + p + 1],
@@ -143,6 +151,7 @@ function matmulKN(out: Float32Array, x: Float32Array, m: number, k: number, w: F
         for (; p < p1; p++) {
           const a = x[xo + p],
             r = p * n + j0;
+          // Stryker disable next-line EqualityOperator: equivalent, column nb of the accumulator is never read
           for (let j = 0; j < nb; j++) acc[ao + j] += a * w[r + j];
         }
       }
@@ -232,6 +241,7 @@ export async function createOrtBackend(threads = threadCount()): Promise<MatmulB
   // with uploads where it finds a CA bundle) stays off unless the user asks for it.
   process.env.ORT_DISABLE_TELEMETRY ??= "1";
   const ort: Ort = await import("onnxruntime-node");
+  // Stryker disable next-line ObjectLiteral: equivalent, threads and scheduling change the speed, not the products
   const options: InferenceSession.SessionOptions = {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
@@ -239,6 +249,7 @@ export async function createOrtBackend(threads = threadCount()): Promise<MatmulB
     executionMode: "sequential",
     // Pool threads that spin between products take a core from the lanes and from the reading between products
     // (≈ 2 CPU-seconds of a 7B forward pass of 11 tokens here); blocked, they cost a wake-up per product.
+    // Stryker disable next-line ObjectLiteral,StringLiteral: equivalent, spinning changes the speed, not the products
     extra: { session: { intra_op: { allow_spinning: "0" } } },
   };
   const create = (model: Uint8Array) => ort.InferenceSession.create(model, options);
