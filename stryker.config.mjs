@@ -19,6 +19,7 @@ const files = [
   "safetensors",
   "safetensors-messages",
   "checkpoint-files",
+  "checkpoint-open",
   "checkpoint-errors",
   "resolve",
   "hub-download",

@@ -385,3 +385,34 @@ test("the token goes to the Hub's origin only, whatever the first URL", async ()
     ],
   );
 });
+
+test("an index that is not JSON, has no weight_map, or names something other than a file is refused, naming it", async () => {
+  const { env } = setup();
+  const cases: [string, string, RegExp][] = [
+    ["org/index-text", "{weight_map", /^org\/index-text\/model\.safetensors\.index\.json: not JSON \(/],
+    [
+      "org/index-nomap",
+      '{"metadata": {}}',
+      /^org\/index-nomap\/model\.safetensors\.index\.json: has no weight_map object$/,
+    ],
+    [
+      "org/index-number",
+      '{"weight_map": {"a": 5}}',
+      /^org\/index-number\/model\.safetensors\.index\.json: weight_map holds 5, not a file name$/,
+    ],
+  ];
+  for (const [id, text, message] of cases) {
+    hub.add({
+      type: "model",
+      id,
+      sha: SHA,
+      refs: { main: SHA },
+      files: {
+        "config.json": file("{}"),
+        "model.safetensors.index.json": file(text),
+        "a.safetensors": file("w", true),
+      },
+    });
+    await assert.rejects(resolveModel(id, { env, download: true }), (e) => oneLine(e, message));
+  }
+});

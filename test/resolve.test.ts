@@ -310,3 +310,90 @@ test("modelIdFromConfig reads _name_or_path only when it looks like org/name", (
   assert.equal(modelIdFromConfig(write(7)), undefined);
   assert.equal(modelIdFromConfig(tmp()), undefined);
 });
+
+test("a GGUF file resolves to itself; a folder of one GGUF model (or its first split) to that file; two are refused", async () => {
+  const dir = tmp();
+  const gguf = join(dir, "model.Q4_K_M.gguf");
+  writeFileSync(gguf, "GGUF\x03\x00\x00\x00");
+  assert.deepEqual(await resolveModel(gguf, { env: {} }), { folder: gguf });
+  const other = join(dir, "notes.txt");
+  writeFileSync(other, "GGU");
+  await assert.rejects(resolveModel(other, { env: {} }), (e) =>
+    oneLine(
+      e,
+      /^.*notes\.txt: expected a model folder \(config\.json and \*\.safetensors\) or a GGUF file, got another kind of file$/,
+    ),
+  );
+  const text = join(dir, "fake.gguf");
+  writeFileSync(text, "not a gguf at all");
+  await assert.rejects(resolveModel(text, { env: {} }), /got another kind of file/);
+  // A folder holding only the one model file.
+  const one = tmp();
+  writeFileSync(join(one, "m.gguf"), "GGUF");
+  writeFileSync(join(one, "README.md"), "hi");
+  assert.deepEqual(await resolveModel(one, { env: {} }), { folder: join(one, "m.gguf") });
+  // A split set counts as one model: its first part.
+  const split = tmp();
+  for (const part of ["m-00002-of-00003.gguf", "m-00001-of-00003.GGUF", "m-00003-of-00003.gguf"])
+    writeFileSync(join(split, part), "GGUF");
+  assert.deepEqual(await resolveModel(split, { env: {} }), { folder: join(split, "m-00001-of-00003.GGUF") });
+  const two = tmp();
+  writeFileSync(join(two, "b.gguf"), "GGUF");
+  writeFileSync(join(two, "a.gguf"), "GGUF");
+  await assert.rejects(resolveModel(two, { env: {} }), (e) =>
+    oneLine(e, new RegExp(`^${two}: holds 2 GGUF models \\(a\\.gguf, b\\.gguf\\): name the file$`)),
+  );
+  // With config.json it is a checkpoint folder, whatever else it holds.
+  writeFileSync(join(two, "config.json"), "{}");
+  assert.deepEqual(await resolveModel(two, { env: {} }), { folder: two });
+});
+
+test("--download on a cached snapshot asks the Hub only when the snapshot is incomplete", async () => {
+  const asked: string[] = [];
+  const recording = (async (url: string | URL) => {
+    asked.push(String(url));
+    throw new Error("offline in this test");
+  }) as typeof fetch;
+  const attempt = async (files: Record<string, string>) => {
+    const cache = tmp();
+    const snap = addToCache(cache, "org/name", SHA1, ["main"], files);
+    asked.length = 0;
+    const env = { HF_HUB_CACHE: cache, HF_HOME: tmp(), HF_ENDPOINT: "http://127.0.0.1:9" };
+    try {
+      const r = await resolveModel("org/name", { env, download: true, fetch: recording });
+      assert.equal(r.folder, snap);
+    } catch {
+      // the Hub was asked and could not answer
+    }
+    return asked.length > 0;
+  };
+  const index = (map: unknown) => JSON.stringify({ weight_map: map });
+  assert.equal(await attempt(MODEL), false, "config.json and weights: complete");
+  assert.equal(
+    await attempt({
+      "config.json": "{}",
+      "model.safetensors.index.json": index({ a: "s1.safetensors" }),
+      "s1.safetensors": "w",
+    }),
+    false,
+    "every shard the index names is there",
+  );
+  assert.equal(
+    await attempt({
+      "config.json": "{}",
+      "model.safetensors.index.json": index({ a: "s1.safetensors", b: "s2.safetensors" }),
+      "s1.safetensors": "w",
+    }),
+    true,
+    "a shard missing",
+  );
+  assert.equal(
+    await attempt({ "config.json": "{}", "model.safetensors.index.json": "{oops", "s1.safetensors": "w" }),
+    true,
+  );
+  assert.equal(
+    await attempt({ "config.json": "{}", "model.safetensors.index.json": index({}), "s1.safetensors": "w" }),
+    true,
+  );
+  assert.equal(await attempt({ "config.json": "{}", "tokenizer.json": "{}" }), true, "no weights");
+});

@@ -14,7 +14,7 @@ const WIDEN_WASM =
 export const MAX_BLOCK_ELEMENTS = blockElements(process.env.SUPERWEIGHT_BLOCK_ELEMENTS);
 
 /** SUPERWEIGHT_BLOCK_ELEMENTS overrides the block size (tests use tiny blocks to exercise the splits). */
-function blockElements(env: string | undefined): number {
+export function blockElements(env: string | undefined): number {
   if (env === undefined) return 4 * 1024 * 1024;
   const n = Number(env);
   if (!Number.isInteger(n) || n < 1 || n > 256 * 1024 * 1024)
