@@ -241,3 +241,32 @@ test("the block buffer: its size setting, its bound, and widening only inside it
   assert.equal(rowSize([7]), 1);
   assert.equal(elementCount([]), 1);
 });
+
+test("shards open in name order whatever the index's order, and close gives their descriptors back", async () => {
+  const { readdirSync } = await import("node:fs");
+  const dir = folder(
+    { "s1.safetensors": [t("a", [2])], "s2.safetensors": [t("a", [2]), t("b", [2])] },
+    { weight_map: { b: "s2.safetensors", a: "s1.safetensors" } },
+  );
+  refuses(
+    () => Checkpoint.open(dir),
+    join(dir, "s2.safetensors"),
+    "DUPLICATE_TENSOR",
+    `tensor "a" is also stored in ${join(dir, "s1.safetensors")}`,
+  );
+  const ok = folder(
+    { "s1.safetensors": [t("a", [2])], "s2.safetensors": [t("b", [2])] },
+    { weight_map: { b: "s2.safetensors", a: "s1.safetensors" } },
+  );
+  const before = readdirSync("/proc/self/fd").length;
+  const c = Checkpoint.open(ok);
+  assert.deepEqual(c.names(), ["a", "b"]);
+  c.read("a");
+  c.read("b");
+  assert.equal(readdirSync("/proc/self/fd").length, before + 2);
+  c.close();
+  assert.equal(readdirSync("/proc/self/fd").length, before);
+  // A file given where a folder is expected is no checkpoint folder.
+  const file = join(ok, "config.json");
+  assert.throws(() => Checkpoint.open(file), { message: `${file}: no such checkpoint folder` });
+});

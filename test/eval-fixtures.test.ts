@@ -1,18 +1,11 @@
 // evaluate() against the fixtures' references: the NLL of every fixture (per token and windowed), the
 // planted models with their super weights zeroed (--zero by coordinate and --zero-super through the scan:
 // NLL, logits, per-layer maxima, the super activations' collapse through the residual stream), the restored
-// super activation, and the real bytes-llama-6m's held-out perplexity with its candidates zeroed.
+// super activation. (The real bytes-llama-6m's held-out perplexity is in eval-heldout.test.ts.)
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { Model } from "../src/engine/model.js";
-import { loadTokenizer } from "../src/tokenizer/tokenizer.js";
-import { readTextCorpus } from "../src/data/user-files.js";
 import { evaluate, type EvalReport } from "../src/eval/eval.js";
-import { interventionKey, locateWeight, setTo, type Intervention } from "../src/eval/interventions.js";
-import { ArmRunner } from "../src/eval/runner.js";
-import { corpusStream, windowedPerplexity } from "../src/eval/perplexity.js";
-import type { Arm } from "../src/eval/arms.js";
 import { fixtureNames, fixturePath, readReference, skipWithoutFixtures } from "./fixtures.js";
 import { toleranceUsed } from "./tolerance.js";
 
@@ -171,46 +164,3 @@ for (const name of planted.length ? planted : ["(planted fixtures)"]) {
     },
   );
 }
-
-test(
-  "bytes-llama-6m: held-out perplexity in the reference's windowing, and with its candidates zeroed",
-  { skip: skipWithoutFixtures },
-  async () => {
-    const dir = fixturePath("bytes-llama-6m");
-    const ref = JSON.parse(readFileSync(`${dir}/heldout-reference.json`, "utf8"));
-    assert.match(
-      ref.windowing,
-      /non-overlapping windows of 511 bytes .* each fed as \[256\] \+ window; every window byte is scored/,
-    );
-    const model = Model.open(dir);
-    const tokenizer = loadTokenizer(dir)!;
-    const stream = corpusStream(model, readTextCorpus(`${dir}/heldout.txt`), tokenizer, true);
-    assert.equal(stream.length, ref.bytes);
-    const arm = (id: number, zeroed: number[][]): Arm => {
-      const intervention: Intervention = {
-        weights: zeroed.map(([layer, row, column]) => setTo(locateWeight(model, { layer, row, column }), 0)),
-      };
-      return {
-        id,
-        label: String(id),
-        role: id ? "intervention" : "baseline",
-        intervention,
-        key: interventionKey(intervention),
-      };
-    };
-    const runner = new ArmRunner(model, [
-      arm(0, []),
-      arm(1, ref.firstCandidateZeroed.zeroed),
-      arm(2, ref.allCandidatesZeroed.zeroed),
-    ]);
-    const run = await windowedPerplexity(model, stream, runner, { ctx: 512, stride: 511, bos: 256 });
-    assert.equal(run.windows.length, 16);
-    for (const [i, key] of ["base", "firstCandidateZeroed", "allCandidatesZeroed"].entries()) {
-      const s = run.scores[i];
-      assert.equal(s.tokensScored, ref[key].tokensScored, key);
-      assert.ok(Math.abs(s.meanNll - ref[key].meanNll) <= 1e-4, `${key}: mean NLL ${s.meanNll} vs ${ref[key].meanNll}`);
-      assert.ok(Math.abs(s.perplexity / ref[key].perplexity - 1) <= 1e-4, `${key}: perplexity`);
-    }
-    model.close();
-  },
-);
