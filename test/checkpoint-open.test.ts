@@ -270,3 +270,11 @@ test("shards open in name order whatever the index's order, and close gives thei
   const file = join(ok, "config.json");
   assert.throws(() => Checkpoint.open(file), { message: `${file}: no such checkpoint folder` });
 });
+
+test("a NaN whose payload is only in its low bits stays a quiet NaN in bf16 and f16 (on the bits, not via a number)", async () => {
+  const { bf16FromF32Bits, f16FromF32Bits } = await import("../src/checkpoint/dtype.js");
+  assert.equal(bf16FromF32Bits(0x7f800001), 0x7fc0);
+  assert.equal(bf16FromF32Bits(0xff800001), 0xffc0);
+  assert.equal(f16FromF32Bits(0x7f800001), 0x7e00);
+  assert.equal(f16FromF32Bits(0x7f800000), 0x7c00, "infinity stays infinity");
+});

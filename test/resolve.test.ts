@@ -2,7 +2,16 @@
 // huggingface_hub writes them, and the settings read from the environment (all without a network).
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -396,4 +405,54 @@ test("--download on a cached snapshot asks the Hub only when the snapshot is inc
     true,
   );
   assert.equal(await attempt({ "config.json": "{}", "tokenizer.json": "{}" }), true, "no weights");
+});
+
+test("only .../models--org--name/snapshots/<sha> names a model: other folders in or like a cache do not", async () => {
+  const cache = tmp();
+  const snap = addToCache(cache, "org/name", SHA1, [], MODEL);
+  const repo = join(snap, "..", "..");
+  assert.deepEqual(await resolveModel(join(repo, "snapshots"), { env: {} }), { folder: join(repo, "snapshots") });
+  const other = join(repo, "other", SHA1);
+  mkdirSync(other, { recursive: true });
+  assert.deepEqual(await resolveModel(other, { env: {} }), { folder: other });
+  const lookalike = join(tmp(), "org--name", "snapshots", SHA1);
+  mkdirSync(lookalike, { recursive: true });
+  assert.deepEqual(await resolveModel(lookalike, { env: {} }), { folder: lookalike });
+});
+
+test("a cached snapshot: without config.json it is not there; offline, --download takes what is cached", async () => {
+  const cache = tmp();
+  const env = { HF_HUB_CACHE: cache, HF_HOME: tmp() };
+  const noConfig = addToCache(cache, "org/noconfig", SHA1, ["main"], { "model.safetensors": "w" });
+  await assert.rejects(resolveModel("org/noconfig", { env }), (e) =>
+    oneLine(
+      e,
+      new RegExp(
+        `${noConfig.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} \\(revision main = ${SHA1}\\) has no config\\.json`,
+      ),
+    ),
+  );
+  // An incomplete snapshot (its weights' blob deleted) is still taken offline, and without --download.
+  const partial = addToCache(cache, "org/partial", SHA2, ["main"], MODEL);
+  rmSync(realpathSync(join(partial, "model.safetensors")));
+  for (const o of [
+    { env: { ...env, HF_HUB_OFFLINE: "1" }, download: true },
+    { env },
+    { env, offline: true, download: true },
+  ])
+    assert.equal((await resolveModel("org/partial", { ...o, fetch: noNetwork })).folder, partial);
+  // Online with --download, the dangling weights make it incomplete: the Hub is asked.
+  let asked = 0;
+  const counting = (async () => {
+    asked++;
+    throw new Error("no network here");
+  }) as typeof fetch;
+  await assert.rejects(
+    resolveModel("org/partial", {
+      env: { ...env, HF_ENDPOINT: "http://127.0.0.1:9" },
+      download: true,
+      fetch: counting,
+    }),
+  );
+  assert.ok(asked > 0);
 });

@@ -47,9 +47,11 @@ export function widenInPlace(out: Float32Array, count: number, dtype: FloatDtype
   const raw = new Uint16Array(out.buffer, out.byteOffset, count);
   if (dtype === "BF16") {
     const bits = new Uint32Array(out.buffer, out.byteOffset, count);
+    // Stryker disable next-line ArithmeticOperator: equivalent, starting past the end writes nowhere until count − 1
     for (let i = count - 1; i >= 0; i--) bits[i] = raw[i] << 16;
   } else {
     const table = halfTable();
+    // Stryker disable next-line ArithmeticOperator: equivalent, starting past the end writes nowhere until count − 1
     for (let i = count - 1; i >= 0; i--) out[i] = table[raw[i]];
   }
 }
@@ -62,11 +64,14 @@ export function f16FromF32Bits(u: number): number {
   const sign = (u >>> 16) & 0x8000;
   const a = u & 0x7fffffff;
   if (a > 0x7f800000) return sign | 0x7e00;
+  // Stryker disable next-line EqualityOperator: equivalent, at 65520 the normal branch rounds to the same infinity
   if (a >= 0x477ff000) return sign | 0x7c00; // 65520 and up round to infinity
+  // Stryker disable next-line EqualityOperator: equivalent, at 2^-14 the subnormal branch gives the same smallest normal
   if (a >= 0x38800000) {
     // normal half: rebias the exponent (127 → 15) and round the 13 dropped mantissa bits to even
     return sign | (((a + 0xfff + ((a >>> 13) & 1)) >>> 13) - 0x1c000);
   }
+  // Stryker disable next-line EqualityOperator: equivalent, at 2^-25 the subnormal branch rounds the tie to the same ±0
   if (a <= 0x33000000) return sign; // ≤ 2^-25: rounds to ±0 (2^-25 itself is a tie, to even)
   // half subnormal: count in units of 2^-24
   const mant = (a & 0x7fffff) | 0x800000;

@@ -58,6 +58,7 @@ const INDEX = "model.safetensors.index.json";
 /** modelId and revision when `folder` lies inside `.../models--org--name/snapshots/<sha>/`. */
 function fromCachePath(folder: string): { modelId?: string; revision?: string } {
   const parts = folder.split(sep);
+  // Stryker disable next-line EqualityOperator: equivalent, parts[0] of an absolute path is ""
   for (let i = parts.length - 3; i >= 0; i--) {
     if (parts[i].startsWith("models--") && parts[i + 1] === "snapshots" && parts[i + 2]) {
       return { modelId: parts[i].slice("models--".length).replace(/--/g, "/"), revision: parts[i + 2] };
@@ -150,10 +151,12 @@ export async function resolveModel(ref: string, options: ResolveOptions = {}): P
   }
   const what = printable(ref);
   const at = ref.indexOf("@");
+  // Stryker disable next-line EqualityOperator: equivalent, "@…" and "" are both refused as model ids
   const modelId = at < 0 ? ref : ref.slice(0, at);
   if (!isRepoId(modelId)) {
     throw new UserError("no such folder (and not a Hugging Face model id like org/name or org/name@revision)", what);
   }
+  // Stryker disable next-line EqualityOperator: equivalent, a ref starting with "@" was refused above
   const atRev = at < 0 ? undefined : ref.slice(at + 1);
   if (atRev !== undefined && options.revision !== undefined && atRev !== options.revision) {
     throw new UserError(`two revisions given: @${printable(atRev)} and ${printable(options.revision)}`, what);
