@@ -20,6 +20,7 @@ const files = [
   "safetensors-messages",
   "checkpoint-files",
   "checkpoint-open",
+  "checkpoint-writer",
   "checkpoint-errors",
   "resolve",
   "hub-download",
