@@ -51,9 +51,10 @@ export const groups = {
     tests: ["survivors", "classify", "directory", "scan", "moe-scan"],
   },
   "superweight-scan": {
-    mutate: ["detect", "scan", "audit"].map((f) => `src/superweight/${f}.ts`),
-    tests: ["survivors", "classify", "scan", "moe-scan", "gguf-source", "audit"],
+    mutate: ["detect", "scan"].map((f) => `src/superweight/${f}.ts`),
+    tests: ["survivors", "classify", "scan", "moe-scan", "gguf-source"],
   },
+  "superweight-audit": { mutate: ["src/superweight/audit.ts"], tests: ["audit-verdict", "audit"] },
   eval: { mutate: ["src/eval/**/*.ts"], tests: [...evals, "survivors", "data-tasks", "report-html"] },
 };
 
