@@ -52,7 +52,7 @@ export const groups = {
   },
   "superweight-scan": {
     mutate: ["detect", "scan"].map((f) => `src/superweight/${f}.ts`),
-    tests: ["survivors", "classify", "scan", "moe-scan", "gguf-source"],
+    tests: ["survivors", "classify", "detect-progress", "scan", "moe-scan", "gguf-source"],
   },
   "superweight-audit": { mutate: ["src/superweight/audit.ts"], tests: ["audit-verdict", "audit"] },
   eval: { mutate: ["src/eval/**/*.ts"], tests: [...evals, "survivors", "data-tasks", "report-html"] },

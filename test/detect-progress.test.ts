@@ -1,0 +1,79 @@
+// What detect says while it works, from what the references say it finds: planted-llama-256's super weight
+// [1, 40, 300] appears in pass 1 at layer 1, so pass 2 and its causal check start there (one more read of layer 1),
+// the zeroed model and the check share one run, and pass 2 finds nothing; a model without spikes over the threshold
+// has one pass, one run, no reread. Also coordinate(), the one spelling of a weight's place.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Model } from "../src/engine/model.js";
+import { coordinate, detect } from "../src/superweight/detect.js";
+import { fixturePath, readReference, skipWithoutFixtures } from "./fixtures.js";
+
+async function progress(name: string, maxIterations = 10): Promise<string[]> {
+  const ref = readReference(name);
+  const model = Model.open(fixturePath(name));
+  const lines: string[] = [];
+  try {
+    await detect(model, ref.input_ids, { threshold: 50, maxIterations, onProgress: (m) => lines.push(m) });
+  } finally {
+    model.close();
+  }
+  return lines;
+}
+
+test(
+  "planted-llama-256: the find, the second pass beside its check, nothing new, and the sweep's cost",
+  { skip: skipWithoutFixtures },
+  async () => {
+    const w = readReference("planted-llama-256").expectedSuperWeights[0];
+    assert.deepEqual([w.layer, w.row, w.column], [1, 40, 300]);
+    assert.deepEqual(await progress("planted-llama-256"), [
+      "pass 1: [1, 40, 300]; pass 2 and 1 causal check start in layer 1",
+      "pass 2: nothing new",
+      "one sweep carried 2 forward runs; 1 layer read again where candidates appeared",
+    ]);
+    // With one pass allowed, the second is not run, so nothing is said of it.
+    assert.deepEqual(await progress("planted-llama-256", 1), [
+      "pass 1: [1, 40, 300]; pass 2 and 1 causal check start in layer 1",
+      "one sweep carried 2 forward runs; 1 layer read again where candidates appeared",
+    ]);
+  },
+);
+
+/** The lines the reference's super weights imply: each found by its pass in its layer, then the last pass empty. */
+function expectedLines(name: string): string[] {
+  const found = [...readReference(name).expectedSuperWeights].sort((a: any, b: any) => a.iteration - b.iteration);
+  const lines = found.map((w: any) => {
+    const at = w.expert === undefined ? [w.layer, w.row, w.column] : [w.layer, w.expert, w.row, w.column];
+    return `pass ${w.iteration}: [${at.join(", ")}]; pass ${w.iteration + 1} and 1 causal check start in layer ${w.layer}`;
+  });
+  // Runs: the full model, then one per pass after it (each pass's zeroed model is also the last check's).
+  const runs = found.length + 1;
+  return [
+    ...lines,
+    `pass ${found.length + 1}: nothing new`,
+    `one sweep carried ${runs} forward runs; ${found.length} layer${found.length === 1 ? "" : "s"} read again where candidates appeared`,
+  ];
+}
+
+for (const name of ["planted-llama-bf16", "newer/planted-mixtral-bf16", "newer/planted-olmo2-f32"])
+  test(`${name}: one line per pass as its reference finds them`, { skip: skipWithoutFixtures }, async () => {
+    assert.deepEqual(await progress(name), expectedLines(name));
+  });
+
+test(
+  "a model with nothing over the threshold: one pass, one run, nothing read again",
+  { skip: skipWithoutFixtures },
+  async () => {
+    assert.deepEqual(await progress("llama-f32"), [
+      "pass 1: nothing new",
+      "one sweep carried 1 forward run; 0 layers read again where candidates appeared",
+    ]);
+  },
+);
+
+test("coordinate: [layer, row, column], or [layer, expert, row, column] for an expert's weight (expert 0 too)", () => {
+  assert.deepEqual(coordinate({ layer: 2, row: 3968, column: 7003 }), [2, 3968, 7003]);
+  assert.deepEqual(coordinate({ layer: 1, expert: 0, row: 4, column: 5 }), [1, 0, 4, 5]);
+  assert.deepEqual(coordinate({ layer: 1, expert: 3, row: 4, column: 5 }), [1, 3, 4, 5]);
+  assert.deepEqual(coordinate({ layer: 1, expert: "shared", row: 4, column: 5 }), [1, "shared", 4, 5]);
+});
