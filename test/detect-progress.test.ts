@@ -77,3 +77,27 @@ test("coordinate: [layer, row, column], or [layer, expert, row, column] for an e
   assert.deepEqual(coordinate({ layer: 1, expert: 3, row: 4, column: 5 }), [1, 3, 4, 5]);
   assert.deepEqual(coordinate({ layer: 1, expert: "shared", row: 4, column: 5 }), [1, "shared", 4, 5]);
 });
+
+test("planted-llama-256: what the sweep cost, and the candidate as found", { skip: skipWithoutFixtures }, async () => {
+  const ref = readReference("planted-llama-256");
+  const model = Model.open(fixturePath("planted-llama-256"));
+  try {
+    const d = await detect(model, ref.input_ids, { threshold: 50, maxIterations: 10 });
+    // The full model through 4 layers, the zeroed one through layers 1–3: 7 layer evaluations, 5 layer reads.
+    assert.equal(d.forwardRuns, 2);
+    assert.equal(d.layerPasses, 7 / 4);
+    assert.equal(d.weightPasses, 5 / 4);
+    assert.ok(d.seconds > 0 && d.seconds < 60, `${d.seconds} s`);
+    assert.equal(d.candidates.length, 1);
+    const c = d.candidates[0];
+    assert.equal("expert" in c, false, "a dense model's candidate has no expert field");
+    assert.deepEqual([c.layer, c.row, c.column, c.iteration, c.token], [1, 40, 300, 1, 0]);
+    assert.deepEqual(d.withCandidatesZeroed.zeroed, [[1, 40, 300]]);
+    // The check's residual is recorded from the candidate's layer on; before it, nothing.
+    assert.equal(c.ablation.residual[0], null);
+    assert.equal(c.ablation.residual.length, 4);
+    assert.ok(c.ablation.residual.slice(1).every((v) => typeof v === "number"));
+  } finally {
+    model.close();
+  }
+});
