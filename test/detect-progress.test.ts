@@ -101,3 +101,70 @@ test("planted-llama-256: what the sweep cost, and the candidate as found", { ski
     model.close();
   }
 });
+
+/** A spike as the reference writes it, against ours: value to the fixture's tolerance, place exactly. */
+function sameSpike(got: any, want: any, what: string): void {
+  assert.deepEqual([got.token, got.channel], [want.token, want.channel], `${what} place`);
+  assert.ok(
+    Math.abs(got.value - want.value) <= 1e-3 * Math.abs(want.value) + 1e-4,
+    `${what}: ${got.value} vs ${want.value}`,
+  );
+}
+
+for (const name of ["newer/planted-mixtral-bf16"])
+  test(
+    `${name}: each pass's sparse layers — every expert's spikes, the largest over them, the block's output`,
+    { skip: skipWithoutFixtures },
+    async () => {
+      const ref = readReference(name);
+      const model = Model.open(fixturePath(name));
+      try {
+        const d = await detect(model, ref.input_ids, { threshold: ref.threshold ?? 50, maxIterations: 10 });
+        assert.equal(d.iterations.length, ref.detectionIterations.length);
+        d.iterations.forEach((it, k) => {
+          for (const want of ref.detectionIterations[k].layers) {
+            const got = it.layers.find((l) => l.layer === want.layer)!;
+            const where = `pass ${k + 1} layer ${want.layer}`;
+            if (!want.experts) {
+              assert.equal(got.experts, undefined, `${where}: dense`);
+              sameSpike(got.downProjOutput, want.downProjOutput, `${where} output`);
+              continue;
+            }
+            assert.deepEqual(
+              got.experts!.map((e) => [e.expert, e.tokens]),
+              want.experts.map((e: any) => [e.expert, e.tokens]),
+              `${where} experts and their tokens`,
+            );
+            got.experts!.forEach((e, i) => {
+              sameSpike(e.downProjInput, want.experts[i].downProjInput, `${where} expert ${e.expert} input`);
+              sameSpike(e.downProjOutput, want.experts[i].downProjOutput, `${where} expert ${e.expert} output`);
+            });
+            for (const side of ["downProjInput", "downProjOutput"] as const) {
+              const top = want.experts.reduce((a: any, b: any) => (b[side].max > a[side].max ? b : a))[side];
+              sameSpike(got[side], top, `${where} largest ${side}`);
+            }
+            if (want.blockOutput) sameSpike(got.blockOutput, want.blockOutput, `${where} block output`);
+          }
+        });
+      } finally {
+        model.close();
+      }
+    },
+  );
+
+test("largest takes the first of equal magnitudes; medianAbs is the lower middle |x|, sampled beyond 65,536", async () => {
+  const { largest, medianAbs } = await import("../src/superweight/detect.js");
+  assert.deepEqual(largest(new Float32Array([1, -3, 3, 2, -3, 0]), 3), { max: 3, value: -3, token: 0, channel: 1 });
+  assert.deepEqual(largest(new Float32Array([0, 0, 0, 0, 7, 0]), 2), { max: 7, value: 7, token: 2, channel: 0 });
+  let seed = 7;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed / 2 ** 31);
+  for (let n = 1; n <= 120; n++) {
+    const x = new Float32Array(n).map(() => Math.round((rand() - 0.5) * 20) / 2); // many ties
+    const sorted = [...x].map(Math.abs).sort((a, b) => a - b);
+    assert.equal(medianAbs(x), sorted[(n - 1) >> 1], `n = ${n}: ${[...x]}`);
+  }
+  // 3 · 65,536 values: every third is sampled.
+  const big = new Float32Array(3 * 65536).map((_, i) => (i % 3 === 0 ? -(i % 1000) : 5000));
+  const samples = Array.from({ length: 65536 }, (_, j) => Math.abs(big[3 * j])).sort((a, b) => a - b);
+  assert.equal(medianAbs(big), samples[(65536 - 1) >> 1]);
+});
