@@ -168,3 +168,50 @@ test("largest takes the first of equal magnitudes; medianAbs is the lower middle
   const samples = Array.from({ length: 65536 }, (_, j) => Math.abs(big[3 * j])).sort((a, b) => a - b);
   assert.equal(medianAbs(big), samples[(65536 - 1) >> 1]);
 });
+
+test(
+  "scan: a line per prompt, and the published coordinates of the model id checked against this model",
+  { skip: skipWithoutFixtures },
+  async () => {
+    const { scan } = await import("../src/superweight/scan.js");
+    const ref = readReference("planted-llama-256");
+    const model = Model.open(fixturePath("planted-llama-256"));
+    try {
+      const lines: string[] = [];
+      const inputs = [
+        { label: "a", ids: ref.input_ids },
+        { label: "b", ids: ref.input_ids.slice(0, 4) },
+      ];
+      const r = await scan(model, inputs, {
+        threshold: 50,
+        maxIterations: 10,
+        modelId: "huggyllama/llama-7b",
+        onProgress: (m) => lines.push(m),
+      });
+      assert.deepEqual(
+        lines.filter((l) => l.startsWith("prompt")),
+        ["prompt 1/2", "prompt 2/2"],
+      );
+      // Llama-7B's published [2, 3968, 7003]: not found, and outside a 4-layer, hidden-256 model.
+      assert.deepEqual(r.published, {
+        modelId: "huggyllama/llama-7b",
+        source: r.published!.source,
+        coordinates: [{ layer: 2, row: 3968, column: 7003, found: false, fits: false }],
+      });
+      assert.ok(r.published!.source.length > 0);
+      assert.equal(
+        (await scan(model, inputs.slice(0, 1), { threshold: 50, maxIterations: 10, modelId: "someone/else" }))
+          .published,
+        null,
+      );
+      assert.equal((await scan(model, inputs.slice(0, 1), { threshold: 50, maxIterations: 10 })).published, null);
+      // Both prompts start with the trigger token, so both find [1, 40, 300].
+      assert.deepEqual(
+        r.superWeights.map((w) => [w.layer, w.row, w.column, w.prompts, w.allPrompts]),
+        [[1, 40, 300, [0, 1], true]],
+      );
+    } finally {
+      model.close();
+    }
+  },
+);
