@@ -215,3 +215,114 @@ test(
     }
   },
 );
+
+test(
+  "scan's report: labels, shape, coordinates note, per-prompt figures, sums over prompts, weights in pass order",
+  { skip: skipWithoutFixtures },
+  async () => {
+    const { scan, DEFAULT_PROMPT } = await import("../src/superweight/scan.js");
+    assert.equal(DEFAULT_PROMPT, "Apple Inc. is a worldwide tech company.");
+    const ref = readReference("planted-llama-bf16");
+    const model = Model.open(fixturePath("planted-llama-bf16"));
+    try {
+      const ids: number[] = ref.input_ids;
+      const inputs = [
+        { label: "whole", ids },
+        { label: "again", ids },
+      ];
+      const one = await detect(model, ids, { threshold: 50, maxIterations: 10 });
+      const r = await scan(model, inputs, {
+        threshold: 50,
+        maxIterations: 10,
+        label: "my model",
+        tokenText: (id) => `<${id}>`,
+      });
+      assert.equal(r.label, "my model");
+      assert.equal(r.model, model.path);
+      assert.equal(r.modelId, null);
+      assert.equal(r.modelType, "llama");
+      assert.deepEqual(r.shape, { layers: 4, hidden: 96, intermediate: 248 }); // its config.json
+      assert.equal(r.coordinates, "row = output channel, column = input channel; weight[row, column]");
+      assert.equal(r.storedTransposed, false);
+      assert.deepEqual(
+        r.prompts.map((p) => [p.label, p.ids.length, p.iterations]),
+        [
+          ["whole", ids.length, 3],
+          ["again", ids.length, 3],
+        ],
+      );
+      assert.ok(Math.abs(r.prompts[0].meanNll! - one.meanNll!) < 1e-12);
+      assert.ok(Math.abs(r.prompts[1].meanNllCandidatesZeroed! - one.withCandidatesZeroed.meanNll!) < 1e-12);
+      // The same prompt twice: every sum is twice one detection's.
+      assert.equal(r.forwardPasses, 2 * one.forwardRuns);
+      assert.equal(r.layerPasses, 2 * one.layerPasses);
+      assert.equal(r.weightPasses, 2 * one.weightPasses);
+      assert.equal(r.bytesRead, 2 * one.bytesRead);
+      assert.ok(r.seconds > 0 && r.seconds < 120);
+      // Its two super weights, in the order the passes found them (iteration 1 then 2), each on both prompts.
+      const expected = [...ref.expectedSuperWeights].sort((a: any, b: any) => a.iteration - b.iteration);
+      assert.deepEqual(
+        r.superWeights.map((w) => [
+          w.layer,
+          w.row,
+          w.column,
+          w.iteration,
+          w.prompts,
+          w.allPrompts,
+          w.classes,
+          w.perPrompt.length,
+        ]),
+        expected.map((w: any) => [w.layer, w.row, w.column, w.iteration, [0, 1], true, ["super", "super"], 2]),
+      );
+      assert.deepEqual(
+        r.superWeights.map((w) => w.tokenText),
+        expected.map((w: any) => `<${ids[w.token]}>`),
+      );
+      assert.equal("expert" in r.superWeights[0], false);
+      assert.equal("routingWeight" in r.superWeights[0], false);
+      const alone = await scan(model, inputs.slice(0, 1), { threshold: 50, maxIterations: 10 });
+      assert.equal(alone.label, model.path);
+      assert.equal("tokenText" in alone.superWeights[0], false);
+      assert.equal(alone.superWeights[0].allPrompts, true);
+    } finally {
+      model.close();
+    }
+  },
+);
+
+test("scan's report for GPT-2: the Conv1D note and a sparse model's shape", { skip: skipWithoutFixtures }, async () => {
+  const { scan } = await import("../src/superweight/scan.js");
+  const gpt2 = Model.open(fixturePath("gpt2-f32"));
+  try {
+    const r = await scan(gpt2, [{ label: "ids", ids: readReference("gpt2-f32").input_ids }], {
+      threshold: 50,
+      maxIterations: 2,
+    });
+    assert.equal(r.storedTransposed, true);
+    assert.equal(
+      r.coordinates,
+      "row = output channel, column = input channel; Conv1D stored [in, out], so the weight is tensor[column, row] (see index)",
+    );
+  } finally {
+    gpt2.close();
+  }
+  const moe = Model.open(fixturePath("newer/planted-mixtral-bf16"));
+  try {
+    const ref = readReference("newer/planted-mixtral-bf16");
+    const r = await scan(moe, [{ label: "ids", ids: ref.input_ids }], { threshold: 50, maxIterations: 2 });
+    const ex = moe.spec.experts!;
+    assert.deepEqual(r.shape, {
+      layers: moe.spec.layers,
+      hidden: moe.spec.hidden,
+      intermediate: moe.spec.intermediate,
+      experts: ex.count,
+      expertIntermediate: ex.intermediate,
+      topK: ex.topK,
+      sparseLayers: [...Array(moe.spec.layers).keys()],
+    });
+    assert.equal(r.superWeights[0].expert, ref.expectedSuperWeights[0].expert);
+    assert.equal(typeof r.superWeights[0].routingWeight, "number");
+  } finally {
+    moe.close();
+  }
+});
