@@ -45,3 +45,57 @@ test(
     assert.ok(toleranceUsed(out.logits!, ref.withSuperWeightsZeroed.logits.flat()) <= 1);
   },
 );
+
+/** Float64 log-softmax of one reference logits row. */
+function logSoftmax(row: number[]): number[] {
+  const max = Math.max(...row);
+  const lse = max + Math.log(row.reduce((a, v) => a + Math.exp(v - max), 0));
+  return row.map((v) => v - lse);
+}
+
+for (const name of ["llama-f32", "gemma-bf16", "newer/gemma2-f32"]) {
+  test(
+    `${name}: the streamed head over 1000-element vocabulary blocks — NLL, top-k, chosen positions' logits`,
+    { skip: skipWithoutFixtures },
+    async () => {
+      const ref = readReference(name);
+      const ids: number[] = ref.input_ids;
+      const T = ids.length;
+      const V = ref.logits[0].length;
+      const model = Model.open(fixturePath(name));
+      try {
+        // Gemma2 caps its final logits: the cap is applied block by block too.
+        const targets = ids.map((_, t) => (t + 1 < T ? ids[t + 1] : -1));
+        const out = await forward(model, ids, {
+          head: { targets, top: { k: 4, positions: [T - 1, 0] }, logitsAt: [1, T - 1] },
+        });
+        assert.equal(out.logits, undefined, "no full logits were asked for");
+        const nll = out.nll![0];
+        for (let t = 0; t < T - 1; t++) {
+          const want = -logSoftmax(ref.logits[t])[ids[t + 1]];
+          assert.ok(Math.abs(nll[t] - want) <= 1e-4 * (1 + Math.abs(want)), `${name} NLL[${t}] ${nll[t]} vs ${want}`);
+        }
+        assert.ok(Number.isNaN(nll[T - 1]), "the last position has no target");
+        for (const [i, t] of [T - 1, 0].entries()) {
+          const order = ref.logits[t]
+            .map((v: number, id: number) => [v, id])
+            .sort((a: number[], b: number[]) => b[0] - a[0] || a[1] - b[1]);
+          const lp = logSoftmax(ref.logits[t]);
+          const got = out.top![0][i];
+          assert.deepEqual(
+            got.map((g) => g.id),
+            order.slice(0, 4).map((o: number[]) => o[1]),
+            `${name} top-4 at ${t}`,
+          );
+          got.forEach((g) => assert.ok(Math.abs(Math.log(g.prob) - lp[g.id]) <= 1e-4, `prob of ${g.id} at ${t}`));
+        }
+        const at = out.logitsAt![0];
+        assert.equal(at.length, 2 * V);
+        assert.ok(toleranceUsed(at.subarray(0, V), ref.logits[1]) <= 1, "logits at position 1");
+        assert.ok(toleranceUsed(at.subarray(V), ref.logits[T - 1]) <= 1, "logits at the last position");
+      } finally {
+        model.close();
+      }
+    },
+  );
+}
