@@ -25,7 +25,15 @@ const files = [
   "resolve",
   "hub-download",
 ];
-const evals = ["eval-arms", "eval-interventions", "eval-generate", "eval-choice", "eval-fixtures", "signed"];
+const evals = [
+  "eval-windows",
+  "eval-arms",
+  "eval-interventions",
+  "eval-generate",
+  "eval-choice",
+  "eval-fixtures",
+  "signed",
+];
 
 export const groups = {
   "engine-kernels": {
