@@ -88,6 +88,10 @@ test("planted-llama-256: what the sweep cost, and the candidate as found", { ski
     assert.equal(d.layerPasses, 7 / 4);
     assert.equal(d.weightPasses, 5 / 4);
     assert.ok(d.seconds > 0 && d.seconds < 60, `${d.seconds} s`);
+    // The full model's mean NLL of the prompt, and the zeroed model's, from the reference.
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    assert.ok(Math.abs(d.meanNll! - mean(ref.nll)) < 1e-4, `${d.meanNll} vs ${mean(ref.nll)}`);
+    assert.ok(Math.abs(d.withCandidatesZeroed.meanNll! - mean(ref.withSuperWeightsZeroed.nll)) < 1e-4);
     assert.equal(d.candidates.length, 1);
     const c = d.candidates[0];
     assert.equal("expert" in c, false, "a dense model's candidate has no expert field");
