@@ -26,6 +26,7 @@ const files = [
   "hub-download",
 ];
 const evals = [
+  "eval-units",
   "eval-windows",
   "eval-arms",
   "eval-interventions",
