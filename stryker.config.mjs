@@ -49,7 +49,16 @@ export const groups = {
   },
   "engine-model": {
     mutate: ["ops", "forward", "model", "variants", "onnx-model"].map((f) => `src/engine/${f}.ts`),
-    tests: [...unit, ...engine, "lanes", "blocks", "scan", "compress-weights", "compress-activations"],
+    tests: [
+      ...unit,
+      ...engine,
+      "checkpoint-errors",
+      "lanes",
+      "blocks",
+      "scan",
+      "compress-weights",
+      "compress-activations",
+    ],
   },
   checkpoint: {
     mutate: ["src/checkpoint/**/*.ts"],
