@@ -14,7 +14,16 @@
 // would only run for mutants the in-process files already reach, and each costs half a minute or more.
 // The quick, direct files come first: a mutant stops at the first file that fails.
 const unit = ["engine-checks", "attention", "kernels", "overrides-unit", "nonfinite", "survivors"];
-const engine = ["forward", "architecture", "hooks", "overrides", "moe-reference", "newer-config", "eval-kvcache"];
+const engine = [
+  "forward-options",
+  "forward",
+  "architecture",
+  "hooks",
+  "overrides",
+  "moe-reference",
+  "newer-config",
+  "eval-kvcache",
+];
 const files = [
   "safetensors",
   "safetensors-messages",
