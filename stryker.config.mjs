@@ -15,6 +15,7 @@
 // The quick, direct files come first: a mutant stops at the first file that fails.
 const unit = ["engine-checks", "attention", "kernels", "overrides-unit", "nonfinite", "survivors"];
 const engine = [
+  "model-open",
   "forward-options",
   "forward",
   "architecture",
