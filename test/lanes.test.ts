@@ -157,3 +157,30 @@ test("SIMD widening in the block buffer: every F16 and BF16 pattern, bit for bit
   ];
   assert.deepEqual([...odd], want);
 });
+
+test("three lanes (two workers, each with its own control slots) give the same product; a one-lane set starts none", async () => {
+  const three = await Lanes.create(3);
+  three.startWorkers();
+  for (let waited = 0; three.ready < 2 && waited < 20000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(three.ready, 2, "both workers started");
+  const { stored, job } = matrix("BF16", 21);
+  const want = new Float32Array(M * ROWS);
+  matmulRef(want, x, M, COLS, stored, ROWS, "nk");
+  for (let i = 0; i < 3; i++)
+    assert.ok(toleranceUsed(await three.product(job, x, M), Array.from(want)) <= 1, `product ${i}`);
+  // A larger product grows the shared buffers: the workers must be sent the new ones, then reuse them.
+  const x3 = seeded(98)(3 * M * COLS, 1);
+  const want3 = new Float32Array(3 * M * ROWS);
+  matmulRef(want3, x3, 3 * M, COLS, stored, ROWS, "nk");
+  for (let i = 0; i < 2; i++)
+    assert.ok(toleranceUsed(await three.product(job, x3, 3 * M), Array.from(want3)) <= 1, `larger ${i}`);
+  assert.ok(
+    toleranceUsed(await three.product(job, x, M), Array.from(want)) <= 1,
+    "smaller again, in the larger buffers",
+  );
+  const one = await Lanes.create(1);
+  one.startWorkers();
+  assert.equal(one.ready, 0);
+  assert.ok(toleranceUsed(await one.product(job, x, M), Array.from(want)) <= 1, "the main thread alone");
+  assert.equal(one.workerBlocks, 0);
+});

@@ -76,6 +76,7 @@ export class Lanes {
 
   /** Rows per block of a matrix with `cols` columns multiplied by m rows (the [m, rows] product bounded too). */
   static step(cols: number, m: number): number {
+    // Stryker disable next-line all: equivalent, the block size changes how the rows are shared out, not the product
     const rows = Math.min(Math.floor(LANE_BLOCK_ELEMENTS / cols), Math.floor(MAX_BLOCK_ELEMENTS / Math.max(m, 1)));
     return Math.max(1, rows);
   }
@@ -110,7 +111,9 @@ export class Lanes {
     const { cols, r0, r1 } = job;
     const full: RowsJob = { ...job, m, step: Lanes.step(cols, m) };
     const n = r1 - r0;
+    // Stryker disable next-line all: equivalent, when the workers start changes who computes the blocks, not the product
     if (n > full.step) this.startWorkers();
+    // Stryker disable next-line all: equivalent, a product the main thread does alone is the same product
     const helpers = n > full.step ? this.helpers() : [];
     if (helpers.length) this.share(x, m * cols, m * n);
     const out = helpers.length ? this.out.subarray(0, m * n) : new Float32Array(m * n);
