@@ -5,10 +5,20 @@ import type { Command } from "commander";
 import { output } from "../src/cli/common.js";
 
 export async function commandJson<T = any>(command: () => Command, ...args: string[]): Promise<T> {
+  return commandJsonIn({}, command, ...args);
+}
+
+/** The same with these environment variables set for the call (HF_HOME, HF_HUB_OFFLINE, …), then restored. */
+export async function commandJsonIn<T = any>(
+  env: NodeJS.ProcessEnv,
+  command: () => Command,
+  ...args: string[]
+): Promise<T> {
   const chunks: string[] = [];
   const write = output.write;
-  const saved = process.env.SUPERWEIGHT_PROGRESS;
-  process.env.SUPERWEIGHT_PROGRESS = "0";
+  const vars: NodeJS.ProcessEnv = { ...env, SUPERWEIGHT_PROGRESS: "0" };
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, vars);
   output.write = (text) => void chunks.push(text);
   try {
     await command()
@@ -16,8 +26,10 @@ export async function commandJson<T = any>(command: () => Command, ...args: stri
       .parseAsync([...args, "--json"], { from: "user" });
   } finally {
     output.write = write;
-    if (saved === undefined) delete process.env.SUPERWEIGHT_PROGRESS;
-    else process.env.SUPERWEIGHT_PROGRESS = saved;
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
   }
   return JSON.parse(chunks.join("")) as T;
 }

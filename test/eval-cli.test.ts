@@ -9,6 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { fixturePath, readReference, repoRoot, skipWithoutFixtures } from "./fixtures.js";
+import { commandJsonIn } from "./cli-in-process.js";
+import { evalCommand } from "../src/cli/eval.js";
+import { runCommand } from "../src/cli/run.js";
 
 const bin = join(repoRoot, "dist", "src", "cli", "main.js");
 const scratch = mkdtempSync(join(tmpdir(), "sw-eval-cli-"));
@@ -43,10 +46,10 @@ function cli(...args: string[]): { status: number; stdout: string; stderr: strin
   }
 }
 
-function json(...args: string[]): any {
-  const r = cli(...args, "--json");
-  assert.equal(r.status, 0, `superweight ${args.join(" ")}: ${r.stderr}`);
-  return JSON.parse(r.stdout);
+/** `superweight eval|run ... --json`, in this process (so coverage sees it), with the same environment. */
+function json(command: "eval" | "run", ...args: string[]): Promise<any> {
+  const vars = { SUPERWEIGHT_CACHE: env.SUPERWEIGHT_CACHE, HF_HOME: hfHome, HF_HUB_OFFLINE: "1" };
+  return commandJsonIn(vars, command === "eval" ? evalCommand : runCommand, ...args);
 }
 
 /** Exit 2, one line naming the problem, no stack trace, nothing on stdout. */
@@ -72,9 +75,9 @@ const bytes = fixturePath("bytes-llama-6m");
 test(
   "eval --ctx 8 --stride 4 equals the NLL of single `run` passes over each window, each scoring only its new tokens",
   { skip: skipWithoutFixtures },
-  () => {
+  async () => {
     const ids: number[] = readReference("bytes-llama-6m").input_ids.slice(0, 30);
-    const out = json(
+    const out = await json(
       "eval",
       bytes,
       "--ids-file",
@@ -96,7 +99,7 @@ test(
       prevEnd = e;
       if (e === ids.length) break;
     }
-    const runs = json("run", bytes, ...windows.flatMap((w) => ["--ids", w.ids.join(",")])).runs;
+    const runs = (await json("run", bytes, ...windows.flatMap((w) => ["--ids", w.ids.join(",")]))).runs;
     let sum = 0,
       count = 0;
     windows.forEach((w, i) => {
@@ -116,10 +119,10 @@ test(
 test(
   "eval --json: the exact interventions, the baseline beside each arm, the planted model's zeroed NLL",
   { skip: skipWithoutFixtures },
-  () => {
+  async () => {
     const name = "planted-llama-bf16",
       ref = readReference(name);
-    const out = json(
+    const out = await json(
       "eval",
       fixturePath(name),
       "--ids",
@@ -170,7 +173,7 @@ test(
 test(
   "a named corpus from the Hugging Face cache works offline and scores as the same text given as a file",
   { skip: skipWithoutFixtures },
-  () => {
+  async () => {
     const lines = [
       "",
       " = Valkyria = \n",
@@ -189,33 +192,15 @@ test(
       join(dir, "test-00000-of-00001.parquet"),
       new Uint8Array(parquetWriteBuffer({ schema, columnData: [{ name: "text", data: lines }] })),
     );
-    const named = json(
-      "eval",
-      bytes,
-      "--dataset",
-      "wikitext-2",
-      "--ctx",
-      "64",
-      "--limit",
-      "2",
-      "--ids",
-      "256,65",
+    const named = (
+      await json("eval", bytes, "--dataset", "wikitext-2", "--ctx", "64", "--limit", "2", "--ids", "256,65")
     ).perplexity;
     assert.equal(named.name, "wikitext-2");
     assert.match(named.source, /^Salesforce\/wikitext@b08601e0/);
     assert.equal(named.windows, 2);
     assert.equal(named.dropPartial, true, "the paper's protocol: whole windows only");
-    const asFile = json(
-      "eval",
-      bytes,
-      "--text",
-      file(lines.join("\n\n")),
-      "--ctx",
-      "64",
-      "--limit",
-      "2",
-      "--ids",
-      "256,65",
+    const asFile = (
+      await json("eval", bytes, "--text", file(lines.join("\n\n")), "--ctx", "64", "--limit", "2", "--ids", "256,65")
     ).perplexity;
     assert.equal(asFile.arms[0].tokensScored, named.arms[0].tokensScored);
     assert.equal(asFile.arms[0].meanNll, named.arms[0].meanNll);
@@ -314,7 +299,7 @@ test("bad inputs get one line naming the file (and line) and exit 2", { skip: sk
 test(
   "--chat: prompts as a user turn through the chat template; --generate reports repetition, KL, stopword mass",
   { skip: skipWithoutFixtures },
-  () => {
+  async () => {
     const folder = join(scratch, "bytes-chat");
     mkdirSync(folder);
     for (const f of [
@@ -332,7 +317,7 @@ test(
       join(folder, "tokenizer_config.json"),
       JSON.stringify({ bos_token: "<s>", eos_token: "</s>", add_bos_token: true, chat_template: template }),
     );
-    const out = json("eval", folder, "--chat", "--prompt", "Hi", "--generate", "6", "--zero", "0:36:486");
+    const out = await json("eval", folder, "--chat", "--prompt", "Hi", "--generate", "6", "--zero", "0:36:486");
     assert.equal(out.chat, true);
     // The template writes the BOS; the tokenizer adds nothing more (apply_chat_template's add_special_tokens=False).
     assert.deepEqual(out.prompts.items[0].ids, [256, ...new TextEncoder().encode("<|user|>Hi\n<|assistant|>")]);
