@@ -116,3 +116,29 @@ test("gpt2-f32: learned positions beyond the model's are refused", opts, async (
     model.close();
   }
 });
+
+test(
+  "bytesRead: every weight once, the embedding's rows of the prompt only (and whole when it is also the head)",
+  opts,
+  async () => {
+    for (const name of ["llama-f32", "qwen2-bf16"]) {
+      const ref = readReference(name);
+      const ids: number[] = ref.input_ids;
+      const model = Model.open(fixturePath(name));
+      try {
+        const embedding = model.arch.embedding;
+        const tied = model.arch.lmHead(model.spec) === embedding;
+        const emb = model.info(embedding);
+        let want = (emb.bytes / emb.shape[0]) * ids.length + (tied ? emb.bytes : 0);
+        for (const n of model.arch.tensors(model.spec).keys()) if (n !== embedding) want += model.info(n).bytes;
+        for (const backend of ["default", "js"]) {
+          const { jsBackend } = await import("../src/engine/matmul.js");
+          const out = await forward(model, ids, backend === "js" ? { backend: jsBackend } : {});
+          assert.equal(out.bytesRead, want, `${name} (${backend} backend, tied ${tied})`);
+        }
+      } finally {
+        model.close();
+      }
+    }
+  },
+);

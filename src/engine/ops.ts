@@ -22,11 +22,18 @@ export class EngineOps implements LayerOps {
     return this.pass.model.spec;
   }
 
-  /** A small tensor of this layer (norm weight, bias) by name, or undefined when not stored. */
+  /** A small tensor of this layer (norm weight, bias) by name, or undefined when not stored. Its read counts. */
   private vector(name: string): Float32Array | undefined {
     const full = this.prefix + name;
-    if (!this.vectors.has(full))
-      this.vectors.set(full, this.pass.model.has(full) ? this.pass.model.read(full) : undefined);
+    if (!this.vectors.has(full)) {
+      const { model } = this.pass;
+      const stored = model.has(full) ? model.read(full) : undefined;
+      if (stored) {
+        const info = model.info(full);
+        this.pass.countRead(full, info.shape[0] ?? 1, info);
+      }
+      this.vectors.set(full, stored);
+    }
     return this.vectors.get(full);
   }
 
