@@ -33,6 +33,7 @@ function copySlot(size: number): Float32Array {
 function groups(pass: Pass, x: Float32Array, counts: readonly number[], k: number, weight: string): Group[] {
   const byKey = new Map<string, { variants: number[]; overrides: WeightOverride[] }>();
   pass.variants.forEach((v, i) => {
+    // Stryker disable next-line ConditionalExpression: equivalent, a variant with no rows adds none to its group
     if (counts[i] === 0) return;
     const overrides = (v.overrides ?? []).filter((o) => o.tensor === weight);
     const key = overrides.map((o) => o.key).join("\u0000");
@@ -42,8 +43,10 @@ function groups(pass: Pass, x: Float32Array, counts: readonly number[], k: numbe
   });
   const offsets = [0];
   for (const c of counts) offsets.push(offsets[offsets.length - 1] + c);
+  // Stryker disable next-line all: equivalent, this only picks the path that skips copying rows all variants share
   const active = counts.filter((c) => c > 0).length;
   return [...byKey.values()].map((g) => {
+    // Stryker disable next-line ConditionalExpression: equivalent, the copied rows are the same rows
     if (g.variants.length === active) return { ...g, x };
     const rows = g.variants.reduce((s, v) => s + counts[v], 0);
     const rowMap = new Int32Array(rows);
@@ -58,6 +61,7 @@ function groups(pass: Pass, x: Float32Array, counts: readonly number[], k: numbe
 /** Rows per block of a [rows, cols] tensor: within the block budget and a whole number of every override's
  * alignment when that fits. */
 function blockRows(rows: number, cols: number, overrides: readonly WeightOverride[], maxRows = Infinity): number {
+  // Stryker disable next-line MethodExpression,ArithmeticOperator: equivalent, smaller or larger blocks give the same products
   let r = Math.max(1, Math.min(maxRows, Math.floor(MAX_BLOCK_ELEMENTS / cols)));
   for (const o of overrides) {
     const a = o.alignment ?? 1;
@@ -103,6 +107,7 @@ export async function products(
   if (lanes) {
     // Parts of at most maxRows rows, and of at most a block's elements ([m, rows] in shared memory, copied out by
     // the caller), each made by every lane.
+    // Stryker disable next-line all: equivalent, the parts' size changes how the product is cut, not its values
     const chunk = Math.max(1, Math.min(rows, maxRows ?? rows, Math.floor(MAX_BLOCK_ELEMENTS / m)));
     for (let r0 = 0; r0 < rows; r0 += chunk) {
       const r1 = Math.min(rows, r0 + chunk);
