@@ -34,6 +34,7 @@ export class Pass {
     readonly cache?: KvCache,
   ) {
     this.offset = cache?.length ?? 0;
+    // Stryker disable next-line all: equivalent, without hooks firing linear_input copies the input and calls none
     this.hooked = hooks.length > 0 || variants.some((v) => (v.hooks?.length ?? 0) > 0);
   }
 
@@ -77,6 +78,7 @@ export class Pass {
   /** cos/sin tables of positions offset..offset + T − 1 for a RoPE spec, built once per pass. */
   rope(spec: RopeSpec): RopeTable {
     let t = this.ropes.get(spec);
+    // Stryker disable next-line ConditionalExpression: equivalent, without the cache the same table is built again
     if (!t) {
       const all = ropeTable(spec, this.offset + this.tokens),
         at = this.offset * all.half;
