@@ -99,3 +99,45 @@ for (const name of ["llama-f32", "gemma-bf16", "newer/gemma2-f32"]) {
     },
   );
 }
+
+test("the streamed head keeps a running maximum: logits near ±1000 across 24 vocabulary blocks still give finite, exact NLL and top-k", async () => {
+  const { mkdtempSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const { TINY_CONFIG, tinyTensors, writeTiny } = await import("./tiny.js");
+  const config = { ...TINY_CONFIG, vocab_size: 600, max_position_embeddings: 64 };
+  const tensors = tinyTensors(config);
+  const head = tensors.find((t) => t.name === "lm_head.weight")!;
+  for (let i = 0; i < head.data.length; i++) head.data[i] *= 400; // exp() of such logits overflows float64
+  const dir = mkdtempSync(join(tmpdir(), "sw-big-logits-"));
+  try {
+    const model = Model.open(writeTiny(dir, { config, tensors }));
+    const ids = Array.from({ length: 40 }, (_, t) => (t * 37 + 5) % 600);
+    const targets = ids.map((_, t) => (t + 1 < ids.length ? ids[t + 1] : -1));
+    const whole = await forward(model, ids, { head: { logits: true } });
+    const streamed = await forward(model, ids, { head: { targets, top: { k: 3, positions: [0, 39] } } });
+    model.close();
+    const V = 600;
+    let largest = 0;
+    for (let t = 0; t < ids.length - 1; t++) {
+      const row = Array.from(whole.logits!.subarray(t * V, (t + 1) * V));
+      largest = Math.max(largest, ...row.map(Math.abs));
+      const max = Math.max(...row);
+      const want = max + Math.log(row.reduce((a, v) => a + Math.exp(v - max), 0)) - row[ids[t + 1]];
+      const got = streamed.nll![0][t];
+      assert.ok(Number.isFinite(got) && Math.abs(got - want) <= 1e-3 * (1 + want), `NLL[${t}] ${got} vs ${want}`);
+    }
+    assert.ok(largest > 800, `logits reach ${largest}`);
+    for (const [i, t] of [0, 39].entries()) {
+      const row = Array.from(whole.logits!.subarray(t * V, (t + 1) * V));
+      const order = row.map((v, id) => [v, id]).sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+      assert.deepEqual(
+        streamed.top![0][i].map((x) => x.id),
+        order.slice(0, 3).map((o) => o[1]),
+      );
+      assert.ok(streamed.top![0][i].every((x) => Number.isFinite(x.prob)));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
