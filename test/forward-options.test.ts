@@ -142,3 +142,54 @@ test(
     }
   },
 );
+
+test("token id 0, exactly the model's positions, and a start residual left as the caller gave it", opts, async () => {
+  const llama = Model.open(fixturePath("llama-f32"));
+  try {
+    const out = await forward(llama, [0, 1, 0]);
+    assert.ok(out.logits!.every(Number.isFinite), "id 0 is a token like any other");
+    const half = await forward(llama, [0, 1, 2], { toLayer: 1 });
+    const copy = half.residual.slice();
+    await forward(llama, [0, 1, 2], { fromLayer: 1, start: half.residual });
+    const two = new Float32Array(2 * copy.length);
+    two.set(copy);
+    two.set(copy, copy.length);
+    const twoCopy = two.slice();
+    await forward(llama, [0, 1, 2], { fromLayer: 1, start: two, variants: [{}, {}] });
+    assert.deepEqual([...half.residual], [...copy], "a start residual for one variant is not written");
+    assert.deepEqual([...two], [...twoCopy], "nor one for every variant");
+    // A KV cache from a later layer, and per-variant ids that are not all whole, or from a later layer.
+    await assert.rejects(
+      forward(llama, [1], { cache: new KvCache(1), fromLayer: 1, start: copy.subarray(0, llama.spec.hidden) }),
+      {
+        message: "forward: a KV cache needs every layer run from the embeddings",
+      },
+    );
+    await assert.rejects(forward(llama, [1], { cache: new KvCache(1), start: copy.subarray(0, llama.spec.hidden) }), {
+      message: "forward: a KV cache needs every layer run from the embeddings",
+    });
+    await assert.rejects(forward(llama, [1, 2], { variants: [{}, {}], variantIds: [[1, 2], [3]] }), {
+      message: "forward: variantIds must give 2 tokens for each of 2 variants, from layer 0",
+    });
+    await assert.rejects(
+      forward(llama, [1, 2, 3], { variants: [{}], variantIds: [[1, 2, 3]], fromLayer: 1, start: copy }),
+      { message: "forward: variantIds must give 3 tokens for each of 1 variants, from layer 0" },
+    );
+    await assert.rejects(forward(llama, [1, 2, 3], { variants: [{}], variantIds: [[1, 2, 3]], start: copy }), {
+      message: "forward: variantIds must give 3 tokens for each of 1 variants, from layer 0",
+    });
+  } finally {
+    llama.close();
+  }
+  const gpt2 = Model.open(fixturePath("gpt2-f32"));
+  try {
+    const n = gpt2.spec.maxPositions;
+    const out = await forward(gpt2, new Array(n).fill(1), { head: { targets: new Array(n).fill(1) } });
+    assert.ok(out.nll![0].every(Number.isFinite), `exactly ${n} positions run`);
+    // GPT-2 stores its Conv1D weights [in, out], but its embedding and head [vocab, hidden] as every model does.
+    assert.equal(gpt2.layout("transformer.h.0.mlp.c_fc.weight"), "kn");
+    assert.equal(gpt2.layout("transformer.wte.weight"), "nk");
+  } finally {
+    gpt2.close();
+  }
+});

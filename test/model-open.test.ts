@@ -74,6 +74,13 @@ test("missing, misshapen and unexpected tensors are named with the file that hol
     "UNEXPECTED_TENSOR",
     'unexpected tensor(s) for model_type "llama" with this config: extra.0, extra.1, extra.2, extra.3, extra.4 and 1 more',
   );
+  const five = folder({ tensors: [...tinyTensors(), ...extra(5)] });
+  refuses(
+    five,
+    join(five, "model.safetensors"),
+    "UNEXPECTED_TENSOR",
+    'unexpected tensor(s) for model_type "llama" with this config: extra.0, extra.1, extra.2, extra.3, extra.4',
+  );
   const two = folder({ tensors: [...tinyTensors(), ...extra(2)] });
   refuses(
     two,

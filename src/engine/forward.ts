@@ -131,11 +131,13 @@ function embed(pass: Pass, ids: readonly number[]): Float32Array {
     model.readRows(arch.embedding, id, id + 1, x.subarray(t * H, (t + 1) * H));
   });
   pass.countRead(arch.embedding, ids.length, info);
+  // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent, scaling by 1 changes nothing; one step past the end writes nowhere
   if (spec.embedScale !== 1) for (let i = 0; i < x.length; i++) x[i] = Math.fround(x[i] * spec.embedScale);
   if (arch.positionEmbedding) {
     const end = pass.offset + ids.length;
     if (end > spec.maxPositions) throw new UserError(`${end} tokens exceed the model's ${spec.maxPositions} positions`);
     const pos = model.readRows(arch.positionEmbedding, pass.offset, end, new Float32Array(ids.length * H));
+    // Stryker disable next-line EqualityOperator: equivalent, one step past the end writes nowhere
     for (let i = 0; i < x.length; i++) x[i] += pos[i];
   }
   return x;
@@ -149,6 +151,7 @@ function concat(parts: Float32Array[]): Float32Array {
 }
 
 function repeat(x: Float32Array, times: number): Float32Array {
+  // Stryker disable next-line ConditionalExpression: equivalent, the loop below copies the one time too
   if (times === 1) return x.slice();
   const out = new Float32Array(x.length * times);
   for (let i = 0; i < times; i++) out.set(x, i * x.length);
