@@ -126,3 +126,16 @@ test("an open model: shapes, dtypes, layouts, single weights and whole small ten
     model.close();
   }
 });
+
+test("close gives back the checkpoint's file descriptors", async () => {
+  const { readdirSync } = await import("node:fs");
+  const open = () => readdirSync("/proc/self/fd").length;
+  const before = open();
+  const model = Model.open(folder({ shards: 3 }));
+  model.read("model.norm.weight");
+  model.read("lm_head.weight");
+  model.read("model.embed_tokens.weight");
+  assert.ok(open() > before);
+  model.close();
+  assert.equal(open(), before);
+});
