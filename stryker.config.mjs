@@ -80,7 +80,7 @@ export const groups = {
   },
   "superweight-scan": {
     mutate: ["detect", "scan"].map((f) => `src/superweight/${f}.ts`),
-    tests: ["survivors", "classify", "detect-progress", "scan", "moe-scan", "gguf-source"],
+    tests: ["scan-merge", "survivors", "classify", "detect-progress", "scan", "moe-scan", "gguf-source"],
   },
   "superweight-audit": { mutate: ["src/superweight/audit.ts"], tests: ["audit-verdict", "audit"] },
   eval: { mutate: ["src/eval/**/*.ts"], tests: [...evals, "survivors", "data-tasks", "report-html"] },

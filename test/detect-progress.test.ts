@@ -61,6 +61,26 @@ for (const name of ["planted-llama-bf16", "newer/planted-mixtral-bf16", "newer/p
   });
 
 test(
+  "planted-llama-f16: a later find by pass 1 after pass 2 has started, and a column two passes share",
+  { skip: skipWithoutFixtures },
+  async () => {
+    // Its reference: [1, 3, 150] (pass 1), [1, 61, 150] (pass 2, same layer and column) and the canceller
+    // [3, 3, 17], which pass 1 finds in layer 3 when pass 2 is already running: pass 2 runs layer 3 again.
+    const at = (w: any) => `[${w.layer}, ${w.row}, ${w.column}]`;
+    const [first, canceller, second] = readReference("planted-llama-f16").expectedSuperWeights;
+    assert.deepEqual([first.iteration, canceller.iteration, second.iteration, canceller.class], [1, 1, 2, "outlier"]);
+    assert.deepEqual(await progress("planted-llama-f16"), [
+      `pass 1: ${at(first)}; pass 2 and 1 causal check start in layer ${first.layer}`,
+      `pass 2: ${at(second)}; pass 3 and 1 causal check start in layer ${second.layer}`,
+      `pass 1: ${at(canceller)}; pass 2 runs layer ${canceller.layer} again with it zeroed, beside 1 causal check`,
+      "pass 3: nothing new",
+      // Layer 1 is read again twice (a find by pass 1, then by pass 2), layer 3 once.
+      "one sweep carried 5 forward runs; 3 layers read again where candidates appeared",
+    ]);
+  },
+);
+
+test(
   "a model with nothing over the threshold: one pass, one run, nothing read again",
   { skip: skipWithoutFixtures },
   async () => {

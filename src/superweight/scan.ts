@@ -143,50 +143,14 @@ export async function scan(model: Model, inputs: ScanInput[], o: ScanOptions): P
     );
   }
 
-  const merged = new Map<string, ScannedWeight>();
-  detections.forEach((d, p) => {
-    for (const c of d.candidates) {
-      const k = [c.layer, c.expert ?? "", c.row, c.column].join(":");
-      const verdict = classify(c, model.spec.layers, d.candidates);
-      const said = promptVerdict(c, verdict, p);
-      const seen = merged.get(k);
-      if (!seen) {
-        merged.set(k, toScanned(c, said, o.tokenText?.(inputs[p].ids[c.token])));
-        continue;
-      }
-      seen.prompts.push(p);
-      seen.classes.push(said.class);
-      seen.perPrompt.push(said);
-      if (said.class === "super" && seen.class !== "super") {
-        const {
-          class: cls,
-          evidence,
-          reasons,
-          nllNote,
-          iteration,
-          token,
-          inputToken,
-          inputActivation,
-          outputActivation,
-        } = said;
-        Object.assign(seen, {
-          class: cls,
-          evidence,
-          reasons,
-          nllNote,
-          iteration,
-          token,
-          inputToken,
-          inputActivation,
-          outputActivation,
-        });
-        seen.tokenText = o.tokenText?.(inputs[p].ids[c.token]);
-      }
-    }
-  });
-  for (const w of merged.values()) w.allPrompts = w.prompts.length === inputs.length;
-
-  const superWeights = [...merged.values()].sort(
+  const finds = detections.map((d, p) =>
+    d.candidates.map((c) => ({
+      candidate: c,
+      said: promptVerdict(c, classify(c, model.spec.layers, d.candidates), p),
+      tokenText: o.tokenText?.(inputs[p].ids[c.token]),
+    })),
+  );
+  const superWeights = mergePrompts(finds).sort(
     (a, b) => a.iteration - b.iteration || a.layer - b.layer || a.row - b.row,
   );
   const transposed = model.layout(model.arch.downProjections(model.spec, 0)[0].tensor) === "kn";
@@ -219,7 +183,7 @@ export async function scan(model: Model, inputs: ScanInput[], o: ScanOptions): P
     superWeights,
     layers: detections[0].iterations[0].layers,
     iterations: detections.map((d) => d.iterations),
-    published: o.modelId ? checkPublished(model, o.modelId, superWeights) : null,
+    published: o.modelId ? checkPublished(model.spec, o.modelId, superWeights) : null,
   };
 }
 
@@ -236,6 +200,43 @@ function shapeOf(model: Model): ScanReport["shape"] {
     topK: ex.topK,
     sparseLayers,
   };
+}
+
+/** What one prompt found: a candidate, what that prompt said of it, and its token's text when known. */
+export interface PromptFind {
+  candidate: Candidate;
+  said: PromptVerdict;
+  tokenText?: string;
+}
+
+/**
+ * The prompts' finds merged by place: one weight per place, with every prompt that found it, its class and
+ * evidence on each; its top-level class and evidence are those of the first prompt on which it is super (else of
+ * the first that found it). `allPrompts` when every prompt found it. In order of first appearance.
+ */
+export function mergePrompts(perPrompt: PromptFind[][]): ScannedWeight[] {
+  const merged = new Map<string, ScannedWeight>();
+  for (const finds of perPrompt)
+    for (const { candidate: c, said, tokenText } of finds) {
+      const k = [c.layer, c.expert ?? "", c.row, c.column].join(":");
+      const seen = merged.get(k);
+      if (!seen) {
+        merged.set(k, toScanned(c, said, tokenText));
+        continue;
+      }
+      seen.prompts.push(said.prompt);
+      seen.classes.push(said.class);
+      seen.perPrompt.push(said);
+      if (said.class === "super" && seen.class !== "super") {
+        const { class: cls, evidence, reasons, nllNote, iteration, token, inputToken } = said;
+        const { inputActivation, outputActivation } = said;
+        Object.assign(seen, { class: cls, evidence, reasons, nllNote, iteration, token, inputToken });
+        Object.assign(seen, { inputActivation, outputActivation });
+        if (tokenText !== undefined) seen.tokenText = tokenText;
+      }
+    }
+  for (const w of merged.values()) w.allPrompts = w.prompts.length === perPrompt.length;
+  return [...merged.values()];
 }
 
 function promptVerdict(c: Candidate, v: ReturnType<typeof classify>, prompt: number): PromptVerdict {
@@ -288,10 +289,14 @@ function toScanned(c: Candidate, said: PromptVerdict, tokenText?: string): Scann
 }
 
 /** Each published coordinate: found by this scan, and whether it can exist in this model's shapes at all. */
-function checkPublished(model: Model, modelId: string, found: ScannedWeight[]): PublishedCheck | null {
+export function checkPublished(
+  shape: { layers: number; hidden: number; intermediate: number },
+  modelId: string,
+  found: Pick<ScannedWeight, "layer" | "row" | "column" | "class">[],
+): PublishedCheck | null {
   const entry = lookupPublished(modelId);
   if (!entry) return null;
-  const { layers, hidden, intermediate } = model.spec;
+  const { layers, hidden, intermediate } = shape;
   return {
     modelId: entry.modelId,
     source: entry.source,
