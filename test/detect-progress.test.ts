@@ -350,3 +350,93 @@ test("scan's report for GPT-2: the Conv1D note and a sparse model's shape", { sk
     moe.close();
   }
 });
+
+test(
+  "the residual trace keeps as many tokens as the log budget holds: a candidate past them has no trace",
+  { skip: skipWithoutFixtures },
+  async () => {
+    // planted-llama-bf16 with two tokens put before its prompt: the trigger, and so [1, 11, 37]'s spike, moves to
+    // token 2. The budget counts floats of the [tokens, hidden] residual per layer: 3·L·H keeps tokens 0–2.
+    const ref = readReference("planted-llama-bf16");
+    const ids = [ref.input_ids[3], ref.input_ids[2], ...ref.input_ids];
+    const model = Model.open(fixturePath("planted-llama-bf16"));
+    try {
+      const { layers: L, hidden: H } = model.spec;
+      const traceWith = async (residualLogBudget?: number) => {
+        const d = await detect(model, ids, { threshold: 50, maxIterations: 1, residualLogBudget });
+        assert.deepEqual(
+          d.candidates.map((c) => [c.layer, c.row, c.column, c.token]),
+          [[1, 11, 37, 2]],
+        );
+        return d.candidates[0].residual;
+      };
+      const full = await traceWith(); // the default budget, 16 Mi floats, holds every token here
+      assert.equal(full.length, L);
+      assert.ok(full.every((v) => typeof v === "number"));
+      assert.ok(Math.abs(full[1]!) > 100 && Math.abs(full[0]!) < 10, `${full}`); // the super activation from layer 1
+      assert.deepEqual(await traceWith(3 * L * H), full);
+      assert.deepEqual(await traceWith(1e12), full);
+      for (const budget of [3 * L * H - 1, 2 * L * H, 0])
+        assert.deepEqual(await traceWith(budget), new Array(L).fill(null), `budget ${budget}`);
+      // The causal check's residual is read at the candidate's token too: zeroed, no super activation from layer 1.
+      const d2 = await detect(model, ids, { threshold: 50, maxIterations: 1 });
+      const zeroed = d2.candidates[0].ablation.residual;
+      assert.equal(zeroed[0], null);
+      for (let l = 1; l < L; l++) assert.ok(Math.abs(zeroed[l]!) < Math.abs(full[l]!) / 10, `layer ${l}: ${zeroed}`);
+      // However small the budget, the first token is kept: the prompt as the reference has it, spike at token 0.
+      const d = await detect(model, ref.input_ids, { threshold: 50, maxIterations: 1, residualLogBudget: 0 });
+      assert.equal(d.candidates[0].token, 0);
+      assert.ok(d.candidates[0].residual.every((v) => typeof v === "number"));
+    } finally {
+      model.close();
+    }
+  },
+);
+
+test("findsLine: one find or several, the next pass starting here or running this layer again", async () => {
+  const { findsLine } = await import("../src/superweight/detect.js");
+  assert.equal(
+    findsLine(1, [[1, 40, 300]], 1, false),
+    "pass 1: [1, 40, 300]; pass 2 and 1 causal check start in layer 1",
+  );
+  assert.equal(
+    findsLine(2, [[1, 40, 300]], 3, true),
+    "pass 2: [1, 40, 300]; pass 3 runs layer 3 again with it zeroed, beside 1 causal check",
+  );
+  const two: [number, number, number, number][] = [
+    [1, 2, 9, 40],
+    [1, 3, 9, 41],
+  ];
+  assert.equal(
+    findsLine(1, two, 1, false),
+    "pass 1: [1, 2, 9, 40] [1, 3, 9, 41]; pass 2 and 2 causal checks start in layer 1",
+  );
+  assert.equal(
+    findsLine(1, two, 2, true),
+    "pass 1: [1, 2, 9, 40] [1, 3, 9, 41]; pass 2 runs layer 2 again with them zeroed, beside 2 causal checks",
+  );
+});
+
+test(
+  "a later pass keeps the earlier layers' log of the pass before it: the same residual medians there",
+  { skip: skipWithoutFixtures },
+  async () => {
+    // planted-llama-bf16: pass 1 finds [1, 11, 37] in layer 1, pass 2 finds [2, 70, 201] in layer 2. Pass 2 ran layers
+    // 0 and 1 as pass 1 did until the find (layer 0 exactly so), so its trace of those layers is pass 1's.
+    const ref = readReference("planted-llama-bf16");
+    const model = Model.open(fixturePath("planted-llama-bf16"));
+    try {
+      const d = await detect(model, ref.input_ids, { threshold: 50, maxIterations: 10 });
+      const [a, b] = d.candidates;
+      assert.deepEqual([a.layer, a.iteration, b.layer, b.iteration], [1, 1, 2, 2]);
+      assert.equal(b.medianAbsResidual.length, model.spec.layers);
+      assert.ok(
+        b.medianAbsResidual.every((v) => Number.isFinite(v) && v > 0),
+        `${b.medianAbsResidual}`,
+      );
+      assert.equal(b.medianAbsResidual[0], a.medianAbsResidual[0]);
+    } finally {
+      model.close();
+    }
+  },
+);
