@@ -440,3 +440,66 @@ test(
     }
   },
 );
+
+test(
+  "planted-llama-256: bytes read are the file's own sizes — each layer read, layer 1 twice, the head once, T rows",
+  { skip: skipWithoutFixtures },
+  async () => {
+    const { readFileSync } = await import("node:fs");
+    const file = readFileSync(`${fixturePath("planted-llama-256")}/model.safetensors`);
+    const header = JSON.parse(file.subarray(8, 8 + Number(file.readBigUInt64LE(0))).toString());
+    const size = (name: string) => header[name].data_offsets[1] - header[name].data_offsets[0];
+    const layer = (l: number) =>
+      Object.keys(header)
+        .filter((name) => name.startsWith(`model.layers.${l}.`))
+        .reduce((sum, name) => sum + size(name), 0);
+    const ref = readReference("planted-llama-256");
+    const model = Model.open(fixturePath("planted-llama-256"));
+    try {
+      const d = await detect(model, ref.input_ids, { threshold: 50, maxIterations: 10 });
+      const rows = ref.input_ids.length * model.spec.hidden * 2; // the prompt's embedding rows, bfloat16
+      const head = size("lm_head.weight") + size("model.norm.weight"); // both variants' head in one read
+      assert.equal(d.bytesRead, layer(0) + 2 * layer(1) + layer(2) + layer(3) + head + rows);
+      // What was found, pass by pass; with one pass allowed, the second is neither run nor listed.
+      assert.deepEqual(
+        d.iterations.map((it) => [it.iteration, it.found]),
+        [
+          [1, [[1, 40, 300]]],
+          [2, []],
+        ],
+      );
+      const once = await detect(model, ref.input_ids, { threshold: 50, maxIterations: 1 });
+      assert.deepEqual(
+        once.iterations.map((it) => [it.iteration, it.found]),
+        [[1, [[1, 40, 300]]]],
+      );
+    } finally {
+      model.close();
+    }
+  },
+);
+
+test(
+  "one token: no next token to score, so no mean NLL (not NaN); two passes allowed, the second says so",
+  {
+    skip: skipWithoutFixtures,
+  },
+  async () => {
+    const ref = readReference("planted-llama-256");
+    const model = Model.open(fixturePath("planted-llama-256"));
+    try {
+      const lines: string[] = [];
+      const d = await detect(model, ref.input_ids.slice(0, 1), {
+        threshold: 50,
+        maxIterations: 2,
+        onProgress: (m) => lines.push(m),
+      });
+      assert.deepEqual(d.candidates.map(coordinate), [[1, 40, 300]]); // the trigger is token 0
+      assert.equal(d.meanNll, null);
+      assert.equal(d.withCandidatesZeroed.meanNll, null);
+      assert.equal(lines[1], "pass 2: nothing new");
+    } finally {
+      model.close();
+    }
+  },
+);

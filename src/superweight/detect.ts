@@ -303,6 +303,7 @@ export async function detect(model: Model, ids: number[], o: DetectOptions): Pro
   const finals = live();
   const start = new Float32Array(finals.length * T * H);
   finals.forEach((r, i) => start.set(r.entering, i * T * H));
+  // Stryker disable next-line ObjectLiteral: equivalent, the edits are of down projections, which the head does not read.
   const variants = finals.map((r) => ({ overrides: editWeights(model, r.edits) }));
   const head = await forward(model, ids, { fromLayer: L, start, variants, head: { targets } });
   stats.bytesRead += head.bytesRead;
@@ -315,6 +316,7 @@ export async function detect(model: Model, ids: number[], o: DetectOptions): Pro
     p.log.meanNll = p.run.meanNll!;
     for (const c of p.found) {
       c.residual = p.log.residual.map((r) => (r && c.token < keptTokens ? r[c.token * H + c.row] : null));
+      // Stryker disable next-line MethodExpression: equivalent, neither the log nor the candidate's copy changes after this.
       c.medianAbsResidual = p.log.medianAbsResidual.slice();
       c.baseMeanNll = p.log.meanNll;
     }
