@@ -380,6 +380,8 @@ test(
         assert.deepEqual(await traceWith(budget), new Array(L).fill(null), `budget ${budget}`);
       // The causal check's residual is read at the candidate's token too: zeroed, no super activation from layer 1.
       const d2 = await detect(model, ids, { threshold: 50, maxIterations: 1 });
+      // The residual entering the candidate's layer, at its token: what layer 0 left there.
+      assert.equal(d2.candidates[0].residualBefore, full[0]);
       const zeroed = d2.candidates[0].ablation.residual;
       assert.equal(zeroed[0], null);
       for (let l = 1; l < L; l++) assert.ok(Math.abs(zeroed[l]!) < Math.abs(full[l]!) / 10, `layer ${l}: ${zeroed}`);
@@ -456,7 +458,10 @@ test(
     const ref = readReference("planted-llama-256");
     const model = Model.open(fixturePath("planted-llama-256"));
     try {
+      const before = performance.now();
       const d = await detect(model, ref.input_ids, { threshold: 50, maxIterations: 10 });
+      const wall = (performance.now() - before) / 1000;
+      assert.ok(d.seconds > 0 && d.seconds <= wall, `${d.seconds} s of ${wall} s`);
       const rows = ref.input_ids.length * model.spec.hidden * 2; // the prompt's embedding rows, bfloat16
       const head = size("lm_head.weight") + size("model.norm.weight"); // both variants' head in one read
       assert.equal(d.bytesRead, layer(0) + 2 * layer(1) + layer(2) + layer(3) + head + rows);
