@@ -70,3 +70,48 @@ export async function runLane(
   }
   return made;
 }
+
+/** A worker lane between jobs: its index, the shared buffers it was last sent, and its own copy of x. */
+export interface WorkerLane {
+  index: number;
+  x: Float32Array;
+  out: Float32Array;
+  local: Float32Array;
+}
+
+/** A job as the main thread sends it to a worker lane, with the shared buffers when they changed. */
+export interface LaneMessage {
+  job: RowsJob;
+  x?: SharedArrayBuffer;
+  out?: SharedArrayBuffer;
+}
+
+/**
+ * One job in a worker lane: its blocks on the shared counter beside the other lanes, counted as this worker's; a
+ * failure stops the other lanes taking blocks and is posted to the main thread before the lane counts itself done.
+ */
+export async function workerJob(
+  lane: WorkerLane,
+  msg: LaneMessage,
+  ctrl: Int32Array,
+  gemm: Gemm,
+  post: (f: LaneFailure) => void,
+): Promise<void> {
+  try {
+    if (msg.x) lane.x = new Float32Array(msg.x);
+    if (msg.out) lane.out = new Float32Array(msg.out);
+    const { m, cols } = msg.job;
+    // onnxruntime takes no views of shared memory: x is copied into this thread's own.
+    if (lane.local.length < m * cols) lane.local = new Float32Array(m * cols);
+    const own = lane.local.subarray(0, m * cols);
+    own.set(lane.x.subarray(0, m * cols));
+    Atomics.add(ctrl, WORKER + 2 * lane.index + 1, await runLane(msg.job, own, lane.out, ctrl, gemm));
+  } catch (e) {
+    Atomics.store(ctrl, NEXT, 1 << 30);
+    post(laneFailure(e));
+    Atomics.store(ctrl, FAILED, 1);
+  } finally {
+    Atomics.add(ctrl, DONE, 1);
+    Atomics.notify(ctrl, DONE);
+  }
+}
