@@ -42,6 +42,7 @@ const evals = [
   "eval-interventions",
   "eval-generate",
   "eval-choice",
+  "eval-report",
   "eval-fixtures",
   "signed",
 ];
