@@ -508,3 +508,28 @@ test(
     }
   },
 );
+
+for (const name of ["newer/qwen2moe-bf16", "newer/olmoe-bf16"])
+  test(
+    `${name}: experts touched are the reference's top-k choices, out of the sparse layers' experts`,
+    {
+      skip: skipWithoutFixtures,
+    },
+    async () => {
+      // Qwen2-MoE: layer 1 is dense (mlp_only_layers) and its shared expert runs on every token; neither counts.
+      const ref = readReference(name);
+      const model = Model.open(fixturePath(name));
+      try {
+        const d = await detect(model, ref.input_ids, { threshold: 50, maxIterations: 1 });
+        const routed = ref.topk
+          .filter((choices: number[][] | null) => choices !== null)
+          .reduce((n: number, choices: number[][]) => n + new Set(choices.flat()).size, 0);
+        assert.deepEqual(d.iterations[0].experts, {
+          touched: routed,
+          total: ref.moe.sparseLayers.length * ref.moe.numExperts,
+        });
+      } finally {
+        model.close();
+      }
+    },
+  );
