@@ -127,3 +127,31 @@ test("mergePrompts: a weight super from the start keeps that prompt's verdict; a
   assert.equal("tokenText" in w, false);
   assert.deepEqual(mergePrompts([[], []]), []);
 });
+
+test("mergePrompts: in pass order (iteration, layer, row), places told apart whatever their digits", () => {
+  const at = (layer: number, row: number, column: number) => ({ layer, row, column });
+  // Found on prompt 0 in this order; iteration is 1 + prompt in these finds, so prompt 1's come later.
+  const merged = mergePrompts([
+    [find(0, at(3, 5, 1), "super"), find(0, at(1, 9, 1), "super"), find(0, at(1, 2, 34), "super")],
+    [find(1, at(0, 1, 1), "super"), find(1, at(1, 23, 4), "outlier")],
+  ]);
+  assert.deepEqual(
+    merged.map((w) => [w.iteration, w.layer, w.row, w.column]),
+    [
+      [1, 1, 2, 34],
+      [1, 1, 9, 1],
+      [1, 3, 5, 1],
+      [2, 0, 1, 1],
+      [2, 1, 23, 4],
+    ],
+  );
+  // An outlier on every prompt keeps the first prompt's verdict and evidence.
+  const a = at(2, 4, 6);
+  const [w] = mergePrompts([[find(0, a, "outlier")], [find(1, a, "outlier")], [find(2, a, "super")]]);
+  assert.deepEqual([w.class, w.reasons, w.classes], ["super", ["reason of prompt 2"], ["outlier", "outlier", "super"]]);
+  const [v] = mergePrompts([[find(0, a, "outlier")], [find(1, a, "outlier")]]);
+  assert.deepEqual(
+    [v.class, v.reasons, v.nllNote, v.iteration],
+    ["outlier", ["reason of prompt 0"], "note of prompt 0", 1],
+  );
+});

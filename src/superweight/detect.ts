@@ -427,7 +427,8 @@ function layerSpikes(log: PassLog, L: number): LayerSpikes[] {
     const ps = log.projections.filter((p) => p.layer === layer);
     // Stryker disable next-line ConditionalExpression: equivalent, a pass logs every layer (a sparse one routes a token somewhere).
     if (!ps.length) continue;
-    if (ps.length === 1 && ps[0].expert === undefined) {
+    // A dense layer logs one projection, without an expert; a sparse layer's projections are all experts'.
+    if (ps[0].expert === undefined) {
       out.push({ layer, downProjInput: ps[0].downProjInput, downProjOutput: ps[0].downProjOutput });
       continue;
     }
@@ -469,6 +470,7 @@ function newCandidates(projections: readonly ProjectionLog[], threshold: number,
     if (!hit) continue;
     const c = {
       layer: p.layer,
+      // Stryker disable next-line ConditionalExpression: equivalent, an expert: undefined key is read as no expert.
       ...(p.expert !== undefined ? { expert: p.expert } : {}),
       ...hit,
       tensor: p.tensor,
@@ -501,6 +503,7 @@ async function runLayer(model: Model, ids: number[], layer: number, runs: Run[],
       records[e.variant].projections.push({
         layer: e.layer,
         tensor: e.tensor!,
+        // Stryker disable next-line ConditionalExpression: equivalent, an expert: undefined key is read as no expert.
         ...(e.expert !== undefined ? { expert: e.expert } : {}),
         rows: e.tokens,
         downProjInput: input.spike,
@@ -532,6 +535,7 @@ async function runLayer(model: Model, ids: number[], layer: number, runs: Run[],
 export function largest(x: Float32Array, width: number): SpikeAt {
   let best = -1,
     at = 0;
+  // Stryker disable next-line EqualityOperator: equivalent, |x[length]| is NaN, never larger.
   for (let i = 0; i < x.length; i++) {
     const a = Math.abs(x[i]);
     if (a > best) ((best = a), (at = i));
@@ -547,6 +551,7 @@ export function medianAbs(x: Float32Array): number {
   const step = Math.max(1, Math.floor(x.length / 65536));
   const n = Math.ceil(x.length / step);
   const a = new Float32Array(n);
+  // Stryker disable next-line EqualityOperator: equivalent, a typed array ignores a write past its end.
   for (let i = 0, j = 0; j < n; i += step, j++) a[j] = Math.abs(x[i]);
   return select(a, (n - 1) >> 1);
 }
@@ -555,6 +560,7 @@ export function medianAbs(x: Float32Array): number {
 function select(a: Float32Array, k: number): number {
   let lo = 0,
     hi = a.length - 1;
+  // Stryker disable next-line EqualityOperator: equivalent, a one-element range is already in place.
   while (lo < hi) {
     const pivot = a[(lo + hi) >> 1];
     let i = lo,
@@ -571,6 +577,7 @@ function select(a: Float32Array, k: number): number {
       }
     }
     if (k <= j) hi = j;
+    // Stryker disable next-line ConditionalExpression: equivalent, between j and i a[k] is final; the range past it leaves it.
     else if (k >= i) lo = i;
     else break;
   }

@@ -150,9 +150,7 @@ export async function scan(model: Model, inputs: ScanInput[], o: ScanOptions): P
       tokenText: o.tokenText?.(inputs[p].ids[c.token]),
     })),
   );
-  const superWeights = mergePrompts(finds).sort(
-    (a, b) => a.iteration - b.iteration || a.layer - b.layer || a.row - b.row,
-  );
+  const superWeights = mergePrompts(finds);
   const transposed = model.layout(model.arch.downProjections(model.spec, 0)[0].tensor) === "kn";
   const sum = (f: (d: Detection) => number) => detections.reduce((s, d) => s + f(d), 0);
   return {
@@ -212,7 +210,8 @@ export interface PromptFind {
 /**
  * The prompts' finds merged by place: one weight per place, with every prompt that found it, its class and
  * evidence on each; its top-level class and evidence are those of the first prompt on which it is super (else of
- * the first that found it). `allPrompts` when every prompt found it. In order of first appearance.
+ * the first that found it). `allPrompts` when every prompt found it. In the order the passes found them: by
+ * iteration, then layer, then row.
  */
 export function mergePrompts(perPrompt: PromptFind[][]): ScannedWeight[] {
   const merged = new Map<string, ScannedWeight>();
@@ -236,7 +235,7 @@ export function mergePrompts(perPrompt: PromptFind[][]): ScannedWeight[] {
       }
     }
   for (const w of merged.values()) w.allPrompts = w.prompts.length === perPrompt.length;
-  return [...merged.values()];
+  return [...merged.values()].sort((a, b) => a.iteration - b.iteration || a.layer - b.layer || a.row - b.row);
 }
 
 function promptVerdict(c: Candidate, v: ReturnType<typeof classify>, prompt: number): PromptVerdict {
@@ -282,6 +281,7 @@ function toScanned(c: Candidate, said: PromptVerdict, tokenText?: string): Scann
     reasons: said.reasons,
     nllNote: said.nllNote,
     prompts: [said.prompt],
+    // Stryker disable next-line BooleanLiteral: equivalent, set for every weight once all prompts are merged.
     allPrompts: false,
     classes: [said.class],
     perPrompt: [said],
