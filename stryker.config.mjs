@@ -13,7 +13,7 @@
 // Test files that start the CLI in a child process are left out: Stryker cannot see what a child covers, so they
 // would only run for mutants the in-process files already reach, and each costs half a minute or more.
 // The quick, direct files come first: a mutant stops at the first file that fails.
-const unit = ["engine-checks", "attention", "kernels", "overrides-unit", "nonfinite", "survivors"];
+const unit = ["engine-checks", "attention", "kernels", "overrides-unit", "nonfinite", "linear-checks", "survivors"];
 const engine = [
   "model-open",
   "forward-options",

@@ -3,13 +3,14 @@
 // The hardening tests make the same checkpoints fail through the CLI; these see the engine's side of it.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Model } from "../src/engine/model.js";
 import { forward } from "../src/engine/forward.js";
 import { NonFiniteError } from "../src/engine/finite.js";
 import { tinyTensors, writeTiny } from "./tiny.js";
+import { fixturePath, skipWithoutFixtures } from "./fixtures.js";
 
 const root = mkdtempSync(join(tmpdir(), "sw-nonfinite-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -85,3 +86,28 @@ test("allowNonFinite lets the pass go on and return what it made", async () => {
     model.close();
   }
 });
+
+test(
+  "GPT-2: a NaN in the learned positions is named among layer 0's inputs, at the element put there",
+  {
+    skip: skipWithoutFixtures,
+  },
+  async () => {
+    // A copy of gpt2-f32 with wpe[1, 3] = NaN: position 1's row, which every prompt of two tokens or more reads.
+    const folder = join(root, `gpt2-${counter++}`);
+    cpSync(fixturePath("gpt2-f32"), folder, { recursive: true });
+    const file = join(folder, "model.safetensors");
+    const bytes = readFileSync(file);
+    const n = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + n).toString());
+    const wpe = header["transformer.wpe.weight"];
+    const at = 8 + n + wpe.data_offsets[0] + 4 * (1 * wpe.shape[1] + 3);
+    bytes.writeFloatLE(NaN, at);
+    writeFileSync(file, bytes);
+    await stops(
+      folder,
+      [5, 6, 7],
+      "NaN first appears at layer 0, layer_input: transformer.wpe.weight holds 1 NaN value (first at [1, 3])",
+    );
+  },
+);

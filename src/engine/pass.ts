@@ -28,9 +28,9 @@ export class Pass {
     readonly variants: readonly Variant[],
     readonly hooks: readonly Hook[],
     /** Stop at the first NaN or infinity a hook point sees (see finite.ts). */
-    readonly checkFinite = true,
+    readonly checkFinite: boolean,
     /** The prompt's token ids (to name the embedding rows that hold a non-finite value). */
-    readonly ids: readonly number[] = [],
+    readonly ids: readonly number[],
     readonly cache?: KvCache,
   ) {
     this.offset = cache?.length ?? 0;
@@ -63,11 +63,6 @@ export class Pass {
           ? embeddings
           : names.filter((n) => n.startsWith(arch.layerPrefix(layer)));
     throw nonFiniteError(model, layer, point, data, at, suspects, (n) => (n === arch.embedding ? this.ids : undefined));
-  }
-
-  /** Rows of the residual stream: every variant's tokens, variant after variant. */
-  get rows(): number {
-    return this.variants.length * this.tokens;
   }
 
   /** Each variant's row count when all see every token. */
