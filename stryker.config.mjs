@@ -56,7 +56,17 @@ export const groups = {
   },
   "engine-pass": {
     mutate: ["linear", "lanes", "lane", "lane-worker", "head", "pass"].map((f) => `src/engine/${f}.ts`),
-    tests: ["lane-job", ...unit, ...engine, "lanes", "blocks", "scan", "compress-weights", "compress-activations"],
+    tests: [
+      "lane-job",
+      "head-unit",
+      ...unit,
+      ...engine,
+      "lanes",
+      "blocks",
+      "scan",
+      "compress-weights",
+      "compress-activations",
+    ],
   },
   "engine-model": {
     mutate: ["ops", "forward", "model", "variants", "onnx-model"].map((f) => `src/engine/${f}.ts`),
