@@ -75,12 +75,12 @@ const newLane = (index: number): WorkerLane => ({
 
 test("a worker lane's job: its blocks of rows [1, 5), counted as its own, the lane done and the waiter woken", async () => {
   await withFile(async (fd, path) => {
-    const ctrl = new Int32Array(new SharedArrayBuffer(4 * (WORKER + 4)));
+    const ctrl = new Int32Array(new SharedArrayBuffer(4 * (WORKER + 6)));
     const m = 2;
     const x = shared(3 * COLS); // longer than the job needs: only m·cols are used
     x.set([0.5, -1, 2, 3, 1, 0.25, -0.5, 4, 99, 99, 99, 99]);
     const out = shared(m * 4);
-    const lane = newLane(1);
+    const lane = newLane(2);
     const posted: LaneFailure[] = [];
     const job = { fd, path, start: 8, dtype: "F32" as const, cols: COLS, r0: 1, r1: 5, step: 2, m };
     const wake = woken(ctrl, DONE);
@@ -94,9 +94,9 @@ test("a worker lane's job: its blocks of rows [1, 5), counted as its own, the la
     assert.equal(await wake, "ok");
     assert.deepEqual([...out], expected(x, m, 1, 5));
     assert.equal(posted.length, 0);
-    // Two blocks made, by worker 1 (its slot), none by worker 0; the counter was taken three times.
+    // Two blocks made, by worker 2 (its slot), none by workers 0 and 1; the counter was taken three times.
     assert.deepEqual([ctrl[NEXT], ctrl[DONE], ctrl[FAILED]], [3, 1, 0]);
-    assert.deepEqual([ctrl[WORKER + 1], ctrl[WORKER + 3]], [0, 2]);
+    assert.deepEqual([ctrl[WORKER + 1], ctrl[WORKER + 3], ctrl[WORKER + 5]], [0, 0, 2]);
     // The lane keeps the shared buffers it was sent and its own copy of x, of the job's size.
     assert.equal(lane.x.buffer, x.buffer);
     assert.equal(lane.out.buffer, out.buffer);
@@ -112,7 +112,7 @@ test("a worker lane's job: its blocks of rows [1, 5), counted as its own, the la
     big.set(x.subarray(0, 3 * COLS));
     assert.deepEqual([...out.subarray(0, 6)], expected(big, 3, 0, 2));
     assert.equal(lane.local.length, 3 * COLS);
-    assert.deepEqual([ctrl[DONE], ctrl[WORKER + 3]], [2, 4]);
+    assert.deepEqual([ctrl[DONE], ctrl[WORKER + 5]], [2, 4]);
     const local = lane.local;
     ctrl[NEXT] = 0;
     await workerJob(lane, { job: { ...job, m: 1, r0: 5, r1: 6, step: 4 } }, ctrl, gemm, (f) => posted.push(f));

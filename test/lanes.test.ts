@@ -178,6 +178,9 @@ test("three lanes (two workers, each with its own control slots) give the same p
     toleranceUsed(await three.product(job, x, M), Array.from(want)) <= 1,
     "smaller again, in the larger buffers",
   );
+  // Started once: the products and a second start made no more workers.
+  three.startWorkers();
+  assert.equal(three.ready, 2, "still two workers");
   const one = await Lanes.create(1);
   one.startWorkers();
   assert.equal(one.ready, 0);
