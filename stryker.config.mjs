@@ -72,6 +72,8 @@ export const groups = {
     mutate: ["ops", "forward", "model", "variants", "onnx-model"].map((f) => `src/engine/${f}.ts`),
     tests: [
       ...unit,
+      "head-unit",
+      "model-gguf",
       ...engine,
       "checkpoint-errors",
       "lanes",
