@@ -43,6 +43,7 @@ const evals = [
   "eval-generate",
   "eval-choice",
   "eval-report",
+  "chat-gguf",
   "eval-fixtures",
   "signed",
 ];
