@@ -11,6 +11,7 @@ import { nullStats } from "../src/eval/null-stats.js";
 import { probabilityShift } from "../src/eval/shift.js";
 import { evaluate } from "../src/eval/eval.js";
 import { fixturePath, readReference, skipWithoutFixtures } from "./fixtures.js";
+import { UserError } from "../src/errors.js";
 
 const name = "planted-llama-bf16";
 
@@ -259,5 +260,60 @@ test(
     }
     assert.ok(r.perplexity!.arms[1].deltaMeanNll !== 0);
     model.close();
+  },
+);
+
+test(
+  "--scale-super scales every super weight by the factor; each refusal of a plan says what is wrong",
+  {
+    skip: skipWithoutFixtures,
+  },
+  () => {
+    const ref = readReference(name);
+    const model = Model.open(fixturePath(name));
+    try {
+      const scanned = scannedOf(model, ref);
+      const { arms } = planArms(model, { scaleSuper: 0.5, scanned });
+      assert.deepEqual(
+        arms.map((a) => [a.role, a.label]),
+        [
+          ["baseline", "baseline"],
+          ["intervention", "×0.5 [1, 11, 37] [2, 70, 201]"],
+        ],
+      );
+      assert.deepEqual(
+        arms[1].intervention.weights.map((w: any) => [w.layer, w.row, w.column, w.newValue]),
+        // Each stored value halved, in float32 (bfloat16 values halve exactly).
+        ref.expectedSuperWeights.map((w: any) => [w.layer, w.row, w.column, Math.fround(w.value * 0.5)]),
+      );
+      const refused = (plan: object, message: string | RegExp) =>
+        assert.throws(
+          () => planArms(model, plan),
+          (e: unknown) => {
+            assert.ok(e instanceof UserError, `${e}`);
+            if (typeof message === "string") assert.equal(e.message, message);
+            else assert.match(e.message, message);
+            return true;
+          },
+        );
+      refused({ scaleSuper: 2 }, "--scale-super needs the scan's super weights");
+      refused(
+        { restoreSuperActivation: true, scanned },
+        "--restore-super-activation needs a super weight changed (--zero-super, or --zero / --scale of a weight the scan found)",
+      );
+      for (const nulls of [1.5, -1])
+        refused({ zeroSuper: true, scanned, nulls }, `--null ${nulls}: expected a whole number of draws`);
+      refused(
+        { zeroSuper: true, scanned, sweepScale: [2, Infinity] },
+        "--sweep-scale: Infinity is not a finite factor",
+      );
+      for (const fraction of [0, 1, -0.1, NaN])
+        refused(
+          { prune: { fraction, keepSuper: false } },
+          `--prune-outliers ${fraction}: expected a fraction between 0 and 1 (e.g. 0.001 for 0.1%)`,
+        );
+    } finally {
+      model.close();
+    }
   },
 );
