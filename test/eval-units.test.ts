@@ -116,3 +116,39 @@ test("itemLines gives the 1-based line of every non-blank line", () => {
   writeFileSync(file, '{"a":1}\n\n  \n{"b":2}\r\n{"c":3}\n');
   assert.deepEqual(itemLines(file), [1, 4, 5]);
 });
+
+test("readPromptFile: one prompt per non-blank line; a file of blank lines is EMPTY_FILE naming it", async () => {
+  const { readPromptFile } = await import("../src/eval/prompts.js");
+  const { DataError } = await import("../src/data/errors.js");
+  const dir = mkdtempSync(join(tmpdir(), "sw-prompts-"));
+  try {
+    const file = join(dir, "p.txt");
+    writeFileSync(file, "first prompt\n\n   \nsecond one\r\n\tthird\n");
+    assert.deepEqual(readPromptFile(file), ["first prompt", "second one", "\tthird"]);
+    writeFileSync(file, "\n  \n\t\n");
+    assert.throws(
+      () => readPromptFile(file),
+      (e: unknown) => {
+        assert.ok(e instanceof DataError);
+        assert.equal(e.message, `${file}: holds no prompts (one per line expected)`);
+        assert.equal(e.code, "EMPTY_FILE");
+        return true;
+      },
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("ArmRunner: at least two variants per pass, and arm 0 the baseline", async () => {
+  const { ArmRunner } = await import("../src/eval/runner.js");
+  const model = {} as Model;
+  const baseline = { id: 0, label: "baseline", role: "baseline" as const, intervention: { weights: [] }, key: "" };
+  for (const max of [1, 0, 2.5])
+    assert.throws(() => new ArmRunner(model, [baseline], max), {
+      name: "RangeError",
+      message: `maxVariants ${max}: at least 2`,
+    });
+  const other = { ...baseline, role: "intervention" as const, key: "zero:x" };
+  assert.throws(() => new ArmRunner(model, [other, baseline]), { message: "arm 0 must be the baseline" });
+});
