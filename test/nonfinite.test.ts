@@ -46,6 +46,14 @@ test("a NaN in layer 1's down_proj: found at that layer's down_proj output, the 
   );
 });
 
+test("a NaN in layer 0's down_proj is named as that weight, not as the embeddings layer 0 starts from", async () => {
+  await stops(
+    poisoned("model.layers.0.mlp.down_proj.weight", 2 * 16 + 7, NaN),
+    IDS,
+    "NaN first appears at layer 0, down_proj_output: model.layers.0.mlp.down_proj.weight holds 1 NaN value (first at [2, 7])",
+  );
+});
+
 test("an infinite embedding row of a prompt token is named; the same row unused by the prompt is not reached", async () => {
   const folder = poisoned("model.embed_tokens.weight", 2 * 8 + 4, Infinity);
   await stops(
