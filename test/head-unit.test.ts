@@ -92,6 +92,20 @@ test("the head: target 0 is scored, each variant's rows from its own logits, not
       assert.equal("top" in out, false, "no top asked for");
       assert.equal("logits" in out, head.logits === true);
     }
+    // The k best alone: no NLL either.
+    const top = await forward(model, ids, { variants, head: { top: { k: 2, positions: [3] } } });
+    assert.deepEqual(
+      Object.keys(top).filter((k) => ["nll", "logits", "logitsAt", "top"].includes(k)),
+      ["top"],
+    );
+    assert.deepEqual(
+      top.top![1][0].map((t) => t.id),
+      [...row(1, 3)]
+        .map((logit, id) => ({ id, logit }))
+        .sort((a, b) => b.logit - a.logit || a.id - b.id)
+        .slice(0, 2)
+        .map((t) => t.id),
+    );
   } finally {
     model.close();
   }

@@ -90,6 +90,9 @@ test("allowNonFinite lets the pass go on and return what it made", async () => {
     const out = await forward(model, IDS, { head: { logits: true }, allowNonFinite: true });
     assert.ok(Number.isNaN(out.logits![7]), "token 0's logit for id 7 is NaN");
     assert.ok(Number.isFinite(out.logits![6]));
+    // The streamed head too: every position's sum holds the NaN logit, so every scored NLL is NaN, no error.
+    const streamed = await forward(model, IDS, { head: { targets: [2, 3, 4, -1] }, allowNonFinite: true });
+    assert.ok(streamed.nll![0].every(Number.isNaN));
   } finally {
     model.close();
   }
