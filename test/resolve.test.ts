@@ -369,7 +369,7 @@ test("--download on a cached snapshot asks the Hub only when the snapshot is inc
     asked.length = 0;
     const env = { HF_HUB_CACHE: cache, HF_HOME: tmp(), HF_ENDPOINT: "http://127.0.0.1:9" };
     try {
-      const r = await resolveModel("org/name", { env, download: true, fetch: recording });
+      const r = await resolveModel("org/name", { env, download: true, fetch: recording, retries: 0 });
       assert.equal(r.folder, snap);
     } catch {
       // the Hub was asked and could not answer
@@ -452,6 +452,7 @@ test("a cached snapshot: without config.json it is not there; offline, --downloa
       env: { ...env, HF_ENDPOINT: "http://127.0.0.1:9" },
       download: true,
       fetch: counting,
+      retries: 0,
     }),
   );
   assert.ok(asked > 0);
