@@ -1,7 +1,8 @@
 // `npm run mutate [-- GROUP ...]`: run StrykerJS over each group of stryker.config.mjs in turn (all of them when
 // none is named), then add up every group's latest report into one table: mutants, killed, timed out, survived, not
 // covered, and the score per folder and overall. `npm run mutate -- --report` prints the table without running.
-// Each group keeps its own incremental file, so a run re-tests only what changed since that group's last run.
+// Each group keeps its own incremental file in mutation/ (committed), so a run re-tests only what changed since that
+// group's last run, and the table can be printed from a fresh checkout.
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { groups } from "./stryker.config.mjs";
@@ -32,7 +33,8 @@ const add = (key, status) => {
 };
 const missing = [];
 for (const group of Object.keys(groups)) {
-  const path = `reports/mutation/${group}.json`;
+  // The incremental file holds every mutant's last status, in the report's own schema.
+  const path = `mutation/${group}.incremental.json`;
   if (!existsSync(path)) {
     missing.push(group);
     continue;

@@ -123,13 +123,15 @@ export default {
   coverageAnalysis: "perTest",
   concurrency: 2,
   incremental: true,
-  incrementalFile: `reports/mutation/${name}.incremental.json`,
+  // Kept in the repository (mutation/): a fresh checkout re-tests only the mutants whose code or covering test files
+  // changed since the last run, and `npm run mutate -- --report` gives the table from them.
+  incrementalFile: `mutation/${name}.incremental.json`,
   // A mutant that makes a loop run forever is a timeout, which counts as detected. Each test file takes seconds,
   // so 10 s over twice the measured time is ample and does not spend a minute on every such mutant.
   timeoutMS: 10000,
   timeoutFactor: 2,
   dryRunTimeoutMinutes: 60,
-  ignorePatterns: ["dist", "reports", ".stryker-tmp"],
+  ignorePatterns: ["dist", "reports", "mutation", ".stryker-tmp"],
   plugins: ["@stryker-mutator/*", "./stryker-live.mjs"],
   reporters: ["clear-text", "progress-append-only", "html", "json", "live-survivors"],
   htmlReporter: { fileName: `reports/mutation/${name}.html` },
