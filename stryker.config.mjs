@@ -113,12 +113,7 @@ const name = group ?? "all";
 export default {
   mutate: chosen.flatMap((g) => g.mutate),
   testRunner: "tap",
-  // The hook through stryker-hook.cjs, which loads it in the main thread only (see there), its path passed last.
-  tap: {
-    testFiles: tests,
-    nodeArgs: ["--test-reporter=tap", "-r", "./stryker-hook.cjs", "{{testFile}}", "{{hookFile}}"],
-    forceBail: true,
-  },
+  tap: { testFiles: tests, nodeArgs: ["--test-reporter=tap", "-r", "{{hookFile}}", "{{testFile}}"], forceBail: true },
   buildCommand: "npx tsc -p tsconfig.json",
   coverageAnalysis: "perTest",
   concurrency: 2,
