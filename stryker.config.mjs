@@ -60,6 +60,7 @@ export const groups = {
     tests: [
       "lane-job",
       "head-unit",
+      "model-gguf",
       ...unit,
       ...engine,
       "lanes",

@@ -141,3 +141,91 @@ test("the streamed head keeps a running maximum: logits near ±1000 across 24 vo
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test(
+  "bytes read over 1000-element blocks: every weight once, as the file's tensor sizes add up",
+  {
+    skip: skipWithoutFixtures,
+  },
+  async () => {
+    const { readFileSync } = await import("node:fs");
+    const name = "llama-f32";
+    const file = readFileSync(`${fixturePath(name)}/model.safetensors`);
+    const header = JSON.parse(file.subarray(8, 8 + Number(file.readBigUInt64LE(0))).toString());
+    const size = (t: string) => header[t].data_offsets[1] - header[t].data_offsets[0];
+    const ids: number[] = readReference(name).input_ids;
+    const model = Model.open(fixturePath(name));
+    try {
+      const out = await forward(model, ids);
+      const embedding = "model.embed_tokens.weight";
+      const rowBytes = size(embedding) / header[embedding].shape[0];
+      const weights = Object.keys(header).filter((t) => t !== "__metadata__" && t !== embedding);
+      assert.equal(out.bytesRead, weights.reduce((s, t) => s + size(t), 0) + ids.length * rowBytes);
+    } finally {
+      model.close();
+    }
+  },
+);
+
+test(
+  "an override that needs blocks of two rows gets them (rows of 184, blocks of 1000 elements)",
+  {
+    skip: skipWithoutFixtures,
+  },
+  async () => {
+    // llama-f32's down projections are [72, 184]: 5 rows fit a block, an alignment of 368 elements makes it 4.
+    const model = Model.open(fixturePath("llama-f32"));
+    try {
+      const tensor = "model.layers.1.mlp.down_proj.weight";
+      const seen: [number, number][] = [];
+      const aligned = {
+        tensor,
+        key: "pairs",
+        alignment: 2 * 184,
+        apply: (w: Float32Array, first: number) => void seen.push([first, w.length]),
+      };
+      const ids: number[] = readReference("llama-f32").input_ids;
+      const plain = await forward(model, ids);
+      const out = await forward(model, ids, { variants: [{}, { overrides: [aligned] }] });
+      assert.deepEqual(
+        seen,
+        [...Array(18).keys()].map((b) => [b * 736, 736]),
+      );
+      // It changed nothing, so both variants give the plain logits.
+      const n = plain.logits!.length;
+      assert.deepEqual([...out.logits!.subarray(n)], [...plain.logits!]);
+    } finally {
+      model.close();
+    }
+  },
+);
+
+test(
+  "three variants, two with the same edit: one product for the pair, each row where it belongs",
+  {
+    skip: skipWithoutFixtures,
+  },
+  async () => {
+    const ref = readReference("planted-llama-f16");
+    const model = Model.open(fixturePath("planted-llama-f16"));
+    try {
+      const edits = ref.withSuperWeightsZeroed.zeroed.map(([l, row, column]: number[]) => ({
+        tensor: `model.layers.${l}.mlp.down_proj.weight`,
+        row,
+        column,
+        value: 0,
+      }));
+      const zeroed = { overrides: editWeights(model, edits) };
+      const out = await forward(model, ref.input_ids, { variants: [{}, zeroed, zeroed] });
+      const n = out.logits!.length / 3;
+      assert.ok(toleranceUsed(out.logits!.subarray(0, n), ref.logits.flat()) <= 1, "variant 0: the model");
+      for (const v of [1, 2])
+        assert.ok(
+          toleranceUsed(out.logits!.subarray(v * n, (v + 1) * n), ref.withSuperWeightsZeroed.logits.flat()) <= 1,
+          `variant ${v}: zeroed`,
+        );
+    } finally {
+      model.close();
+    }
+  },
+);
