@@ -342,8 +342,8 @@ export async function evaluate(model: Model, r: EvalRequest): Promise<EvalReport
         ids: p.ids,
         arms: promptArms[i].map((s) => ({
           ...s,
-          deltaMeanNll:
-            s.meanNll === null || promptArms[i][0].meanNll === null ? null : s.meanNll - promptArms[i][0].meanNll,
+          // A prompt of one token predicts nothing, in every arm alike.
+          deltaMeanNll: s.meanNll === null ? null : s.meanNll - promptArms[i][0].meanNll!,
         })),
       })),
       meanNll: promptMean,
