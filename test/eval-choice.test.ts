@@ -11,7 +11,9 @@ import { mcOutcome } from "../src/data/metrics.js";
 import type { LastWordTask, McTask } from "../src/data/requests.js";
 import { nextTokenNll } from "../src/engine/nll.js";
 import { encodePair, plainEncoder } from "../src/eval/tokens.js";
-import { lastWord, multipleChoice } from "../src/eval/choice.js";
+import { lastWord, multipleChoice, taskRequests } from "../src/eval/choice.js";
+import { DataError } from "../src/data/errors.js";
+import { join } from "node:path";
 import { ArmRunner } from "../src/eval/runner.js";
 import { planArms } from "../src/eval/arms.js";
 import { evaluate } from "../src/eval/eval.js";
@@ -203,6 +205,125 @@ test(
       /600 positions/,
     );
     assert.deepEqual(said, [], "no scan, no pass");
+    model.close();
+  },
+);
+
+test(
+  "last word: greedy means every continuation token is the argmax; a context past the positions keeps the last max + 1",
+  { skip: skipWithoutFixtures },
+  async () => {
+    const model = Model.open(dir);
+    const tokenizer = loadTokenizer(dir)!;
+    const V = model.spec.vocab;
+    const argmaxAfter = async (ids: number[]) => {
+      const out = await forward(model, ids);
+      const row = out.logits!.subarray((ids.length - 1) * V, ids.length * V);
+      return row.indexOf(Math.max(...row));
+    };
+    const context = "One day, a little";
+    const c = utf8(context);
+    const g1 = await argmaxAfter(c);
+    const other = g1 === 120 ? 121 : 120;
+    const [g2, afterOther] = [await argmaxAfter([...c, g1]), await argmaxAfter([...c, other])];
+    const not = (g: number) => (g === 113 ? 122 : 113);
+    for (const g of [g1, g2, afterOther])
+      assert.ok(g >= 32 && g < 127, `the model's next byte ${g} is printable ASCII`);
+    const text = (...b: number[]) => String.fromCharCode(...b);
+    // [expected greedy, continuation bytes]: both argmax; the first only; the second only; one token each way.
+    const cases: [boolean, number[]][] = [
+      [true, [g1, g2]],
+      [false, [g1, not(g2)]],
+      [false, [other, afterOther]],
+      [true, [g1]],
+      [false, [other]],
+    ];
+    const task: LastWordTask = {
+      kind: "last_word",
+      name: "lw",
+      metrics: ["acc", "perplexity"],
+      source: { file: "lw.jsonl" },
+      items: cases.map(([, b], i) => ({ id: `${i}`, context, continuation: text(...b) })),
+    };
+    const runner = new ArmRunner(model, planArms(model, {}).arms);
+    const [score] = await lastWord(model, task, plainEncoder(tokenizer), runner);
+    assert.deepEqual(
+      score.items.map((s) => s.greedy),
+      cases.map(([g]) => g),
+    );
+    assert.equal(score.acc, 2 / 5);
+    for (const [i, [, b]] of cases.entries()) {
+      const want = await fullPass(model, [...c, ...b], c.length);
+      assert.ok(Math.abs(score.items[i].logLikelihood - want.ll) <= 2e-4, `case ${i}`);
+    }
+
+    // 600 bytes of context and a 4-token continuation: the last 513 tokens, all but the last fed (512 positions),
+    // the continuation scored at the end of that window.
+    const long = "The little girl read a book about a dog. ".repeat(15).slice(0, 600);
+    const cont = " dog";
+    const [far] = await lastWord(
+      model,
+      { ...task, items: [{ id: "long", context: long, continuation: cont }] },
+      plainEncoder(tokenizer),
+      runner,
+    );
+    const window = [...utf8(long), ...utf8(cont)].slice(-513);
+    const out = await forward(model, window.slice(0, -1));
+    const nll = nextTokenNll(out.logits!, window, V);
+    const want = -nll.slice(512 - 4).reduce((a, b) => a + b, 0);
+    assert.ok(Math.abs(far.items[0].logLikelihood - want) <= 2e-4, `${far.items[0].logLikelihood} vs ${want}`);
+    model.close();
+  },
+);
+
+test(
+  "a bad item is a one-line DataError naming the file and the item (or where itemAt puts it), before any pass",
+  { skip: skipWithoutFixtures },
+  () => {
+    // olmo-f32 has no BOS token; its vocabulary is 100, so bytes are folded into it, and whitespace dropped.
+    const model = Model.open(fixturePath("olmo-f32"));
+    const encode = (s: string) => utf8(s.replace(/\s/g, "")).map((b) => b % 100);
+    const mc = (context: string, choices: string[], source: McTask["source"]): McTask => ({
+      kind: "multiple_choice",
+      name: "t",
+      metrics: ["acc"],
+      source,
+      items: [
+        {
+          id: "ok",
+          choices: ["a", "b"].map((x) => ({ context: "Q:", continuation: ` ${x}`, normLength: 1 })),
+          answer: 0,
+        },
+        { id: "bad", choices: choices.map((x) => ({ context, continuation: ` ${x}`, normLength: 1 })), answer: 0 },
+      ],
+    });
+    const refused = (task: McTask, o: object, where: string, message: string, code: string) =>
+      assert.throws(
+        () => taskRequests(model, task, encode, o),
+        (e: unknown) => {
+          assert.ok(e instanceof DataError, `${e}`);
+          assert.equal(e.message, `${where}: ${message}`);
+          assert.equal(e.code, code);
+          return true;
+        },
+      );
+    refused(
+      mc("  ", ["a", "b"], { file: "t.jsonl" }),
+      {},
+      "t.jsonl",
+      "item 2: has an empty context and the model has no BOS token to stand in for it",
+      "EMPTY_CONTEXT",
+    );
+    refused(
+      mc("Q:", ["a", " "], { repo: "org/t", path: "test.jsonl" }),
+      { itemAt: (i: number) => `line ${10 * (i + 1)}` },
+      "org/t/test.jsonl",
+      'line 20: choice 1 ("") tokenizes to no tokens after the context',
+      "EMPTY_CHOICE",
+    );
+    assert.throws(() => taskRequests(model, mc("Q:", ["a"], { file: "t.jsonl" }), encode, { addBos: true }), {
+      message: `--add-bos: ${join(model.path, "config.json")} names no bos_token_id`,
+    });
     model.close();
   },
 );
