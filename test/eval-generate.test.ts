@@ -10,6 +10,10 @@ import { generate, klFromLogits, repetitionRate } from "../src/eval/generate.js"
 import { stopwordMask } from "../src/eval/shift.js";
 import { ArmRunner } from "../src/eval/runner.js";
 import { planArms } from "../src/eval/arms.js";
+import { evaluate } from "../src/eval/eval.js";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Variant } from "../src/engine/variants.js";
 import { fixturePath, readReference, skipWithoutFixtures } from "./fixtures.js";
 
@@ -152,3 +156,53 @@ test("repetition rate: 1 − distinct 4-grams / 4-grams", () => {
   assert.equal(repetitionRate([7, 7, 7, 7, 7, 7]), 1 - 1 / 3);
   assert.equal(repetitionRate([1, 2, 3]), null);
 });
+
+test(
+  "eval --generate: the baseline ends at config.json's EOS while the intervention goes on; the model's positions end both",
+  { skip: skipWithoutFixtures },
+  async () => {
+    const src = fixturePath("planted-llama-bf16");
+    const zero = [{ layer: 1, row: 11, column: 37 }];
+    const prompt: number[] = readReference("planted-llama-bf16").input_ids;
+    const run = async (dir: string, ids: number[], tokens: number) => {
+      const model = Model.open(dir);
+      try {
+        return await evaluate(model, { plan: { zero }, prompts: [{ label: "p", ids }], generate: { tokens } });
+      } finally {
+        model.close();
+      }
+    };
+    const first = (await run(src, prompt, 6)).generation!.prompts[0].arms;
+    const [base, zeroed] = first.map((g) => g!.ids);
+    assert.notEqual(base[0], zeroed[0], "zeroing the super weight changes the first token");
+
+    // A copy whose eos_token_id is a list that adds the baseline's first token (and a string, which is no id).
+    const dir = mkdtempSync(join(tmpdir(), "sw-eos-"));
+    try {
+      for (const f of ["model.safetensors", "config.json"]) copyFileSync(join(src, f), join(dir, f));
+      const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));
+      writeFileSync(
+        join(dir, "config.json"),
+        JSON.stringify({ ...config, eos_token_id: ["x", base[0], config.eos_token_id] }),
+      );
+      const [b, z] = (await run(dir, prompt, 6)).generation!.prompts[0].arms;
+      assert.deepEqual([b!.ids, b!.stoppedAtEos], [[], true]);
+      assert.ok(!zeroed.includes(base[0]));
+      assert.deepEqual([z!.ids, z!.stoppedAtEos], [zeroed, first[1]!.stoppedAtEos]);
+      // Compared with the baseline only while it runs: the first step.
+      assert.equal(z!.klFirst, first[1]!.klFirst);
+      assert.equal(z!.klToBaseline, first[1]!.klFirst);
+      assert.notEqual(first[1]!.klToBaseline, first[1]!.klFirst);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+
+    // 120 prompt tokens of 128 positions: the prompt's next token and 8 more, each arm.
+    const long = Array.from({ length: 120 }, (_, i) => 3 + ((i * 7) % 150));
+    const ends = (await run(src, long, 20)).generation!.prompts[0].arms;
+    assert.deepEqual(
+      ends.map((g) => g!.ids.length),
+      [9, 9],
+    );
+  },
+);
