@@ -36,7 +36,9 @@ const files = [
   "hub-download",
 ];
 const evals = [
+  "eval-parts",
   "eval-units",
+  "eval-plan",
   "eval-windows",
   "eval-arms",
   "eval-interventions",
