@@ -206,3 +206,21 @@ test(
     );
   },
 );
+
+test(
+  "generate runs the prompt once and one pass per further token, none after the last",
+  { skip: skipWithoutFixtures },
+  async () => {
+    const model = Model.open(fixturePath("planted-llama-bf16"));
+    try {
+      for (const tokens of [0, 1, 4]) {
+        const runner = new ArmRunner(model, planArms(model, {}).arms);
+        const [g] = await generate(model, [1, 17, 42], runner, { tokens });
+        assert.equal(g.ids.length, tokens);
+        assert.equal(runner.passes, Math.max(1, tokens), `${tokens} tokens`);
+      }
+    } finally {
+      model.close();
+    }
+  },
+);

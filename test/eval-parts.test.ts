@@ -1,7 +1,8 @@
 // The eval's small parts that the end-to-end runs reach without pinning them: the restore hooks of
 // interventionVariants (which row of which event holds a site, in a pass that starts after a cache or holds an
 // expert's routed tokens), what makes two interventions the same variant, the coordinate and --scale parsers
-// at their edges, and the |w|-rank neighbourhood against a full sort on a tensor full of ties, read in blocks.
+// at their edges, the |w|-rank neighbourhood against a full sort on a tensor full of ties, read in blocks, and
+// the null statistics, stopword mask, probability shift, repetition rate and corpus check at their edges.
 // SUPERWEIGHT_BLOCK_ELEMENTS is set before the engine loads, so that a 48-row tensor is read in many blocks.
 process.env.SUPERWEIGHT_BLOCK_ELEMENTS = "64";
 import { test } from "node:test";
@@ -9,11 +10,16 @@ import assert from "node:assert/strict";
 import type { Model } from "../src/engine/model.js";
 import type { HookEvent } from "../src/engine/hooks.js";
 import type { Intervention, ActivationSite, WeightChange } from "../src/eval/interventions.js";
+import type { TextTokenizer } from "../src/tokenizer/tokenizer.js";
 
 const { interventionVariants, interventionKey, parseCoordinate, parseScale, coordinateText } =
   await import("../src/eval/interventions.js");
 const { rankNeighbours, rng, sampleDistinct, zeroRandom } = await import("../src/eval/random.js");
 const { MAX_BLOCK_ELEMENTS } = await import("../src/checkpoint/block-buffer.js");
+const { nullStats } = await import("../src/eval/null-stats.js");
+const { stopwordMask, probabilityShift } = await import("../src/eval/shift.js");
+const { repetitionRate } = await import("../src/eval/generate.js");
+const { corpusStream } = await import("../src/eval/perplexity.js");
 
 const TENSOR = "model.layers.2.mlp.down_proj.weight";
 const site: ActivationSite = { layer: 2, tensor: TENSOR, token: 5, channel: 1 };
@@ -217,4 +223,59 @@ test("zeroRandom: exactly round(fraction · unspared) zeroed for every seed, wri
       `seed ${seed}: spared ones kept`,
     );
   }
+});
+
+test("nullStats: a single draw has no spread, so no sd and no z", () => {
+  const s = nullStats(0.5, [0.2]);
+  assert.deepEqual(s, { real: 0.5, nullMean: 0.2, nullSd: null, z: null, rank: 1, of: 2 });
+});
+
+test("stopwordMask trims and lower-cases each token's text; probabilityShift's ties and zero probabilities", () => {
+  const texts = [" The", "cat", "AND ", "x", "\tof\n"];
+  const tokenizer = { decode: (ids: number[]) => texts[ids[0]] } as unknown as TextTokenizer;
+  assert.deepEqual([...stopwordMask(tokenizer, 5)], [1, 0, 1, 0, 1]);
+  // Equal changes come in ascending ids; a token the baseline gives 0 adds nothing to the KL.
+  const before = Float64Array.from([0.25, 0.25, 0.25, 0.25, 0]),
+    after = Float64Array.from([0.35, 0.15, 0.35, 0.1, 0.05]);
+  const s = probabilityShift(before, after, 2);
+  assert.deepEqual(
+    s.rises.map((t) => t.id),
+    [0, 2],
+  );
+  assert.deepEqual(
+    s.falls.map((t) => t.id),
+    [3, 1],
+  );
+  const kl = 0.25 * (2 * Math.log(0.25 / 0.35) + Math.log(0.25 / 0.15) + Math.log(0.25 / 0.1));
+  assert.ok(Math.abs(s.kl - kl) < 1e-15, `${s.kl} vs ${kl}`);
+  const tie = probabilityShift(Float64Array.from([0.5, 0.25, 0.25]), Float64Array.from([0.5, 0.3, 0.2]), 5);
+  assert.deepEqual([tie.rises.map((t) => t.id), tie.falls.map((t) => t.id)], [[1], [2]]);
+});
+
+test("repetitionRate counts distinct 4-grams of whole ids; four ids are one 4-gram", () => {
+  assert.equal(repetitionRate([1, 2, 3, 4]), 0);
+  assert.equal(repetitionRate([1, 2, 3]), null);
+  // "1,12,3,4" and "11,2,3,4" are different 4-grams, though their digits are the same.
+  assert.equal(repetitionRate([1, 12, 3, 4, 11, 2, 3, 4]), 0);
+  assert.equal(repetitionRate([5, 5, 5, 5, 5]), 1 - 1 / 2);
+});
+
+test("corpusStream: a token id outside the vocabulary, the first one included, is a DataError naming it", () => {
+  const model = { spec: { vocab: 10 }, path: "m" } as unknown as Model;
+  const corpus = (ids: number[]) =>
+    ({ kind: "ids", name: "c", ids, windowTokens: 4, source: { file: "c.ids" } }) as const;
+  assert.deepEqual(corpusStream(model, corpus([9, 0, 3]), undefined, false), [9, 0, 3]);
+  assert.deepEqual(
+    corpusStream(model, corpus([9, 0, 3, 12]), undefined, false, 3),
+    [9, 0, 3],
+    "cut before the bad one",
+  );
+  for (const [ids, at] of [
+    [[10, 1], 0],
+    [[1, 2, 11], 2],
+  ] as const)
+    assert.throws(() => corpusStream(model, corpus([...ids]), undefined, false), {
+      name: "DataError",
+      message: `c.ids: token ${at + 1} (id ${ids[at]}) is outside the model's vocabulary (0..9)`,
+    });
 });
