@@ -22,7 +22,8 @@ export function mcOutcome(item: McItem, logLikelihoods: readonly number[]): McOu
   return { pred, predNorm, acc: pred === item.answer, accNorm: predNorm === item.answer };
 }
 
-function argmax(xs: readonly number[]): number {
+/** The index of the largest value, the first on ties (as np.argmax): a choice's prediction, a greedy token. */
+export function argmax(xs: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < xs.length; i++) if (xs[i] > xs[best]) best = i;
   return best;

@@ -4,7 +4,7 @@
 // its keys and values stay in a KV cache and each continuation runs after them.
 import { UserError } from "../errors.js";
 import { DataError } from "../data/errors.js";
-import { accuracy, accuracyStderr, lastWordPerplexity, mcOutcome } from "../data/metrics.js";
+import { accuracy, accuracyStderr, argmax, lastWordPerplexity, mcOutcome } from "../data/metrics.js";
 import type { DataSource, LastWordTask, McTask } from "../data/requests.js";
 import type { Model } from "../engine/model.js";
 import { KvCache } from "../engine/kv-cache.js";
@@ -113,10 +113,8 @@ async function scoreRequests(
       cache.truncate(context.length);
       for (let v = 0; v < n; v++) {
         const logits = lastLogits[v];
-        let best = 0;
-        for (let j = 1; j < V; j++) if (logits[j] > logits[best]) best = j;
         let ll = logits[continuation[0]] - logSumExp(logits, 0, V);
-        let greedy = best === continuation[0];
+        let greedy = argmax(logits) === continuation[0];
         if (rest) {
           for (let j = 0; j + 1 < continuation.length; j++) ll -= rest.nll![v][j];
           greedy &&= continuation.slice(1).every((t, j) => rest.top![v][j][0].id === t);

@@ -42,7 +42,7 @@ export function perplexityWindows(tokens: number, o: WindowOptions): Window[] {
   for (let begin = 0; begin < tokens; begin += o.stride) {
     const end = Math.min(begin + room, tokens);
     if (o.dropPartial && end - begin < room) break;
-    if (o.maxWindows !== undefined && windows.length === o.maxWindows) break;
+    if (windows.length === o.maxWindows) break;
     windows.push({ begin, end, scoreFrom: Math.max(prevEnd, o.bos === undefined ? begin + 1 : begin) });
     prevEnd = end;
     if (end === tokens) break;
@@ -69,7 +69,7 @@ export function corpusStream(
       );
     ids = windowBos ? plainEncoder(tokenizer)(corpus.text) : tokenizer.encode(corpus.text);
   }
-  if (maxTokens !== undefined) ids = ids.slice(0, maxTokens);
+  ids = ids.slice(0, maxTokens);
   const bad = ids.findIndex((id) => id >= model.spec.vocab);
   if (bad >= 0)
     throw new DataError(

@@ -41,6 +41,7 @@ export function probabilityShift(before: Float64Array, after: Float64Array, k: n
   const change = (i: number) => after[i] - before[i];
   const pick = (sign: number) =>
     ids
+      // Stryker disable next-line ArithmeticOperator: equivalent, sign is ±1, so sign / change has the product's sign.
       .filter((i) => sign * change(i) > 0)
       .sort((a, b) => sign * (change(b) - change(a)) || a - b)
       .slice(0, k)
