@@ -44,6 +44,12 @@ test("restore: the baseline's value at the site's row goes into the intervention
   assert.equal(variants[0].hooks?.length, 1, "the baseline records");
   assert.equal(variants[1].hooks?.length, 1, "the restoring intervention writes");
   assert.equal(variants[2].hooks?.length, 0, "an intervention without restore has no hook");
+  const none = interventionVariants({} as Model, [{ weights: [] }], clock);
+  assert.deepEqual(
+    none.map((v) => v.hooks?.length),
+    [0, 0],
+    "no restore anywhere: the baseline records nothing",
+  );
 
   // Token 5 is row 5 of a full pass: element 5·3 + 1 of the intervention's event becomes the baseline's 501.
   const mine = pass(variants, event(8, 0), event(8, 0.5));

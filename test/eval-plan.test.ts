@@ -531,3 +531,37 @@ test(
     }
   },
 );
+
+test("evaluate: --scale-super and --sweep-scale alone ask for the scan", { skip: skipWithoutFixtures }, async () => {
+  const model = Model.open(fixturePath("planted-llama-bf16"));
+  try {
+    const prompts = [{ label: "ref", ids: readReference("planted-llama-bf16").input_ids as number[] }];
+    const scaled = await evaluate(model, { plan: { scaleSuper: 0.5 }, prompts });
+    assert.deepEqual(
+      scaled.arms.map((a) => a.label),
+      ["baseline", "×0.5 [1, 11, 37] [2, 70, 201]"],
+    );
+    assert.equal(scaled.scan!.found.filter((w) => w.class === "super").length, 2);
+    const swept = await evaluate(model, {
+      plan: { sweepScale: [2] },
+      prompts,
+      scan: { threshold: 40, maxIterations: 3 },
+    });
+    assert.deepEqual(
+      swept.arms.map((a) => [a.label, a.factor]),
+      [
+        ["baseline", undefined],
+        ["scale ×2", 2],
+      ],
+    );
+    assert.equal(swept.scan!.threshold, 40);
+    // With a coordinate to sweep, no scan.
+    const named = await evaluate(model, {
+      plan: { sweepScale: [2], zero: [{ layer: 1, row: 11, column: 37 }] },
+      prompts,
+    });
+    assert.equal(named.scan, null);
+  } finally {
+    model.close();
+  }
+});
