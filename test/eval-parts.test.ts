@@ -20,6 +20,7 @@ const { nullStats } = await import("../src/eval/null-stats.js");
 const { stopwordMask, probabilityShift } = await import("../src/eval/shift.js");
 const { repetitionRate } = await import("../src/eval/generate.js");
 const { corpusStream } = await import("../src/eval/perplexity.js");
+const { plainEncoder } = await import("../src/eval/tokens.js");
 
 const TENSOR = "model.layers.2.mlp.down_proj.weight";
 const site: ActivationSite = { layer: 2, tensor: TENSOR, token: 5, channel: 1 };
@@ -284,4 +285,21 @@ test("corpusStream: a token id outside the vocabulary, the first one included, i
       name: "DataError",
       message: `c.ids: token ${at + 1} (id ${ids[at]}) is outside the model's vocabulary (0..9)`,
     });
+});
+
+test("plainEncoder drops exactly what the tokenizer adds to every text: a BOS, an EOS, both, or nothing", () => {
+  const bytesOf = (s: string) => [...new TextEncoder().encode(s)];
+  const tokenizerOf = (before: number[], after: number[]) =>
+    ({ encode: (s: string) => [...before, ...bytesOf(s), ...after] }) as unknown as TextTokenizer;
+  for (const [before, after] of [
+    [[1], [2]],
+    [[1], []],
+    [[], [2]],
+    [[], []],
+    [[300, 301], [2]],
+  ]) {
+    const plain = plainEncoder(tokenizerOf(before, after));
+    assert.deepEqual(plain("ab"), [97, 98], `${before} | ${after}`);
+    assert.deepEqual(plain(""), []);
+  }
 });

@@ -18,6 +18,7 @@ export function plainEncoder(tokenizer: TextTokenizer): PlainEncoder {
   const specials = tokenizer.encode(""),
     probe = tokenizer.encode("a");
   let before = 0;
+  // Stryker disable next-line EqualityOperator: equivalent, stopping before p = 0 leaves before at 0, what p = 0 gives.
   for (let p = specials.length; p >= 0; p--) {
     const after = specials.slice(p);
     if (
@@ -92,6 +93,7 @@ export function chatTemplateFor(model: Model): ChatTemplate {
   if (!existsSync(file)) throw new UserError("is missing, so --chat has no template to apply", file);
   let config: Record<string, unknown>;
   try {
+    // Stryker disable next-line StringLiteral: equivalent, JSON.parse reads a Buffer as its UTF-8 text.
     config = JSON.parse(readFileSync(file, "utf8"));
   } catch (e) {
     throw new UserError(`is not valid JSON (${(e as Error).message})`, file);
