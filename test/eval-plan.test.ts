@@ -180,6 +180,10 @@ test(
         assert.equal(d.value, values[d.index[0] * cols + d.index[1]]);
       });
 
+      // The same row and column in another expert is another weight.
+      const two = planArms(model, { zero: [...zero, { ...zero[0], expert: 3 }] }).arms;
+      assert.equal(two[1].label, "zero [1, 2, 9, 40] [1, 3, 9, 40]");
+
       // The report's applied weights keep the expert too.
       const r = await evaluate(model, { plan: { zero, nulls: 3, seed: 5 }, prompts: [{ label: "p", ids: [1, 5, 9] }] });
       assert.deepEqual(
@@ -565,3 +569,137 @@ test("evaluate: --scale-super and --sweep-scale alone ask for the scan", { skip:
     model.close();
   }
 });
+
+test(
+  "planArms: each weight counted once, what tells two weights apart, and each refusal's message",
+  { skip: skipWithoutFixtures },
+  () => {
+    const name = "planted-llama-bf16";
+    const model = Model.open(fixturePath(name));
+    try {
+      const scanned = scannedOf(model, readReference(name));
+      const labels = (plan: object) => planArms(model, plan).arms.map((a) => a.label);
+      // The same weight twice with the same operation is one weight; a super weight named and zeroed as super too.
+      assert.deepEqual(
+        labels({
+          zero: [
+            { layer: 1, row: 11, column: 37 },
+            { layer: 1, row: 11, column: 37 },
+          ],
+        }),
+        ["baseline", "zero [1, 11, 37]"],
+      );
+      assert.deepEqual(labels({ zero: [{ layer: 1, row: 11, column: 37 }], zeroSuper: true, scanned }), [
+        "baseline",
+        "zero [1, 11, 37] [2, 70, 201]",
+      ]);
+      // Weights that differ in one of layer, row or column are different weights.
+      const near = [
+        { layer: 1, row: 11, column: 37 },
+        { layer: 2, row: 11, column: 37 },
+        { layer: 1, row: 12, column: 37 },
+        { layer: 1, row: 11, column: 38 },
+      ];
+      assert.deepEqual(labels({ zero: near }), ["baseline", "zero [1, 11, 37] [2, 11, 37] [1, 12, 37] [1, 11, 38]"]);
+      // Several weights with leave-one-out but no nulls still get each weight alone; with nulls but no
+      // leave-one-out, each weight alone keeps the restore, beside the plain weight change the nulls compare.
+      const both = { zeroSuper: true, scanned };
+      assert.deepEqual(
+        planArms(model, { ...both, leaveOneOut: true }).arms.map((a) => a.role),
+        ["baseline", "intervention", "single", "single", "leave-one-out", "leave-one-out"],
+      );
+      const restored = planArms(model, { ...both, restoreSuperActivation: true, nulls: 1 }).arms;
+      assert.deepEqual(
+        restored.filter((a) => a.role === "single").map((a) => a.label),
+        [
+          "only zero [1, 11, 37] + restore super activation",
+          "only zero [2, 70, 201] + restore super activation",
+          "only zero [1, 11, 37]",
+          "only zero [2, 70, 201]",
+        ],
+      );
+      // A prune alone, without the super weights kept.
+      const { arms } = planArms(model, { prune: { fraction: 0.01, keepSuper: false } });
+      assert.deepEqual(
+        arms.map((a) => [a.label, a.intervention.prune]),
+        [
+          ["baseline", undefined],
+          ["prune 1% largest |w|", { fraction: 0.01, spare: [] }],
+        ],
+      );
+
+      const refused = (plan: object, message: string) =>
+        assert.throws(() => planArms(model, plan), { name: "UserError", message });
+      refused(
+        {
+          zero: [{ layer: 1, row: 11, column: 37 }],
+          scale: [{ weight: { layer: 1, row: 11, column: 37 }, factor: 2 }],
+        },
+        "--scale: weight [1, 11, 37] is already set by zero",
+      );
+      refused(
+        { scale: [{ weight: { layer: 1, row: 11, column: 37 }, factor: 2 }], zeroSuper: true, scanned },
+        "--zero-super: weight [1, 11, 37] is already set by ×2",
+      );
+      refused(
+        { zero: [{ layer: 2, row: 70, column: 201 }], scaleSuper: 3, scanned },
+        "--scale-super: weight [2, 70, 201] is already set by zero",
+      );
+      refused({ prune: { fraction: 0.01, keepSuper: true } }, "--keep-super needs the scan's super weights");
+      const outlier = scanned.map((w) => ({ ...w, class: "outlier" as const }));
+      refused(
+        { zeroSuper: true, scanned: outlier },
+        "--zero-super: the scan classified no weight as super on the prompt (candidates: [1, 11, 37] [2, 70, 201])",
+      );
+      refused(
+        { prune: { fraction: 0.01, keepSuper: true }, scanned: [] },
+        "--keep-super: the scan classified no weight as super on the prompt (candidates: none)",
+      );
+      refused(
+        { zero: [{ layer: 1, row: 11, column: 38 }], restoreSuperActivation: true, scanned },
+        "--restore-super-activation: the scan did not find [1, 11, 38] on the prompt, so its super activation's token is unknown",
+      );
+    } finally {
+      model.close();
+    }
+  },
+);
+
+test(
+  "nulls: a tensor's other targets are left out of each one's neighbourhood; a tensor too small for the draws",
+  { skip: skipWithoutFixtures },
+  () => {
+    const model = Model.open(fixturePath("gpt2-f32"));
+    try {
+      const tensor = "transformer.h.1.mlp.c_proj.weight";
+      const values = model.read(tensor),
+        cols = model.shape(tensor)[1];
+      // The target, and the weight just below it in |w| rank (stored [in, out]: coordinates are transposed).
+      const order = [...values.keys()].sort((a, b) => Math.abs(values[b]) - Math.abs(values[a]) || a - b);
+      const [a, b] = [order[100], order[101]];
+      const coordinate = (flat: number) => ({ layer: 1, row: flat % cols, column: Math.floor(flat / cols) });
+      const { nulls } = planArms(model, { zero: [coordinate(a), coordinate(b)], nulls: 2 });
+      const rank = new Int32Array(values.length);
+      order.forEach((i, r) => (rank[i] = r));
+      for (const [g, self, other] of [
+        [nulls[0], a, b],
+        [nulls[1], b, a],
+      ] as const) {
+        const near = [...values.keys()]
+          .filter((j) => j !== self && j !== other)
+          .sort((x, y) => Math.abs(rank[x] - rank[self]) - Math.abs(rank[y] - rank[self]) || rank[x] - rank[y])
+          .slice(0, nullNeighbourhood(2));
+        assert.deepEqual(g.neighbourhood!.window, [
+          Math.min(...near.map((j) => rank[j])),
+          Math.max(...near.map((j) => rank[j])),
+        ]);
+      }
+      const n = values.length;
+      assert.throws(() => planArms(model, { zero: [coordinate(a)], nulls: n }), {
+        message: `--null ${n}: ${tensor} has only ${n - 1} other weights to draw from`,
+      });
+    } finally {
+      model.close();
+    }
+  },
+);

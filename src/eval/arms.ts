@@ -150,12 +150,11 @@ export function planArms(model: Model, plan: InterventionPlan): ArmPlan {
     arms.push(a);
     return a.id;
   };
+  // One operation for all ("zero [1, 2, 3] [4, 5, 6]"), or each weight's own ("zero [1, 2, 3], ×2 [4, 5, 6]").
   const describe = (ts: typeof targets) =>
-    ts.length === 1
-      ? `${opText(ts[0].op)} ${coordinateText(ts[0].weight)}`
-      : ts.every((t) => JSON.stringify(t.op) === JSON.stringify(ts[0].op))
-        ? `${opText(ts[0].op)} ${ts.map((t) => coordinateText(t.weight)).join(" ")}`
-        : ts.map((t) => `${opText(t.op)} ${coordinateText(t.weight)}`).join(", ");
+    ts.every((t) => JSON.stringify(t.op) === JSON.stringify(ts[0].op))
+      ? `${opText(ts[0].op)} ${ts.map((t) => coordinateText(t.weight)).join(" ")}`
+      : ts.map((t) => `${opText(t.op)} ${coordinateText(t.weight)}`).join(", ");
   const pruneText =
     prune !== undefined ? `prune ${100 * prune}% largest |w|${spare.length ? " (super weights kept)" : ""}` : "";
   const restoreText = restore ? " + restore super activation" : "";
@@ -179,15 +178,12 @@ export function planArms(model: Model, plan: InterventionPlan): ArmPlan {
   const seed = plan.seed ?? 0;
   const several = targets.length > 1;
   // Each weight alone (and all but each) when there are several; a null tests a weight on its own.
-  const singles =
-    several && (plan.leaveOneOut || draws > 0)
-      ? targets.map((t) =>
-          arm(`only ${describe([t])}${restoreText}`, "single", {
-            weights: weightsOf([t]),
-            ...(restore ? { restore: sitesOf([t]) } : {}),
-          }),
-        )
-      : [];
+  if (several && (plan.leaveOneOut || draws > 0))
+    for (const t of targets)
+      arm(`only ${describe([t])}${restoreText}`, "single", {
+        weights: weightsOf([t]),
+        ...(restore ? { restore: sitesOf([t]) } : {}),
+      });
   if (several && plan.leaveOneOut)
     targets.forEach((t) => {
       const rest = targets.filter((o) => o !== t);
