@@ -184,12 +184,35 @@ test(
       const two = planArms(model, { zero: [...zero, { ...zero[0], expert: 3 }] }).arms;
       assert.equal(two[1].label, "zero [1, 2, 9, 40] [1, 3, 9, 40]");
 
-      // The report's applied weights keep the expert too.
-      const r = await evaluate(model, { plan: { zero, nulls: 3, seed: 5 }, prompts: [{ label: "p", ids: [1, 5, 9] }] });
+      // Found by the scan, the report keeps the expert in the scan's list, the applied weights and the traces;
+      // the nulls' own weights are not traced.
+      const ids = readReference("newer/planted-mixtral-bf16").input_ids as number[];
+      const corpus = { kind: "ids" as const, name: "c", ids, windowTokens: ids.length, source: { file: "c" } };
+      const r = await evaluate(model, {
+        plan: { zeroSuper: true, nulls: 3, seed: 5 },
+        prompts: [{ label: "p", ids }],
+        perplexity: { corpus },
+      });
+      assert.deepEqual(
+        r.scan!.found.filter((x) => x.class === "super").map((x) => [x.layer, x.expert, x.row, x.column]),
+        [[1, 2, 9, 40]],
+      );
       assert.deepEqual(
         r.arms.map((a) => a.applied.weights.map((x) => x.expert)),
         [[], [2], [2], [2], [2]],
       );
+      for (const a of r.prompts!.items[0].arms)
+        assert.deepEqual(
+          a.traces.map((t) => [t.layer, t.channel, t.token]),
+          [[1, 9, w.token]],
+        );
+      assert.deepEqual(
+        r.nulls[0].stats.map((x) => x.metric),
+        ["prompts: mean NLL", "c: mean NLL"],
+      );
+      // A one-token prompt gives the nulls no prompt metric.
+      const short = await evaluate(model, { plan: { zero, nulls: 1 }, prompts: [{ label: "p", ids: [1] }] });
+      assert.deepEqual(short.nulls[0].stats, []);
       assert.deepEqual(r.arms[1].applied.weights[0], {
         layer: 1,
         expert: 2,
@@ -358,6 +381,7 @@ test(
         prompts: [
           { label: "one token", ids: [256] },
           { label: "story", ids: tokenizer.encode("Once upon a time") },
+          { label: "end", ids: tokenizer.encode("The end.") },
         ],
         perplexity: {
           corpus: { kind: "text", name: "text", text, windowTokens: 1000, source: { repo: "org/text", path: "t.txt" } },
@@ -377,8 +401,9 @@ test(
         "three: item 1/3",
         "three: item 2/3",
         "three: item 3/3",
-        "generate: prompt 1/2",
-        "generate: prompt 2/2",
+        "generate: prompt 1/3",
+        "generate: prompt 2/3",
+        "generate: prompt 3/3",
       ]);
       assert.deepEqual(
         [r.model, r.modelType, r.chat, r.seed, r.scan, r.variants, r.nulls],
@@ -415,7 +440,7 @@ test(
       assert.equal(r.arms[1].applied.prune, undefined);
       assert.equal("restore" in r.arms[1].applied, false);
 
-      // A one-token prompt predicts nothing: no NLL, no Δ, and the prompts' mean is the other prompt's.
+      // A one-token prompt predicts nothing: no NLL, no Δ, and the prompts' mean is the other two's.
       assert.deepEqual(
         r.prompts!.items[0].arms.map((a) => [a.meanNll, a.deltaMeanNll]),
         [
@@ -423,11 +448,10 @@ test(
           [null, null],
         ],
       );
-      assert.deepEqual(
-        r.prompts!.meanNll,
-        r.prompts!.items[1].arms.map((a) => a.meanNll),
+      r.prompts!.meanNll.forEach((m, a) =>
+        close(m!, (r.prompts!.items[1].arms[a].meanNll! + r.prompts!.items[2].arms[a].meanNll!) / 2, `arm ${a}`),
       );
-      assert.equal(r.shift!.prompts, 2);
+      assert.equal(r.shift!.prompts, 3);
       assert.equal(r.shift!.arms[0], null, "the baseline has no shift against itself");
       assert.ok(r.shift!.arms[1] !== null && r.shift!.baselineStopwordMass! > 0);
 
@@ -454,8 +478,13 @@ test(
         [
           ["one token", [2, 2]],
           ["story", [2, 2]],
+          ["end", [2, 2]],
         ],
       );
+      // The generation's passes and bytes are added to the measurements'.
+      const one = (await forward(model, [256])).bytesRead;
+      assert.ok(r.passes > 3 + 1 + 3, `${r.passes} passes: 3 prompts, a window, 3 items, then generation`);
+      assert.ok(r.bytesRead >= r.passes * one, `${r.bytesRead} bytes in ${r.passes} passes of ${one}`);
     } finally {
       model.close();
     }
@@ -536,39 +565,61 @@ test(
   },
 );
 
-test("evaluate: --scale-super and --sweep-scale alone ask for the scan", { skip: skipWithoutFixtures }, async () => {
-  const model = Model.open(fixturePath("planted-llama-bf16"));
-  try {
-    const prompts = [{ label: "ref", ids: readReference("planted-llama-bf16").input_ids as number[] }];
-    const scaled = await evaluate(model, { plan: { scaleSuper: 0.5 }, prompts });
-    assert.deepEqual(
-      scaled.arms.map((a) => a.label),
-      ["baseline", "×0.5 [1, 11, 37] [2, 70, 201]"],
-    );
-    assert.equal(scaled.scan!.found.filter((w) => w.class === "super").length, 2);
-    const swept = await evaluate(model, {
-      plan: { sweepScale: [2] },
-      prompts,
-      scan: { threshold: 40, maxIterations: 3 },
-    });
-    assert.deepEqual(
-      swept.arms.map((a) => [a.label, a.factor]),
-      [
-        ["baseline", undefined],
-        ["scale ×2", 2],
-      ],
-    );
-    assert.equal(swept.scan!.threshold, 40);
-    // With a coordinate to sweep, no scan.
-    const named = await evaluate(model, {
-      plan: { sweepScale: [2], zero: [{ layer: 1, row: 11, column: 37 }] },
-      prompts,
-    });
-    assert.equal(named.scan, null);
-  } finally {
-    model.close();
-  }
-});
+test(
+  "evaluate: --scale-super and --sweep-scale alone ask for the scan; a kept-super prune's size",
+  { skip: skipWithoutFixtures },
+  async () => {
+    const model = Model.open(fixturePath("planted-llama-bf16"));
+    try {
+      const prompts = [{ label: "ref", ids: readReference("planted-llama-bf16").input_ids as number[] }];
+      const scaled = await evaluate(model, { plan: { scaleSuper: 0.5 }, prompts });
+      assert.deepEqual(
+        scaled.arms.map((a) => a.label),
+        ["baseline", "×0.5 [1, 11, 37] [2, 70, 201]"],
+      );
+      assert.equal(scaled.scan!.found.filter((w) => w.class === "super").length, 2);
+      const swept = await evaluate(model, {
+        plan: { sweepScale: [2] },
+        prompts,
+        scan: { threshold: 40, maxIterations: 3 },
+      });
+      assert.deepEqual(
+        swept.arms.map((a) => [a.label, a.factor]),
+        [
+          ["baseline", undefined],
+          ["scale ×2", 2],
+        ],
+      );
+      assert.equal(swept.scan!.threshold, 40);
+      assert.equal("factor" in swept.arms[0], false, "only a sweep's arms carry a factor");
+      // A kept-super prune of half of every linear weight: round(n / 2) of each, less half of a spared weight in
+      // the two tensors that hold one (half of an odd count rounds up).
+      const pruned = await evaluate(model, { plan: { prune: { fraction: 0.5, keepSuper: true } }, prompts });
+      const file = readFileSync(join(fixturePath("planted-llama-bf16"), "model.safetensors"));
+      const header = JSON.parse(file.subarray(8, 8 + Number(file.readBigUInt64LE(0))).toString());
+      const linear = Object.entries<any>(header).filter(([n]) =>
+        /^model\.layers\.\d+\.(self_attn|mlp)\.\w+_proj\.weight$/.test(n),
+      );
+      const spared = ["model.layers.1.mlp.down_proj.weight", "model.layers.2.mlp.down_proj.weight"];
+      const zeroed = linear.reduce(
+        (z, [n, t]) => z + Math.round(0.5 * (t.shape[0] * t.shape[1] - (spared.includes(n) ? 1 : 0))),
+        0,
+      );
+      assert.deepEqual(
+        [pruned.arms[1].applied.prune!.tensors, pruned.arms[1].applied.prune!.zeroed],
+        [linear.length, zeroed],
+      );
+      // With a coordinate to sweep, no scan.
+      const named = await evaluate(model, {
+        plan: { sweepScale: [2], zero: [{ layer: 1, row: 11, column: 37 }] },
+        prompts,
+      });
+      assert.equal(named.scan, null);
+    } finally {
+      model.close();
+    }
+  },
+);
 
 test(
   "planArms: each weight counted once, what tells two weights apart, and each refusal's message",

@@ -184,7 +184,7 @@ export async function evaluate(model: Model, r: EvalRequest): Promise<EvalReport
   }
   const seed = r.plan.seed ?? 0;
   const plan = planArms(model, { ...r.plan, scanned });
-  const runner = new ArmRunner(model, plan.arms, r.maxVariants ?? 16);
+  const runner = new ArmRunner(model, plan.arms, r.maxVariants);
   say(
     `${plan.arms.length} arms, ${runner.models.length} distinct models in ${runner.batches.length} ` +
       `batch${runner.batches.length === 1 ? "" : "es"}`,
@@ -270,7 +270,7 @@ export async function evaluate(model: Model, r: EvalRequest): Promise<EvalReport
   if (r.generate) {
     // Nulls are compared by their numbers, not continued.
     const shown = plan.arms.filter((a) => a.role !== "null");
-    const genRunner = new ArmRunner(model, shown, r.maxVariants ?? 16);
+    const genRunner = new ArmRunner(model, shown, r.maxVariants);
     const eos = eosIds(model);
     generation = { tokens: r.generate.tokens, prompts: [] };
     for (const [i, p] of r.prompts.entries()) {
@@ -335,7 +335,7 @@ export async function evaluate(model: Model, r: EvalRequest): Promise<EvalReport
       model: runner.modelOf[i],
       applied: applied(model, a.intervention),
     })),
-    variants: { models: runner.models.length, batches: runner.batches.length, maxVariants: r.maxVariants ?? 16 },
+    variants: { models: runner.models.length, batches: runner.batches.length, maxVariants: runner.maxVariants },
     prompts: {
       items: r.prompts.map((p, i) => ({
         label: p.label,

@@ -31,7 +31,7 @@ export class ArmRunner {
   constructor(
     readonly model: Model,
     readonly arms: readonly Arm[],
-    maxVariants = 16,
+    readonly maxVariants = 16,
   ) {
     if (!(Number.isInteger(maxVariants) && maxVariants >= 2))
       throw new RangeError(`maxVariants ${maxVariants}: at least 2`);
