@@ -103,6 +103,9 @@ test("a file cut short under the lanes fails the product with the reader's TRUNC
     assert.ok(e.message.startsWith(`${path}: `), e.message);
     return true;
   });
+  // The main thread alone meets the same error itself.
+  const solo = await Lanes.create(1);
+  await assert.rejects(solo.product(job, x, M), { name: "CheckpointError", code: "TRUNCATED" });
   // The lanes work on after a failure.
   const ok = matrix("BF16", 8);
   const want = new Float32Array(M * ROWS);
