@@ -124,11 +124,9 @@ export class Lanes {
     Atomics.store(ctrl, DONE, 0);
     Atomics.store(ctrl, FAILED, 0);
     for (const w of helpers) {
-      // Stryker disable all: equivalent, sending a buffer the worker already has (again) is the same buffer.
       const had = this.sent.get(w);
       const x = had?.x === this.x ? undefined : this.x.buffer;
       const out = had?.out === this.out ? undefined : this.out.buffer;
-      // Stryker restore all
       w.port.postMessage({ job: full, x, out });
       // Stryker disable next-line ObjectLiteral: equivalent, an entry without the buffers only makes the next job send them.
       this.sent.set(w, { x: this.x, out: this.out });
@@ -151,10 +149,8 @@ export class Lanes {
 
   /** The shared x and output buffers, grown to hold `xSize` and `outSize` floats, with x copied in. */
   private share(x: Float32Array, xSize: number, outSize: number): void {
-    // Stryker disable all: equivalent, a new buffer every time is sent to the workers like a grown one.
     if (this.x.length < xSize) this.x = new Float32Array(new SharedArrayBuffer(4 * xSize));
     if (this.out.length < outSize) this.out = new Float32Array(new SharedArrayBuffer(4 * outSize));
-    // Stryker restore all
     this.x.set(x.subarray(0, xSize));
   }
 
