@@ -40,7 +40,6 @@ export class Lanes {
   static async create(threads: number): Promise<Lanes> {
     const backend = await createOrtBackend(1);
     const gemm: Gemm = (x, m, k, w, n) => backend.linear(x, m, k, w, n, "nk");
-    // Stryker disable next-line ArithmeticOperator: equivalent, slots for one more worker are never read.
     return new Lanes(threads, gemm, new Int32Array(new SharedArrayBuffer(4 * (WORKER + 2 * (threads - 1)))));
   }
 
@@ -116,7 +115,6 @@ export class Lanes {
     if (n > full.step) this.startWorkers();
     // Stryker disable next-line all: equivalent, a product the main thread does alone is the same product
     const helpers = n > full.step ? this.helpers() : [];
-    // Stryker disable next-line ConditionalExpression: equivalent, x copied into the shared buffer that nobody reads.
     if (helpers.length) this.share(x, m * cols, m * n);
     const out = helpers.length ? this.out.subarray(0, m * n) : new Float32Array(m * n);
     const { ctrl } = this;

@@ -66,7 +66,6 @@ function blockRows(rows: number, cols: number, overrides: readonly WeightOverrid
   let r = Math.max(1, Math.min(maxRows, Math.floor(MAX_BLOCK_ELEMENTS / cols)));
   for (const o of overrides) {
     const a = o.alignment ?? 1;
-    // Stryker disable next-line all: equivalent, an alignment of 1 gives step 1, which leaves r as it is.
     if (a <= 1) continue;
     const step = a / gcd(a, cols); // rows whose elements are a multiple of a
     if (step * cols > MAX_BLOCK_ELEMENTS)
@@ -106,13 +105,12 @@ export async function products(
   const gs = groups(pass, x, counts, k, weight);
   const plain = layout === "nk" && gs.length === 1 && !gs[0].overrides.length;
   const lanes = plain ? await lanedWeight(pass, weight) : undefined;
-  // Stryker disable next-line ConditionalExpression,BlockStatement: equivalent, in this thread the product has the same values.
+  // Stryker disable next-line BlockStatement: equivalent, an empty block leaves the product to this thread: the same values.
   if (lanes) {
     // Parts of at most maxRows rows, and of at most a block's elements ([m, rows] in shared memory, copied out by
     // the caller), each made by every lane.
     // Stryker disable next-line all: equivalent, the parts' size changes how the product is cut, not its values
     const chunk = Math.max(1, Math.min(rows, maxRows ?? rows, Math.floor(MAX_BLOCK_ELEMENTS / m)));
-    // Stryker disable next-line EqualityOperator: equivalent, one more part, of rows [rows, rows), is empty.
     for (let r0 = 0; r0 < rows; r0 += chunk) {
       const r1 = Math.min(rows, r0 + chunk);
       const part = await lanes.lanes.product({ ...lanes.job, r0, r1 }, x, m);
@@ -222,9 +220,8 @@ export function tensorRows(pass: Pass, tensor: string): TensorRows {
     cols,
     read,
     *blocks() {
-      // Stryker disable next-line all: equivalent, the block size changes how the rows are cut, not which.
+      // Stryker disable next-line MethodExpression,ArithmeticOperator: equivalent, the block size changes how the rows are cut, not which.
       const step = Math.max(1, Math.floor(MAX_BLOCK_ELEMENTS / cols));
-      // Stryker disable next-line EqualityOperator: equivalent, one more block, of rows [rows, rows), is empty.
       for (let r0 = 0; r0 < rows; r0 += step) yield [read(r0, Math.min(rows, r0 + step)), r0] as [Float32Array, number];
     },
   };

@@ -106,7 +106,6 @@ export function rankNeighbours(
   let rank = 0;
   // Stryker disable next-line MethodExpression,ArithmeticOperator: equivalent, the block size changes how the rows are read, not which.
   const step = Math.max(1, Math.floor(MAX_BLOCK_ELEMENTS / cols));
-  // Stryker disable next-line EqualityOperator: equivalent, one more read, of rows [rows, rows), is empty.
   for (let r0 = 0; r0 < rows; r0 += step) {
     const block = model.readRows(tensor, r0, Math.min(rows, r0 + step));
     for (let j = 0; j < block.length; j++) {

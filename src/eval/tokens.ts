@@ -18,7 +18,6 @@ export function plainEncoder(tokenizer: TextTokenizer): PlainEncoder {
   const specials = tokenizer.encode(""),
     probe = tokenizer.encode("a");
   let before = 0;
-  // Stryker disable next-line EqualityOperator: equivalent, stopping before p = 0 leaves before at 0, what p = 0 gives.
   for (let p = specials.length; p >= 0; p--) {
     const after = specials.slice(p);
     if (
