@@ -252,6 +252,8 @@ test(
       cases.map(([g]) => g),
     );
     assert.equal(score.acc, 2 / 5);
+    // The harness's stderr of a mean: sqrt(sample variance / n), here of three misses and two hits.
+    assert.ok(Math.abs(score.accStderr! - Math.sqrt((0.4 * 0.6 * 5) / 4 / 5)) < 1e-12, `${score.accStderr}`);
     for (const [i, [, b]] of cases.entries()) {
       const want = await fullPass(model, [...c, ...b], c.length);
       assert.ok(Math.abs(score.items[i].logLikelihood - want.ll) <= 2e-4, `case ${i}`);
@@ -272,6 +274,44 @@ test(
     const nll = nextTokenNll(out.logits!, window, V);
     const want = -nll.slice(512 - 4).reduce((a, b) => a + b, 0);
     assert.ok(Math.abs(far.items[0].logLikelihood - want) <= 2e-4, `${far.items[0].logLikelihood} vs ${want}`);
+    const argmaxAt = (p: number) => {
+      const row = out.logits!.subarray(p * V, (p + 1) * V);
+      return row.indexOf(Math.max(...row));
+    };
+    const greedy = [0, 1, 2, 3].every((j) => argmaxAt(508 + j) === window[509 + j]);
+    assert.equal(far.items[0].greedy, greedy, "greedy over the window's last four positions");
+
+    // A continuation that fills all 512 positions after a longer input is scored (the context left out); one of 513
+    // cannot be.
+    const fill = "ab".repeat(256);
+    const [filled] = await lastWord(
+      model,
+      { ...task, items: [{ id: "fill", context: "xy", continuation: fill }] },
+      plainEncoder(tokenizer),
+      runner,
+    );
+    assert.ok(Number.isFinite(filled.items[0].logLikelihood));
+    await assert.rejects(
+      lastWord(
+        model,
+        { ...task, items: [{ id: "over", context: "x", continuation: fill + "a" }] },
+        plainEncoder(tokenizer),
+        runner,
+      ),
+      { message: "a continuation of 513 tokens does not fit the model's 512 positions" },
+    );
+    // An empty context: the BOS stands in for it.
+    const [bare] = await lastWord(
+      model,
+      { ...task, items: [{ id: "bare", context: "", continuation: "Once" }] },
+      plainEncoder(tokenizer),
+      runner,
+    );
+    const fromBos = await fullPass(model, [256, ...utf8("Once")], 1);
+    assert.ok(
+      Math.abs(bare.items[0].logLikelihood - fromBos.ll) <= 2e-4,
+      `${bare.items[0].logLikelihood} vs ${fromBos.ll}`,
+    );
     model.close();
   },
 );

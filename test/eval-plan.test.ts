@@ -471,6 +471,15 @@ test(
       assert.deepEqual([t.name, t.source, t.items], ["three", "org/three@main/test.jsonl", 3]);
       assert.ok(t.arms[0].acc > 0, "the baseline gets some right, so that Δ is not the arm's own accuracy");
       t.arms.forEach((a, i) => close((a as any).deltaAcc, a.acc - t.arms[0].acc, `arm ${i} Δacc`));
+      // Each stderr is the harness's sqrt(sample variance / n) of its items' hits.
+      const stderr = (hits: boolean[]) => {
+        const p = hits.filter(Boolean).length / hits.length;
+        return Math.sqrt(hits.reduce((q, h) => q + ((h ? 1 : 0) - p) ** 2, 0) / (hits.length - 1) / hits.length);
+      };
+      for (const a of t.arms as any[]) {
+        close(a.accStderr, stderr(a.items.map((it: any) => it.acc)), "acc stderr");
+        close(a.accNormStderr, stderr(a.items.map((it: any) => it.accNorm)), "acc_norm stderr");
+      }
 
       assert.equal(r.generation!.tokens, 2);
       assert.deepEqual(
