@@ -122,3 +122,25 @@ test(
     );
   },
 );
+
+test("with bad values in several places, each stop names only the tensors read there", async () => {
+  /** The tiny Llama with NaN at each (tensor, element). */
+  const spoiled = (...at: [string, number][]) => {
+    const tensors = tinyTensors();
+    for (const [name, element] of at) tensors.find((t) => t.name === name)!.data[element] = NaN;
+    return writeTiny(join(root, `m${counter++}`), { tensors });
+  };
+  const layer1 = "model.layers.1.mlp.down_proj.weight";
+  // Layer 1's down_proj, layer 0's unused embedding row 7, and the head: at layer 1, only layer 1's weight.
+  await stops(
+    spoiled([layer1, 3 * 16 + 5], ["model.embed_tokens.weight", 7 * 8], ["lm_head.weight", 2]),
+    IDS,
+    `NaN first appears at layer 1, down_proj_output: ${layer1} holds 1 NaN value (first at [3, 5])`,
+  );
+  // A prompt token's embedding row and another row the prompt does not use: only the rows read are counted.
+  await stops(
+    spoiled(["model.embed_tokens.weight", 2 * 8 + 4], ["model.embed_tokens.weight", 7 * 8 + 1]),
+    IDS,
+    "NaN first appears at layer 0, layer_input: model.embed_tokens.weight holds 1 NaN value (first at [2, 4])",
+  );
+});
