@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import assert from "node:assert/strict";
 import { Model } from "../src/engine/model.js";
-import { locateWeight } from "../src/eval/interventions.js";
+import { interventionVariants, locateWeight } from "../src/eval/interventions.js";
 import { nullNeighbourhood, planArms, type ScannedWeight } from "../src/eval/arms.js";
 import { evaluate } from "../src/eval/eval.js";
 import { forward } from "../src/engine/forward.js";
@@ -763,3 +763,27 @@ test(
     }
   },
 );
+
+test("a prune's overrides spare each kept weight in its own tensor only", { skip: skipWithoutFixtures }, () => {
+  const name = "planted-llama-bf16";
+  const model = Model.open(fixturePath(name));
+  try {
+    const [kept] = scannedOf(model, readReference(name));
+    const cols = model.shape(kept.tensor)[1];
+    const flat = kept.index[0] * cols + kept.index[1];
+    for (const random of [undefined, { seed: 9 }]) {
+      const [, variant] = interventionVariants(
+        model,
+        [{ weights: [], prune: { fraction: 0.01, spare: [kept], ...(random ? { random } : {}) } }],
+        { offset: 0 },
+      );
+      const keys = new Map(variant.overrides!.map((o) => [o.tensor, o.key]));
+      const kind = random ? "zero-random:9" : "zero-largest";
+      assert.equal(keys.get(kept.tensor), `${kind}:0.01:${flat}`);
+      assert.equal(keys.get("model.layers.2.mlp.down_proj.weight"), `${kind}:0.01:`);
+      assert.equal(keys.get("model.layers.1.mlp.up_proj.weight"), `${kind}:0.01:`);
+    }
+  } finally {
+    model.close();
+  }
+});
