@@ -367,3 +367,35 @@ test(
     model.close();
   },
 );
+
+test(
+  "multiple choice with a context per choice (winogrande's shape): each choice scored after its own context",
+  { skip: skipWithoutFixtures },
+  async () => {
+    const model = Model.open(dir);
+    const tokenizer = loadTokenizer(dir)!;
+    // Two contexts whose ids, written one after another without a separator, read the same: 1,23 and 12,3.
+    const contexts = ["\u0001\u0017", "\u000c\u0003", "The cat sat on"];
+    const task: McTask = {
+      kind: "multiple_choice",
+      name: "w",
+      metrics: ["acc"],
+      source: { file: "w.jsonl" },
+      items: [
+        {
+          id: "a",
+          choices: contexts.map((context) => ({ context, continuation: " the mat", normLength: 7 })),
+          answer: 2,
+        },
+      ],
+    };
+    const runner = new ArmRunner(model, planArms(model, {}).arms);
+    const [score] = await multipleChoice(model, task, plainEncoder(tokenizer), runner);
+    for (const [c, context] of contexts.entries()) {
+      const want = await fullPass(model, [...utf8(context), ...utf8(" the mat")], utf8(context).length);
+      const got = score.items[0].logLikelihoods[c];
+      assert.ok(Math.abs(got - want.ll) <= 2e-4, `choice ${c}: ${got} vs ${want.ll}`);
+    }
+    model.close();
+  },
+);
