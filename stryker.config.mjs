@@ -38,15 +38,16 @@ const files = [
 const evals = [
   "eval-parts",
   "eval-units",
-  "eval-plan",
   "eval-windows",
   "eval-arms",
+  "eval-plan",
   "eval-interventions",
-  "eval-generate",
-  "eval-choice",
-  "eval-report",
-  "chat-gguf",
   "eval-fixtures",
+  "eval-generate",
+  "eval-report",
+  "eval-report-fields",
+  "eval-choice",
+  "chat-gguf",
   "signed",
 ];
 
