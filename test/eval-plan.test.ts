@@ -4,12 +4,16 @@
 // coordinate, through the report too) and of GPT-2's transposed Conv1D weights, each weight counted once, every
 // refusal's message, and a prune's overrides per tensor.
 import { test } from "node:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import assert from "node:assert/strict";
 import { Model } from "../src/engine/model.js";
 import { interventionVariants, locateWeight } from "../src/eval/interventions.js";
 import { nullNeighbourhood, planArms, type ScannedWeight } from "../src/eval/arms.js";
 import { evaluate } from "../src/eval/eval.js";
 import { fixturePath, readReference, skipWithoutFixtures } from "./fixtures.js";
+import { writeTiny } from "./tiny.js";
 
 function scannedOf(model: Model, ref: any): ScannedWeight[] {
   return ref.expectedSuperWeights.map((w: any) => ({
@@ -344,44 +348,36 @@ test(
   },
 );
 
-test(
-  "nulls: a tensor's other targets are left out of each one's neighbourhood; a tensor too small for the draws",
-  { skip: skipWithoutFixtures },
-  () => {
-    const model = Model.open(fixturePath("gpt2-f32"));
-    try {
-      const tensor = "transformer.h.1.mlp.c_proj.weight";
-      const values = model.read(tensor),
-        cols = model.shape(tensor)[1];
-      // The target, and the weight just below it in |w| rank (stored [in, out]: coordinates are transposed).
-      const order = [...values.keys()].sort((a, b) => Math.abs(values[b]) - Math.abs(values[a]) || a - b);
-      const [a, b] = [order[100], order[101]];
-      const coordinate = (flat: number) => ({ layer: 1, row: flat % cols, column: Math.floor(flat / cols) });
-      const { nulls } = planArms(model, { zero: [coordinate(a), coordinate(b)], nulls: 2 });
-      const rank = new Int32Array(values.length);
-      order.forEach((i, r) => (rank[i] = r));
-      for (const [g, self, other] of [
-        [nulls[0], a, b],
-        [nulls[1], b, a],
-      ] as const) {
-        const near = [...values.keys()]
-          .filter((j) => j !== self && j !== other)
-          .sort((x, y) => Math.abs(rank[x] - rank[self]) - Math.abs(rank[y] - rank[self]) || rank[x] - rank[y])
-          .slice(0, nullNeighbourhood(2));
-        assert.deepEqual(g.neighbourhood!.window, [
-          Math.min(...near.map((j) => rank[j])),
-          Math.max(...near.map((j) => rank[j])),
-        ]);
-      }
-      const n = values.length;
-      assert.throws(() => planArms(model, { zero: [coordinate(a)], nulls: n }), {
-        message: `--null ${n}: ${tensor} has only ${n - 1} other weights to draw from`,
-      });
-    } finally {
-      model.close();
+test("nulls: a tensor's other targets are left out of each one's neighbourhood", { skip: skipWithoutFixtures }, () => {
+  const model = Model.open(fixturePath("gpt2-f32"));
+  try {
+    const tensor = "transformer.h.1.mlp.c_proj.weight";
+    const values = model.read(tensor),
+      cols = model.shape(tensor)[1];
+    // The target, and the weight just below it in |w| rank (stored [in, out]: coordinates are transposed).
+    const order = [...values.keys()].sort((a, b) => Math.abs(values[b]) - Math.abs(values[a]) || a - b);
+    const [a, b] = [order[100], order[101]];
+    const coordinate = (flat: number) => ({ layer: 1, row: flat % cols, column: Math.floor(flat / cols) });
+    const { nulls } = planArms(model, { zero: [coordinate(a), coordinate(b)], nulls: 2 });
+    const rank = new Int32Array(values.length);
+    order.forEach((i, r) => (rank[i] = r));
+    for (const [g, self, other] of [
+      [nulls[0], a, b],
+      [nulls[1], b, a],
+    ] as const) {
+      const near = [...values.keys()]
+        .filter((j) => j !== self && j !== other)
+        .sort((x, y) => Math.abs(rank[x] - rank[self]) - Math.abs(rank[y] - rank[self]) || rank[x] - rank[y])
+        .slice(0, nullNeighbourhood(2));
+      assert.deepEqual(g.neighbourhood!.window, [
+        Math.min(...near.map((j) => rank[j])),
+        Math.max(...near.map((j) => rank[j])),
+      ]);
     }
-  },
-);
+  } finally {
+    model.close();
+  }
+});
 
 test("a prune's overrides spare each kept weight in its own tensor only", { skip: skipWithoutFixtures }, () => {
   const name = "planted-llama-bf16";
@@ -404,5 +400,21 @@ test("a prune's overrides spare each kept weight in its own tensor only", { skip
     }
   } finally {
     model.close();
+  }
+});
+
+test("nulls: a tensor too small for the draws is refused, naming how many it has", () => {
+  const dir = writeTiny(mkdtempSync(join(tmpdir(), "sw-plan-")));
+  const model = Model.open(dir);
+  try {
+    // The tiny Llama's down_proj is [8, 16]: 127 weights besides the one changed.
+    const zero = [{ layer: 1, row: 2, column: 3 }];
+    assert.equal(planArms(model, { zero, nulls: 127 }).nulls[0].arms.length, 127);
+    assert.throws(() => planArms(model, { zero, nulls: 128 }), {
+      message: "--null 128: model.layers.1.mlp.down_proj.weight has only 127 other weights to draw from",
+    });
+  } finally {
+    model.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
