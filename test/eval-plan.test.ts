@@ -140,6 +140,7 @@ test(
           assert.equal(arms[id].label, `null ${j + 1}: ${op} [${w.layer}, ${drawn[j].index.join(", ")}]`),
         );
         drawn.forEach((d) => assert.equal(d.newValue, i === 0 ? 0 : Math.fround(d.value * 2)));
+        drawn.forEach((d) => assert.ok(near.includes(d.index[0] * cols + d.index[1]), `${d.index} is a neighbour`));
       }
     } finally {
       model.close();
