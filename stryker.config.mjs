@@ -103,7 +103,19 @@ export const groups = {
     tests: ["scan-merge", "survivors", "classify", "detect-progress", "scan", "moe-scan", "gguf-source"],
   },
   "superweight-audit": { mutate: ["src/superweight/audit.ts"], tests: ["audit-verdict", "audit"] },
-  eval: { mutate: ["src/eval/**/*.ts"], tests: [...evals, "survivors", "data-tasks", "report-html"] },
+  // src/eval in three groups, so that a change re-tests one of them (each is 20–40 minutes here).
+  "eval-arms": {
+    mutate: ["arms", "random", "interventions", "null-stats"].map((f) => `src/eval/${f}.ts`),
+    tests: [...evals, "survivors", "data-tasks", "report-html"],
+  },
+  "eval-measure": {
+    mutate: ["eval", "prompts", "runner", "shift", "generate"].map((f) => `src/eval/${f}.ts`),
+    tests: [...evals, "survivors", "data-tasks", "report-html"],
+  },
+  "eval-choice": {
+    mutate: ["choice", "tokens", "perplexity"].map((f) => `src/eval/${f}.ts`),
+    tests: [...evals, "survivors", "data-tasks", "report-html"],
+  },
 };
 
 const group = process.env.STRYKER_GROUP;
