@@ -303,3 +303,16 @@ test("plainEncoder drops exactly what the tokenizer adds to every text: a BOS, a
     assert.deepEqual(plain(""), []);
   }
 });
+
+test("restore: an expert's row the baseline did not route there is left alone; so is the row just past the pass", () => {
+  // Fresh variants: nothing recorded yet. After a cache of 4, the baseline's expert got tokens 4 and 6, the
+  // intervention's got 5 and 7: token 5 has no baseline value to put back.
+  const clock = { offset: 4 };
+  const variants = interventionVariants({} as Model, [{ weights: [], restore: [site] }], clock);
+  const mine = event(2, 0.5, { positions: [1, 3] });
+  assert.deepEqual(pass(variants, event(2, 0, { positions: [0, 2] }), mine), [...event(2, 0.5).data]);
+  // Token 5 three rows after a cache of 2 is row 3: past a pass of 3 rows, even in a larger buffer.
+  clock.offset = 2;
+  const roomy = (plus: number) => ({ ...event(8, plus), tokens: 3 });
+  assert.deepEqual(pass(variants, roomy(7), roomy(0.5)), [...roomy(0.5).data]);
+});
