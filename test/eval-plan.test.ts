@@ -39,6 +39,7 @@ function neighbourhoodBySort(values: Float32Array, flat: number, count: number) 
     .slice(0, count);
   return { rank, near };
 }
+
 test(
   "planArms: every arm's label and role when a plan asks for everything, and each null's description",
   { skip: skipWithoutFixtures },
