@@ -108,7 +108,7 @@ export const groups = {
   },
   "eval-measure": {
     mutate: ["eval", "prompts", "runner", "shift", "generate"].map((f) => `src/eval/${f}.ts`),
-    tests: [...evals, "survivors", "data-tasks", "report-html"],
+    tests: ["eval-prompts", ...evals, "survivors", "data-tasks", "report-html"],
   },
   "eval-choice": {
     mutate: ["choice", "tokens", "perplexity"].map((f) => `src/eval/${f}.ts`),
