@@ -2,29 +2,25 @@
 // planted-llama-256 file: the super weight's dequantized value, its block-mates' error (rms, max, became 0,
 // distinct values; K-quants: the rest of the 256-super-block too), the super activation and the NLL; the file with
 // the per-tensor override says the block is kept; without --reference it runs on the file's own scan and says what
-// it cannot know; the exporter's superweight.* keys are read back (and refused when malformed); published
+// it cannot know; the exporter's superweight.* keys are read back (audit-cli.test.ts: the table, refusals); published
 // coordinates are taken from the model id the metadata names.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { closeSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openRegularFile, readGgufFile, readTensorBytes, type GgufKv } from "../src/gguf/container.js";
-import { writeGguf } from "../src/gguf/writer.js";
 import { fixturePath, readReference, skipWithoutFixtures } from "./fixtures.js";
 import { toleranceUsed } from "./tolerance.js";
-import { cli, cliJson, expectRefusal } from "./cli-child.js";
+import { cli, cliJson } from "./cli-child.js";
 import { commandJson } from "./cli-in-process.js";
 import { auditCommand } from "../src/cli/audit.js";
+import { expectedOf, gguf, kept, reference, VERDICTS, withMetadata } from "./audit-files.js";
 
-const gguf = (file: string) => fixturePath("gguf", file);
-const expectedOf = (file: string) => JSON.parse(readFileSync(gguf(file.replace(/\.gguf$/, ".expected.json")), "utf8"));
 const PLANTED = skipWithoutFixtures
   ? []
   : readdirSync(fixturePath("gguf"))
       .filter((f) => /^planted.*\.gguf$/.test(f))
       .sort();
-const reference = () => fixturePath("planted-llama-256");
 const opts = { skip: skipWithoutFixtures };
 
 const dir = mkdtempSync(join(tmpdir(), "sw-audit-"));
@@ -46,19 +42,6 @@ function sameMates(got: any, want: any, what: string): void {
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-
-/** What each format did, in the verdict's words. */
-const VERDICTS: Record<string, RegExp> = {
-  F32: /^the super weight is kept: its tensor is stored F32, so it and its 31 block-mates are exact \(error 0\); the super activation still forms \(399 vs 399\); NLL \+0\.00%$/,
-  F16: /^the super weight is kept: its tensor is stored F16, so it and its 31 block-mates are exact \(error 0\)/,
-  Q8_0: /^the super weight survived Q8_0 \(2\.21886 vs 2\.21875\) but its 31 block-mates kept 12 of 30 distinct values, 1 of them 0 \(rms error 0\.00510, 22\.1× that of the rest of its row\)/,
-  Q6_K: /survived Q6_K .* but its 31 block-mates kept 16 of 30 distinct values, 11 of them 0 \(rms error 0\.0144/,
-  Q4_K_M:
-    /^the super weight survived Q4_K \(2\.2185 vs 2\.21875\) but its 31 block-mates collapsed onto 2 values; the super activation still forms \(388 vs 399\); NLL \+4\.9%$/,
-  "Q4_K_M-keep-sw-F16":
-    /^the super weight is kept: its tensor is stored F16, so it and its 31 block-mates are exact \(error 0\); the super activation still forms \(388 vs 399\); NLL \+2\.4%$/,
-  Q4_0: /^the super weight survived Q4_0 \(2\.21875 vs 2\.21875\) but all 31 of its block-mates became 0; the super activation still forms \(374 vs 399\)/,
-};
 
 test("the seven planted GGUF files are here", opts, () => assert.equal(PLANTED.length, 7));
 
@@ -132,27 +115,6 @@ test("the per-tensor override: the block is kept (F16, error 0)", opts, async ()
   assert.deepEqual(r.tensorTypes, { Q4_K: 24, Q6_K: 5, F16: 1, F32: 9 });
 });
 
-test("the table: the super weight, its block-mates, the activation, the NLL, the verdict", opts, () => {
-  const file = "planted-llama-256.Q4_K_M.gguf";
-  const ids = expectedOf(file).input_ids.join(",");
-  const r = cli("audit", gguf(file), "--reference", reference(), "--ids", ids);
-  assert.equal(r.status, 0, r.stderr);
-  const text = r.stdout;
-  assert.match(
-    text,
-    /^\[1, 40, 300\]\s+reference scan\s+blk\.1\.ffn_down\.weight\s+Q4_K\s+256-511\s+2\.218504\s+2\.21875\s+-0\.000246\s+-0\.011%$/m,
-  );
-  assert.match(text, /^\[1, 40, 300\]\s+32-group\s+288-319\s+31\s+0\.0494\s+0\.0425\s+0\.0757\s+0\s+30 → 2$/m);
-  assert.match(text, /^\s+rest of 256\s+256-511\s+224\s+0\.0436\s+0\.00385\s+0\.00856\s+0\s+211 → 89$/m);
-  assert.match(text, /^\[1, 40, 300\]\s+super\s+175\.0\s+387\.9\s+super\s+180\.0\s+399\.2$/m);
-  assert.match(
-    text,
-    /mean NLL on the inputs \(11 tokens\): GGUF 0\.0307 \(perplexity 1\.0312\), reference 0\.0293 \(perplexity 1\.0297\): \+4\.9\d%/,
-  );
-  const verdict = text.trimEnd().split("\n").pop()!;
-  assert.match(verdict.replace(/^verdict: /, ""), VERDICTS.Q4_K_M, verdict);
-});
-
 for (const file of PLANTED) {
   test(`audit ${file} without --reference: the file's own scan, its stored block, and what cannot be known`, async () => {
     const e = expectedOf(file);
@@ -182,52 +144,13 @@ for (const file of PLANTED) {
   });
 }
 
-test("without --reference or ids: the default prompt, and a text that says nothing was found", opts, () => {
-  // The planted super weight fires on token 1 at the first position: the default prompt never starts with it.
-  const r = cli("audit", gguf("planted-llama-256.Q4_K_M.gguf"));
-  assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /reference: none \(give --reference/);
-  assert.match(r.stdout, /without a reference this cannot be known:/);
-  assert.match(r.stdout, /verdict: no super weight found/);
-});
-
 // ---- the exporter's superweight.* keys ----
-
-/** A copy of a fixture GGUF with metadata added (or replaced): the way the exporter's keys arrive. */
-function withMetadata(
-  file: string,
-  extra: [string, GgufKv][],
-  name = `m${Math.random().toString(36).slice(2)}.gguf`,
-): string {
-  const f = readGgufFile(gguf(file));
-  const { fd } = openRegularFile(f.path);
-  try {
-    const tensors = f.tensors.map((t) => {
-      const data = new Uint8Array(t.byteLength);
-      readTensorBytes(fd, t, 0, data);
-      return { name: t.name, type: t.type, ne: t.ne, data };
-    });
-    const path = join(dir, name);
-    writeGguf(path, [...new Map([...f.metadata, ...extra])], tensors);
-    return path;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-const kept = (coords: string[], values: number[] | null, recipe?: string): [string, GgufKv][] => [
-  ["superweight.super_weights", { type: "ARRAY", itemType: "STRING", value: coords }],
-  ...(values
-    ? [["superweight.original_values", { type: "ARRAY", itemType: "FLOAT32", value: values }] as [string, GgufKv]]
-    : []),
-  ...(recipe ? [["superweight.recipe", { type: "STRING", value: recipe }] as [string, GgufKv]] : []),
-];
 
 test("superweight.* keys: the kept super weights and their recorded originals, the recipe", opts, async () => {
   const file = "planted-llama-256.Q4_K_M.gguf";
   const e = expectedOf(file);
   const recipe = "Q4_K_M; keep 1:40:300";
-  const path = withMetadata(file, kept(["1:40:300", "0:7:9"], [2.21875, 0.5], recipe));
+  const path = withMetadata(dir, file, kept(["1:40:300", "0:7:9"], [2.21875, 0.5], recipe));
   const r = await commandJson(auditCommand, path, "--ids", e.input_ids.join(","));
   assert.deepEqual(r.exporter, { superWeights: ["1:40:300", "0:7:9"], recipe });
   const [other, w] = r.superWeights;
@@ -250,23 +173,6 @@ test("superweight.* keys: the kept super weights and their recorded originals, t
   assert.equal(withRef.superWeights[1].originalFrom, "reference");
 });
 
-test("malformed superweight.* keys are refused, naming the file and the key", opts, () => {
-  const file = "planted-llama-256.Q4_K_M.gguf";
-  const cases: [[string, GgufKv][], string][] = [
-    [kept(["1:40"], null), `"superweight.super_weights"[0] is "1:40", not "layer:row:column"`],
-    [kept(["1:40:300", "1:40:300"], null), "lists 1:40:300 twice"],
-    [kept(["1:40:300"], [1, 2]), `"superweight.original_values" has 2 values for 1 super weights`],
-    [[["superweight.super_weights", { type: "STRING", value: "1:40:300" }]], "must be an ARRAY of STRING, not STRING"],
-    [[["superweight.original_values", { type: "ARRAY", itemType: "FLOAT32", value: [1] }]], "without"],
-    [[["superweight.recipe", { type: "UINT32", value: 3 }]], `"superweight.recipe" must be a STRING, not UINT32`],
-    [kept(["4:0:0"], null), "lists 4:0:0, outside the model (4 layers, hidden 256, intermediate 512)"],
-  ];
-  for (const [extra, says] of cases) {
-    const path = withMetadata(file, extra);
-    expectRefusal(["audit", path, "--ids", "1,17"], path, says);
-  }
-});
-
 // ---- which model: published coordinates ----
 
 test(
@@ -275,7 +181,7 @@ test(
   async () => {
     const file = "planted-llama-256.Q4_K_M.gguf";
     const ids = expectedOf(file).input_ids.join(",");
-    const url = withMetadata(file, [
+    const url = withMetadata(dir, file, [
       ["general.source.url", { type: "STRING", value: "https://huggingface.co/huggyllama/llama-7b" }],
     ]);
     const r = await commandJson(auditCommand, url, "--ids", ids);
@@ -326,17 +232,4 @@ test("--text: the file's tokens (its UTF-8 bytes here), the same ids scored on b
   assert.ok(origin, JSON.stringify(r.superWeights.map((w: any) => [w.layer, w.row, w.column])));
   assert.equal(origin.ggmlType, "F16", "ffn_down falls back to F16 (688 is not a multiple of 32)");
   assert.equal(origin.activation.gguf.class, "super");
-});
-
-test("audit refuses what it cannot audit, in one line", opts, () => {
-  const planted = gguf("planted-llama-256.Q4_K_M.gguf");
-  expectRefusal(["audit", reference(), "--ids", "1,2"], reference(), "is not a GGUF file");
-  expectRefusal(
-    ["audit", planted, "--reference", fixturePath("llama-f32"), "--ids", "1,2"],
-    fixturePath("llama-f32"),
-    `is not the model of ${planted}: the reference has 3 layers, hidden 72`,
-  );
-  const missing = join(dir, "no-such.txt");
-  expectRefusal(["audit", planted, "--ids", "1,2", "--text", missing], missing, "does not exist");
-  expectRefusal(["audit", planted, "--ids", "1,2", "--max-tokens", "1"], "--max-tokens 1", "an integer ≥ 2");
 });
