@@ -11,9 +11,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fixturePath, readReference, skipWithoutFixtures } from "./fixtures.js";
 import { toleranceUsed } from "./tolerance.js";
-import { cli, cliJson } from "./cli-child.js";
+import { cli } from "./cli-child.js";
 import { commandJson } from "./cli-in-process.js";
 import { auditCommand } from "../src/cli/audit.js";
+import { runCommand } from "../src/cli/run.js";
 import { expectedOf, gguf, kept, reference, VERDICTS, withMetadata } from "./audit-files.js";
 
 const PLANTED = skipWithoutFixtures
@@ -224,9 +225,9 @@ test("--text: the file's tokens (its UTF-8 bytes here), the same ids scored on b
   );
   assert.deepEqual([r.nll.on, r.nll.tokens, r.nll.truncated, r.nll.predictions], ["text", 100, 8176 - 100, 99]);
   const bytes = [...readFileSync(text).subarray(0, 100)].join(",");
-  const runOn = (model: string) => cliJson("run", model, "--ids", bytes, "--top", "1").meanNll;
-  near(r.nll.gguf.meanNll, runOn(file), "GGUF NLL on the text");
-  near(r.nll.reference.meanNll, runOn(folder), "reference NLL on the text");
+  const runOn = async (model: string) => (await commandJson(runCommand, model, "--ids", bytes, "--top", "1")).meanNll;
+  near(r.nll.gguf.meanNll, await runOn(file), "GGUF NLL on the text");
+  near(r.nll.reference.meanNll, await runOn(folder), "reference NLL on the text");
   // bytes-llama-6m's token-0 super weight, found on both sides.
   const origin = r.superWeights.find((w: any) => w.layer === 0 && w.row === 36 && w.column === 486);
   assert.ok(origin, JSON.stringify(r.superWeights.map((w: any) => [w.layer, w.row, w.column])));
