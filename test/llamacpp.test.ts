@@ -187,17 +187,19 @@ for (const [file, ftype, keep] of [
       const path = exportTo(fixturePath(PLANTED), ftype, keeping);
       const got = await llamaLogProbs(path, ref.input_ids);
       const d = maxAbsDiff(got, logSoftmax(ref.logits, ref.logits[0].length));
-      const own = e.llamaCpp.vsSourceReference;
+      // llama.cpp's own file, run here: its CPU kernels round differently from one instruction set to another, so
+      // the figures expected.json recorded on the machine that made the fixtures are for information only.
+      const own = await llamaLogProbs(fixturePath("gguf", `${PLANTED}.${file}.gguf`), ref.input_ids);
+      const dOwn = maxAbsDiff(own, logSoftmax(ref.logits, ref.logits[0].length));
       t.diagnostic(
-        `max |Δ log p| vs reference ${d.toPrecision(4)} (llama.cpp's own file: ${own.maxAbsLogProbDiff}); ` +
-          `NLL vs reference ${own.maxAbsNllDiff}`,
+        `max |Δ log p| vs reference ${d.toPrecision(4)} (llama.cpp's own file here: ${dOwn.toPrecision(4)}; ` +
+          `where the fixtures were made: ${e.llamaCpp.vsSourceReference.maxAbsLogProbDiff})`,
       );
-      assert.ok(
-        Math.abs(d - own.maxAbsLogProbDiff) <= 1e-5,
-        `${file}: ${d} vs llama.cpp's own ${own.maxAbsLogProbDiff}`,
-      );
+      assert.ok(Math.abs(d - dOwn) <= 1e-5, `${file}: ${d} vs llama.cpp's own ${dOwn}`);
       const nll = ref.input_ids.slice(1).map((id: number, t: number) => -got[t][id]);
-      nll.forEach((x: number, t: number) => assert.ok(Math.abs(x - e.llamaCpp.nll[t]) <= 1e-6, `NLL at ${t}`));
+      nll.forEach((x: number, t: number) =>
+        assert.ok(Math.abs(x + own[t][ref.input_ids[t + 1]]) <= 1e-6, `NLL at ${t}`),
+      );
     },
   );
 }
@@ -262,7 +264,10 @@ test(
       const got = await llamaLogProbs(path, e.input_ids);
       const ref = readReference("bytes-llama-6m");
       const d = maxAbsDiff(got, logSoftmax(ref.logits, ref.logits[0].length));
-      assert.ok(Math.abs(d - e.llamaCpp.vsSourceReference.maxAbsLogProbDiff) <= 1e-5, `${d}`);
+      // Against llama.cpp's own file run here (its kernels round differently on other instruction sets).
+      const own = await llamaLogProbs(fixturePath("gguf", "bytes-llama-6m.Q8_0.gguf"), e.input_ids);
+      const dOwn = maxAbsDiff(own, logSoftmax(ref.logits, ref.logits[0].length));
+      assert.ok(Math.abs(d - dOwn) <= 1e-5, `${d} vs llama.cpp's own ${dOwn}`);
     } finally {
       await model.dispose();
     }
